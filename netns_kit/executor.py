@@ -1,0 +1,260 @@
+"""The one place where processes start.
+
+Objects build :class:`~netns_kit.command.Command` values and hand them to an
+:class:`Executor`.  Swapping the executor swaps the world: :class:`ShellExecutor`
+runs on the real kernel, :class:`RecordingExecutor` records argv for unit tests and
+answers from a script, and :class:`ScriptExecutor` writes the bash script a run
+would amount to.  Nothing else in the package imports ``sh`` or ``subprocess``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shlex
+from collections.abc import Iterable, Iterator, Sequence
+from contextvars import ContextVar
+from typing import Protocol, runtime_checkable
+
+import attrs
+import sh
+
+from .command import Command
+from .errors import CommandTimeoutError, NetnsKitError, ToolMissingError, command_error
+
+log = logging.getLogger("netns_kit")
+
+
+@attrs.frozen
+class Result:
+    """What a finished command gave back.  Falsy when it failed."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+
+    def __bool__(self) -> bool:
+        return self.returncode == 0
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs commands.  Objects depend on this protocol, never on a class."""
+
+    def run(
+        self, command: Command, *, check: bool = True, timeout: float | None = None
+    ) -> Result: ...
+
+    def run_all(self, commands: Iterable[Command]) -> list[Result]: ...
+
+
+class BaseExecutor:
+    """Guards, checking and logging, shared by every executor.
+
+    Subclasses provide :meth:`_execute`, which runs one command and never raises for
+    a non-zero exit code.
+    """
+
+    def _execute(self, command: Command, timeout: float | None) -> Result:
+        raise NotImplementedError
+
+    def run(self, command: Command, *, check: bool = True, timeout: float | None = None) -> Result:
+        if command.unless is not None:
+            guard = self.run(command.unless, check=False, timeout=timeout)
+            if guard:
+                log.debug("skipped (guard held): %s", command)
+                return guard
+        log.debug("run: %s", command)
+        result = self._execute(command, timeout)
+        if check and not result:
+            raise command_error(result.argv, result.returncode, result.stdout, result.stderr)
+        return result
+
+    def run_all(self, commands: Iterable[Command]) -> list[Result]:
+        """Run commands in order and stop at the first failure.
+
+        The error raised carries ``completed``: how many of the given commands
+        succeeded before it, so a caller can undo exactly those.
+        """
+        results: list[Result] = []
+        for command in commands:
+            try:
+                results.append(self.run(command))
+            except NetnsKitError as error:
+                error.completed = len(results)
+                raise
+        return results
+
+
+class ShellExecutor(BaseExecutor):
+    """Runs commands on the real kernel through the ``sh`` package.
+
+    argv goes straight to ``execve`` (no shell), without a PTY (``_tty_out=False``)
+    so that output does not change with the environment.  ``sudo=True`` prefixes
+    ``sudo -n``, which fails fast instead of prompting.
+    """
+
+    def __init__(self, *, sudo: bool = False) -> None:
+        self.sudo = sudo
+        self._programs: dict[str, sh.Command] = {}
+
+    def __repr__(self) -> str:
+        return f"ShellExecutor(sudo={self.sudo})"
+
+    def _program(self, name: str) -> sh.Command:
+        program = self._programs.get(name)
+        if program is None:
+            try:
+                program = sh.Command(name)
+            except sh.CommandNotFound:
+                raise ToolMissingError(name) from None
+            self._programs[name] = program
+        return program
+
+    def argv(self, command: Command) -> tuple[str, ...]:
+        """The argv that really starts: with ``sudo -n`` in front when asked."""
+        return ("sudo", "-n", *command.argv) if self.sudo else command.argv
+
+    def _execute(self, command: Command, timeout: float | None) -> Result:
+        argv = self.argv(command)
+        program = self._program(argv[0])
+        try:
+            done = program(
+                *argv[1:],
+                _tty_out=False,
+                _return_cmd=True,
+                _in=command.stdin,
+                _timeout=timeout,
+            )
+        except sh.TimeoutException:
+            raise CommandTimeoutError(
+                command.argv, -9, "", f"timed out after {timeout} s"
+            ) from None
+        except sh.ErrorReturnCode as failed:
+            return Result(
+                command.argv,
+                failed.exit_code,
+                _text(failed.stdout),
+                _text(failed.stderr),
+            )
+        return Result(command.argv, done.exit_code, _text(done.stdout), _text(done.stderr))
+
+
+def _text(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+
+
+@attrs.frozen
+class _Answer:
+    stdout: str = ""
+    stderr: str = ""
+    returncode: int = 0
+
+
+class RecordingExecutor(BaseExecutor):
+    """A fake for unit tests: records argv, answers from a script, fails on demand.
+
+    ``commands`` lists the argv of every command it was given, in order.  Anything it
+    has no answer for succeeds with empty output, which is how iproute2 answers on a
+    fresh machine (``ip -j netns list`` prints nothing when ``/run/netns`` is absent).
+    """
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, ...]] = []
+        self.calls: list[Command] = []
+        self._answers: list[tuple[tuple[str, ...], _Answer]] = []
+        self._failures: dict[int, _Answer] = {}
+
+    def answer(
+        self,
+        prefix: Sequence[str] | str,
+        *,
+        stdout: str = "",
+        stderr: str = "",
+        returncode: int = 0,
+    ) -> None:
+        """Answer every command whose argv starts with ``prefix`` (longest wins)."""
+        key = tuple(shlex.split(prefix)) if isinstance(prefix, str) else tuple(prefix)
+        self._answers.append((key, _Answer(stdout, stderr, returncode)))
+
+    def fail_at(self, index: int, *, stderr: str = "injected failure", returncode: int = 1) -> None:
+        """Make the command that lands at ``commands[index]`` fail."""
+        self._failures[index] = _Answer("", stderr, returncode)
+
+    def _lookup(self, argv: tuple[str, ...]) -> _Answer:
+        best: tuple[int, _Answer] | None = None
+        for prefix, answer in self._answers:
+            if argv[: len(prefix)] == prefix and (best is None or len(prefix) >= best[0]):
+                best = (len(prefix), answer)
+        return best[1] if best else _Answer()
+
+    def _execute(self, command: Command, timeout: float | None) -> Result:
+        index = len(self.commands)
+        self.commands.append(command.argv)
+        self.calls.append(command)
+        answer = self._failures.get(index) or self._lookup(command.argv)
+        return Result(command.argv, answer.returncode, answer.stdout, answer.stderr)
+
+
+class ScriptExecutor(BaseExecutor):
+    """A dry run: collects every change as a line of a standalone bash script.
+
+    Reads are answered as a fresh machine would answer them (empty, success), and a
+    guarded command becomes ``guard || command``, so the script does on a fresh
+    machine what the objects would have done.
+    """
+
+    HEADER = "#!/usr/bin/env bash\nset -euo pipefail\n"
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def run(self, command: Command, *, check: bool = True, timeout: float | None = None) -> Result:
+        if not command.read:
+            line = render(command)
+            if command.unless is not None:
+                line = f"{render(command.unless)} || {line}"
+            self.lines.append(line)
+        return Result(command.argv, 0)
+
+    def script(self) -> str:
+        return self.HEADER + "".join(line + "\n" for line in self.lines)
+
+
+def render(command: Command) -> str:
+    """One command as a shell line; stdin becomes a quoted heredoc."""
+    line = shlex.join(command.argv)
+    if command.stdin is None:
+        return line
+    tag = "NETNS_KIT_EOF"
+    while tag in command.stdin.splitlines():
+        tag += "_"
+    body = command.stdin if command.stdin.endswith("\n") else command.stdin + "\n"
+    return f"{line} <<'{tag}'\n{body}{tag}"
+
+
+_current: ContextVar[Executor | None] = ContextVar("netns_kit_executor", default=None)
+_fallback: list[Executor] = []
+
+
+def default_executor() -> Executor:
+    """The executor objects use when given none: ``use_executor``'s, or a shell."""
+    current = _current.get()
+    if current is not None:
+        return current
+    if not _fallback:
+        _fallback.append(ShellExecutor())
+    return _fallback[0]
+
+
+@contextlib.contextmanager
+def use_executor(executor: Executor) -> Iterator[Executor]:
+    """Swap the default executor for a block, e.g. to dry-run a notebook cell."""
+    token = _current.set(executor)
+    try:
+        yield executor
+    finally:
+        _current.reset(token)

@@ -1,0 +1,198 @@
+"""Links: any interface, veth pairs and bridges.
+
+Every command names its interface with the explicit ``dev``/``name`` keyword, so that
+an interface called ``up``, ``help`` or ``dev`` is just a name (``ip link add up type
+bridge`` would create ``bridge0``).
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+import attrs
+
+from . import validate
+from .command import Command, ip
+from .errors import ValidationError
+from .executor import Executor, default_executor
+
+
+def _ifname(value: object) -> str:
+    return validate.interface_name(value, "name")
+
+
+def _peer(value: object) -> str:
+    return validate.interface_name(value, "peer")
+
+
+def _ns(value: object) -> str | None:
+    return validate.optional_namespace(value, "namespace")  # type: ignore[arg-type]
+
+
+def _peer_ns(value: object) -> str | None:
+    return validate.optional_namespace(value, "peer_namespace")  # type: ignore[arg-type]
+
+
+@attrs.define
+class Interface:
+    """Any link, in the root namespace or in ``namespace``."""
+
+    name: str = attrs.field(converter=_ifname)
+    namespace: str | None = attrs.field(default=None, converter=_ns)
+    executor: Executor | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
+
+    @property
+    def _ex(self) -> Executor:
+        return self.executor or default_executor()
+
+    def _ip(self, *args: str) -> Command:
+        return ip(*args, namespace=self.namespace)
+
+    # -- commands (pure) ---------------------------------------------------------
+    def up_commands(self) -> list[Command]:
+        return [self._ip("link", "set", "dev", self.name, "up")]
+
+    def down_commands(self) -> list[Command]:
+        return [self._ip("link", "set", "dev", self.name, "down")]
+
+    def add_address_commands(self, cidr: str) -> list[Command]:
+        address = validate.interface(cidr, "address")
+        return [self._ip("addr", "add", str(address), "dev", self.name)]
+
+    def del_address_commands(self, cidr: str) -> list[Command]:
+        address = validate.interface(cidr, "address")
+        return [self._ip("addr", "del", str(address), "dev", self.name)]
+
+    def set_mtu_commands(self, mtu: int) -> list[Command]:
+        value = validate.positive_int(mtu, "mtu", minimum=68, maximum=65535)
+        return [self._ip("link", "set", "dev", self.name, "mtu", str(value))]
+
+    def set_alias_commands(self, alias: str) -> list[Command]:
+        """A tag that reads back as ``ifalias`` (``alias`` on ``link add`` is ignored)."""
+        text = validate.plain_text(alias, "alias")
+        return [self._ip("link", "set", "dev", self.name, "alias", text)]
+
+    def delete_commands(self) -> list[Command]:
+        return [self._ip("link", "delete", "dev", self.name)]
+
+    # -- actions -----------------------------------------------------------------
+    def up(self) -> Self:
+        self._ex.run_all(self.up_commands())
+        return self
+
+    def down(self) -> Self:
+        self._ex.run_all(self.down_commands())
+        return self
+
+    def add_address(self, cidr: str) -> Self:
+        self._ex.run_all(self.add_address_commands(cidr))
+        return self
+
+    def del_address(self, cidr: str) -> Self:
+        self._ex.run_all(self.del_address_commands(cidr))
+        return self
+
+    def set_mtu(self, mtu: int) -> Self:
+        self._ex.run_all(self.set_mtu_commands(mtu))
+        return self
+
+    def set_alias(self, alias: str) -> Self:
+        self._ex.run_all(self.set_alias_commands(alias))
+        return self
+
+    def delete(self) -> None:
+        self._ex.run_all(self.delete_commands())
+
+
+@attrs.define
+class Bridge(Interface):
+    """A Linux bridge (``ip link add name X type bridge``)."""
+
+    def create_commands(self) -> list[Command]:
+        return [self._ip("link", "add", "name", self.name, "type", "bridge")]
+
+    def attach_commands(self, interface: Interface | str) -> list[Command]:
+        port = _port_name(interface)
+        return [self._ip("link", "set", "dev", port, "master", self.name)]
+
+    def detach_commands(self, interface: Interface | str) -> list[Command]:
+        port = _port_name(interface)
+        return [self._ip("link", "set", "dev", port, "nomaster")]
+
+    def create(self) -> Self:
+        self._ex.run_all(self.create_commands())
+        return self
+
+    def attach(self, interface: Interface | str) -> Self:
+        """Make ``interface`` (in the bridge's namespace) a port of this bridge."""
+        self._ex.run_all(self.attach_commands(interface))
+        return self
+
+    def detach(self, interface: Interface | str) -> Self:
+        self._ex.run_all(self.detach_commands(interface))
+        return self
+
+
+def _port_name(interface: Interface | str) -> str:
+    name = interface.name if isinstance(interface, Interface) else interface
+    return validate.interface_name(name, "interface")
+
+
+@attrs.define
+class VethPair:
+    """Two linked virtual Ethernet ends, each made directly in its namespace.
+
+    One ``ip link add name A netns NSA type veth peer name B netns NSB`` creates both
+    ends in place.  Creating in the root namespace and moving afterwards costs about
+    17 ms a move, and leaves a dangling veth when interrupted in between.
+    """
+
+    name: str = attrs.field(converter=_ifname)
+    peer: str = attrs.field(converter=_peer)
+    namespace: str | None = attrs.field(default=None, converter=_ns)
+    peer_namespace: str | None = attrs.field(default=None, converter=_peer_ns)
+    executor: Executor | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.name == self.peer and self.namespace == self.peer_namespace:
+            raise ValidationError(
+                "peer", self.peer, "is the same name in the same namespace as the first end"
+            )
+
+    @property
+    def _ex(self) -> Executor:
+        return self.executor or default_executor()
+
+    @property
+    def end(self) -> Interface:
+        """The first end, as an Interface to address and bring up."""
+        return Interface(self.name, self.namespace, executor=self.executor)
+
+    @property
+    def peer_end(self) -> Interface:
+        return Interface(self.peer, self.peer_namespace, executor=self.executor)
+
+    def create_commands(self) -> list[Command]:
+        argv: list[str] = ["link", "add", "name", self.name]
+        if self.namespace:
+            argv += ["netns", self.namespace]
+        argv += ["type", "veth", "peer", "name", self.peer]
+        if self.peer_namespace:
+            argv += ["netns", self.peer_namespace]
+        return [ip(*argv)]
+
+    def delete_commands(self) -> list[Command]:
+        """Deleting one end deletes the pair."""
+        return self.end.delete_commands()
+
+    def create(self) -> Self:
+        self._ex.run_all(self.create_commands())
+        return self
+
+    def delete(self) -> None:
+        self._ex.run_all(self.delete_commands())
+
+    def up(self) -> Self:
+        """Bring both ends up."""
+        self._ex.run_all(self.end.up_commands() + self.peer_end.up_commands())
+        return self

@@ -1,0 +1,158 @@
+"""Input checks that run before any command.
+
+The rules follow the kernel's own (see DESIGN.md): a name the kernel would refuse,
+rename (``x%d``), or take as something else (``-v``, ``all``) is refused here with a
+:class:`ValidationError` naming the field and the value, so nothing ever runs
+half-way.  Characters that break an ``ip -batch`` line (``#``, quotes, backslash)
+are refused too, because batch lines have no quoting of their own.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING
+
+from .errors import ValidationError
+
+if TYPE_CHECKING:
+    from .namespace import Namespace
+
+IFNAME_MAX = 15
+NSNAME_MAX = 64
+_FORBIDDEN = frozenset("/:%#'\"\\")
+_RESERVED = frozenset({".", "..", "all", "default"})
+
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _name(value: object, field: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(field, value, "is not a name (expected a string)")
+    if not value:
+        raise ValidationError(field, value, "is empty")
+    if len(value.encode("utf-8", "surrogatepass")) > limit:
+        raise ValidationError(field, value, f"is longer than {limit} bytes")
+    for ch in value:
+        if not (0x21 <= ord(ch) <= 0x7E):
+            raise ValidationError(
+                field, value, f"holds {ch!r}: only printable ASCII without spaces is allowed"
+            )
+        if ch in _FORBIDDEN:
+            raise ValidationError(field, value, f"holds the forbidden character {ch!r}")
+    if value.startswith("-"):
+        raise ValidationError(field, value, "starts with '-' and would be read as an option")
+    if value in _RESERVED:
+        raise ValidationError(field, value, "is a reserved name")
+    return value
+
+
+def interface_name(value: object, field: str = "name") -> str:
+    """An interface name the kernel takes as-is: 1-15 bytes, printable ASCII."""
+    return _name(value, field, IFNAME_MAX)
+
+
+def namespace_name(value: object, field: str = "namespace") -> str:
+    """A network-namespace name: the interface rules, up to 64 bytes."""
+    return _name(value, field, NSNAME_MAX)
+
+
+def optional_namespace(value: Namespace | str | None, field: str = "namespace") -> str | None:
+    """Accept a Namespace, a name or None, and give back the checked name."""
+    if value is None:
+        return None
+    name = getattr(value, "name", value)
+    return namespace_name(name, field)
+
+
+def interface(value: object, field: str = "address") -> IPInterface:
+    """An address with its prefix length, as ``ip addr add`` wants it.
+
+    A bare address is refused: iproute2 would take it as /32 (or /128), and the
+    neighbours on the link would then be unreachable, silently.
+    """
+    if isinstance(value, ipaddress.IPv4Interface | ipaddress.IPv6Interface):
+        return value
+    if not isinstance(value, str):
+        raise ValidationError(field, value, "is not an address with a prefix (a string)")
+    if "/" not in value:
+        try:
+            addr = ipaddress.ip_address(value)
+        except ValueError:
+            pass
+        else:
+            suggestion = "/24" if addr.version == 4 else "/64"
+            raise ValidationError(
+                field,
+                value,
+                f"has no prefix length; iproute2 would take it as a host route "
+                f"and the link's neighbours would be unreachable "
+                f"(did you mean '{value}{suggestion}'?)",
+            )
+    try:
+        return ipaddress.ip_interface(value)
+    except ValueError:
+        raise ValidationError(field, value, "is not an IPv4 or IPv6 interface") from None
+
+
+def address(value: object, field: str = "address") -> IPAddress:
+    """A bare address (a gateway, a ping target)."""
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return value
+    if not isinstance(value, str):
+        raise ValidationError(field, value, "is not an IP address (a string)")
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        raise ValidationError(field, value, "is not an IPv4 or IPv6 address") from None
+
+
+def network(value: object, field: str = "network") -> IPNetwork:
+    """A network with no host bits set, as ``ip route`` and iptables want it."""
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return value
+    if not isinstance(value, str):
+        raise ValidationError(field, value, "is not a network (a string)")
+    try:
+        return ipaddress.ip_network(value)
+    except ValueError:
+        try:
+            loose = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValidationError(field, value, "is not an IPv4 or IPv6 network") from None
+        raise ValidationError(
+            field, value, f"has host bits set (did you mean '{loose}'?)"
+        ) from None
+
+
+def positive_int(value: object, field: str, *, minimum: int = 1, maximum: int = 2**31 - 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, value, "is not a whole number")
+    if not minimum <= value <= maximum:
+        raise ValidationError(field, value, f"is not between {minimum} and {maximum}")
+    return value
+
+
+def plain_text(value: object, field: str, *, limit: int = 255) -> str:
+    """Free text that must stay one argv element and one batch/script line."""
+    if not isinstance(value, str):
+        raise ValidationError(field, value, "is not a string")
+    if not value or len(value) > limit:
+        raise ValidationError(field, value, f"must be 1 to {limit} characters")
+    if any(not ch.isprintable() for ch in value) or any(ch in "#'\"\\" for ch in value):
+        raise ValidationError(field, value, "holds a control, quote, '#' or backslash character")
+    return value
+
+
+def argv(value: object, field: str = "argv") -> tuple[str, ...]:
+    """A command to run: a non-empty sequence of strings, never one shell string."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ValidationError(
+            field,
+            value,
+            "must be a list of arguments (not a shell string), e.g. ['ping', '-c1', 'x']",
+        )
+    if not value or not all(isinstance(a, str) for a in value):
+        raise ValidationError(field, value, "must be a non-empty list of strings")
+    return tuple(value)

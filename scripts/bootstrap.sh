@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Make this checkout ready to run: system tools, a .venv, the package with its test
+# extra.  Safe to run again: a second run only checks and returns quickly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
+command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
+command -v sysctl >/dev/null 2>&1 || need+=(procps)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+if ((${#need[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    echo "bootstrap: missing ${need[*]}; run as root or: sudo apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+  echo "bootstrap: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+extras="${NETNS_KIT_EXTRAS:-test}"
+stamp=".venv/.netns-kit-installed"
+want="$(cat pyproject.toml setup.cfg | sha256sum | cut -d' ' -f1) $extras"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "bootstrap: installing netns-kit[$extras] into .venv" >&2
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
+  echo "$want" >"$stamp"
+fi
