@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shlex
+import signal
 from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Protocol, runtime_checkable
@@ -19,6 +20,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 import sh
 
+from .batch import Run, failures, plan
 from .command import Command
 from .errors import CommandTimeoutError, NetnsKitError, ToolMissingError, command_error
 
@@ -46,7 +48,9 @@ class Executor(Protocol):
         self, command: Command, *, check: bool = True, timeout: float | None = None
     ) -> Result: ...
 
-    def run_all(self, commands: Iterable[Command]) -> list[Result]: ...
+    def run_all(self, commands: Iterable[Command], *, keep_going: bool = False) -> list[Result]: ...
+
+    def start(self, command: Command) -> Process: ...
 
 
 class BaseExecutor:
@@ -71,20 +75,53 @@ class BaseExecutor:
             raise command_error(result.argv, result.returncode, result.stdout, result.stderr)
         return result
 
-    def run_all(self, commands: Iterable[Command]) -> list[Result]:
-        """Run commands in order and stop at the first failure.
+    def run_all(self, commands: Iterable[Command], *, keep_going: bool = False) -> list[Result]:
+        """Run commands in order, in as few processes as :func:`batch.plan` allows.
 
-        The error raised carries ``completed``: how many of the given commands
-        succeeded before it, so a caller can undo exactly those.
+        Without ``keep_going`` it stops at the first failure and raises, and the error
+        carries ``completed``: how many of the given commands succeeded before it, so
+        that a caller can undo exactly those.  With ``keep_going`` every command is
+        tried and failures come back as falsy results (``ip -force -batch``).
         """
         results: list[Result] = []
-        for command in commands:
-            try:
-                results.append(self.run(command))
-            except NetnsKitError as error:
-                error.completed = len(results)
-                raise
+        for run in plan(list(commands)):
+            done = self._run_batch(run, keep_going) if run.batched else None
+            if done is None:
+                try:
+                    done = [self.run(run.commands[0], check=not keep_going)]
+                except NetnsKitError as raised:
+                    raised.completed = len(results)
+                    raise
+            results.extend(done)
+            if not keep_going and done and not done[-1]:
+                failed = done[-1]
+                stop = command_error(failed.argv, failed.returncode, failed.stdout, failed.stderr)
+                stop.completed = len(results) - 1
+                raise stop
         return results
+
+    def _run_batch(self, run: Run, keep_going: bool) -> list[Result] | None:
+        """Run a batch in one process; the results of the lines that ran, the last one
+        failed if the batch stopped.  ``None`` means "run them one by one instead"."""
+        log.debug("batch of %d in %s", len(run.commands), run.namespace or "root")
+        batch = self._execute(run.command(force=keep_going), None)
+        if batch:
+            return [Result(c.argv, 0) for c in run.commands]
+        failed = dict(failures(batch.stderr))
+        if not failed:  # the batch died without saying which line: blame the first
+            failed = {0: batch.stderr.strip()}
+        results = []
+        for index, command in enumerate(run.commands):
+            if index in failed:
+                results.append(Result(command.argv, batch.returncode, "", failed[index]))
+                if not keep_going:
+                    break
+            else:
+                results.append(Result(command.argv, 0))
+        return results
+
+    def start(self, command: Command) -> Process:
+        raise NotImplementedError(f"{type(self).__name__} cannot start background processes")
 
 
 class ShellExecutor(BaseExecutor):
@@ -140,6 +177,21 @@ class ShellExecutor(BaseExecutor):
             )
         return Result(command.argv, done.exit_code, _text(done.stdout), _text(done.stderr))
 
+    def start(self, command: Command) -> Process:
+        """Start ``command`` in the background and return at once."""
+        argv = self.argv(command)
+        program = self._program(argv[0])
+        log.debug("start: %s", command)
+        running = program(
+            *argv[1:],
+            _bg=True,
+            _bg_exc=False,
+            _tty_out=False,
+            _return_cmd=True,
+            _in=command.stdin,
+        )
+        return Process(command, _ShProcess(command.argv, running))
+
 
 def _text(data: bytes | str | None) -> str:
     if data is None:
@@ -157,7 +209,8 @@ class _Answer:
 class RecordingExecutor(BaseExecutor):
     """A fake for unit tests: records argv, answers from a script, fails on demand.
 
-    ``commands`` lists the argv of every command it was given, in order.  Anything it
+    ``commands`` lists the argv of every logical command it was given, in order, and
+    ``runs`` the processes they would have cost (a batch is one run).  Anything it
     has no answer for succeeds with empty output, which is how iproute2 answers on a
     fresh machine (``ip -j netns list`` prints nothing when ``/run/netns`` is absent).
     """
@@ -165,6 +218,8 @@ class RecordingExecutor(BaseExecutor):
     def __init__(self) -> None:
         self.commands: list[tuple[str, ...]] = []
         self.calls: list[Command] = []
+        self.runs: list[Command] = []
+        self.started: list[Process] = []
         self._answers: list[tuple[tuple[str, ...], _Answer]] = []
         self._failures: dict[int, _Answer] = {}
 
@@ -191,12 +246,34 @@ class RecordingExecutor(BaseExecutor):
                 best = (len(prefix), answer)
         return best[1] if best else _Answer()
 
-    def _execute(self, command: Command, timeout: float | None) -> Result:
+    def _record(self, command: Command) -> Result:
         index = len(self.commands)
         self.commands.append(command.argv)
         self.calls.append(command)
         answer = self._failures.get(index) or self._lookup(command.argv)
         return Result(command.argv, answer.returncode, answer.stdout, answer.stderr)
+
+    def _execute(self, command: Command, timeout: float | None) -> Result:
+        self.runs.append(command)
+        return self._record(command)
+
+    def _run_batch(self, run: Run, keep_going: bool) -> list[Result] | None:
+        """Like the kernel: every line is a logical command, the batch is one run, and
+        a failing line stops the batch unless ``keep_going`` (``-force``)."""
+        self.runs.append(run.command(force=keep_going))
+        results = []
+        for command in run.commands:
+            results.append(self._record(command))
+            if not results[-1] and not keep_going:
+                break
+        return results
+
+    def start(self, command: Command) -> Process:
+        self.runs.append(command)
+        result = self._record(command)
+        process = Process(command, _FinishedProcess(result, pid=100_000 + len(self.started)))
+        self.started.append(process)
+        return process
 
 
 class ScriptExecutor(BaseExecutor):
@@ -219,6 +296,13 @@ class ScriptExecutor(BaseExecutor):
                 line = f"{render(command.unless)} || {line}"
             self.lines.append(line)
         return Result(command.argv, 0)
+
+    def _run_batch(self, run: Run, keep_going: bool) -> list[Result] | None:
+        return [self.run(command) for command in run.commands]
+
+    def start(self, command: Command) -> Process:
+        self.lines.append(render(command) + " &")
+        return Process(command, _FinishedProcess(Result(command.argv, 0), pid=0))
 
     def script(self) -> str:
         return self.HEADER + "".join(line + "\n" for line in self.lines)
@@ -258,3 +342,98 @@ def use_executor(executor: Executor) -> Iterator[Executor]:
         yield executor
     finally:
         _current.reset(token)
+
+
+class _Handle(Protocol):
+    """What a :class:`Process` needs from the thing that really runs."""
+
+    pid: int
+
+    def alive(self) -> bool: ...
+    def signal(self, signum: int) -> None: ...
+    def wait(self, timeout: float | None) -> Result: ...
+
+
+class _FinishedProcess:
+    """A process that is over before it starts: the fake's and the dry run's."""
+
+    def __init__(self, result: Result, pid: int) -> None:
+        self.result = result
+        self.pid = pid
+
+    def alive(self) -> bool:
+        return False
+
+    def signal(self, signum: int) -> None:
+        pass
+
+    def wait(self, timeout: float | None) -> Result:
+        return self.result
+
+
+class _ShProcess:
+    """A background process started through ``sh`` (``_bg=True``)."""
+
+    def __init__(self, argv: tuple[str, ...], running: sh.RunningCommand) -> None:
+        self.argv = argv
+        self.running = running
+        self.pid: int = running.pid
+
+    def alive(self) -> bool:
+        return bool(self.running.process.is_alive()[0])
+
+    def signal(self, signum: int) -> None:
+        if self.alive():
+            self.running.signal(signum)
+
+    def wait(self, timeout: float | None) -> Result:
+        try:
+            self.running.wait(timeout=timeout)
+        except sh.TimeoutException:
+            raise CommandTimeoutError(
+                self.argv, -9, "", f"still running after {timeout} s"
+            ) from None
+        except sh.ErrorReturnCode as failed:
+            return Result(self.argv, failed.exit_code, _text(failed.stdout), _text(failed.stderr))
+        return Result(
+            self.argv,
+            self.running.exit_code or 0,
+            _text(self.running.stdout),
+            _text(self.running.stderr),
+        )
+
+
+class Process:
+    """A program running in the background (a server, a capture) that we started.
+
+    Only ever signalled by the PID we got when we started it.
+    """
+
+    def __init__(self, command: Command, handle: _Handle) -> None:
+        self.command = command
+        self._handle = handle
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "finished"
+        return f"<Process {self.pid} {state}: {self.command}>"
+
+    @property
+    def pid(self) -> int:
+        return self._handle.pid
+
+    @property
+    def running(self) -> bool:
+        return self._handle.alive()
+
+    def wait(self, timeout: float | None = None) -> Result:
+        """Wait for the end; the Result holds everything it printed."""
+        return self._handle.wait(timeout)
+
+    def stop(self, timeout: float = 3.0) -> Result:
+        """SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds."""
+        self._handle.signal(signal.SIGTERM)
+        try:
+            return self._handle.wait(timeout)
+        except CommandTimeoutError:
+            self._handle.signal(signal.SIGKILL)
+            return self._handle.wait(timeout)
