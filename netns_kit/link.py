@@ -15,6 +15,7 @@ from . import validate
 from .command import Command, ip
 from .errors import ValidationError
 from .executor import Executor, default_executor
+from .inspect import LinkInfo, Reader
 
 
 def _ifname(value: object) -> str:
@@ -131,6 +132,10 @@ class Bridge(Interface):
     def detach(self, interface: Interface | str) -> Self:
         self._ex.run_all(self.detach_commands(interface))
         return self
+
+    def ports(self) -> list[LinkInfo]:
+        """The interfaces attached to this bridge, read back with ``ip -j``."""
+        return Reader(self._ex).bridge_ports(self.name, self.namespace)
 
 
 def _port_name(interface: Interface | str) -> str:

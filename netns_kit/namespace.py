@@ -12,6 +12,7 @@ from . import validate
 from .command import Command, in_namespace, ip
 from .errors import ValidationError, command_error
 from .executor import Executor, Result, default_executor
+from .inspect import AddressInfo, LinkInfo, Reader, RouteInfo
 from .ping import PingResult
 
 
@@ -91,6 +92,18 @@ class Namespace:
         if result.returncode not in (0, 1):  # 1 is "no reply"; anything else is an error
             raise command_error(result.argv, result.returncode, result.stdout, result.stderr)
         return PingResult.parse(str(command.argv[-1]), result.stdout)
+
+    # -- readers (ip -j, see netns_kit.inspect) ----------------------------------
+    def links(self) -> list[LinkInfo]:
+        """The namespace's interfaces, with each veth's peer named where possible."""
+        return Reader(self._ex).links(self.name)
+
+    def addresses(self) -> list[AddressInfo]:
+        return Reader(self._ex).addresses(self.name)
+
+    def routes(self) -> list[RouteInfo]:
+        """The main table: IPv4 routes, then IPv6."""
+        return Reader(self._ex).routes(self.name)
 
 
 def list_namespaces(executor: Executor | None = None) -> list[str]:
