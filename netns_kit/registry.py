@@ -1,0 +1,263 @@
+"""Write-ahead lab records, lab locks and stale-lab cleanup.
+
+A lab writes down what it is *about* to create before it creates it, as one JSON file
+per lab in the state directory (``/run/netns-kit``, or ``NETNS_KIT_STATE_DIR``).  If
+the process dies (``kill -9``, a crash, a closed laptop), :func:`recover` reads the
+record and removes what the lab made.  It removes only what carries the lab's tag:
+a namespace whose ``lo`` has the alias ``netns-kit:<lab>``, an interface with that
+alias, an iptables rule with that comment, so it never touches what it did not make.
+
+A lab holds ``<name>.lock`` with ``fcntl.flock`` for its whole life.  flock, unlike
+lockf, refuses a second lock from the same process too, and the kernel drops it when
+the process dies, so "lock is free" means "owner is gone".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .command import Command, in_namespace, ip
+from .errors import LabBusyError, NetnsKitError
+from .executor import Executor, default_executor
+
+DEFAULT_STATE_DIR = "/run/netns-kit"
+
+
+def state_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """Where lab records live: ``override``, ``$NETNS_KIT_STATE_DIR`` or /run/netns-kit."""
+    return Path(override or os.environ.get("NETNS_KIT_STATE_DIR") or DEFAULT_STATE_DIR)
+
+
+def tag_for(lab: str) -> str:
+    """The alias and iptables comment that mark what a lab made."""
+    return f"netns-kit:{lab}"
+
+
+@attrs.define
+class Record:
+    """What a lab made, or is about to make, in the order it made it."""
+
+    name: str
+    pid: int
+    isolated: bool = False
+    host: str | None = None
+    state: str = "building"
+    resources: list[dict[str, Any]] = attrs.field(factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(attrs.asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Record:
+        data = json.loads(text)
+        return cls(**{f.name: data[f.name] for f in attrs.fields(cls) if f.name in data})
+
+
+class Registry:
+    """The state directory: records and locks of every lab on this machine."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self.directory = state_dir(directory)
+
+    def record_path(self, name: str) -> Path:
+        return self.directory / f"{name}.json"
+
+    def lock_path(self, name: str) -> Path:
+        return self.directory / f"{name}.lock"
+
+    def write(self, record: Record) -> None:
+        """Atomically: a reader sees the old record or the new one, never half."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{record.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(record.to_json())
+            os.replace(tmp, self.record_path(record.name))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def read(self, name: str) -> Record | None:
+        try:
+            return Record.from_json(self.record_path(name).read_text())
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError) as error:
+            raise NetnsKitError(
+                f"lab record {self.record_path(name)} is damaged: {error}"
+            ) from None
+
+    def remove(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.record_path(name).unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self.lock_path(name).unlink()
+
+    def records(self) -> list[Record]:
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for path in sorted(self.directory.glob("*.json")):
+            record = self.read(path.stem)
+            if record is not None:
+                found.append(record)
+        return found
+
+    def acquire(self, name: str) -> int:
+        """Take the lab's lock or raise LabBusyError; returns the fd to keep open."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path(name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            owner = self.read(name)
+            who = f" by process {owner.pid}" if owner else ""
+            raise LabBusyError(f"lab {name!r} is already open{who}") from None
+        return fd
+
+    @staticmethod
+    def release(fd: int) -> None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+    def is_live(self, name: str) -> bool:
+        """Whether a live process holds the lab's lock."""
+        try:
+            fd = self.acquire(name)
+        except LabBusyError:
+            return True
+        self.release(fd)
+        return False
+
+    @contextlib.contextmanager
+    def held(self, name: str) -> Iterator[None]:
+        fd = self.acquire(name)
+        try:
+            yield
+        finally:
+            self.release(fd)
+
+    def owner_of(self, kind: str, name: str, namespace: str | None = None) -> str | None:
+        """The lab whose record names this resource, if any."""
+        for record in self.records():
+            for entry in record.resources:
+                same = entry.get("kind") == kind and entry.get("name") == name
+                if same and (kind == "namespace" or entry.get("namespace") == namespace):
+                    return record.name
+        return None
+
+
+def stale_labs(directory: str | os.PathLike[str] | None = None) -> list[Record]:
+    """Records whose owner process is gone: what :func:`recover` would clean up."""
+    registry = Registry(directory)
+    return [r for r in registry.records() if not registry.is_live(r.name)]
+
+
+def recover(
+    name: str,
+    *,
+    executor: Executor | None = None,
+    state_dir: str | os.PathLike[str] | None = None,
+) -> list[str]:
+    """Remove everything a dead lab left, from its record and the tags; returns what.
+
+    Raises LabBusyError when the lab's process is still alive: close it there instead.
+    """
+    ex = executor or default_executor()
+    registry = Registry(state_dir)
+    with registry.held(name):
+        record = registry.read(name)
+        if record is None:
+            registry.remove(name)
+            return []
+        removed = _undo_record(record, ex)
+        registry.remove(name)
+        return removed
+
+
+def _undo_record(record: Record, ex: Executor) -> list[str]:
+    """Undo a record's resources in reverse, each only if it still carries our mark.
+
+    Entries hold ``kind``, ``name``, ``namespace`` and the ``undo`` argv; a link must
+    still carry the lab's alias, a sysctl must still hold the value the lab set, and
+    an entry with a ``check`` argv (an iptables ``-C``) must still pass it.  What lives
+    in a namespace that is being deleted goes with it.
+    """
+    tag = tag_for(record.name)
+    alive = set(_namespaces(ex))
+    doomed = [e["name"] for e in record.resources if e["kind"] == "namespace"]
+    doomed = [n for n in doomed if n in alive and _namespace_is_ours(ex, n, tag)]
+    removed: list[str] = []
+    steps: list[Command] = []
+    for entry in reversed(record.resources):
+        where = entry.get("namespace")
+        if entry["kind"] == "namespace" or where in doomed:
+            continue
+        if where is not None and where not in alive:
+            continue
+        if not _still_ours(ex, entry, tag):
+            continue
+        steps.append(Command(tuple(entry["undo"]), namespace=where))
+        removed.append(f"{entry['kind']} {entry['name']}")
+    for name in reversed(doomed):
+        steps.append(ip("netns", "delete", name))
+        removed.append(f"namespace {name}")
+    ex.run_all(steps, keep_going=True)
+    return removed
+
+
+def _still_ours(ex: Executor, entry: dict[str, Any], tag: str) -> bool:
+    where = entry.get("namespace")
+    if entry["kind"] == "link":
+        return _link_alias(ex, entry["name"], where) == tag
+    if entry["kind"] == "sysctl":
+        read = in_namespace(("sysctl", "-n", entry["name"]), where, read=True)
+        return bool(ex.run(read, check=False).stdout.strip() == entry["value"])
+    if "check" in entry:
+        return bool(ex.run(Command(tuple(entry["check"]), read=True), check=False))
+    return True
+
+
+def _namespaces(ex: Executor) -> list[str]:
+    out = ex.run(ip("-j", "netns", "list", read=True)).stdout
+    return [e["name"] for e in json.loads(out)] if out.strip() else []
+
+
+def _link_alias(ex: Executor, name: str, namespace: str | None) -> str | None:
+    result = ex.run(
+        ip("-j", "link", "show", "dev", name, namespace=namespace, read=True), check=False
+    )
+    if not result or not result.stdout.strip():
+        return None
+    links = json.loads(result.stdout)
+    return links[0].get("ifalias") if links else None
+
+
+def _namespace_is_ours(ex: Executor, name: str, tag: str) -> bool:
+    """Tagged (lo's alias), or still pristine: created by us, crashed before tagging."""
+    result = ex.run(ip("-j", "link", "show", namespace=name, read=True), check=False)
+    if not result:
+        return False
+    links = json.loads(result.stdout) if result.stdout.strip() else []
+    lo = [link for link in links if link.get("ifname") == "lo"]
+    if lo and lo[0].get("ifalias") == tag:
+        return True
+    return (
+        len(links) == 1
+        and bool(lo)
+        and "UP" not in lo[0].get("flags", [])
+        and not lo[0].get("ifalias")
+    )
