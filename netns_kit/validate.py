@@ -10,7 +10,7 @@ are refused too, because batch lines have no quoting of their own.
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .errors import ValidationError
 
@@ -66,6 +66,17 @@ def optional_namespace(value: Namespace | str | None, field: str = "namespace") 
     return namespace_name(name, field)
 
 
+_Parsed = TypeVar("_Parsed", IPInterface, IPNetwork, IPAddress)
+
+
+def _unscoped(parsed: _Parsed, field: str, value: object) -> _Parsed:
+    """Refuse an IPv6 scope id (``fe80::1%eth0``): ``ipaddress`` takes any text after
+    the ``%``, spaces, ``#`` and newlines included, and iproute2 takes none."""
+    if "%" in str(parsed):
+        raise ValidationError(field, value, "holds a scope id ('%...'); name the link with dev")
+    return parsed
+
+
 def interface(value: object, field: str = "address") -> IPInterface:
     """An address with its prefix length, as ``ip addr add`` wants it.
 
@@ -73,7 +84,7 @@ def interface(value: object, field: str = "address") -> IPInterface:
     neighbours on the link would then be unreachable, silently.
     """
     if isinstance(value, ipaddress.IPv4Interface | ipaddress.IPv6Interface):
-        return value
+        return _unscoped(value, field, value)
     if not isinstance(value, str):
         raise ValidationError(field, value, "is not an address with a prefix (a string)")
     if "/" not in value:
@@ -91,31 +102,33 @@ def interface(value: object, field: str = "address") -> IPInterface:
                 f"(did you mean '{value}{suggestion}'?)",
             )
     try:
-        return ipaddress.ip_interface(value)
+        parsed = ipaddress.ip_interface(value)
     except ValueError:
         raise ValidationError(field, value, "is not an IPv4 or IPv6 interface") from None
+    return _unscoped(parsed, field, value)
 
 
 def address(value: object, field: str = "address") -> IPAddress:
     """A bare address (a gateway, a ping target)."""
     if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
-        return value
+        return _unscoped(value, field, value)
     if not isinstance(value, str):
         raise ValidationError(field, value, "is not an IP address (a string)")
     try:
-        return ipaddress.ip_address(value)
+        parsed = ipaddress.ip_address(value)
     except ValueError:
         raise ValidationError(field, value, "is not an IPv4 or IPv6 address") from None
+    return _unscoped(parsed, field, value)
 
 
 def network(value: object, field: str = "network") -> IPNetwork:
     """A network with no host bits set, as ``ip route`` and iptables want it."""
     if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
-        return value
+        return _unscoped(value, field, value)
     if not isinstance(value, str):
         raise ValidationError(field, value, "is not a network (a string)")
     try:
-        return ipaddress.ip_network(value)
+        parsed = ipaddress.ip_network(value)
     except ValueError:
         try:
             loose = ipaddress.ip_network(value, strict=False)
@@ -124,6 +137,7 @@ def network(value: object, field: str = "network") -> IPNetwork:
         raise ValidationError(
             field, value, f"has host bits set (did you mean '{loose}'?)"
         ) from None
+    return _unscoped(parsed, field, value)
 
 
 def positive_int(value: object, field: str, *, minimum: int = 1, maximum: int = 2**31 - 1) -> int:
