@@ -21,10 +21,12 @@ from .executor import (
     default_executor,
     use_executor,
 )
+from .lab import Lab, TeardownError
 from .link import Bridge, Interface, VethPair
 from .namespace import Namespace, list_namespaces
 from .nat import Masquerade, Sysctl
 from .ping import PingResult
+from .registry import recover, stale_labs
 from .route import Route
 
 __version__ = "0.1.0"
@@ -37,6 +39,7 @@ __all__ = [
     "CommandTimeoutError",
     "Executor",
     "Interface",
+    "Lab",
     "LabBusyError",
     "Masquerade",
     "Namespace",
@@ -50,10 +53,13 @@ __all__ = [
     "ScriptExecutor",
     "ShellExecutor",
     "Sysctl",
+    "TeardownError",
     "ToolMissingError",
     "ValidationError",
     "VethPair",
     "default_executor",
     "list_namespaces",
+    "recover",
+    "stale_labs",
     "use_executor",
 ]
