@@ -1,0 +1,911 @@
+"""Topology files: a whole lab in one TOML (or YAML) file, checked before anything runs.
+
+A file is read into a plain dict (``tomllib``, or PyYAML's ``safe_load`` for ``.yaml``
+and ``.yml`` when the ``yaml`` extra is installed), then checked *completely*: every
+problem is collected, each with its path in the file, and all of them are raised
+together in one :class:`TopologyError`.  Fixing a file should take one round, not one
+round per typo, and nothing has touched the machine when the error comes.
+
+The format (TOML; YAML has the same keys)::
+
+    name = "bridge"            # required: the lab's name, namespace rules, <= 58 bytes
+    isolated = true            # optional (default false): give the lab its own host
+                               # namespace, so bridges, host routes, sysctls and NAT
+                               # never touch the machine's root namespace
+    namespaces = ["red", "blue"]
+
+    [[bridges]]                # on the lab's host side
+    name = "v-net-0"           # required, an interface name (1-15 bytes)
+    address = "192.168.15.5/24"   # optional: the host side's own address on it
+
+    [[links]]                  # a veth pair
+    a = "red"                  # required: a namespace
+    b = "v-net-0"              # required: another namespace, or a bridge
+    addresses = ["192.168.15.1/24"]   # optional: one per end, [a] or [a, b];
+                               # "" leaves an end without one; a bridge end
+                               # usually has none (the bridge holds the address)
+    names = ["veth-red", "veth-red-br"]   # optional: the two ends' interface names
+    mtu = 1400                 # optional, 68-65535
+
+    [[routes]]
+    namespace = "red"          # optional: left out means the lab's host side
+    destination = "default"    # required: "default" or a network ("10.0.0.0/8")
+    via = "192.168.15.5"       # a gateway, and/or
+    dev = "veth-red"           # an interface; at least one of the two
+
+    [[sysctls]]
+    namespace = "red"          # optional: left out means the lab's host side
+    key = "net.ipv4.ip_forward"   # required
+    value = 1                  # required, a string or an integer
+
+    [[masquerade]]             # NAT on the lab's host side
+    source = "192.168.15.0/24" # required, a network
+    out_interface = "wan0"     # optional
+
+Default interface names follow :class:`netns_kit.spec.LinkNamer` (``veth-red`` /
+``veth-blue`` between namespaces, ``veth-red`` / ``veth-red-br`` to a bridge).
+
+What is checked, beyond each value's own rules (:mod:`netns_kit.validate`): unknown
+keys (with a "did you mean"), wrong types, missing required keys, references to
+namespaces or bridges that are not defined, duplicate names (a namespace and a bridge
+may not share one either), two interfaces of the same name in one namespace (after
+default naming), a link from a namespace to itself, the two ends of a link in
+different subnets, a bridge link's address outside the bridge's subnet, an address
+used twice on one segment, a network or broadcast address given to an interface, a
+route whose gateway is in none of its namespace's connected subnets or whose ``dev``
+is not there, and the same route, sysctl or masquerade given twice.  On the host side
+of a lab that is not isolated the root namespace's own interfaces are unknown, so
+host-side ``dev``, ``via`` and ``out_interface`` are only checked in isolated labs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import attrs
+
+from . import validate
+from .errors import ValidationError
+from .nat import _key as _sysctl_key
+from .nat import _value as _sysctl_value
+from .spec import BridgeSpec, LinkSpec, MasqueradeSpec, RouteSpec, SysctlSpec, Topology
+
+#: A lab name leaves room for the suffixes of the lab's own namespaces (64 bytes).
+LAB_NAME_MAX = 58
+
+_T = TypeVar("_T")
+
+_TOP_KEYS = (
+    "name",
+    "isolated",
+    "namespaces",
+    "bridges",
+    "links",
+    "routes",
+    "sysctls",
+    "masquerade",
+)
+#: Each section's keys, and which of them are required.
+_SECTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "bridges": (("name", "address"), ("name",)),
+    "links": (("a", "b", "addresses", "names", "mtu"), ("a", "b")),
+    "routes": (("namespace", "destination", "via", "dev"), ("destination",)),
+    "sysctls": (("namespace", "key", "value"), ("key", "value")),
+    "masquerade": (("source", "out_interface"), ("source",)),
+}
+_HOST = "the lab's host side"
+
+
+class TopologyError(ValidationError):
+    """A topology that cannot be built; ``problems`` lists every reason at once.
+
+    Each problem starts with its path in the file (``links[2].addresses[0]: ...``);
+    ``source`` is the file (or ``"<dict>"``).  As a :class:`ValidationError` it also
+    has ``field`` (the source), ``value`` (the problems) and ``reason``.
+    """
+
+    def __init__(self, problems: Sequence[str], source: str = "<dict>") -> None:
+        self.problems = list(problems)
+        self.source = source
+        self.field = source
+        self.value = self.problems
+        count = len(self.problems)
+        if count == 1:
+            self.reason = self.problems[0]
+            message = f"{source}: {self.problems[0]}"
+        else:
+            self.reason = f"{count} problems"
+            message = f"{source}: {count} problems:\n" + "\n".join(
+                f"  {problem}" for problem in self.problems
+            )
+        super(ValidationError, self).__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.problems, self.source))
+
+
+# -- reading files -------------------------------------------------------------------
+
+
+def load(path: str | os.PathLike[str]) -> Topology:
+    """Read and check a topology file (``.toml``, or ``.yaml``/``.yml``)."""
+    source = os.fspath(path)
+    return from_dict(read(path), source=source)
+
+
+def read(path: str | os.PathLike[str]) -> object:
+    """A topology file's raw data, unchecked; file and syntax errors raise TopologyError."""
+    file = Path(path)
+    source = os.fspath(path)
+    suffix = file.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise TopologyError([f"unknown file type {suffix!r}: use .toml, .yaml or .yml"], source)
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise TopologyError(["no such file"], source) from None
+    except IsADirectoryError:
+        raise TopologyError(["is a directory, not a topology file"], source) from None
+    except OSError as error:
+        raise TopologyError([f"cannot be read ({error.strerror})"], source) from None
+    except UnicodeDecodeError as error:
+        raise TopologyError([f"is not UTF-8 text (byte {error.start})"], source) from None
+    if suffix == ".toml":
+        return _parse_toml(text, source)
+    return _parse_yaml(text, source)
+
+
+_TOML_WHERE = re.compile(r"^(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
+
+
+def _parse_toml(text: str, source: str) -> object:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        said = str(error)
+        where = _TOML_WHERE.match(said)
+        if where:
+            said = f"line {where['line']}, column {where['column']}: {where['what']}"
+        elif said.endswith(" (at end of document)"):
+            said = f"at the end of the file: {said.removesuffix(' (at end of document)')}"
+        raise TopologyError([f"TOML syntax error: {said}"], source) from None
+
+
+def _parse_yaml(text: str, source: str) -> object:
+    try:
+        yaml = importlib.import_module("yaml")
+    except ModuleNotFoundError:
+        raise TopologyError(
+            ["reading YAML needs PyYAML: install the 'yaml' extra (pip install 'netns-kit[yaml]')"],
+            source,
+        ) from None
+    try:
+        data: object = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        said = getattr(error, "problem", None) or str(error)
+        mark = getattr(error, "problem_mark", None)
+        if mark is not None:
+            said = f"line {mark.line + 1}, column {mark.column + 1}: {said}"
+        raise TopologyError([f"YAML syntax error: {said}"], source) from None
+    return data
+
+
+# -- dicts -----------------------------------------------------------------------------
+
+
+def from_dict(d: object, *, source: str = "<dict>") -> Topology:
+    """Check a topology given as a dict (the shape of the file) and return it.
+
+    Raises :class:`TopologyError` listing every problem found.
+    """
+    return _Reader(source).topology(d)
+
+
+def check(topology: Topology, *, source: str = "<topology>") -> Topology:
+    """Run a topology made in Python through the same checks as a file."""
+    return from_dict(to_dict(topology), source=source)
+
+
+def to_dict(topology: Topology) -> dict[str, object]:
+    """The file form of ``topology`` (what :func:`from_dict` reads back)."""
+    out: dict[str, object] = {"name": topology.name, "isolated": topology.isolated}
+    out["namespaces"] = list(topology.namespaces)
+    if topology.bridges:
+        out["bridges"] = [_without_none(name=b.name, address=b.address) for b in topology.bridges]
+    if topology.links:
+        out["links"] = [_link_dict(link) for link in topology.links]
+    if topology.routes:
+        out["routes"] = [
+            _without_none(namespace=r.namespace, destination=r.destination, via=r.via, dev=r.dev)
+            for r in topology.routes
+        ]
+    if topology.sysctls:
+        out["sysctls"] = [
+            _without_none(namespace=s.namespace, key=s.key, value=s.value) for s in topology.sysctls
+        ]
+    if topology.masquerades:
+        out["masquerade"] = [
+            _without_none(source=m.source, out_interface=m.out_interface)
+            for m in topology.masquerades
+        ]
+    return out
+
+
+def _link_dict(link: LinkSpec) -> dict[str, object]:
+    out = _without_none(a=link.a, b=link.b, mtu=link.mtu)
+    if link.names is not None:
+        out["names"] = list(link.names)
+    first, second = link.addresses
+    if second is not None:
+        out["addresses"] = [first or "", second]
+    elif first is not None:
+        out["addresses"] = [first]
+    return out
+
+
+def _without_none(**values: object) -> dict[str, object]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+# -- building --------------------------------------------------------------------------
+
+
+class LabBuilder(Protocol):
+    """The part of :class:`netns_kit.lab.Lab` that :func:`build` calls."""
+
+    def namespace(self, name: str) -> Any: ...
+
+    def bridge(self, name: str, address: str | None = None) -> Any: ...
+
+    def link(
+        self,
+        a: Any,
+        b: Any,
+        *,
+        addresses: tuple[str | None, str | None] = ...,
+        names: tuple[str, str] | None = ...,
+        mtu: int | None = ...,
+    ) -> Any: ...
+
+    def route(
+        self,
+        destination: str,
+        *,
+        via: str | None = ...,
+        dev: str | None = ...,
+        namespace: Any = ...,
+    ) -> Any: ...
+
+    def sysctl(self, key: str, value: str, namespace: Any = ...) -> Any: ...
+
+    def masquerade(self, source: str, out_interface: str | None = ...) -> Any: ...
+
+
+def build(
+    lab: LabBuilder,
+    topology: Topology,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Check ``topology``, then build it in ``lab``: namespaces, bridges, links, routes,
+    sysctls, masquerades, in that order.
+
+    The topology's ``name`` and ``isolated`` belong to the Lab itself and are not
+    used here.  Links get their names from :meth:`Topology.with_link_names`, the
+    names the checks saw.  ``progress(done, total)`` is called after every step.
+    Batching is the caller's choice (``with lab.batch(): build(...)``).
+    """
+    topology = check(topology).with_link_names()
+    total = (
+        len(topology.namespaces)
+        + len(topology.bridges)
+        + len(topology.links)
+        + len(topology.routes)
+        + len(topology.sysctls)
+        + len(topology.masquerades)
+    )
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    places: dict[str, Any] = {}
+    for name in topology.namespaces:
+        places[name] = lab.namespace(name)
+        step()
+    for bridge in topology.bridges:
+        places[bridge.name] = lab.bridge(bridge.name, bridge.address)
+        step()
+    for link in topology.links:
+        lab.link(
+            places[link.a],
+            places[link.b],
+            addresses=link.addresses,
+            names=link.names,
+            mtu=link.mtu,
+        )
+        step()
+    for route in topology.routes:
+        lab.route(
+            route.destination,
+            via=route.via,
+            dev=route.dev,
+            namespace=_place(places, route.namespace),
+        )
+        step()
+    for sysctl in topology.sysctls:
+        lab.sysctl(sysctl.key, sysctl.value, namespace=_place(places, sysctl.namespace))
+        step()
+    for masquerade in topology.masquerades:
+        lab.masquerade(masquerade.source, masquerade.out_interface)
+        step()
+
+
+def _place(places: Mapping[str, Any], name: str | None) -> Any:
+    return None if name is None else places[name]
+
+
+# -- the checks ------------------------------------------------------------------------
+
+
+def _at(path: str, key: object) -> str:
+    return str(key) if not path else f"{path}.{key}"
+
+
+def _kind(value: object) -> str:
+    kinds = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+        type(None): "null",
+    }
+    kind = kinds.get(type(value), type(value).__name__)
+    return f"{kind} ({value!r})" if isinstance(value, bool | int | float | str) else kind
+
+
+def _did_you_mean(word: object, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(word), list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _suggest(word: object, choices: Iterable[str], *, listing: str = "expected one of") -> str:
+    """A "did you mean" when something is close, else the whole list of choices."""
+    options = list(choices)
+    close = _did_you_mean(word, options)
+    if close:
+        return close
+    if not options:
+        return " (none are defined)"
+    return f" ({listing}: {', '.join(options)})"
+
+
+def _given(item: Mapping[str, object], key: str) -> bool:
+    """An optional key is given when present and not null (YAML's ``~``)."""
+    return item.get(key) is not None
+
+
+def _where(namespace: str | None) -> str:
+    return _HOST if namespace is None else f"namespace {namespace!r}"
+
+
+@attrs.define
+class _End:
+    """One interface the topology makes: where it is, its name, its address."""
+
+    namespace: str | None
+    name: str
+    address: validate.IPInterface | None
+    path: str
+
+
+class _Reader:
+    """Reads a topology dict section by section, collecting problems as it goes.
+
+    Items with a problem in their own fields are left out of the checks that need
+    the whole item (names, subnets), so that one typo is reported once, not again
+    as a consequence elsewhere.  Names that were written but were invalid still
+    count as defined, for the same reason.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[str] = []
+        self.isolated = False
+        self.namespaces: dict[str, str] = {}  # name -> path
+        self.bridges: dict[str, tuple[str, BridgeSpec]] = {}  # name -> (path, spec)
+        self.written: set[str] = set()  # every namespace/bridge name written, valid or not
+        self.ends: list[_End] = []
+
+    # -- helpers ---------------------------------------------------------------------
+    def add(self, path: str, text: str) -> None:
+        self.problems.append(f"{path}: {text}" if path else text)
+
+    def checked(self, path: str, value: object, check: Callable[[object, str], _T]) -> _T | None:
+        try:
+            return check(value, path)
+        except ValidationError as error:
+            self.add(path, f"{error.value!r} {error.reason}")
+            return None
+
+    def keys(
+        self,
+        path: str,
+        table: Mapping[Any, object],
+        allowed: Sequence[str],
+        required: Sequence[str],
+    ) -> None:
+        for key in table:
+            if key not in allowed:
+                self.add(_at(path, key), "unknown key" + _suggest(key, allowed))
+        for key in required:
+            if key not in table:
+                self.add(_at(path, key), "required key is missing")
+
+    def array(self, top: Mapping[str, object], key: str) -> list[tuple[str, Mapping[str, object]]]:
+        value = top.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.add(key, f"must be an array of tables ([[{key}]] in TOML), not {_kind(value)}")
+            return []
+        allowed, required = _SECTIONS[key]
+        items = []
+        for index, item in enumerate(value):
+            path = f"{key}[{index}]"
+            if not isinstance(item, Mapping):
+                self.add(path, f"must be a table, not {_kind(item)}")
+                continue
+            self.keys(path, item, allowed, required)
+            items.append((path, item))
+        return items
+
+    def reference(self, path: str, value: object, *, bridges: bool) -> str | None:
+        """A namespace (or bridge, when ``bridges``) the item names; None if undefined."""
+        name = self.checked(path, value, validate.namespace_name)
+        if name is None:
+            return None
+        if name in self.namespaces or (bridges and name in self.bridges):
+            return name
+        if name in self.bridges:
+            self.add(path, f"{name!r} is a bridge, not a namespace")
+        elif name not in self.written:
+            choices = list(self.namespaces) + (list(self.bridges) if bridges else [])
+            what = "a namespace or bridge" if bridges else "a namespace"
+            self.add(
+                path,
+                f"{name!r} is not {what} of this lab" + _suggest(name, choices, listing="defined"),
+            )
+        return None
+
+    # -- the whole -------------------------------------------------------------------
+    def topology(self, data: object) -> Topology:
+        if not isinstance(data, Mapping):
+            self.add("", f"the top level must be a table of keys, not {_kind(data)}")
+            raise TopologyError(self.problems, self.source)
+        self.keys("", data, _TOP_KEYS, ("name",))
+        name = self.lab_name(data)
+        isolated = data.get("isolated", False)
+        if not isinstance(isolated, bool):
+            self.add("isolated", f"must be true or false, not {_kind(isolated)}")
+            isolated = False
+        self.isolated = isolated
+        written = data.get("namespaces")
+        namespaces = self.read_namespaces([] if written is None else written)
+        bridges = [b for b in map(self.read_bridge, self.array(data, "bridges")) if b]
+        links = [link for link in map(self.read_link, self.array(data, "links")) if link]
+        self.check_ends(links)
+        routes = self.check_routes(self.array(data, "routes"))
+        sysctls = self.check_sysctls(self.array(data, "sysctls"))
+        masquerades = self.check_masquerades(self.array(data, "masquerade"))
+        if self.problems or name is None:
+            raise TopologyError(self.problems, self.source)
+        return Topology(
+            name=name,
+            isolated=isolated,
+            namespaces=tuple(namespaces),
+            bridges=tuple(bridges),
+            links=tuple(spec for _, spec in links),
+            routes=tuple(routes),
+            sysctls=tuple(sysctls),
+            masquerades=tuple(masquerades),
+        )
+
+    def lab_name(self, data: Mapping[str, object]) -> str | None:
+        if "name" not in data:
+            return None
+        name = self.checked("name", data["name"], validate.namespace_name)
+        if name is not None and len(name.encode()) > LAB_NAME_MAX:
+            self.add(
+                "name",
+                f"{name!r} is longer than {LAB_NAME_MAX} bytes "
+                "(the lab's namespace names add a suffix to it)",
+            )
+            return None
+        return name
+
+    # -- namespaces and bridges ------------------------------------------------------
+    def read_namespaces(self, value: object) -> list[str]:
+        if not isinstance(value, list):
+            self.add("namespaces", f"must be an array of names, not {_kind(value)}")
+            return []
+        names = []
+        for index, raw in enumerate(value):
+            path = f"namespaces[{index}]"
+            if isinstance(raw, str):
+                self.written.add(raw)
+            name = self.checked(path, raw, validate.namespace_name)
+            if name is None:
+                continue
+            if name in self.namespaces:
+                self.add(path, f"{name!r} is listed twice (also at {self.namespaces[name]})")
+                continue
+            self.namespaces[name] = path
+            names.append(name)
+        return names
+
+    def read_bridge(self, entry: tuple[str, Mapping[str, object]]) -> BridgeSpec | None:
+        path, item = entry
+        raw = item.get("name")
+        if isinstance(raw, str):
+            self.written.add(raw)
+        name = None
+        if "name" in item:
+            name = self.checked(_at(path, "name"), raw, validate.interface_name)
+        address = None
+        if _given(item, "address"):
+            address = self.checked(_at(path, "address"), item["address"], validate.interface)
+            if address is None:
+                return None
+            self.host_address(_at(path, "address"), address)
+        if name is None:
+            return None
+        if name in self.namespaces:
+            self.add(
+                _at(path, "name"),
+                f"{name!r} is already the name of a namespace ({self.namespaces[name]})",
+            )
+            return None
+        if name in self.bridges:
+            self.add(_at(path, "name"), f"{name!r} is already the name of {self.bridges[name][0]}")
+            return None
+        spec = BridgeSpec(name, None if address is None else str(address))
+        self.bridges[name] = (path, spec)
+        self.ends.append(_End(None, name, address, _at(path, "name")))
+        return spec
+
+    def host_address(self, path: str, address: validate.IPInterface) -> None:
+        """Refuse a subnet's network or broadcast address as an interface's own."""
+        network = address.network
+        if network.version != 4 or network.prefixlen >= 31:
+            return
+        if address.ip == network.network_address:
+            self.add(path, f"'{address}' is the network address of {network}, not a host's")
+        elif address.ip == network.broadcast_address:
+            self.add(path, f"'{address}' is the broadcast address of {network}, not a host's")
+
+    # -- links -----------------------------------------------------------------------
+    def read_link(self, entry: tuple[str, Mapping[str, object]]) -> tuple[str, LinkSpec] | None:
+        path, item = entry
+        a = self.reference(_at(path, "a"), item["a"], bridges=False) if "a" in item else None
+        b = self.reference(_at(path, "b"), item["b"], bridges=True) if "b" in item else None
+        whole = a is not None and b is not None
+        if a is not None and a == b:
+            self.add(_at(path, "b"), f"{b!r} is the same namespace as 'a': a link needs two ends")
+            whole = False
+        names = None
+        if _given(item, "names"):
+            names = self.link_names(_at(path, "names"), item["names"])
+            whole = whole and names is not None
+        addresses: tuple[str | None, str | None] = (None, None)
+        if _given(item, "addresses"):
+            read = self.link_addresses(_at(path, "addresses"), item["addresses"])
+            whole = whole and read is not None
+            addresses = read or addresses
+        mtu = None
+        if _given(item, "mtu"):
+            mtu = self.checked(_at(path, "mtu"), item["mtu"], _mtu)
+            whole = whole and mtu is not None
+        if not whole or a is None or b is None:
+            return None
+        return path, LinkSpec(a, b, names=names, addresses=addresses, mtu=mtu)
+
+    def link_names(self, path: str, value: object) -> tuple[str, str] | None:
+        if not isinstance(value, list) or len(value) != 2:
+            self.add(path, f"must be an array of two interface names, not {_kind(value)}")
+            return None
+        first = self.checked(f"{path}[0]", value[0], validate.interface_name)
+        second = self.checked(f"{path}[1]", value[1], validate.interface_name)
+        return None if first is None or second is None else (first, second)
+
+    def link_addresses(self, path: str, value: object) -> tuple[str | None, str | None] | None:
+        if not isinstance(value, list) or not 1 <= len(value) <= 2:
+            self.add(
+                path,
+                f"must be an array of one or two addresses (one per end), not {_kind(value)}",
+            )
+            return None
+        found: list[str | None] = [None, None]
+        ok = True
+        for end, raw in enumerate(value):
+            if raw is None or raw == "":
+                continue
+            address = self.checked(f"{path}[{end}]", raw, validate.interface)
+            if address is None:
+                ok = False
+                continue
+            self.host_address(f"{path}[{end}]", address)
+            found[end] = str(address)
+        return (found[0], found[1]) if ok else None
+
+    def check_ends(self, links: list[tuple[str, LinkSpec]]) -> None:
+        """Names after default naming, and addresses against the other end or bridge."""
+        bridges = tuple(spec for _, spec in self.bridges.values())
+        named = Topology("check", links=tuple(spec for _, spec in links), bridges=bridges)
+        by_name = {(end.namespace, end.name): end.path for end in self.ends}
+        on_bridge: dict[str, dict[validate.IPAddress, str]] = {}
+        for name, (path, spec) in self.bridges.items():
+            if spec.address is not None:
+                on_bridge[name] = {ipaddress.ip_interface(spec.address).ip: _at(path, "address")}
+        for (path, given), link in zip(links, named.with_link_names().links, strict=True):
+            assert link.names is not None
+            bridge = self.bridges.get(link.b)
+            places = (link.a, None if bridge else link.b)
+            addresses = [None if a is None else ipaddress.ip_interface(a) for a in link.addresses]
+            for end in (0, 1):
+                where, name = places[end], link.names[end]
+                if given.names is not None:
+                    name_path = f"{path}.names[{end}]"
+                    said = f"{name!r}"
+                else:
+                    name_path = path
+                    said = f"its default interface name {name!r}"
+                if name == "lo":
+                    self.add(name_path, f"{said} is the loopback's name in every namespace")
+                elif (where, name) in by_name:
+                    hint = "" if given.names is not None else "; give this link 'names'"
+                    self.add(
+                        name_path,
+                        f"{said} is already used in {_where(where)} by "
+                        f"{by_name[where, name]}{hint}",
+                    )
+                else:
+                    by_name[where, name] = name_path
+                    self.ends.append(_End(where, name, addresses[end], name_path))
+            self.link_subnets(path, link, addresses, bridge, on_bridge)
+
+    def link_subnets(
+        self,
+        path: str,
+        link: LinkSpec,
+        addresses: list[validate.IPInterface | None],
+        bridge: tuple[str, BridgeSpec] | None,
+        on_bridge: dict[str, dict[validate.IPAddress, str]],
+    ) -> None:
+        first, second = addresses
+        if bridge is not None:
+            bridge_path, spec = bridge
+            used = on_bridge.setdefault(spec.name, {})
+            for end, address in enumerate(addresses):
+                if address is None:
+                    continue
+                where = f"{path}.addresses[{end}]"
+                if spec.address is not None:
+                    own = ipaddress.ip_interface(spec.address)
+                    if address.network != own.network:
+                        self.add(
+                            where,
+                            f"'{address}' is not in the subnet of bridge {spec.name!r} "
+                            f"({own.network}, from {bridge_path}.address)",
+                        )
+                        continue
+                if address.ip in used:
+                    self.add(
+                        where,
+                        f"'{address}' is already used on bridge {spec.name!r} "
+                        f"by {used[address.ip]}",
+                    )
+                    continue
+                used[address.ip] = where
+            return
+        if first is None or second is None:
+            return
+        where = f"{path}.addresses[1]"
+        if first.network != second.network:
+            self.add(
+                where,
+                f"'{second}' is not in the same subnet as the other end's "
+                f"'{first}' ({first.network}): a link's two ends share one",
+            )
+        elif first.ip == second.ip:
+            self.add(where, f"'{second}' is the same address as the other end's")
+
+    # -- routes, sysctls, masquerade -------------------------------------------------
+    def where(self, path: str, item: Mapping[str, object]) -> tuple[bool, str | None]:
+        """The namespace an item acts in (None: the host side), and whether it is known."""
+        if not _given(item, "namespace"):
+            return True, None
+        name = self.reference(_at(path, "namespace"), item["namespace"], bridges=False)
+        return name is not None, name
+
+    def interfaces(self, namespace: str | None) -> list[_End] | None:
+        """The interfaces the lab makes there; None when unknown (a non-isolated host)."""
+        if namespace is None and not self.isolated:
+            return None
+        return [end for end in self.ends if end.namespace == namespace]
+
+    def check_routes(self, items: list[tuple[str, Mapping[str, object]]]) -> list[RouteSpec]:
+        routes = []
+        seen: dict[tuple[str | None, validate.IPNetwork], str] = {}
+        for path, item in items:
+            known, namespace = self.where(path, item)
+            destination = via = dev = None
+            if "destination" in item:
+                destination = self.checked(_at(path, "destination"), item["destination"], _dest)
+            if _given(item, "via"):
+                via = self.checked(_at(path, "via"), item["via"], validate.address)
+            if _given(item, "dev"):
+                dev = self.checked(_at(path, "dev"), item["dev"], validate.interface_name)
+            if not _given(item, "via") and not _given(item, "dev"):
+                self.add(path, "a route needs 'via' (a gateway) or 'dev' (an interface)")
+                continue
+            damaged = (via is None and _given(item, "via")) or (dev is None and _given(item, "dev"))
+            if not known or destination is None or damaged:
+                continue
+            if (
+                via is not None
+                and destination != "default"
+                and ipaddress.ip_network(destination).version != via.version
+            ):
+                self.add(
+                    _at(path, "via"),
+                    f"'{via}' is IPv{via.version} but the destination {destination} is not",
+                )
+                continue
+            version = via.version if via is not None and destination == "default" else 4
+            network = ipaddress.ip_network(
+                ("0.0.0.0/0" if version == 4 else "::/0")
+                if destination == "default"
+                else destination
+            )
+            if (namespace, network) in seen:
+                self.add(
+                    path,
+                    f"a route to {destination} in {_where(namespace)} is already "
+                    f"given by {seen[namespace, network]}",
+                )
+                continue
+            seen[namespace, network] = path
+            if not self.route_reaches(path, namespace, via, dev):
+                continue
+            routes.append(
+                RouteSpec(
+                    destination,
+                    via=None if via is None else str(via),
+                    dev=dev,
+                    namespace=namespace,
+                )
+            )
+        return routes
+
+    def route_reaches(
+        self,
+        path: str,
+        namespace: str | None,
+        via: validate.IPAddress | None,
+        dev: str | None,
+    ) -> bool:
+        ends = self.interfaces(namespace)
+        if ends is None:
+            return True
+        names = [end.name for end in ends]
+        if dev is not None and dev != "lo" and dev not in names:
+            have = ", ".join(names) or "none"
+            self.add(
+                _at(path, "dev"),
+                f"{dev!r} is not an interface in {_where(namespace)} (it has: {have})"
+                + _did_you_mean(dev, names),
+            )
+            return False
+        if via is None or (via.version == 6 and via.is_link_local):
+            return True
+        candidates = [e for e in ends if e.address is not None and (dev is None or e.name == dev)]
+        if any(end.address is not None and end.address.ip == via for end in candidates):
+            self.add(_at(path, "via"), f"'{via}' is an address of {_where(namespace)} itself")
+            return False
+        if not any(end.address is not None and via in end.address.network for end in candidates):
+            subnets = sorted({str(e.address.network) for e in candidates if e.address is not None})
+            onto = f" on {dev!r}" if dev is not None else ""
+            have = f"connected: {', '.join(subnets)}" if subnets else "it has no addresses" + onto
+            self.add(
+                _at(path, "via"),
+                f"'{via}' is not in a subnet connected to {_where(namespace)}{onto} ({have})",
+            )
+            return False
+        return True
+
+    def check_sysctls(self, items: list[tuple[str, Mapping[str, object]]]) -> list[SysctlSpec]:
+        sysctls = []
+        seen: dict[tuple[str | None, str], str] = {}
+        for path, item in items:
+            known, namespace = self.where(path, item)
+            key = value = None
+            if "key" in item:
+                key = self.checked(_at(path, "key"), item["key"], _field(_sysctl_key))
+            if "value" in item:
+                value = self.checked(_at(path, "value"), item["value"], _field(_sysctl_value))
+            if not known or key is None or value is None:
+                continue
+            if (namespace, key) in seen:
+                self.add(
+                    _at(path, "key"),
+                    f"{key!r} is already set in {_where(namespace)} by {seen[namespace, key]}",
+                )
+                continue
+            seen[namespace, key] = path
+            sysctls.append(SysctlSpec(key, value, namespace))
+        return sysctls
+
+    def check_masquerades(
+        self, items: list[tuple[str, Mapping[str, object]]]
+    ) -> list[MasqueradeSpec]:
+        masquerades = []
+        seen: dict[tuple[str, str | None], str] = {}
+        for path, item in items:
+            source = out = None
+            if "source" in item:
+                source = self.checked(_at(path, "source"), item["source"], validate.network)
+            if _given(item, "out_interface"):
+                out = self.checked(
+                    _at(path, "out_interface"), item["out_interface"], validate.interface_name
+                )
+                ends = self.interfaces(None)
+                if out is not None and ends is not None and out not in [e.name for e in ends]:
+                    have = ", ".join(e.name for e in ends) or "none"
+                    self.add(
+                        _at(path, "out_interface"),
+                        f"{out!r} is not an interface on {_HOST} (it has: {have})",
+                    )
+                    continue
+                if out is None:
+                    continue
+            if source is None:
+                continue
+            if (str(source), out) in seen:
+                self.add(path, f"the same masquerade is already given by {seen[str(source), out]}")
+                continue
+            seen[str(source), out] = path
+            masquerades.append(MasqueradeSpec(str(source), out))
+        return masquerades
+
+
+def _mtu(value: object, field: str) -> int:
+    return validate.positive_int(value, field, minimum=68, maximum=65535)
+
+
+def _dest(value: object, field: str) -> str:
+    if value == "default":
+        return "default"
+    return str(validate.network(value, field))
+
+
+def _field(check: Callable[[object], _T]) -> Callable[[object, str], _T]:
+    """A one-argument check from nat.py, in the (value, field) shape of validate's."""
+
+    def checked(value: object, field: str) -> _T:
+        return check(value)
+
+    return checked

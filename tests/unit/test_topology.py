@@ -1,0 +1,496 @@
+"""Topology files: loading, the broken-file corpus, and building through a fake lab."""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netns_kit import ValidationError, topology
+from netns_kit.spec import BridgeSpec, LinkSpec, MasqueradeSpec, RouteSpec, SysctlSpec, Topology
+from netns_kit.topology import TopologyError
+
+ROOT = Path(__file__).resolve().parents[2]
+LABS = ROOT / "scripts" / "labs"
+CORPUS = Path(__file__).with_name("topologies")
+HAVE_YAML = importlib.util.find_spec("yaml") is not None
+needs_yaml = pytest.mark.skipif(not HAVE_YAML, reason="PyYAML is not installed (the 'yaml' extra)")
+
+
+def problems_of(data: object) -> list[str]:
+    with pytest.raises(TopologyError) as caught:
+        topology.from_dict(data)
+    return caught.value.problems
+
+
+# -- the example labs ------------------------------------------------------------------
+
+
+def test_veth_pair_example() -> None:
+    lab = topology.load(LABS / "veth-pair.toml")
+    assert lab.name == "veth-pair"
+    assert lab.isolated is True
+    assert lab.namespaces == ("red", "blue")
+    assert lab.links == (LinkSpec("red", "blue", addresses=("192.168.15.1/24", "192.168.15.2/24")),)
+    assert lab.with_link_names().links[0].names == ("veth-red", "veth-blue")
+
+
+def test_bridge_example() -> None:
+    lab = topology.load(LABS / "bridge.toml")
+    assert lab.isolated is True
+    assert lab.bridges == (BridgeSpec("v-net-0", "192.168.15.5/24"),)
+    named = lab.with_link_names().links
+    assert [(link.a, link.b, link.names, link.addresses) for link in named] == [
+        ("red", "v-net-0", ("veth-red", "veth-red-br"), ("192.168.15.1/24", None)),
+        ("blue", "v-net-0", ("veth-blue", "veth-blue-br"), ("192.168.15.2/24", None)),
+    ]
+
+
+def test_router_nat_example() -> None:
+    lab = topology.load(LABS / "router-nat.toml")
+    assert lab.isolated is True
+    assert set(lab.namespaces) == {"red", "blue", "outside"}
+    assert [b.name for b in lab.bridges] == ["v-net-0", "wan0"]
+    assert RouteSpec("default", via="192.168.15.5", namespace="red") in lab.routes
+    assert lab.sysctls == (SysctlSpec("net.ipv4.ip_forward", "1"),)
+    assert lab.masquerades == (MasqueradeSpec("192.168.15.0/24", "wan0"),)
+    # Every address of the lab is private: nothing in it can reach a real network.
+    for link in lab.links:
+        for address in link.addresses:
+            assert address is None or address.startswith(("192.168.", "10."))
+
+
+@pytest.mark.parametrize("path", sorted(LABS.glob("*.toml")), ids=lambda p: p.name)
+def test_every_example_is_isolated_and_round_trips(path: Path) -> None:
+    lab = topology.load(path)
+    assert lab.isolated, "example labs must not touch the root namespace"
+    assert topology.from_dict(topology.to_dict(lab)) == lab
+
+
+# -- the broken-file corpus ------------------------------------------------------------
+
+BROKEN = sorted(p for p in CORPUS.iterdir() if p.suffix != ".expected")
+
+
+def test_corpus_is_big_enough() -> None:
+    assert len(BROKEN) >= 20
+    for path in BROKEN:
+        assert path.with_name(path.name + ".expected").is_file(), path
+
+
+@pytest.mark.parametrize("path", BROKEN, ids=lambda p: p.name)
+def test_broken_file(path: Path) -> None:
+    """Each ``X.expected`` holds one line per problem, in order: a fragment of it."""
+    if path.suffix in (".yaml", ".yml") and not HAVE_YAML:
+        pytest.skip("PyYAML is not installed (the 'yaml' extra)")
+    expected = path.with_name(path.name + ".expected").read_text().splitlines()
+    with pytest.raises(TopologyError) as caught:
+        topology.load(path)
+    problems = caught.value.problems
+    assert len(problems) == len(expected), "\n".join(problems)
+    for fragment, problem in zip(expected, problems, strict=True):
+        assert fragment in problem
+        assert fragment in str(caught.value)
+    assert str(caught.value).startswith(str(path))
+
+
+# -- several problems at once, did you mean -----------------------------------------
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems_of(
+        {
+            "name": "lab",
+            "isolated": "no",
+            "namespaces": ["red", "blue", "red"],
+            "bridges": [{"name": "br0", "address": "10.1.0.1/33"}],
+            "links": [
+                {"a": "red", "b": "blue", "addresses": ["10.0.0.1/24", "10.0.9.2/24"]},
+                {"a": "red", "b": "gren"},
+                {"a": "blue", "b": "br0", "mtu": 70000},
+            ],
+            "routes": [{"namespace": "red", "destination": "10.9.0.0/16", "via": "172.16.0.1"}],
+            "sysctls": [{"key": "", "value": 1}],
+            "masquerade": [{"source": "nonsense"}],
+            "extra": 1,
+        }
+    )
+    assert found == [
+        "extra: unknown key (expected one of: name, isolated, namespaces, bridges, links, "
+        "routes, sysctls, masquerade)",
+        "isolated: must be true or false, not a string ('no')",
+        "namespaces[2]: 'red' is listed twice (also at namespaces[0])",
+        "bridges[0].address: '10.1.0.1/33' is not an IPv4 or IPv6 interface",
+        "links[1].b: 'gren' is not a namespace or bridge of this lab (defined: red, blue)",
+        "links[2].mtu: 70000 is not between 68 and 65535",
+        "links[0].addresses[1]: '10.0.9.2/24' is not in the same subnet as the other end's "
+        "'10.0.0.1/24' (10.0.0.0/24): a link's two ends share one",
+        "routes[0].via: '172.16.0.1' is not in a subnet connected to namespace 'red' "
+        "(connected: 10.0.0.0/24)",
+        "sysctls[0].key: '' is not a sysctl key (like 'net.ipv4.ip_forward')",
+        "masquerade[0].source: 'nonsense' is not an IPv4 or IPv6 network",
+    ]
+
+
+def test_error_message_lists_every_problem() -> None:
+    with pytest.raises(TopologyError) as caught:
+        topology.from_dict({"name": "x", "namespaces": ["a", "a"], "bogus": 1}, source="lab.toml")
+    error = caught.value
+    assert str(error) == (
+        "lab.toml: 2 problems:\n"
+        "  bogus: unknown key (expected one of: name, isolated, namespaces, bridges, links, "
+        "routes, sysctls, masquerade)\n"
+        "  namespaces[1]: 'a' is listed twice (also at namespaces[0])"
+    )
+    assert isinstance(error, ValidationError)
+    assert error.field == "lab.toml"
+    copy = pickle.loads(pickle.dumps(error))
+    assert copy.problems == error.problems
+    assert str(copy) == str(error)
+
+
+def test_single_problem_is_one_line() -> None:
+    with pytest.raises(TopologyError, match=r"^<dict>: name: required key is missing$"):
+        topology.from_dict({})
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"name": "x", "isolate": True}, "isolate: unknown key (did you mean 'isolated'?)"),
+        ({"name": "x", "bridge": []}, "bridge: unknown key (did you mean 'bridges'?)"),
+        ({"name": "x", "masquerades": []}, "masquerades: unknown key (did you mean 'masquerade'?)"),
+        (
+            {"name": "x", "routes": [{"destination": "default", "dev": "lo", "namepsace": "r"}]},
+            "routes[0].namepsace: unknown key (did you mean 'namespace'?)",
+        ),
+        (
+            {"name": "x", "namespaces": ["red"], "sysctls": [{"key": "a.b", "valeu": 1}]},
+            "sysctls[0].valeu: unknown key (did you mean 'value'?)",
+        ),
+        (
+            {"name": "x", "namespaces": ["red", "blue"], "links": [{"a": "rde", "b": "blue"}]},
+            "links[0].a: 'rde' is not a namespace of this lab (did you mean 'red'?)",
+        ),
+        (
+            {
+                "name": "x",
+                "namespaces": ["red"],
+                "bridges": [{"name": "v-net-0"}],
+                "links": [{"a": "red", "b": "v-net0"}],
+            },
+            "links[0].b: 'v-net0' is not a namespace or bridge of this lab "
+            "(did you mean 'v-net-0'?)",
+        ),
+    ],
+)
+def test_did_you_mean(data: dict[str, Any], expected: str) -> None:
+    assert expected in problems_of(data)
+
+
+# -- finer points of the checks -----------------------------------------------------
+
+
+def test_an_invalid_name_is_not_reported_again_where_it_is_used() -> None:
+    found = problems_of(
+        {"name": "x", "namespaces": ["bad name"], "links": [{"a": "bad name", "b": "bad name"}]}
+    )
+    assert len(found) == 3
+    assert found[0].startswith("namespaces[0]: 'bad name' holds ' '")
+    assert all(
+        p.startswith(("links[0].a: 'bad name' holds", "links[0].b: 'bad name' holds"))
+        for p in found[1:]
+    )
+    assert not any("is not a namespace" in p for p in found)
+
+
+def test_one_sided_and_ipv6_addresses() -> None:
+    lab = topology.from_dict(
+        {
+            "name": "v6",
+            "namespaces": ["red", "blue"],
+            "links": [
+                {"a": "red", "b": "blue", "addresses": ["", "fd00::2/64"]},
+                {"a": "red", "b": "blue", "addresses": ["fd01::1/64", "fd01::2/64"]},
+            ],
+            "routes": [
+                {"namespace": "red", "destination": "default", "via": "fd01::2"},
+                {"namespace": "blue", "destination": "::/0", "via": "fe80::1", "dev": "veth-blue"},
+            ],
+        }
+    )
+    assert lab.links[0].addresses == (None, "fd00::2/64")
+    assert lab.routes[1] == RouteSpec("::/0", via="fe80::1", dev="veth-blue", namespace="blue")
+
+
+def test_default_routes_of_both_versions_may_coexist() -> None:
+    lab = topology.from_dict(
+        {
+            "name": "dual",
+            "namespaces": ["red", "blue"],
+            "links": [
+                {"a": "red", "b": "blue", "addresses": ["10.0.0.1/24", "10.0.0.2/24"]},
+                {"a": "red", "b": "blue", "addresses": ["fd00::1/64", "fd00::2/64"]},
+            ],
+            "routes": [
+                {"namespace": "red", "destination": "default", "via": "10.0.0.2"},
+                {"namespace": "red", "destination": "default", "via": "fd00::2"},
+            ],
+        }
+    )
+    assert len(lab.routes) == 2
+    # Without a gateway "default" is IPv4's, so a second one is the same route.
+    found = problems_of(
+        {
+            **topology.to_dict(lab),
+            "routes": [
+                {"namespace": "red", "destination": "default", "via": "10.0.0.2"},
+                {"namespace": "red", "destination": "default", "dev": "veth-red"},
+            ],
+        }
+    )
+    assert found == [
+        "routes[1]: a route to default in namespace 'red' is already given by routes[0]"
+    ]
+
+
+def test_host_side_checks_only_in_isolated_labs() -> None:
+    shared = {
+        "name": "x",
+        "namespaces": ["red"],
+        "routes": [{"destination": "10.0.0.0/8", "dev": "eth0"}],
+        "masquerade": [{"source": "192.168.15.0/24", "out_interface": "eth0"}],
+    }
+    # Not isolated: the host side is the root namespace, whose interfaces are unknown.
+    assert topology.from_dict(shared).routes[0].dev == "eth0"
+    found = problems_of({**shared, "isolated": True})
+    assert found == [
+        "routes[0].dev: 'eth0' is not an interface in the lab's host side (it has: none)",
+        "masquerade[0].out_interface: 'eth0' is not an interface on the lab's host side "
+        "(it has: none)",
+    ]
+
+
+def test_host_side_route_through_a_bridge() -> None:
+    lab = topology.from_dict(
+        {
+            "name": "x",
+            "isolated": True,
+            "namespaces": ["gw"],
+            "bridges": [{"name": "br0", "address": "10.0.0.1/24"}],
+            "links": [{"a": "gw", "b": "br0", "addresses": ["10.0.0.2/24"]}],
+            "routes": [{"destination": "172.16.0.0/12", "via": "10.0.0.2"}],
+        }
+    )
+    assert lab.routes == (RouteSpec("172.16.0.0/12", via="10.0.0.2"),)
+
+
+def test_a_bridge_link_address_needs_the_bridge_prefix() -> None:
+    found = problems_of(
+        {
+            "name": "x",
+            "namespaces": ["red"],
+            "bridges": [{"name": "br0", "address": "10.0.0.1/24"}],
+            "links": [{"a": "red", "b": "br0", "addresses": ["10.0.0.2/16"]}],
+        }
+    )
+    assert found == [
+        "links[0].addresses[0]: '10.0.0.2/16' is not in the subnet of bridge 'br0' "
+        "(10.0.0.0/24, from bridges[0].address)"
+    ]
+
+
+def test_a_bridge_name_clashes_with_a_host_side_veth_end() -> None:
+    found = problems_of(
+        {
+            "name": "x",
+            "namespaces": ["red"],
+            "bridges": [{"name": "veth-red-br"}, {"name": "br0"}],
+            "links": [{"a": "red", "b": "br0"}],
+        }
+    )
+    assert found == [
+        "links[0]: its default interface name 'veth-red-br' is already used in the lab's "
+        "host side by bridges[0].name; give this link 'names'"
+    ]
+
+
+def test_wrong_types() -> None:
+    found = problems_of(
+        {
+            "name": 5,
+            "namespaces": ["red"],
+            "links": ["red-blue", {"a": "red", "b": "red2", "names": "veth0", "mtu": "1500"}],
+            "routes": {"destination": "default"},
+        }
+    )
+    assert found == [
+        "name: 5 is not a name (expected a string)",
+        "links[0]: must be a table, not a string ('red-blue')",
+        "links[1].b: 'red2' is not a namespace or bridge of this lab (did you mean 'red'?)",
+        "links[1].names: must be an array of two interface names, not a string ('veth0')",
+        "links[1].mtu: '1500' is not a whole number",
+        "routes: must be an array of tables ([[routes]] in TOML), not a table",
+    ]
+
+
+def test_top_level_must_be_a_table() -> None:
+    assert problems_of(["name"]) == ["the top level must be a table of keys, not an array"]
+
+
+def test_sysctl_values_become_strings() -> None:
+    lab = topology.from_dict(
+        {
+            "name": "x",
+            "namespaces": ["red"],
+            "sysctls": [
+                {"namespace": "red", "key": "net.ipv4.ip_forward", "value": 1},
+                {"namespace": "red", "key": "net.ipv4.conf.all.rp_filter", "value": "2"},
+            ],
+        }
+    )
+    assert [s.value for s in lab.sysctls] == ["1", "2"]
+
+
+def test_check_runs_a_python_topology_through_the_same_checks() -> None:
+    made = Topology(
+        name="py",
+        namespaces=("red", "blue"),
+        links=(LinkSpec("red", "blue", addresses=("10.0.0.1/24", "10.0.1.2/24")),),
+    )
+    with pytest.raises(TopologyError, match=r"^<topology>: links\[0\]\.addresses\[1\]"):
+        topology.check(made)
+    good = Topology(name="py", namespaces=("red", "blue"), links=(LinkSpec("red", "blue"),))
+    assert topology.check(good) == good
+
+
+# -- files -----------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(TopologyError) as caught:
+        topology.load(missing)
+    assert str(caught.value) == f"{missing}: no such file"
+
+
+def test_directory(tmp_path: Path) -> None:
+    folder = tmp_path / "lab.toml"
+    folder.mkdir()
+    with pytest.raises(TopologyError, match="is a directory"):
+        topology.load(folder)
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    bad = tmp_path / "lab.toml"
+    bad.write_bytes(b'name = "\xff"\n')
+    with pytest.raises(TopologyError, match="is not UTF-8 text"):
+        topology.load(bad)
+
+
+BRIDGE_YAML = """\
+name: bridge
+isolated: true
+namespaces: [red, blue]
+bridges:
+  - name: v-net-0
+    address: 192.168.15.5/24
+links:
+  - {a: red, b: v-net-0, addresses: [192.168.15.1/24]}
+  - {a: blue, b: v-net-0, addresses: [192.168.15.2/24]}
+"""
+
+
+@needs_yaml
+@pytest.mark.parametrize("suffix", [".yaml", ".yml"])
+def test_yaml_loads_like_toml(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"bridge{suffix}"
+    path.write_text(BRIDGE_YAML)
+    assert topology.load(path) == topology.load(LABS / "bridge.toml")
+
+
+def test_yaml_without_pyyaml_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "yaml", None)  # makes `import yaml` fail
+    path = tmp_path / "bridge.yaml"
+    path.write_text(BRIDGE_YAML)
+    with pytest.raises(TopologyError) as caught:
+        topology.load(path)
+    assert "install the 'yaml' extra" in str(caught.value)
+    assert "netns-kit[yaml]" in str(caught.value)
+
+
+# -- building ------------------------------------------------------------------------
+
+
+class FakeLab:
+    """Records the builder calls; returns a tagged stand-in for each object."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def _record(self, what: str, *args: Any, **kwargs: Any) -> tuple[str, Any]:
+        self.calls.append((what, args, kwargs))
+        return (what, args[0])
+
+    def namespace(self, name: str) -> Any:
+        return self._record("namespace", name)
+
+    def bridge(self, name: str, address: str | None = None) -> Any:
+        return self._record("bridge", name, address)
+
+    def link(self, a: Any, b: Any, **kwargs: Any) -> Any:
+        return self._record("link", a, b, **kwargs)
+
+    def route(self, destination: str, **kwargs: Any) -> Any:
+        return self._record("route", destination, **kwargs)
+
+    def sysctl(self, key: str, value: str, namespace: Any = None) -> Any:
+        return self._record("sysctl", key, value, namespace=namespace)
+
+    def masquerade(self, source: str, out_interface: str | None = None) -> Any:
+        return self._record("masquerade", source, out_interface)
+
+
+def test_build_calls_the_lab_in_order() -> None:
+    lab = FakeLab()
+    steps: list[tuple[int, int]] = []
+    topology.build(
+        lab,
+        topology.load(LABS / "router-nat.toml"),
+        progress=lambda done, total: steps.append((done, total)),
+    )
+    red, v_net = ("namespace", "red"), ("bridge", "v-net-0")
+    assert [call[0] for call in lab.calls] == (
+        ["namespace"] * 3 + ["bridge"] * 2 + ["link"] * 3 + ["route"] * 2 + ["sysctl", "masquerade"]
+    )
+    assert lab.calls[5] == (
+        "link",
+        (red, v_net),
+        {
+            "addresses": ("192.168.15.1/24", None),
+            "names": ("veth-red", "veth-red-br"),
+            "mtu": None,
+        },
+    )
+    assert lab.calls[8] == (
+        "route",
+        ("default",),
+        {"via": "192.168.15.5", "dev": None, "namespace": red},
+    )
+    assert lab.calls[10] == ("sysctl", ("net.ipv4.ip_forward", "1"), {"namespace": None})
+    assert lab.calls[11] == ("masquerade", ("192.168.15.0/24", "wan0"), {})
+    assert steps == [(n, 12) for n in range(1, 13)]
+
+
+def test_build_checks_before_calling_anything() -> None:
+    lab = FakeLab()
+    bad = Topology(name="x", namespaces=("red",), links=(LinkSpec("red", "blue"),))
+    with pytest.raises(TopologyError, match=r"links\[0\]\.b: 'blue' is not a namespace"):
+        topology.build(lab, bad)
+    assert lab.calls == []
