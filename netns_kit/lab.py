@@ -385,7 +385,7 @@ class Lab:
 
     def namespace(self, name: str) -> Namespace:
         """Create namespace ``name`` (exactly that name) with ``lo`` up."""
-        ns = Namespace(name, executor=self.executor)
+        ns = Namespace(name, executor=self.executor, on_start=self.processes.append)
         if ns.name in self._namespaces or ns.name == self.host:
             raise ValidationError("name", name, f"is already a namespace of lab {self.name!r}")
         self._run(self._namespace_steps(ns.name))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Self
 
 import attrs
@@ -11,7 +11,7 @@ import attrs
 from . import validate
 from .command import Command, in_namespace, ip
 from .errors import ValidationError, command_error
-from .executor import Executor, Result, default_executor
+from .executor import Executor, Process, Result, default_executor
 from .inspect import AddressInfo, LinkInfo, Reader, RouteInfo
 from .ping import PingResult
 
@@ -22,6 +22,10 @@ class Namespace:
 
     name: str = attrs.field(converter=validate.namespace_name)
     executor: Executor | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
+    #: Told about every process :meth:`popen` starts; a Lab uses it to stop them.
+    on_start: Callable[[Process], None] | None = attrs.field(
+        default=None, kw_only=True, eq=False, repr=False
+    )
 
     @property
     def _ex(self) -> Executor:
@@ -81,6 +85,17 @@ class Namespace:
     def run(self, argv: Sequence[str], check: bool = True, timeout: float | None = None) -> Result:
         """Run a program inside the namespace (``ip netns exec``)."""
         return self._ex.run(self.run_command(argv), check=check, timeout=timeout)
+
+    def popen(self, argv: Sequence[str]) -> Process:
+        """Start a program in the namespace in the background (a server, say).
+
+        The Process has ``pid``, ``stop()`` and ``wait()``; a lab stops every process
+        its namespaces started before it deletes them.
+        """
+        process = self._ex.start(self.run_command(argv))
+        if self.on_start is not None:
+            self.on_start(process)
+        return process
 
     def ping(
         self, address: str, count: int = 1, interval: float = 0.2, timeout: float = 1.0
