@@ -10,10 +10,15 @@ would amount to.  Nothing else in the package imports ``sh`` or ``subprocess``.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
+import os
 import shlex
+import shutil
 import signal
+import subprocess
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Protocol, runtime_checkable
 
@@ -104,24 +109,85 @@ class BaseExecutor:
         """Run a batch in one process; the results of the lines that ran, the last one
         failed if the batch stopped.  ``None`` means "run them one by one instead"."""
         log.debug("batch of %d in %s", len(run.commands), run.namespace or "root")
-        batch = self._execute(run.command(force=keep_going), None)
-        if batch:
-            return [Result(c.argv, 0) for c in run.commands]
-        failed = dict(failures(batch.stderr))
-        if not failed:  # the batch died without saying which line: blame the first
-            failed = {0: batch.stderr.strip()}
-        results = []
-        for index, command in enumerate(run.commands):
-            if index in failed:
-                results.append(Result(command.argv, batch.returncode, "", failed[index]))
-                if not keep_going:
-                    break
-            else:
-                results.append(Result(command.argv, 0))
-        return results
+        return split_batch(run, self._execute_batch(run.command(force=keep_going)), keep_going)
+
+    def _execute_batch(self, command: Command) -> Result:
+        return self._execute(command, None)
 
     def start(self, command: Command) -> Process:
         raise NotImplementedError(f"{type(self).__name__} cannot start background processes")
+
+
+def split_batch(run: Run, batch: Result, keep_going: bool) -> list[Result]:
+    """Per-line results of a batch from the batch's own result and its stderr."""
+    if batch:
+        return [Result(c.argv, 0) for c in run.commands]
+    failed = dict(failures(batch.stderr))
+    if not failed:  # the batch died without saying which line: blame the first
+        failed = {0: batch.stderr.strip()}
+    results = []
+    for index, command in enumerate(run.commands):
+        if index in failed:
+            results.append(Result(command.argv, batch.returncode, "", failed[index]))
+            if not keep_going:
+                break
+        else:
+            results.append(Result(command.argv, 0))
+    return results
+
+
+class _NetnsSpawner:
+    """Starts ``ip -batch`` inside a named network namespace, cheaply and linearly.
+
+    ``ip -n NS`` (and ``ip netns exec``) also unshare a mount namespace, which copies
+    the whole mount table: one more mount per namespace on the machine, so each call
+    gets slower as a lab grows, and building N namespaces costs O(N^2) (measured here:
+    1.87 ms a call at 200 namespaces, 2.36 ms at 400).  A worker thread that enters
+    the namespace with setns(2) and starts ``ip`` there only switches the network
+    namespace: 1.3 ms a call whatever N.  The thread returns to its own namespace
+    after every start, so it never keeps a deleted namespace alive.  Going through
+    ``subprocess`` rather than ``sh`` saves another 3 ms a call.
+    """
+
+    CLONE_NEWNET = 0x40000000
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netns-kit-setns")
+        self._libc = ctypes.CDLL(None, use_errno=True)
+
+    @staticmethod
+    def available() -> bool:
+        return os.geteuid() == 0 and os.path.exists("/proc/thread-self/ns/net")
+
+    def run(self, namespace: str, argv: tuple[str, ...], stdin: str | None) -> Result:
+        return self._pool.submit(self._run_inside, namespace, argv, stdin).result()
+
+    def _enter(self, fd: int) -> None:
+        if self._libc.setns(fd, self.CLONE_NEWNET) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+
+    def _run_inside(self, namespace: str, argv: tuple[str, ...], stdin: str | None) -> Result:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            try:
+                target = os.open(f"/run/netns/{namespace}", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as error:
+                said = f'Cannot open network namespace "{namespace}": {error.strerror}'
+                return Result(argv, 1, "", said)
+            try:
+                self._enter(target)
+            finally:
+                os.close(target)
+            try:
+                done = subprocess.run(
+                    argv, input=stdin, capture_output=True, text=True, check=False
+                )
+            finally:
+                self._enter(home)
+        finally:
+            os.close(home)
+        return Result(argv, done.returncode, done.stdout, done.stderr)
 
 
 class ShellExecutor(BaseExecutor):
@@ -135,6 +201,7 @@ class ShellExecutor(BaseExecutor):
     def __init__(self, *, sudo: bool = False) -> None:
         self.sudo = sudo
         self._programs: dict[str, sh.Command] = {}
+        self._spawner: _NetnsSpawner | None = None
 
     def __repr__(self) -> str:
         return f"ShellExecutor(sudo={self.sudo})"
@@ -152,6 +219,19 @@ class ShellExecutor(BaseExecutor):
     def argv(self, command: Command) -> tuple[str, ...]:
         """The argv that really starts: with ``sudo -n`` in front when asked."""
         return ("sudo", "-n", *command.argv) if self.sudo else command.argv
+
+    def _execute_batch(self, command: Command) -> Result:
+        """A batch in a namespace starts through :class:`_NetnsSpawner` when we may."""
+        if command.namespace is None or self.sudo or not _NetnsSpawner.available():
+            return self._execute(command, None)
+        if shutil.which("ip") is None:
+            raise ToolMissingError("ip")
+        if self._spawner is None:
+            self._spawner = _NetnsSpawner()
+        argv = ("ip", *command.argv[3:])  # the same batch without "-n NS"
+        log.debug("run in %s: %s", command.namespace, shlex.join(argv))
+        done = self._spawner.run(command.namespace, argv, command.stdin)
+        return attrs.evolve(done, argv=command.argv)
 
     def _execute(self, command: Command, timeout: float | None) -> Result:
         argv = self.argv(command)
