@@ -143,9 +143,10 @@ class Masquerade:
         return bool(self._ex.run(self.check_command(), check=False))
 
     def enable(self) -> Self:
-        self.forwarding = Sysctl(
-            self.forwarding_key, "1", self.namespace, executor=self.executor
-        ).apply()
+        if self.forwarding is None or not self.forwarding.changed:  # keep what we changed
+            self.forwarding = Sysctl(
+                self.forwarding_key, "1", self.namespace, executor=self.executor
+            ).apply()
         self._ex.run_all(self.add_commands())
         return self
 

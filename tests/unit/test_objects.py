@@ -455,6 +455,21 @@ def test_masquerade_disable_leaves_forwarding_it_found_on(ex: RecordingExecutor)
     assert ex.commands == [(*IPT_H, "-D", *RULE)]
 
 
+def test_masquerade_enable_twice_still_restores_forwarding(ex: RecordingExecutor) -> None:
+    ex.answer(READ_IN_H, stdout="0\n")
+    ex.answer((*IPT_H, "-C"), stderr=BAD_RULE, returncode=1)
+    nat = masquerade(ex).enable()
+    ex.answer(READ_IN_H, stdout="1\n")  # what the kernel says after the first enable
+    ex.answer((*IPT_H, "-C"), returncode=0)  # and the rule is there now
+    nat.enable()
+    del ex.commands[:]
+    nat.disable()
+    assert ex.commands == [
+        (*IPT_H, "-D", *RULE),
+        ("ip", "netns", "exec", "h", "sysctl", "-q", "-w", f"{FWD}=0"),
+    ]
+
+
 def test_masquerade_exists_uses_the_check(ex: RecordingExecutor) -> None:
     nat = masquerade(ex)
     assert nat.exists() is True
