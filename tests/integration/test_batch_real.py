@@ -25,14 +25,17 @@ def test_a_batch_failing_halfway_names_the_command_and_leaves_nothing(
 ) -> None:
     prefix = f"nk-{uid}"
     # the same failure, unbatched, is what the batched error must look like
-    with pytest.raises(CommandError) as unbatched:  # noqa: PT012
-        with Lab(f"{prefix}-one", isolated=True, state_dir=tmp_path) as lab:
-            build(lab, f"{prefix}-one", bad_route=True)
-    with pytest.raises(CommandError) as batched:  # noqa: PT012
-        with Lab(f"{prefix}-all", isolated=True, state_dir=tmp_path) as lab:
-            with lab.batch():
-                build(lab, f"{prefix}-all", bad_route=True)
-            pytest.fail("the batch should have raised")
+    with (
+        pytest.raises(CommandError) as unbatched,
+        Lab(f"{prefix}-one", isolated=True, state_dir=tmp_path) as lab,
+    ):
+        build(lab, f"{prefix}-one", bad_route=True)
+    with (
+        pytest.raises(CommandError) as batched,
+        Lab(f"{prefix}-all", isolated=True, state_dir=tmp_path) as lab,
+        lab.batch(),
+    ):
+        build(lab, f"{prefix}-all", bad_route=True)
     one, many = unbatched.value, batched.value
     assert type(one) is type(many)
     assert one.argv[3:] == many.argv[3:] == ("route", "add", "10.99.0.0/24", "via", "10.123.0.1")
@@ -49,9 +52,11 @@ def test_the_fast_path_costs_a_handful_of_processes_and_builds_the_same_lab(
 ) -> None:
     prefix = f"nk-{uid}"
     planned = RecordingExecutor()
-    with Lab(f"{prefix}-p", isolated=True, executor=planned, state_dir=tmp_path) as lab:
-        with lab.batch():
-            build(lab, f"{prefix}-p", bad_route=False)
+    with (
+        Lab(f"{prefix}-p", isolated=True, executor=planned, state_dir=tmp_path) as lab,
+        lab.batch(),
+    ):
+        build(lab, f"{prefix}-p", bad_route=False)
     # host namespace (2) + record check + namespaces + veths + bridge + host side
     # + one per namespace + teardown: nothing grows faster than the namespaces
     assert len(planned.runs) <= 6 + 6 + 3
