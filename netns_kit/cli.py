@@ -1,0 +1,642 @@
+"""``netns-kit``: labs from the terminal, the way containerlab deploys and destroys.
+
+Every subcommand is a thin layer over the library: ``up`` is
+``Lab.from_topology(load(FILE)).open()`` followed by ``keep()``, ``down`` is
+:func:`netns_kit.recover`, ``show`` reads :mod:`netns_kit.inspect` snapshots, and
+``script`` runs ``up`` against a :class:`~netns_kit.executor.ScriptExecutor`.
+
+Exit codes: 0 on success, 1 when a command (or the lab's state) said no, 2 for bad
+usage or a bad topology file.  Expected errors print one message, never a traceback;
+``exec`` passes on the exit code of the command it ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import attrs
+
+from . import __version__, inspect, topology
+from .command import Command, in_namespace
+from .errors import LabBusyError, NetnsKitError, ValidationError
+from .executor import (
+    Executor,
+    Process,
+    Result,
+    ScriptExecutor,
+    ShellExecutor,
+    default_executor,
+    render,
+)
+from .lab import Lab, lab_name
+from .namespace import list_namespaces
+from .registry import Record, Registry, recover, state_dir, tag_for
+from .spec import BridgeSpec, LinkSpec, RouteSpec, Topology
+
+PROG = "netns-kit"
+
+
+class UsageError(NetnsKitError):
+    """The command line asks for something impossible (exit code 2)."""
+
+
+class NoSuchLab(NetnsKitError):
+    """No record of that lab in the state directory (exit code 1)."""
+
+    def __init__(self, name: str, directory: Path) -> None:
+        super().__init__(f"no lab named {name!r} (no record in {directory}); see `{PROG} ls`")
+
+
+# -- executors: echo (-v) and progress (on a terminal) -------------------------------
+
+
+class Watched:
+    """An executor wrapper that prints each command (``-v``) and reports progress.
+
+    With ``progress``, a long ``run_all`` is handed on in slices, so that the count
+    moves while the lab builds; each slice is still batched by the inner executor.
+    A failure's ``completed`` count is shifted by the slices already done, so the lab
+    undoes exactly what ran.
+    """
+
+    def __init__(
+        self,
+        inner: Executor,
+        *,
+        echo: TextIO | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        slices: int = 20,
+    ) -> None:
+        self.inner = inner
+        self.echo = echo
+        self.progress = progress
+        self.slices = slices
+
+    def _show(self, commands: Iterable[Command]) -> None:
+        if self.echo is None:
+            return
+        for command in commands:
+            line = str(command)
+            if command.unless is not None:
+                line = f"{command.unless} || {line}"
+            print(f"+ {line}", file=self.echo, flush=True)
+
+    def run(self, command: Command, *, check: bool = True, timeout: float | None = None) -> Result:
+        self._show([command])
+        return self.inner.run(command, check=check, timeout=timeout)
+
+    def run_all(self, commands: Iterable[Command], *, keep_going: bool = False) -> list[Result]:
+        todo = list(commands)
+        if self.progress is None or keep_going or len(todo) < 2 * self.slices:
+            self._show(todo)
+            return self.inner.run_all(todo, keep_going=keep_going)
+        size = -(-len(todo) // self.slices)
+        results: list[Result] = []
+        for start in range(0, len(todo), size):
+            part = todo[start : start + size]
+            self._show(part)
+            try:
+                results += self.inner.run_all(part)
+            except NetnsKitError as failure:
+                if failure.completed is not None:
+                    failure.completed += start
+                raise
+            self.progress(len(results), len(todo))
+        return results
+
+    def start(self, command: Command) -> Process:
+        self._show([command])
+        return self.inner.start(command)
+
+
+class _Progress:
+    """``building lab: 120/480 commands`` on one terminal line, rewritten in place."""
+
+    def __init__(self, stream: TextIO, label: str) -> None:
+        self.stream = stream
+        self.label = label
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        self.stream.write(f"\r{self.label}: {done}/{total} commands")
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.shown = False
+
+
+# -- small helpers ---------------------------------------------------------------------
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    cells = [list(header)] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+    return "".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n"
+        for line in cells
+    )
+
+
+def _count(number: int, word: str) -> str:
+    return f"{number} {word}" if number == 1 else f"{number} {word}s"
+
+
+def _lab_namespaces(record: Record) -> list[str]:
+    """The namespaces a lab made, its host side first (the record's order)."""
+    return [e["name"] for e in record.resources if e.get("kind") == "namespace"]
+
+
+class _Context:
+    """What every subcommand needs: the executor, the registry, the streams."""
+
+    def __init__(
+        self, args: argparse.Namespace, executor: Executor | None, out: TextIO, err: TextIO
+    ) -> None:
+        self.args = args
+        self.out = out
+        self.err = err
+        self.state_dir = _state_dir(args)
+        self.registry = Registry(self.state_dir)
+        base = executor or (ShellExecutor(sudo=True) if args.sudo else default_executor())
+        self.echo = err if args.verbose else None
+        self.executor: Executor = Watched(base, echo=self.echo) if self.echo else base
+        self.base = base
+
+    def record(self, name: str) -> Record:
+        lab_name(name)
+        record = self.registry.read(name)
+        if record is None:
+            raise NoSuchLab(name, self.registry.directory)
+        return record
+
+    def print(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    """``--state-dir``, else the registry's default; a ``--sudo`` user gets their own."""
+    if args.state_dir:
+        return Path(args.state_dir)
+    if args.sudo and os.geteuid() != 0 and not os.environ.get("NETNS_KIT_STATE_DIR"):
+        runtime = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+        return Path(runtime) / f"netns-kit-{os.geteuid()}"
+    return state_dir()
+
+
+# -- subcommands -----------------------------------------------------------------------
+
+
+def cmd_validate(ctx: _Context) -> int:
+    topo = topology.load(ctx.args.file)
+    ctx.print(f"{ctx.args.file}: OK: {_summary(topo)}")
+    return 0
+
+
+def _summary(topo: Topology) -> str:
+    parts = [
+        _count(len(topo.namespaces), "namespace"),
+        _count(len(topo.bridges), "bridge"),
+        _count(len(topo.links), "link"),
+        _count(len(topo.routes), "route"),
+    ]
+    if topo.sysctls:
+        parts.append(_count(len(topo.sysctls), "sysctl"))
+    if topo.masquerades:
+        parts.append(_count(len(topo.masquerades), "masquerade"))
+    isolated = "isolated " if topo.isolated else ""
+    return f"{isolated}lab {topo.name!r}: " + ", ".join(parts)
+
+
+def cmd_up(ctx: _Context) -> int:
+    topo = topology.load(ctx.args.file)
+    if ctx.args.name:
+        topo = topology.check(attrs.evolve(topo, name=ctx.args.name), source=ctx.args.file)
+    existing = ctx.registry.read(topo.name)
+    if existing is not None and existing.state == "kept":
+        raise LabBusyError(
+            f"lab {topo.name!r} is already up; `{PROG} down {topo.name}` first, "
+            "or give another --name"
+        )
+    progress = _Progress(ctx.err, f"building {topo.name}") if ctx.err.isatty() else None
+    executor: Executor = ctx.executor
+    if progress is not None:
+        executor = Watched(ctx.base, echo=ctx.echo, progress=progress)
+    lab = Lab.from_topology(topo, executor=executor, state_dir=ctx.state_dir)
+    try:
+        lab.open()
+    finally:
+        if progress is not None:
+            progress.clear()
+    lab.keep()
+    built = lab.topology()
+    ctx.print(_up_table(built, lab.host))
+    ctx.print(f"{_summary(built)} is up.  Tear it down with: {PROG} down {topo.name}")
+    return 0
+
+
+def _up_table(topo: Topology, host: str | None) -> str:
+    """What was built, one row per interface: where, name, address, what it joins."""
+    host_name = host or "(root)"
+    rows: list[tuple[str, str, str | None, str]] = []
+    for bridge in topo.bridges:
+        rows.append((host_name, bridge.name, bridge.address, "bridge"))
+    bridges = {b.name for b in topo.bridges}
+    for link in topo.with_link_names().links:
+        assert link.names is not None
+        a_name, b_name = link.names
+        if link.b in bridges:
+            rows.append((link.a, a_name, link.addresses[0], f"veth to {link.b} ({b_name})"))
+            rows.append((host_name, b_name, link.addresses[1], f"port of {link.b}"))
+        else:
+            rows.append((link.a, a_name, link.addresses[0], f"veth to {link.b}/{b_name}"))
+            rows.append((link.b, b_name, link.addresses[1], f"veth to {link.a}/{a_name}"))
+    rows.sort(key=lambda row: (row[0] != host_name, row[0]))
+    text = _table(("NAMESPACE", "INTERFACE", "ADDRESS", "JOINS"), rows)
+    if topo.routes:
+        text += "\n" + _table(
+            ("NAMESPACE", "ROUTE", "VIA", "DEV"),
+            [(r.namespace or host_name, r.destination, r.via, r.dev) for r in topo.routes],
+        )
+    return text.rstrip("\n")
+
+
+def cmd_down(ctx: _Context) -> int:
+    name = ctx.args.name
+    ctx.record(name)
+    removed = recover(name, executor=ctx.executor, state_dir=ctx.state_dir)
+    for item in removed:
+        if ctx.args.verbose:
+            ctx.print(f"removed {item}")
+    ctx.print(f"lab {name!r} is down ({_count(len(removed), 'resource')} removed)")
+    return 0
+
+
+def _lab_state(ctx: _Context, record: Record, present: set[str]) -> str:
+    """up, open, building, stale (its process died) or partial (pieces are missing)."""
+    if ctx.registry.is_live(record.name):
+        return "open" if record.state == "up" else "building"
+    if record.state != "kept":
+        return "stale"
+    missing = [n for n in _lab_namespaces(record) if n not in present]
+    return "partial" if missing else "up"
+
+
+def cmd_ls(ctx: _Context) -> int:
+    records = ctx.registry.records()
+    present = set(list_namespaces(ctx.executor)) if records else set()
+    labs = [
+        {
+            "name": r.name,
+            "state": _lab_state(ctx, r, present),
+            "isolated": r.isolated,
+            "namespaces": len([n for n in _lab_namespaces(r) if n != r.host]),
+            "pid": r.pid,
+        }
+        for r in records
+    ]
+    if ctx.args.json:
+        ctx.print(json.dumps(labs, indent=2))
+    elif not labs:
+        ctx.print(f"no labs (state directory {ctx.registry.directory})")
+    else:
+        ctx.print(
+            _table(
+                ("NAME", "STATE", "ISOLATED", "NAMESPACES", "PID"),
+                [
+                    (
+                        lab["name"],
+                        lab["state"],
+                        "yes" if lab["isolated"] else "no",
+                        lab["namespaces"],
+                        lab["pid"],
+                    )
+                    for lab in labs
+                ],
+            ).rstrip("\n")
+        )
+    return 0
+
+
+def _snapshot(ctx: _Context, record: Record) -> tuple[inspect.Snapshot, list[str]]:
+    """The lab's namespaces read live (the root side too, when not isolated)."""
+    wanted = _lab_namespaces(record)
+    present = set(list_namespaces(ctx.executor))
+    missing = [n for n in wanted if n not in present]
+    names: list[str | None] = [n for n in wanted if n in present]
+    if not record.isolated:
+        names.insert(0, None)
+    snap = inspect.snapshot(ctx.executor, names)
+    if not record.isolated:
+        snap = _only_tagged_root(snap, tag_for(record.name))
+    return snap, missing
+
+
+def _only_tagged_root(snap: inspect.Snapshot, tag: str) -> inspect.Snapshot:
+    """Of the root namespace keep only the lab's own interfaces (tagged with its alias)."""
+    states = []
+    for state in snap:
+        if state.name is None:
+            ours = {link.name for link in state.links if link.alias == tag}
+            state = inspect.NamespaceState(
+                None,
+                tuple(link for link in state.links if link.name in ours),
+                tuple(a for a in state.addresses if a.interface in ours),
+                tuple(r for r in state.routes if r.dev in ours),
+            )
+        states.append(state)
+    return inspect.Snapshot(tuple(states))
+
+
+def cmd_show(ctx: _Context) -> int:
+    record = ctx.record(ctx.args.name)
+    snap, missing = _snapshot(ctx, record)
+    if ctx.args.json:
+        data: dict[str, Any] = {
+            "name": record.name,
+            "isolated": record.isolated,
+            "host": record.host,
+            "missing": missing,
+        }
+        data.update(snap.to_dict())
+        ctx.print(json.dumps(data, indent=2))
+        return 0
+    ctx.print(_show_text(snap))
+    if missing:
+        ctx.print(f"\nmissing namespaces: {', '.join(missing)}")
+    return 0
+
+
+def _show_text(snap: inspect.Snapshot) -> str:
+    rows = []
+    routes = []
+    for state in snap:
+        where = state.name or "(root)"
+        for link in state.links:
+            if link.kind == "loopback":
+                continue
+            joins = ""
+            if link.master:
+                joins = f"port of {link.master}"
+            elif link.peer is not None and link.peer.name:
+                joins = f"veth to {link.peer.namespace or '(root)'}/{link.peer.name}"
+            elif link.kind:
+                joins = link.kind
+            addrs = [
+                a.address for a in state.addresses if a.interface == link.name and a.scope != "link"
+            ]
+            for address in addrs or [""]:
+                rows.append((where, link.name, address, link.state, joins))
+        for route in state.routes:
+            if route.family == "inet6" and route.destination.startswith("fe80::"):
+                continue
+            routes.append((where, route.destination, route.via, route.dev, route.protocol))
+    text = _table(("NAMESPACE", "INTERFACE", "ADDRESS", "STATE", "JOINS"), rows)
+    text += "\n" + _table(("NAMESPACE", "ROUTE", "VIA", "DEV", "PROTOCOL"), routes)
+    return text.rstrip("\n")
+
+
+def cmd_exec(ctx: _Context) -> int:
+    record = ctx.record(ctx.args.name)
+    namespace = ctx.args.namespace
+    known = _lab_namespaces(record)
+    if namespace not in known:
+        raise UsageError(
+            f"{namespace!r} is not a namespace of lab {record.name!r} "
+            f"(it has: {', '.join(known) or 'none'})"
+        )
+    argv = list(ctx.args.command)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise UsageError(f"no command given: {PROG} exec {record.name} {namespace} -- CMD...")
+    result = ctx.executor.run(in_namespace(argv, namespace), check=False)
+    ctx.out.write(result.stdout)
+    ctx.out.flush()
+    ctx.err.write(result.stderr)
+    return result.returncode
+
+
+def cmd_script(ctx: _Context) -> int:
+    topo = topology.load(ctx.args.file)
+    dry = ScriptExecutor()
+    with tempfile.TemporaryDirectory(prefix="netns-kit-script-") as scratch:
+        lab = Lab.from_topology(topo, executor=dry, state_dir=scratch)
+        lab.open()
+        teardown = lab.teardown_commands()
+        lab.keep()
+    if ctx.args.teardown:
+        # Like a lab's own teardown, go on past a failure (something already gone).
+        lines = "".join(render(command) + "\n" for command in teardown)
+        ctx.out.write("#!/usr/bin/env bash\nset -uo pipefail\n" + lines)
+    else:
+        ctx.out.write(dry.script())
+    return 0
+
+
+def cmd_graph(ctx: _Context) -> int:
+    from . import render as pictures
+
+    target = ctx.args.target
+    if Path(target).suffix.lower() in (".toml", ".yaml", ".yml") or os.sep in target:
+        topo = topology.load(target)
+    else:
+        record = ctx.record(target)
+        snap, _ = _snapshot(ctx, record)
+        topo = _live_topology(record, snap)
+    draw = pictures.to_dot if ctx.args.format == "dot" else pictures.to_mermaid
+    ctx.out.write(draw(topo).rstrip("\n") + "\n")
+    return 0
+
+
+def _live_topology(record: Record, snap: inspect.Snapshot) -> Topology:
+    """A running lab's topology, rebuilt from what the kernel says (for pictures)."""
+    host = record.host
+    namespaces = [s.name for s in snap if s.name is not None and s.name != host]
+    host_state = next((s for s in snap if s.name == host), None)
+
+    def first_address(state: inspect.NamespaceState | None, interface: str) -> str | None:
+        if state is None:
+            return None
+        for address in state.addresses:
+            if address.interface == interface and address.scope == "global":
+                return address.address
+        return None
+
+    bridges = []
+    if host_state is not None:
+        for link in host_state.links:
+            if link.kind == "bridge":
+                bridges.append(BridgeSpec(link.name, first_address(host_state, link.name)))
+    links: list[LinkSpec] = []
+    seen: set[tuple[str | None, str]] = set()
+    for state in snap:
+        if state.name is None or state.name == host:
+            continue
+        for link in state.links:
+            peer = link.peer
+            if peer is None or peer.name is None or (state.name, link.name) in seen:
+                continue
+            seen.add((peer.namespace, peer.name))
+            here = first_address(state, link.name)
+            if peer.namespace == host:
+                master = host_state.link(peer.name).master if host_state else None
+                if master is None:
+                    continue
+                there = first_address(host_state, peer.name)
+                links.append(LinkSpec(state.name, master, (link.name, peer.name), (here, there)))
+            elif peer.namespace in namespaces:
+                there = first_address(snap[peer.namespace], peer.name)
+                links.append(
+                    LinkSpec(state.name, peer.namespace, (link.name, peer.name), (here, there))
+                )
+    routes = [
+        RouteSpec(r.destination, r.via, r.dev, None if s.name == host else s.name)
+        for s in snap
+        for r in s.routes
+        if r.protocol not in ("kernel", "ra") and not r.destination.startswith("fe80::")
+    ]
+    return Topology(
+        record.name,
+        record.isolated,
+        tuple(namespaces),
+        tuple(bridges),
+        tuple(links),
+        tuple(routes),
+    )
+
+
+def cmd_cleanup(ctx: _Context) -> int:
+    failed = 0
+    cleaned = 0
+    for record in ctx.registry.records():
+        if record.state == "kept" or ctx.registry.is_live(record.name):
+            continue
+        try:
+            removed = recover(record.name, executor=ctx.executor, state_dir=ctx.state_dir)
+        except LabBusyError:
+            continue  # it came back to life meanwhile: not stale
+        except NetnsKitError as error:
+            print(f"{PROG}: cleaning up lab {record.name!r} failed: {error}", file=ctx.err)
+            failed += 1
+            continue
+        cleaned += 1
+        ctx.print(f"lab {record.name!r}: removed {_count(len(removed), 'resource')}")
+        if ctx.args.verbose:
+            for item in removed:
+                ctx.print(f"  {item}")
+    if not cleaned and not failed:
+        ctx.print("no stale labs")
+    return 1 if failed else 0
+
+
+# -- the parser --------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Build, inspect and tear down Linux network-namespace labs.",
+        epilog="Exit codes: 0 success, 1 a command or the lab's state said no, "
+        "2 bad usage or a bad topology file.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--sudo", action="store_true", help="run every command through `sudo -n`")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="print every command as it runs (stderr)"
+    )
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="where lab records live (default: $NETNS_KIT_STATE_DIR or /run/netns-kit)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, handler: Callable[[_Context], int], text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=text, description=text)
+        command.set_defaults(handler=handler)
+        return command
+
+    up = add("up", cmd_up, "build the lab a topology file describes, and keep it")
+    up.add_argument("file", metavar="FILE", help="a .toml, .yaml or .yml topology file")
+    up.add_argument("--name", help="the lab's name instead of the file's")
+
+    down = add("down", cmd_down, "tear a lab down from its record (also after a crash)")
+    down.add_argument("name", metavar="NAME")
+
+    ls = add("ls", cmd_ls, "list labs and their state (up, open, building, stale, partial)")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+
+    show = add("show", cmd_show, "a lab's interfaces, addresses and routes, read live")
+    show.add_argument("name", metavar="NAME")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+
+    run = add("exec", cmd_exec, "run a command in one of a lab's namespaces")
+    run.add_argument("name", metavar="NAME")
+    run.add_argument("namespace", metavar="NS")
+    run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD...")
+
+    script = add("script", cmd_script, "print the bash script `up` would run")
+    script.add_argument("file", metavar="FILE")
+    script.add_argument(
+        "--teardown", action="store_true", help="print the script that tears it down instead"
+    )
+
+    graph = add("graph", cmd_graph, "draw a topology file or a running lab")
+    graph.add_argument("target", metavar="FILE|NAME")
+    graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+
+    add("cleanup", cmd_cleanup, "remove every stale lab (one whose process died)")
+
+    validate = add("validate", cmd_validate, "check a topology file, changing nothing")
+    validate.add_argument("file", metavar="FILE")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    executor: Executor | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run the command line; returns the exit code (``executor`` is for tests)."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or bad usage (argparse says why)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    try:
+        ctx = _Context(args, executor, out, err)
+        code: int = args.handler(ctx)
+        return code
+    except (ValidationError, UsageError) as error:
+        print(f"{PROG}: {error}", file=err)
+        return 2
+    except NetnsKitError as error:
+        print(f"{PROG}: {error}", file=err)
+        for note in getattr(error, "__notes__", []):
+            print(f"  {note}", file=err)
+        return 1
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        hint = ""
+        if isinstance(error, PermissionError):
+            hint = "\n  hint: run as root, or keep lab records elsewhere with --state-dir"
+        print(f"{PROG}: {error.strerror or error}{where}{hint}", file=err)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=err)
+        return 130

@@ -1,0 +1,499 @@
+"""The ``netns-kit`` command: argument handling, exit codes and output, on a fake executor."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from netns_kit import RecordingExecutor, ShellExecutor, cli
+from netns_kit.command import Command
+from netns_kit.errors import CommandError
+from netns_kit.registry import Record, Registry
+
+ROOT = Path(__file__).resolve().parents[2]
+LABS = ROOT / "scripts" / "labs"
+BRIDGE = str(LABS / "bridge.toml")
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+class Run:
+    """One invocation: exit code, stdout, stderr, and what the fake executor saw."""
+
+    def __init__(self, code: int, out: str, err: str, ex: RecordingExecutor) -> None:
+        self.code, self.out, self.err, self.ex = code, out, err, ex
+
+    @property
+    def lines(self) -> list[str]:
+        return [" ".join(argv) for argv in self.ex.commands]
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+Invoke = Callable[..., Run]
+
+
+@pytest.fixture
+def run(state: Path) -> Invoke:
+    def invoke(
+        *argv: str, ex: RecordingExecutor | None = None, err: io.StringIO | None = None
+    ) -> Run:
+        ex = ex or RecordingExecutor()
+        out, err = io.StringIO(), err or io.StringIO()
+        code = cli.main(["--state-dir", str(state), *argv], executor=ex, stdout=out, stderr=err)
+        return Run(code, out.getvalue(), err.getvalue(), ex)
+
+    return invoke
+
+
+def namespaces_answer(ex: RecordingExecutor, *names: str) -> None:
+    ex.answer(["ip", "-j", "netns", "list"], stdout=json.dumps([{"name": n} for n in names]))
+
+
+def tagged_lo(ex: RecordingExecutor, lab: str, *names: str) -> None:
+    """Make each namespace look like the lab's own (lo carries the lab's alias)."""
+    lo = json.dumps([{"ifindex": 1, "ifname": "lo", "ifalias": f"netns-kit:{lab}"}])
+    for name in names:
+        ex.answer(["ip", "-n", name, "-j", "link", "show"], stdout=lo)
+
+
+# -- usage ---------------------------------------------------------------------------
+
+
+def test_no_command_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 2
+    assert "usage: netns-kit" in capsys.readouterr().err
+
+
+def test_unknown_command_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["deploy", "x.toml"]) == 2
+    assert "invalid choice: 'deploy'" in capsys.readouterr().err
+
+
+def test_missing_argument_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["up"]) == 2
+    assert "the following arguments are required: FILE" in capsys.readouterr().err
+
+
+def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--help"]) == 0
+    help_text = capsys.readouterr().out
+    for command in ("up", "down", "ls", "show", "exec", "script", "graph", "cleanup", "validate"):
+        assert f"    {command} " in help_text
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("netns-kit 0.")
+
+
+def test_python_dash_m_runs_the_same_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "netns_kit", "validate", BRIDGE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "OK: isolated lab 'bridge'" in done.stdout
+
+
+# -- validate, script, graph -----------------------------------------------------------
+
+
+def test_validate_ok(run: Invoke) -> None:
+    result = run("validate", BRIDGE)
+    assert result.code == 0
+    assert result.out == (
+        f"{BRIDGE}: OK: isolated lab 'bridge': 2 namespaces, 1 bridge, 2 links, 0 routes\n"
+    )
+    assert result.ex.commands == []
+
+
+def test_validate_bad_file_exits_2_with_every_problem(run: Invoke, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nnamespaces = ["a"]\n[[links]]\na = "a"\nb = "b"\nmut = 1\n')
+    result = run("validate", str(bad))
+    assert result.code == 2
+    assert result.err == (
+        f"netns-kit: {bad}: 2 problems:\n"
+        "  links[0].mut: unknown key (did you mean 'mtu'?)\n"
+        "  links[0].b: 'b' is not a namespace or bridge of this lab (defined: a)\n"
+    )
+    assert "Traceback" not in result.err
+
+
+def test_validate_missing_file(run: Invoke, tmp_path: Path) -> None:
+    result = run("validate", str(tmp_path / "nope.toml"))
+    assert result.code == 2
+    assert result.err == f"netns-kit: {tmp_path / 'nope.toml'}: no such file\n"
+
+
+def test_script_prints_what_up_would_run(run: Invoke, state: Path) -> None:
+    result = run("script", BRIDGE)
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert lines[:3] == ["#!/usr/bin/env bash", "set -euo pipefail", "ip netns add bridge-host"]
+    assert "ip netns add red" in lines
+    assert (
+        "ip link add name veth-red netns red type veth peer name veth-red-br netns bridge-host"
+        in lines
+    )
+    assert "ip -n bridge-host link set dev veth-red-br master v-net-0" in lines
+    assert "ip -n red addr add 192.168.15.1/24 dev veth-red" in lines
+    assert result.ex.commands == [], "a dry run runs nothing"
+    assert not state.exists() or not list(state.iterdir()), "a dry run records no lab"
+
+
+def test_script_teardown(run: Invoke) -> None:
+    result = run("script", "--teardown", str(LABS / "router-nat.toml"))
+    assert result.code == 0
+    assert result.out.splitlines() == [
+        "#!/usr/bin/env bash",
+        "set -uo pipefail",
+        "ip netns delete outside",
+        "ip netns delete blue",
+        "ip netns delete red",
+        "ip netns delete router-nat-host",
+    ]
+
+
+@pytest.mark.parametrize(("fmt", "start"), [("mermaid", "flowchart"), ("dot", "graph ")])
+def test_graph_of_a_file(run: Invoke, fmt: str, start: str) -> None:
+    result = run("graph", "--format", fmt, BRIDGE)
+    assert result.code == 0
+    assert result.out.startswith(start)
+    assert "v-net-0" in result.out and "veth-red" in result.out
+
+
+def test_graph_bad_format_is_usage(run: Invoke) -> None:
+    assert run("graph", "--format", "svgz", BRIDGE).code == 2
+
+
+# -- up / ls / down ----------------------------------------------------------------------
+
+
+def test_up_builds_keeps_and_prints_a_table(run: Invoke, state: Path) -> None:
+    result = run("up", BRIDGE)
+    assert result.code == 0, result.err
+    assert "ip netns add red" in result.lines
+    assert "ip -n bridge-host addr add 192.168.15.5/24 dev v-net-0" in result.lines
+    record = Registry(state).read("bridge")
+    assert record is not None and record.state == "kept"
+    rows = [line.split(maxsplit=3) for line in result.out.splitlines()]
+    assert ["bridge-host", "v-net-0", "192.168.15.5/24", "bridge"] in rows
+    assert ["bridge-host", "veth-red-br", "port", "of v-net-0"] in rows
+    assert ["red", "veth-red", "192.168.15.1/24", "veth to v-net-0 (veth-red-br)"] in rows
+    assert result.out.rstrip().endswith("Tear it down with: netns-kit down bridge")
+    assert result.err == "", "no progress when stderr is not a terminal"
+
+
+def test_up_twice_is_refused(run: Invoke) -> None:
+    assert run("up", BRIDGE).code == 0
+    again = run("up", BRIDGE)
+    assert again.code == 1
+    assert "lab 'bridge' is already up; `netns-kit down bridge` first" in again.err
+    assert again.ex.commands == []
+
+
+def test_up_with_another_name(run: Invoke, state: Path) -> None:
+    result = run("up", "--name", "b2", BRIDGE)
+    assert result.code == 0, result.err
+    assert "ip netns add b2-host" in result.lines
+    assert Registry(state).read("b2") is not None
+
+
+def test_up_with_a_bad_name_changes_nothing(run: Invoke) -> None:
+    result = run("up", "--name", "no way", BRIDGE)
+    assert result.code == 2
+    assert "name: 'no way' holds ' '" in result.err
+    assert result.ex.commands == []
+
+
+def test_a_failing_command_exits_1_names_it_and_undoes_the_lab(run: Invoke, state: Path) -> None:
+    ex = RecordingExecutor()
+    ex.answer(
+        ["ip", "link", "add", "name", "veth-blue"],
+        stderr="RTNETLINK answers: File exists",
+        returncode=2,
+    )
+    result = run("up", BRIDGE, ex=ex)
+    assert result.code == 1
+    assert "ip link add name veth-blue netns blue type veth" in result.err
+    assert "File exists" in result.err
+    assert "Traceback" not in result.err
+    assert "ip netns delete bridge-host" in result.lines, "the half-built lab is torn down"
+    assert Registry(state).read("bridge") is None
+
+
+def test_verbose_prints_every_command(run: Invoke) -> None:
+    result = run("-v", "up", BRIDGE)
+    assert result.code == 0
+    echoed = [line[2:] for line in result.err.splitlines() if line.startswith("+ ")]
+    assert echoed == result.lines
+
+
+def test_progress_on_a_terminal(run: Invoke, tmp_path: Path) -> None:
+    many = tmp_path / "many.toml"
+    body = 'name = "many"\nnamespaces = [' + ", ".join(f'"n{i}"' for i in range(30)) + "]\n"
+    body += '[[bridges]]\nname = "br0"\n'
+    body += "".join(f'[[links]]\na = "n{i}"\nb = "br0"\n' for i in range(30))
+    many.write_text(body)
+    terminal = Terminal()
+    result = run("up", str(many), err=terminal)
+    assert result.code == 0, result.err
+    counts = [part.split(": ")[1] for part in result.err.split("\r") if "commands" in part]
+    assert len(counts) >= 10
+    assert counts[-1] == counts[-1].split("/")[0] + "/" + counts[-1].split("/")[0] + " commands"
+    assert result.err.endswith("\r\033[K")
+    total = int(counts[-1].split("/")[1].split()[0])
+    assert total == len([line for line in result.lines if not line.startswith("ip -j")])
+
+
+def test_ls_down_and_ls_again(run: Invoke, state: Path) -> None:
+    assert run("up", BRIDGE).code == 0
+    ex = RecordingExecutor()
+    namespaces_answer(ex, "bridge-host", "red", "blue")
+    listed = run("ls", ex=ex)
+    assert listed.code == 0
+    assert listed.out.splitlines()[0].split() == ["NAME", "STATE", "ISOLATED", "NAMESPACES", "PID"]
+    assert listed.out.splitlines()[1].split()[:4] == ["bridge", "up", "yes", "2"]
+
+    ex = RecordingExecutor()
+    namespaces_answer(ex, "bridge-host", "red")  # blue went missing
+    as_json = json.loads(run("ls", "--json", ex=ex).out)
+    assert as_json[0]["name"] == "bridge" and as_json[0]["state"] == "partial"
+
+    ex = RecordingExecutor()
+    namespaces_answer(ex, "bridge-host", "red", "blue")
+    tagged_lo(ex, "bridge", "bridge-host", "red", "blue")
+    down = run("down", "bridge", ex=ex)
+    assert down.code == 0, down.err
+    assert down.out == "lab 'bridge' is down (3 resources removed)\n"
+    assert {"ip netns delete red", "ip netns delete blue", "ip netns delete bridge-host"} <= set(
+        down.lines
+    )
+    assert Registry(state).read("bridge") is None
+    assert run("ls").out.startswith("no labs")
+
+
+def test_down_leaves_what_is_not_the_labs(run: Invoke) -> None:
+    assert run("up", BRIDGE).code == 0
+    ex = RecordingExecutor()
+    namespaces_answer(ex, "bridge-host", "red", "blue")
+    tagged_lo(ex, "bridge", "bridge-host", "blue")  # red is somebody else's now
+    ex.answer(
+        ["ip", "-n", "red", "-j", "link", "show"],
+        stdout=json.dumps([{"ifname": "lo", "ifalias": "someone-else", "flags": ["UP"]}]),
+    )
+    assert run("down", "bridge", ex=ex).code == 0
+    deleted = [line for line in (" ".join(a) for a in ex.commands) if "netns delete" in line]
+    assert deleted == ["ip netns delete blue", "ip netns delete bridge-host"]
+
+
+def test_down_unknown_lab(run: Invoke) -> None:
+    result = run("down", "nope")
+    assert result.code == 1
+    assert "no lab named 'nope'" in result.err
+
+
+def test_down_bad_name_is_usage(run: Invoke) -> None:
+    result = run("down", "../etc")
+    assert result.code == 2
+    assert "forbidden character '/'" in result.err
+
+
+def test_cleanup_removes_stale_labs_only(run: Invoke, state: Path) -> None:
+    registry = Registry(state)
+    registry.write(
+        Record(
+            "crashed",
+            pid=999_999,
+            state="building",
+            resources=[{"kind": "namespace", "name": "c-red"}],
+        )
+    )
+    registry.write(
+        Record(
+            "kept", pid=999_998, state="kept", resources=[{"kind": "namespace", "name": "k-red"}]
+        )
+    )
+    ex = RecordingExecutor()
+    namespaces_answer(ex, "c-red", "k-red")
+    tagged_lo(ex, "crashed", "c-red")
+    result = run("cleanup", ex=ex)
+    assert result.code == 0, result.err
+    assert result.out == "lab 'crashed': removed 1 resource\n"
+    assert "ip netns delete c-red" in result.lines
+    assert not any("k-red" in line and "delete" in line for line in result.lines)
+    assert registry.read("crashed") is None
+    assert registry.read("kept") is not None
+    assert run("cleanup").out == "no stale labs\n"
+
+
+def test_ls_states(run: Invoke, state: Path) -> None:
+    registry = Registry(state)
+    registry.write(Record("dead", pid=999_999, state="up"))
+    with registry.held("alive"):
+        registry.write(Record("alive", pid=os.getpid(), state="up"))
+        result = run("ls", "--json")
+    states = {lab["name"]: lab["state"] for lab in json.loads(result.out)}
+    assert states == {"alive": "open", "dead": "stale"}
+
+
+# -- show / exec ------------------------------------------------------------------------
+
+
+def lab_with_record(state: Path) -> None:
+    Registry(state).write(
+        Record(
+            "demo",
+            pid=999_999,
+            isolated=True,
+            host="demo-host",
+            state="kept",
+            resources=[
+                {"kind": "namespace", "name": "demo-host"},
+                {"kind": "namespace", "name": "red"},
+            ],
+        )
+    )
+
+
+def test_show_json(run: Invoke, state: Path) -> None:
+    lab_with_record(state)
+    ex = RecordingExecutor()
+    namespaces_answer(ex, "demo-host", "red")
+    ex.answer(
+        ["ip", "-n", "red", "-d", "-j", "link", "show"],
+        stdout=json.dumps(
+            [
+                {
+                    "ifindex": 1,
+                    "ifname": "lo",
+                    "operstate": "UNKNOWN",
+                    "mtu": 65536,
+                    "link_type": "loopback",
+                },
+                {
+                    "ifindex": 2,
+                    "ifname": "veth-red",
+                    "operstate": "UP",
+                    "mtu": 1500,
+                    "linkinfo": {"info_kind": "veth"},
+                },
+            ]
+        ),
+    )
+    ex.answer(
+        ["ip", "-n", "red", "-j", "addr", "show"],
+        stdout=json.dumps(
+            [
+                {
+                    "ifname": "veth-red",
+                    "addr_info": [
+                        {
+                            "family": "inet",
+                            "local": "192.168.15.1",
+                            "prefixlen": 24,
+                            "scope": "global",
+                        }
+                    ],
+                }
+            ]
+        ),
+    )
+    result = run("show", "--json", "demo", ex=ex)
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["name"] == "demo" and data["host"] == "demo-host" and data["missing"] == []
+    assert [ns["name"] for ns in data["namespaces"]] == ["demo-host", "red"]
+    red = data["namespaces"][1]
+    assert [link["name"] for link in red["links"]] == ["lo", "veth-red"]
+    assert red["addresses"][0]["address"] == "192.168.15.1/24"
+
+
+def test_show_names_missing_namespaces(run: Invoke, state: Path) -> None:
+    lab_with_record(state)
+    ex = RecordingExecutor()
+    namespaces_answer(ex, "demo-host")
+    result = run("show", "demo", ex=ex)
+    assert result.code == 0
+    assert result.out.rstrip().endswith("missing namespaces: red")
+    assert not any(" red " in f" {line} " and "-n red" in line for line in result.lines)
+
+
+def test_exec_runs_in_the_namespace_and_passes_the_exit_code(run: Invoke, state: Path) -> None:
+    lab_with_record(state)
+    ex = RecordingExecutor()
+    ex.answer(["ip", "netns", "exec", "red", "ping"], stdout="1 received\n", returncode=0)
+    result = run("exec", "demo", "red", "--", "ping", "-c1", "192.168.15.2", ex=ex)
+    assert result.code == 0
+    assert ex.commands == [("ip", "netns", "exec", "red", "ping", "-c1", "192.168.15.2")]
+    assert result.out == "1 received\n"
+
+    ex = RecordingExecutor()
+    ex.answer(["ip", "netns", "exec", "red", "false"], stderr="oops\n", returncode=3)
+    failed = run("exec", "demo", "red", "--", "false", ex=ex)
+    assert failed.code == 3
+    assert failed.err == "oops\n"
+
+
+def test_exec_refuses_a_namespace_of_no_lab(run: Invoke, state: Path) -> None:
+    lab_with_record(state)
+    result = run("exec", "demo", "blue", "--", "true")
+    assert result.code == 2
+    assert "'blue' is not a namespace of lab 'demo' (it has: demo-host, red)" in result.err
+    assert result.ex.commands == []
+
+
+def test_exec_needs_a_command(run: Invoke, state: Path) -> None:
+    lab_with_record(state)
+    result = run("exec", "demo", "red", "--")
+    assert result.code == 2
+    assert "no command given" in result.err
+
+
+# -- executors -----------------------------------------------------------------------
+
+
+def test_sudo_uses_a_sudo_executor(tmp_path: Path) -> None:
+    args = cli.build_parser().parse_args(["--state-dir", str(tmp_path), "--sudo", "ls"])
+    ctx = cli._Context(args, None, io.StringIO(), io.StringIO())
+    assert isinstance(ctx.base, ShellExecutor) and ctx.base.sudo is True
+    plain = cli.build_parser().parse_args(["--state-dir", str(tmp_path), "ls"])
+    assert not getattr(cli._Context(plain, None, io.StringIO(), io.StringIO()).base, "sudo", False)
+
+
+def test_sudo_user_gets_a_state_dir_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.delenv("NETNS_KIT_STATE_DIR", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    args = cli.build_parser().parse_args(["--sudo", "ls"])
+    assert cli._state_dir(args) == tmp_path / "netns-kit-1000"
+
+
+def test_watched_shifts_the_completed_count_of_a_failure() -> None:
+    inner = RecordingExecutor()
+    inner.fail_at(47)
+    seen: list[tuple[int, int]] = []
+    watched = cli.Watched(inner, progress=lambda done, total: seen.append((done, total)))
+    commands = [Command(("ip", "link", "set", "dev", f"d{i}", "up")) for i in range(100)]
+    with pytest.raises(CommandError) as caught:
+        watched.run_all(commands)
+    assert caught.value.completed == 47
+    assert seen == [(5 * k, 100) for k in range(1, 10)]
