@@ -1,0 +1,680 @@
+#!/usr/bin/env python3
+"""Benchmark: build and tear down the seed's bridge lab at N namespaces, four ways.
+
+Each lab is the seed's bridge recipe scaled to N namespaces, inside an isolated host
+namespace: the host namespace holds bridge ``br0`` with 10.77.0.1/16; namespace ``i``
+holds ``eth0`` with 10.77.x.y/16 (x.y = i + 2), a veth to ``v<i>``, a port of
+``br0``; every link and ``lo`` are up.  Methods:
+
+  seed-script            one ``ip`` process per command through plain subprocess,
+                         veths created on the host side and then moved (the seed's
+                         recipe), teardown one ``ip netns delete`` per namespace
+  netns_kit-per-command  Lab builders, unbatched (one process per command)
+  netns_kit              Lab.from_topology(...).open(): the declarative fast path
+  pyroute2               netlink, no fork per namespace: the process's own thread
+                         enters each new namespace (netns.setns(fork=False)) to make
+                         it and open a socket there, veth peers made in place
+
+Every (method, N, repeat) runs in a child process of its own, so peak RSS
+(``ru_maxrss``) is that method's alone; methods are interleaved within each repeat.
+A run pings the first namespace from the last after setup (no reply: the run fails),
+then tears down; teardown ends when the lab's names are free again (no namespace with
+the lab's prefix, host namespace gone), and anything left makes the run fail.
+
+All traffic stays inside the lab's namespaces; the root namespace only ever sees the
+lab's uniquely named namespaces come and go.  Ctrl-C tears down what is up.
+
+    sudo .venv/bin/python scripts/bench.py                       # 10,50,200,400 x 5
+    sudo .venv/bin/python scripts/bench.py --sizes 200 --repeat 3 --methods seed-script,pyroute2
+    sudo .venv/bin/python scripts/bench.py --json bench.json
+    .venv/bin/python scripts/bench.py --plan-only                # no root needed
+
+pyroute2 comes with the ``bench`` extra: ``pip install -e .[bench]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+NETNS_DIR = "/run/netns"
+BRIDGE = "br0"
+NS_IF = "eth0"
+HOST_CIDR = "10.77.0.1/16"
+METHODS = ("seed-script", "netns_kit-per-command", "netns_kit", "pyroute2")
+NOT_AVAILABLE = "not available yet"
+
+
+def address(i: int) -> str:
+    """Namespace i's address in 10.77.0.0/16 (10.77.0.1 is the host side's)."""
+    h = i + 2
+    if h > 0xFFFE:
+        raise ValueError("at most 65533 namespaces fit in 10.77.0.0/16")
+    return f"10.77.{h >> 8}.{h & 255}/16"
+
+
+def host_end(i: int) -> str:
+    return f"v{i}"
+
+
+class NotAvailable(Exception):
+    """The method's API is not there (yet): reported, not counted as a failure."""
+
+
+# -- the root namespace's view: only names with our prefix are ever touched --------------
+def lab_namespaces(lab: str) -> list[str]:
+    """Namespaces that belong to ``lab`` (``<lab>-...``): what must be gone after it."""
+    try:
+        entries = os.listdir(NETNS_DIR)
+    except FileNotFoundError:
+        return []
+    return sorted(e for e in entries if e.startswith(f"{lab}-"))
+
+
+def sweep(prefix: str) -> list[str]:
+    """Delete every namespace named ``<prefix>-...`` (ours only); returns what it found."""
+    names = lab_namespaces(prefix)
+    if names:
+        hosts = [n for n in names if n.endswith("-host")]
+        lines = [f"netns delete {n}\n" for n in names if n not in hosts]
+        lines += [f"netns delete {n}\n" for n in hosts]
+        subprocess.run(
+            ["ip", "-force", "-batch", "-"], input="".join(lines), capture_output=True, text=True
+        )
+    return names
+
+
+def wait_free(lab: str, timeout: float = 10.0) -> list[str]:
+    """Wait until no namespace of ``lab`` exists; returns what is still there."""
+    deadline = time.monotonic() + timeout
+    left = lab_namespaces(lab)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.001)
+        left = lab_namespaces(lab)
+    return left
+
+
+def run(argv: Sequence[str]) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"`{' '.join(argv)}` failed ({done.returncode}): {done.stderr.strip()}")
+
+
+def ping(namespace: str, target: str, attempts: int = 3) -> bool:
+    """One echo from ``namespace`` to ``target`` (a lab address), up to ``attempts``."""
+    for _ in range(attempts):
+        done = subprocess.run(
+            ["ip", "netns", "exec", namespace, "ping", "-n", "-q", "-c", "1", "-W", "2", target],
+            capture_output=True,
+        )
+        if done.returncode == 0:
+            return True
+    return False
+
+
+# -- methods ------------------------------------------------------------------------------
+class Method:
+    """One way to build and tear down the lab ``lab`` with ``n`` namespaces."""
+
+    def __init__(self, lab: str, n: int, state_dir: str) -> None:
+        self.lab = lab
+        self.n = n
+        self.state_dir = state_dir
+        self.host = f"{lab}-host"
+        self.namespaces = [f"{lab}-{i}" for i in range(n)]
+
+    def prepare(self) -> None:
+        """Imports and checks, untimed.  Raise NotAvailable when the API is missing."""
+
+    def setup(self) -> None:
+        raise NotImplementedError
+
+    def teardown(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Best effort after a failure; the caller sweeps the namespaces afterwards."""
+
+
+class SeedScript(Method):
+    """The seed's recipe, one process per command, create-then-move."""
+
+    def setup(self) -> None:
+        host = ("ip", "-n", self.host)
+        run(("ip", "netns", "add", self.host))
+        run((*host, "link", "set", "dev", "lo", "up"))
+        run((*host, "link", "add", "name", BRIDGE, "type", "bridge"))
+        run((*host, "addr", "add", HOST_CIDR, "dev", BRIDGE))
+        run((*host, "link", "set", "dev", BRIDGE, "up"))
+        for i, ns in enumerate(self.namespaces):
+            inner, outer = f"e{i}", host_end(i)
+            run(("ip", "netns", "add", ns))
+            run((*host, "link", "add", "name", outer, "type", "veth", "peer", "name", inner))
+            run((*host, "link", "set", "dev", inner, "netns", ns))
+            run((*host, "link", "set", "dev", outer, "master", BRIDGE))
+            run((*host, "link", "set", "dev", outer, "up"))
+            run(("ip", "-n", ns, "addr", "add", address(i), "dev", inner))
+            run(("ip", "-n", ns, "link", "set", "dev", inner, "up"))
+            run(("ip", "-n", ns, "link", "set", "dev", "lo", "up"))
+
+    def teardown(self) -> None:
+        for ns in self.namespaces:
+            run(("ip", "netns", "delete", ns))
+        run(("ip", "netns", "delete", self.host))
+
+
+def _import_lab() -> Any:
+    try:
+        import netns_kit
+    except ImportError as error:
+        raise NotAvailable(f"netns_kit does not import: {error}") from None
+    lab = getattr(netns_kit, "Lab", None)
+    if lab is None:
+        raise NotAvailable("netns_kit.Lab is missing")
+    return lab
+
+
+class NetnsKitPerCommand(Method):
+    """The imperative builders, outside ``batch()``: every command its own process."""
+
+    def prepare(self) -> None:
+        self.Lab = _import_lab()
+        for name in ("open", "close", "bridge", "namespace", "link"):
+            if not hasattr(self.Lab, name):
+                raise NotAvailable(f"Lab.{name} is missing")
+        self.lab_obj: Any = None
+
+    def setup(self) -> None:
+        self.lab_obj = self.Lab(self.lab, isolated=True, state_dir=self.state_dir)
+        self.lab_obj.open()
+        self.lab_obj.bridge(BRIDGE, address=HOST_CIDR)
+        for i, name in enumerate(self.namespaces):
+            ns = self.lab_obj.namespace(name)
+            self.lab_obj.link(ns, BRIDGE, addresses=(address(i), None), names=(NS_IF, host_end(i)))
+
+    def teardown(self) -> None:
+        self.lab_obj.close()
+
+    def abort(self) -> None:
+        if self.lab_obj is not None:
+            with contextlib.suppress(Exception):
+                self.lab_obj.close()
+
+
+class NetnsKit(Method):
+    """The declarative fast path: a Topology, applied when the lab opens."""
+
+    def prepare(self) -> None:
+        self.Lab = _import_lab()
+        if not hasattr(self.Lab, "from_topology") and not hasattr(self.Lab, "apply"):
+            raise NotAvailable("Lab.from_topology / Lab.apply are missing")
+        try:
+            from netns_kit import spec
+        except ImportError as error:
+            raise NotAvailable(f"netns_kit.spec does not import: {error}") from None
+        self.spec = spec
+        self.lab_obj: Any = None
+
+    def topology(self) -> Any:
+        spec = self.spec
+        return spec.Topology(
+            name=self.lab,
+            isolated=True,
+            namespaces=tuple(self.namespaces),
+            bridges=(spec.BridgeSpec(BRIDGE, HOST_CIDR),),
+            links=tuple(
+                spec.LinkSpec(ns, BRIDGE, names=(NS_IF, host_end(i)), addresses=(address(i), None))
+                for i, ns in enumerate(self.namespaces)
+            ),
+        )
+
+    def setup(self) -> None:
+        topology = self.topology()
+        if hasattr(self.Lab, "from_topology"):
+            self.lab_obj = self.Lab.from_topology(topology, state_dir=self.state_dir)
+            self.lab_obj.open()
+        else:
+            self.lab_obj = self.Lab(self.lab, isolated=True, state_dir=self.state_dir)
+            self.lab_obj.apply(topology)
+
+    def teardown(self) -> None:
+        self.lab_obj.close()
+
+    def abort(self) -> None:
+        if self.lab_obj is not None:
+            with contextlib.suppress(Exception):
+                self.lab_obj.close()
+
+
+class Pyroute2(Method):
+    """pyroute2's fastest path we found: no process at all.
+
+    ``netns.setns(name, O_CREAT | O_EXCL, fork=False)`` makes the namespace from this
+    very thread (unshare + bind mount) and enters it; an IPRoute opened there keeps a
+    netlink socket in it after ``popns()``.  The veth is made from inside the namespace
+    with its peer placed directly in the host namespace.  ``IPRoute(netns=...)`` and
+    ``netns.create`` fork a helper process per namespace and are slower.
+    """
+
+    def prepare(self) -> None:
+        try:
+            from pyroute2 import IPRoute, netns  # type: ignore[import-untyped]
+        except ImportError:
+            raise NotAvailable("pyroute2 is not installed (pip install -e .[bench])") from None
+        self.IPRoute = IPRoute
+        self.netns = netns
+        self.made: list[str] = []
+        self.sockets: list[Any] = []
+
+    def _enter_new(self, name: str) -> Any:
+        """Make namespace ``name`` and return an IPRoute whose socket lives in it."""
+        netns = self.netns
+        netns.pushns()
+        try:
+            netns.setns(name, flags=os.O_CREAT | os.O_EXCL, fork=False)
+            self.made.append(name)
+            ipr = self.IPRoute(groups=0)  # no multicast: nothing to read but answers
+            self.sockets.append(ipr)
+            return ipr
+        finally:
+            netns.popns()
+
+    def setup(self) -> None:
+        host = self._enter_new(self.host)
+        host.link("set", index=1, state="up")  # lo is ifindex 1 in every namespace
+        host.link("add", ifname=BRIDGE, kind="bridge")
+        bridge = host.link_lookup(ifname=BRIDGE)[0]
+        address_, prefix = HOST_CIDR.split("/")
+        host.addr("add", index=bridge, address=address_, prefixlen=int(prefix))
+        host.link("set", index=bridge, state="up")
+        for i, name in enumerate(self.namespaces):
+            ns = self._enter_new(name)
+            ns.link(
+                "add",
+                ifname=NS_IF,
+                kind="veth",
+                state="up",
+                peer={"ifname": host_end(i), "net_ns_fd": self.host},
+            )
+            eth0 = ns.link_lookup(ifname=NS_IF)[0]
+            cidr, prefix = address(i).split("/")
+            ns.addr("add", index=eth0, address=cidr, prefixlen=int(prefix))
+            ns.link("set", index=1, state="up")
+            host.link("set", ifname=host_end(i), master=bridge, state="up")  # by name
+            ns.close()
+            self.sockets.remove(ns)
+
+    def _close_sockets(self) -> None:
+        for ipr in self.sockets:
+            with contextlib.suppress(Exception):
+                ipr.close()
+        self.sockets.clear()
+
+    def teardown(self) -> None:
+        self._close_sockets()
+        hosts = [n for n in self.made if n == self.host]
+        for name in [n for n in self.made if n != self.host] + hosts:
+            self.netns.remove(name)
+        self.made.clear()
+
+    def abort(self) -> None:
+        self._close_sockets()
+
+
+METHOD_CLASSES: dict[str, Callable[[str, int, str], Method]] = {
+    "seed-script": SeedScript,
+    "netns_kit-per-command": NetnsKitPerCommand,
+    "netns_kit": NetnsKit,
+    "pyroute2": Pyroute2,
+}
+
+
+# -- one run, in a child process ------------------------------------------------------------
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def vm_hwm_mb() -> float | None:
+    """The process's own peak RSS (VmHWM): unlike ru_maxrss, never the parent's."""
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def child(method: str, n: int, lab: str, state_dir: str) -> dict[str, Any]:
+    """Build, ping, tear down and check once; always leaves nothing with ``lab``'s prefix."""
+    out: dict[str, Any] = {"method": method, "n": n, "lab": lab, "status": "failed"}
+    impl = METHOD_CLASSES[method](lab, n, state_dir)
+    try:
+        impl.prepare()
+    except NotAvailable as missing:
+        out.update(status=NOT_AVAILABLE, error=str(missing))
+        return out
+    try:
+        started = time.perf_counter()
+        impl.setup()
+        out["setup_s"] = time.perf_counter() - started
+        first = address(0).split("/")[0]
+        started = time.perf_counter()
+        reached = ping(impl.namespaces[-1], first)
+        out["ping_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        impl.teardown()
+        left = wait_free(lab)
+        out["teardown_s"] = time.perf_counter() - started
+        if not reached:
+            out["error"] = f"ping from {impl.namespaces[-1]} to {first} got no reply"
+        elif left:
+            out["error"] = f"teardown left {len(left)} namespace(s), e.g. {left[0]}"
+        else:
+            out["status"] = "ok"
+    except BaseException as error:  # report it, clean up, and let Ctrl-C end the child
+        out["error"] = f"{type(error).__name__}: {error}".strip()
+        impl.abort()
+        if not isinstance(error, Exception):
+            raise
+    finally:
+        leftover = sweep(lab)
+        if leftover and out["status"] == "ok":
+            out.update(status="failed", error=f"left {len(leftover)} namespace(s)")
+        out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        out["vm_hwm_mb"] = vm_hwm_mb()
+    return out
+
+
+# -- the parent: schedule, collect, report ----------------------------------------------------
+def run_child(method: str, n: int, lab: str, state_dir: str, timeout: float) -> dict[str, Any]:
+    argv = [sys.executable, os.path.abspath(__file__), "--child", method, str(n), lab, state_dir]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # our own child, by its handle
+        proc.communicate()
+        return {"method": method, "n": n, "lab": lab, "status": "failed", "error": "timed out"}
+    except KeyboardInterrupt:
+        # The child got the same SIGINT and is tearing its lab down: give it time.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.communicate(timeout=60)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        raise
+    lines = stdout.strip().splitlines()
+    try:
+        result: dict[str, Any] = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = stderr.strip().splitlines()[-3:]
+        result = {"method": method, "n": n, "lab": lab, "status": "failed"}
+        result["error"] = f"child exited {proc.returncode}: {' | '.join(tail)}"
+    return result
+
+
+def median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def summarize(
+    runs: list[dict[str, Any]], methods: Sequence[str], sizes: Sequence[int]
+) -> dict[str, Any]:
+    table = []
+    cells: dict[tuple[str, int], dict[str, Any]] = {}
+    for method in methods:
+        for n in sizes:
+            mine = [r for r in runs if r["method"] == method and r["n"] == n]
+            ok = [r for r in mine if r["status"] == "ok"]
+            unavailable = mine and all(r["status"] == NOT_AVAILABLE for r in mine)
+            cell = {
+                "method": method,
+                "n": n,
+                "runs": len(mine),
+                "ok": len(ok),
+                "failed": sum(1 for r in mine if r["status"] == "failed"),
+                "status": NOT_AVAILABLE if unavailable else ("ok" if ok else "failed"),
+                "setup_s": median([r["setup_s"] for r in ok]),
+                "teardown_s": median([r["teardown_s"] for r in ok]),
+                "peak_rss_mb": max((r["peak_rss_mb"] for r in ok), default=None),
+                "vm_hwm_mb": max((r.get("vm_hwm_mb") or 0 for r in ok), default=None),
+                "errors": sorted({r["error"] for r in mine if r.get("error")})[:3],
+            }
+            cells[(method, n)] = cell
+            table.append(cell)
+
+    def ratio(top: str, bottom: str, n: int) -> float | None:
+        a, b = cells.get((top, n), {}).get("setup_s"), cells.get((bottom, n), {}).get("setup_s")
+        return a / b if a and b else None
+
+    ratios = {
+        f"{top}/{bottom}": {str(n): ratio(top, bottom, n) for n in sizes}
+        for top, bottom in (("seed-script", "netns_kit"), ("netns_kit", "pyroute2"))
+    }
+    growth: dict[str, Any] = {}
+    pair = (200, 400) if {200, 400} <= set(sizes) else tuple(sorted(sizes)[-2:])
+    if len(pair) == 2:
+        for method in methods:
+            a = cells.get((method, pair[0]), {}).get("setup_s")
+            b = cells.get((method, pair[1]), {}).get("setup_s")
+            growth[method] = b / a if a and b else None
+    return {"table": table, "ratios": ratios, "growth": {"sizes": list(pair), **growth}}
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_report(summary: dict[str, Any], sizes: Sequence[int]) -> None:
+    print()
+    print(f"{'method':24}{'N':>6}{'setup s':>10}{'teardown s':>12}{'peak RSS MB':>13}  runs")
+    for cell in summary["table"]:
+        if cell["status"] == NOT_AVAILABLE:
+            note = NOT_AVAILABLE
+        elif not cell["runs"]:
+            note = "not run"
+        else:
+            note = f"{cell['ok']}/{cell['runs']} ok"
+            if cell["failed"]:
+                note += f"  ({'; '.join(cell['errors'])})"
+        print(
+            f"{cell['method']:24}{cell['n']:>6}{fmt(cell['setup_s'], '.3f'):>10}"
+            f"{fmt(cell['teardown_s'], '.3f'):>12}{fmt(cell['peak_rss_mb'], '.1f'):>13}  {note}"
+        )
+    print("\nsetup ratio (medians)" + "".join(f"{'N=' + str(n):>10}" for n in sizes))
+    for name, per_n in summary["ratios"].items():
+        print(f"{name:21}" + "".join(f"{fmt(per_n[str(n)], '.2f'):>10}" for n in sizes))
+    growth = dict(summary["growth"])
+    pair = growth.pop("sizes")
+    if len(pair) == 2:
+        print(f"\ngrowth setup({pair[1]}) / setup({pair[0]})")
+        for method, value in growth.items():
+            print(f"  {method:24}{fmt(value, '.2f')}")
+
+
+def settle(n: int) -> None:
+    """Let the kernel finish freeing the last lab's namespaces (it does so in the
+    background, ~0.5 ms each) so that work is not billed to the next method."""
+    time.sleep(0.2 + 0.0015 * n)
+
+
+def bench(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print("bench.py builds namespaces: run it as root (or use --plan-only)", file=sys.stderr)
+        return 2
+    if shutil.which("ip") is None or shutil.which("ping") is None:
+        print("bench.py needs iproute2 (ip) and ping", file=sys.stderr)
+        return 2
+    run_id = "nkb" + secrets.token_hex(3)
+    state_dir = tempfile.mkdtemp(prefix="netns-kit-bench-")
+    runs: list[dict[str, Any]] = []
+    interrupted = False
+    count = 0
+    print(f"run {run_id}: sizes {args.sizes}, {args.repeat} repeat(s), methods {args.methods}")
+    try:
+        for rep in range(args.repeat):
+            for n in args.sizes:
+                shift = rep % len(args.methods)
+                for method in args.methods[shift:] + args.methods[:shift]:
+                    count += 1
+                    lab = f"{run_id}-{count}"
+                    result = run_child(method, n, lab, state_dir, timeout=120 + 0.25 * n)
+                    left = sweep(lab)
+                    if left and result["status"] == "ok":
+                        result.update(status="failed", error=f"left {len(left)} namespace(s)")
+                    runs.append(result)
+                    if result["status"] == "ok":
+                        line = f"setup {result['setup_s']:.3f} s"
+                        line += f", teardown {result['teardown_s']:.3f} s"
+                    else:
+                        line = f"{result['status']}: {result.get('error', '')}"
+                    print(f"  [{rep + 1}/{args.repeat}] {method:24} N={n:<5} {line}", flush=True)
+                    if result["status"] != NOT_AVAILABLE:
+                        settle(n)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: cleaning up", file=sys.stderr)
+    finally:
+        left = sweep(run_id)
+        if left:
+            print(f"swept {len(left)} leftover namespace(s) of run {run_id}", file=sys.stderr)
+        shutil.rmtree(state_dir, ignore_errors=True)
+    summary = summarize(runs, args.methods, args.sizes)
+    print_report(summary, args.sizes)
+    if args.json:
+        document = {
+            "run": run_id,
+            "sizes": args.sizes,
+            "repeat": args.repeat,
+            "methods": args.methods,
+            "interrupted": interrupted,
+            "machine": {
+                "kernel": platform.release(),
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "iproute2": _ip_version(),
+            },
+            **summary,
+            "runs": runs,
+        }
+        with open(args.json, "w") as f:
+            json.dump(document, f, indent=1)
+        print(f"\nwrote {args.json}")
+    failed = any(r["status"] == "failed" for r in runs)
+    return 130 if interrupted else (1 if failed else 0)
+
+
+def _ip_version() -> str:
+    done = subprocess.run(["ip", "-V"], capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+# -- planning only -----------------------------------------------------------------------------
+def plan_only(args: argparse.Namespace) -> int:
+    """Time planning a big topology with a RecordingExecutor: no process, no root."""
+    try:
+        from netns_kit import Lab, RecordingExecutor, spec
+    except ImportError as error:
+        print(f"--plan-only: {NOT_AVAILABLE} ({error})", file=sys.stderr)
+        return 2
+    n = args.plan_size
+    times: list[float] = []
+    commands = runs = 0
+    with tempfile.TemporaryDirectory(prefix="netns-kit-bench-") as state_dir:
+        for rep in range(args.repeat):
+            method = NetnsKit(f"nkbplan{rep}", n, state_dir)
+            method.spec = spec
+            ex = RecordingExecutor()
+            started = time.perf_counter()
+            topology = method.topology()
+            lab = Lab.from_topology(topology, executor=ex, state_dir=state_dir)
+            lab.open()
+            times.append(time.perf_counter() - started)
+            commands = len(ex.commands)
+            runs = len(getattr(ex, "runs", ()))
+            lab.close()
+    result = {
+        "plan_size": n,
+        "repeat": args.repeat,
+        "median_s": statistics.median(times),
+        "commands": commands,
+        "process_runs": runs,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+    print(
+        f"planning a {n}-namespace topology (RecordingExecutor, no processes): "
+        f"median {result['median_s']:.3f} s over {args.repeat}, {commands} commands "
+        f"in {runs} process run(s), peak RSS {result['peak_rss_mb']} MB"
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+# -- command line ---------------------------------------------------------------------------
+def _sizes(text: str) -> list[int]:
+    sizes = [int(x) for x in text.split(",") if x.strip()]
+    if not sizes or any(not 1 <= n <= 65000 for n in sizes):
+        raise argparse.ArgumentTypeError("sizes are namespace counts between 1 and 65000")
+    return sizes
+
+
+def _methods(text: str) -> list[str]:
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise argparse.ArgumentTypeError(f"unknown method(s) {unknown}; choose from {METHODS}")
+    return methods
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Build and tear down the seed's bridge lab at N namespaces, four ways.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"methods: {', '.join(METHODS)}",
+    )
+    parser.add_argument("--sizes", type=_sizes, default=[10, 50, 200, 400])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--methods", type=_methods, default=list(METHODS))
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--plan-only", action="store_true", help="time planning only (RecordingExecutor)"
+    )
+    parser.add_argument("--plan-size", type=int, default=1000, help="namespaces for --plan-only")
+    parser.add_argument(
+        "--child", nargs=4, metavar=("METHOD", "N", "LAB", "STATE_DIR"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    if args.child:
+        method, n, lab, state_dir = args.child
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        print(json.dumps(child(method, int(n), lab, state_dir)), flush=True)
+        return 0
+    if args.plan_only:
+        return plan_only(args)
+    return bench(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
