@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import html
 import logging
 import os
 import signal
@@ -28,7 +29,7 @@ from typing import Any, Self
 
 import attrs
 
-from . import validate
+from . import render, validate
 from .batch import batchable
 from .command import Command, ip
 from .errors import (
@@ -39,6 +40,7 @@ from .errors import (
     command_error,
 )
 from .executor import Executor, Process, default_executor
+from .inspect import Snapshot, snapshot
 from .link import Bridge, VethPair
 from .namespace import Namespace
 from .nat import Masquerade, Sysctl
@@ -294,9 +296,10 @@ class Lab:
                 done = len(steps)
             except NetnsKitError as failure:
                 done = failure.completed if failure.completed is not None else len(steps)
+                logged = len(self._undo)  # steps without an undo add no entry
                 self._log_undo(steps[:done], tolerant=failure.completed is None)
                 if rollback:
-                    self._rollback(len(self._undo) - done, failure)
+                    self._rollback(logged, failure)
                 self._name_owner(failure)
                 raise
             except BaseException:
@@ -591,6 +594,46 @@ class Lab:
         return rule
 
     # -- views --------------------------------------------------------------------
+    @property
+    def namespaces(self) -> list[Namespace]:
+        """The lab's namespaces, in creation order (not its host namespace)."""
+        return list(self._namespaces.values())
+
+    def __getitem__(self, name: str) -> Namespace:
+        """``lab["red"]``: a namespace of this lab by name."""
+        try:
+            return self._namespaces[name]
+        except KeyError:
+            raise KeyError(f"lab {self.name!r} has no namespace {name!r}") from None
+
+    def snapshot(self) -> Snapshot:
+        """The lab's live state, read with ``ip -j``: its host side, then its namespaces.
+
+        The host side of a lab that is not isolated is the root namespace; it is read
+        only when the lab put something there (a bridge).
+        """
+        sides: list[str | None] = [self.host] if self.host or self._bridges else []
+        return snapshot(self.ex, [*sides, *self._namespaces])
+
+    def to_mermaid(self) -> str:
+        return render.to_mermaid(self.topology())
+
+    def to_dot(self) -> str:
+        return render.to_dot(self.topology())
+
+    def to_svg(self) -> str:
+        """A self-contained SVG picture of what the lab built (no graphviz needed)."""
+        return render.to_svg(self.topology())
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the picture, and a table of the live state while the lab is open."""
+        parts = [self.to_svg()]
+        if self._state == "open":
+            parts.append(render.to_html_table(self.snapshot()))
+        else:
+            parts.append(f"<p>lab {html.escape(self.name)} is {self._state}</p>")
+        return "\n".join(parts)
+
     def topology(self) -> Topology:
         """What this lab built, as an inert description (for pictures and files)."""
         return Topology(

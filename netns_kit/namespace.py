@@ -120,6 +120,13 @@ class Namespace:
         """The main table: IPv4 routes, then IPv6."""
         return Reader(self._ex).routes(self.name)
 
+    def _repr_html_(self) -> str:
+        """Jupyter: this namespace's interfaces, addresses, states and masters."""
+        from . import render
+        from .inspect import snapshot
+
+        return render.to_html_table(snapshot(self._ex, [self.name]))
+
 
 def list_namespaces(executor: Executor | None = None) -> list[str]:
     """Names of the namespaces ``ip netns`` knows.  Empty output means none."""
