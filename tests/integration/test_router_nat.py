@@ -153,6 +153,8 @@ def test_router_masquerades_then_stops(router: Router, kernel: Kernel, uid: str)
         f'-m comment --comment "netns-kit:{uid}" -j MASQUERADE'
     ]
     assert nat.exists()
+    nat.enable()  # a second enable adds no rule and still remembers forwarding was off
+    assert _our_rules(kernel, router, uid) == rules
 
     assert exchange(router, 40001) == (ROUTER_OUT, "echo")
 
