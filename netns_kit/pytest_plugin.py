@@ -1,0 +1,63 @@
+"""pytest fixtures for testing network code with netns_kit.
+
+Installed with the package (entry point ``pytest11``), so any project that depends on
+netns_kit gets them without a ``conftest.py``:
+
+- ``recording_executor``: a fresh :class:`~netns_kit.RecordingExecutor`, to check the
+  exact commands a piece of code would run, without root;
+- ``lab``: a real, isolated :class:`~netns_kit.Lab`, open, with a name unique to the
+  test and its records in a temporary directory.  It is torn down after the test,
+  whatever the test did, and the test is skipped, saying why, without root.
+
+The lab's host side is its own namespace (``lab.host``), but the namespaces a test
+makes are named exactly as given, machine-wide: prefix them with ``lab.name`` (as in
+``lab.namespace(f"{lab.name}-red")``) so that tests running at the same time, or a
+test and the machine's own namespaces, never share a name.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from .executor import RecordingExecutor
+from .lab import Lab
+
+
+def lab_skip_reason() -> str | None:
+    """Why a real lab cannot be built here, or ``None`` when it can."""
+    if os.geteuid() != 0:
+        return "the netns_kit `lab` fixture needs root (it builds namespaces on the real kernel)"
+    if shutil.which("ip") is None:
+        return "the netns_kit `lab` fixture needs iproute2 (`ip`): apt-get install iproute2"
+    return None
+
+
+def unique_lab_name(prefix: str = "pt") -> str:
+    """A lab name that no other test, run or process is using: ``<prefix>-<6 hex>``."""
+    return f"{prefix}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+def recording_executor() -> RecordingExecutor:
+    """A fresh fake executor: records every command, runs nothing, needs no root."""
+    return RecordingExecutor()
+
+
+@pytest.fixture
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A real isolated lab, already open, unique to this test, always torn down."""
+    reason = lab_skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    state = tmp_path_factory.mktemp("netns-kit-state")
+    the_lab = Lab(unique_lab_name(), isolated=True, state_dir=state)
+    try:
+        the_lab.open()
+        yield the_lab
+    finally:
+        the_lab.close()
