@@ -551,7 +551,6 @@ class Lab:
         if where is None and (None, setting.key) not in self._saved_sysctls:
             current = setting.read()
             if current and current != setting.value:
-                self._saved_sysctls.add((None, setting.key))
                 undo = tuple(setting.write_commands(current))
                 entry = {
                     "kind": "sysctl",
@@ -568,6 +567,8 @@ class Lab:
         if not skip:
             self._run([Step(setting.write_commands()[0], undo, frozenset({where}), entry)])
             setting.changed = True
+        if undo:  # saved only once the write that needs restoring has run (or is queued)
+            self._saved_sysctls.add((None, setting.key))
         self._specs["sysctls"].append(
             SysctlSpec(setting.key, setting.value, None if namespace is None else where)
         )

@@ -496,6 +496,23 @@ def test_sysctl_in_the_root_restores_the_first_value_once(state: Path) -> None:
     assert lines(ex.commands[3:]) == ["sysctl -q -w net.ipv4.conf.all.rp_filter=1"]
 
 
+def test_a_failed_root_sysctl_is_saved_again_by_the_next_change(state: Path) -> None:
+    """The first write failed and was not logged, so the next change must save the
+    old value itself, or nothing would put it back."""
+    ex = fresh()
+    with make_lab(ex, state) as lab:
+        ex.fail_at(1)
+        with pytest.raises(CommandError):
+            lab.sysctl("net.ipv4.ip_forward", 1)
+        lab.masquerade("10.0.0.0/24")
+        assert lines(ex.commands).count("sysctl -n net.ipv4.ip_forward") == 2
+        count = len(ex.commands)
+    assert lines(ex.commands[count:]) == [
+        "iptables -w " + MASQ.format(op="-D"),
+        "sysctl -q -w net.ipv4.ip_forward=0",
+    ]
+
+
 def test_sysctl_that_already_holds_writes_and_restores_nothing(state: Path) -> None:
     ex = fresh()
     with make_lab(ex, state) as lab:
