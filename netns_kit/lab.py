@@ -578,6 +578,9 @@ class Lab:
     def masquerade(self, source: str, out_interface: str | None = None) -> Masquerade:
         """NAT by masquerade for ``source`` on the host side, tagged with the lab's name."""
         rule = Masquerade(source, out_interface, self.host, self.tag, executor=self.executor)
+        if MasqueradeSpec(rule.source, rule.out_interface) in self._specs["masquerades"]:
+            # -C would skip the second -A, but its undo would delete the rule twice
+            raise ValidationError("source", source, f"is already masqueraded by lab {self.name!r}")
         self.sysctl(rule.forwarding_key, "1", None)
         self.resources.pop()  # the forwarding setting is part of the masquerade
         self._specs["sysctls"].pop()

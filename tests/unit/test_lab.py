@@ -431,6 +431,21 @@ def test_masquerade_appends_nothing_when_the_rule_is_there(state: Path) -> None:
         assert not any("-A" in argv for argv in ex.commands)
 
 
+def test_the_same_masquerade_twice_is_refused_before_anything_runs(state: Path) -> None:
+    """``-C`` would skip the second ``-A``, but two undos would delete one rule twice,
+    and the second ``-D`` would fail the teardown."""
+    ex = fresh()
+    with make_lab(ex, state) as lab:
+        lab.masquerade("10.0.0.0/24")
+        count = len(ex.commands)
+        with pytest.raises(ValidationError, match="already masqueraded"):
+            lab.masquerade("10.0.0.0/24")
+        assert len(ex.commands) == count
+        lab.masquerade("10.0.0.0/24", out_interface="eth9")  # another rule
+        count = len(ex.commands)
+    assert [argv[4] for argv in ex.commands[count:-1]] == ["-D", "-D"]
+
+
 def test_masquerade_in_an_isolated_lab_lives_in_its_host_namespace(state: Path) -> None:
     ex = fresh(host="t-host")
     with make_lab(ex, state, isolated=True) as lab:
