@@ -569,7 +569,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = add("up", cmd_up, "build the lab a topology file describes, and keep it")
     up.add_argument("file", metavar="FILE", help="a .toml, .yaml or .yml topology file")
-    up.add_argument("--name", help="the lab's name instead of the file's")
+    up.add_argument(
+        "--name", help="the lab's name instead of the file's (namespaces keep their names)"
+    )
 
     down = add("down", cmd_down, "tear a lab down from its record (also after a crash)")
     down.add_argument("name", metavar="NAME")
@@ -581,7 +583,12 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("name", metavar="NAME")
     show.add_argument("--json", action="store_true", help="machine-readable output")
 
-    run = add("exec", cmd_exec, "run a command in one of a lab's namespaces")
+    run = add(
+        "exec",
+        cmd_exec,
+        "run a command in one of a lab's namespaces; exits with the command's exit code "
+        "(its output is shown when it ends; stdin is not passed on)",
+    )
     run.add_argument("name", metavar="NAME")
     run.add_argument("namespace", metavar="NS")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD...")

@@ -16,6 +16,7 @@ from netns_kit import RecordingExecutor, ShellExecutor, cli
 from netns_kit.command import Command
 from netns_kit.errors import CommandError
 from netns_kit.registry import Record, Registry
+from netns_kit.spec import BridgeSpec, LinkSpec, RouteSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 LABS = ROOT / "scripts" / "labs"
@@ -497,3 +498,58 @@ def test_watched_shifts_the_completed_count_of_a_failure() -> None:
         watched.run_all(commands)
     assert caught.value.completed == 47
     assert seen == [(5 * k, 100) for k in range(1, 10)]
+
+
+def test_graph_of_a_running_lab_is_rebuilt_from_the_kernel() -> None:
+    from netns_kit.inspect import (
+        AddressInfo,
+        LinkInfo,
+        NamespaceState,
+        PeerInfo,
+        RouteInfo,
+        Snapshot,
+    )
+
+    record = Record("demo", pid=1, isolated=True, host="demo-host", state="kept")
+    host = NamespaceState(
+        "demo-host",
+        (
+            LinkInfo("lo", "loopback", "UNKNOWN", 65536),
+            LinkInfo("v-net-0", "bridge", "UP", 1500),
+            LinkInfo(
+                "veth-red-br",
+                "veth",
+                "UP",
+                1500,
+                master="v-net-0",
+                peer=PeerInfo("veth-red", "red", 2, 1),
+            ),
+        ),
+        (AddressInfo("v-net-0", "192.168.15.5/24", "inet", "global"),),
+    )
+    red = NamespaceState(
+        "red",
+        (
+            LinkInfo("veth-red", "veth", "UP", 1500, peer=PeerInfo("veth-red-br", "demo-host")),
+            LinkInfo("red-blue", "veth", "UP", 1500, peer=PeerInfo("blue-red", "blue")),
+        ),
+        (
+            AddressInfo("veth-red", "192.168.15.1/24", "inet", "global"),
+            AddressInfo("veth-red", "fe80::1/64", "inet6", "link"),
+        ),
+        (
+            RouteInfo("default", "192.168.15.5", "veth-red", "boot", "global", "inet"),
+            RouteInfo("192.168.15.0/24", None, "veth-red", "kernel", "link", "inet"),
+        ),
+    )
+    blue = NamespaceState(
+        "blue", (LinkInfo("blue-red", "veth", "UP", 1500, peer=PeerInfo("red-blue", "red")),)
+    )
+    topo = cli._live_topology(record, Snapshot((host, red, blue)))
+    assert topo.namespaces == ("red", "blue")
+    assert topo.bridges == (BridgeSpec("v-net-0", "192.168.15.5/24"),)
+    assert topo.links == (
+        LinkSpec("red", "v-net-0", ("veth-red", "veth-red-br"), ("192.168.15.1/24", None)),
+        LinkSpec("red", "blue", ("red-blue", "blue-red")),
+    )
+    assert topo.routes == (RouteSpec("default", "192.168.15.5", "veth-red", "red"),)
