@@ -116,15 +116,19 @@ class Registry:
     def acquire(self, name: str) -> int:
         """Take the lab's lock or raise LabBusyError; returns the fd to keep open."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path(name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            owner = self.read(name)
-            who = f" by process {owner.pid}" if owner else ""
-            raise LabBusyError(f"lab {name!r} is already open{who}") from None
-        return fd
+        path = self.lock_path(name)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                owner = self.read(name)
+                who = f" by process {owner.pid}" if owner else ""
+                raise LabBusyError(f"lab {name!r} is already open{who}") from None
+            if _is_file_at(fd, path):
+                return fd
+            os.close(fd)  # its owner removed it as we took it: lock the new one
 
     @staticmethod
     def release(fd: int) -> None:
@@ -158,6 +162,16 @@ class Registry:
                 if same and (kind == "namespace" or entry.get("namespace") == namespace):
                     return record.name
         return None
+
+
+def _is_file_at(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is still the file at ``path`` (a closing lab unlinks its lock)."""
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
 def stale_labs(directory: str | os.PathLike[str] | None = None) -> list[Record]:
