@@ -45,17 +45,18 @@ The format (TOML; YAML has the same keys)::
 Default interface names follow :class:`netns_kit.spec.LinkNamer` (``veth-red`` /
 ``veth-blue`` between namespaces, ``veth-red`` / ``veth-red-br`` to a bridge).
 
-What is checked, beyond each value's own rules (:mod:`netns_kit.validate`): unknown
-keys (with a "did you mean"), wrong types, missing required keys, references to
-namespaces or bridges that are not defined, duplicate names (a namespace and a bridge
-may not share one either), two interfaces of the same name in one namespace (after
-default naming), a link from a namespace to itself, the two ends of a link in
-different subnets, a bridge link's address outside the bridge's subnet, an address
-used twice on one segment, a network or broadcast address given to an interface, a
-route whose gateway is in none of its namespace's connected subnets or whose ``dev``
-is not there, and the same route, sysctl or masquerade given twice.  On the host side
-of a lab that is not isolated the root namespace's own interfaces are unknown, so
-host-side ``dev``, ``via`` and ``out_interface`` are only checked in isolated labs.
+What is checked, beyond each value's own rules (:mod:`netns_kit.validate`): unknown keys
+(with a "did you mean"), wrong types, missing required keys, references to namespaces or
+bridges that are not defined, duplicate names (a namespace and a bridge may not share
+one either, nor a namespace and an isolated lab's ``<name>-host``), two interfaces of
+the same name in one namespace (after default naming), a link from a namespace to
+itself, the two ends of a link in different subnets, a bridge link's address outside the
+bridge's subnet, an address used twice on one segment, a network or broadcast address
+given to an interface, a route whose gateway is in none of its namespace's connected
+subnets or whose ``dev`` is not there, and the same route, sysctl or masquerade given
+twice.  On the host side of a lab that is not isolated the root namespace's own
+interfaces are unknown, so host-side ``dev``, ``via`` and ``out_interface`` are only
+checked in isolated labs.
 """
 
 from __future__ import annotations
@@ -504,7 +505,8 @@ class _Reader:
             isolated = False
         self.isolated = isolated
         written = data.get("namespaces")
-        namespaces = self.read_namespaces([] if written is None else written)
+        host = f"{name}-host" if isolated and name is not None else None
+        namespaces = self.read_namespaces([] if written is None else written, host)
         bridges = [b for b in map(self.read_bridge, self.array(data, "bridges")) if b]
         links = [link for link in map(self.read_link, self.array(data, "links")) if link]
         self.check_ends(links)
@@ -538,7 +540,7 @@ class _Reader:
         return name
 
     # -- namespaces and bridges ------------------------------------------------------
-    def read_namespaces(self, value: object) -> list[str]:
+    def read_namespaces(self, value: object, host: str | None) -> list[str]:
         if not isinstance(value, list):
             self.add("namespaces", f"must be an array of names, not {_kind(value)}")
             return []
@@ -552,6 +554,9 @@ class _Reader:
                 continue
             if name in self.namespaces:
                 self.add(path, f"{name!r} is listed twice (also at {self.namespaces[name]})")
+                continue
+            if name == host:
+                self.add(path, f"{name!r} is the name of the isolated lab's own host namespace")
                 continue
             self.namespaces[name] = path
             names.append(name)
