@@ -300,6 +300,8 @@ class Lab:
                 self._log_undo(steps[:done], tolerant=failure.completed is None)
                 if rollback:
                     self._rollback(logged, failure)
+                gone = steps[done:] + (steps[:done] if rollback else [])
+                self._forget([s.entry for s in gone if s.entry is not None])
                 self._name_owner(failure)
                 raise
             except BaseException:
@@ -307,6 +309,15 @@ class Lab:
                 raise
             self._log_undo(steps, tolerant=False)
         self._record.state = "up"
+        self.registry.write(self._record)
+
+    def _forget(self, entries: list[dict[str, Any]]) -> None:
+        """Drop record entries of steps that did not happen (or were rolled back), so
+        that recovery never reaches for a name this lab does not hold."""
+        if self._record is None or not entries:
+            return
+        ids = {id(entry) for entry in entries}
+        self._record.resources = [e for e in self._record.resources if id(e) not in ids]
         self.registry.write(self._record)
 
     def _log_undo(self, steps: Iterable[Step], *, tolerant: bool) -> None:
@@ -338,8 +349,16 @@ class Lab:
         lab = self.registry.owner_of(kind, name)
         if lab is None or lab == self.name:
             return f"{name!r} was not made by a netns_kit lab: remove it, or pick another name"
-        live = "open in a live process" if self.registry.is_live(lab) else "left by a dead process"
-        return f"{name!r} belongs to lab {lab!r} ({live}); try netns_kit.recover({lab!r})"
+        if self.registry.is_live(lab):
+            return f"{name!r} belongs to lab {lab!r}, open in a live process: close it there"
+        record = self.registry.read(lab)
+        how = (
+            "kept up" if record is not None and record.state == "kept" else "left by a dead process"
+        )
+        return (
+            f"{name!r} belongs to lab {lab!r} ({how}): remove it with "
+            f"`netns-kit down {lab}` or netns_kit.recover({lab!r})"
+        )
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[Self]:

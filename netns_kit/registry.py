@@ -261,17 +261,19 @@ def _link_alias(ex: Executor, name: str, namespace: str | None) -> str | None:
 
 
 def _namespace_is_ours(ex: Executor, name: str, tag: str) -> bool:
-    """Tagged (lo's alias), or still pristine: created by us, crashed before tagging."""
-    result = ex.run(ip("-j", "link", "show", namespace=name, read=True), check=False)
-    if not result:
+    """Whether a namespace named in a record is really the lab's.
+
+    Ours when its ``lo`` carries the lab's alias.  A lab tags ``lo`` (and brings it
+    up) in the namespace's own settings batch, after its links are made, so a crash
+    in between leaves a namespace whose ``lo`` is still down and untagged: that is
+    ours too.  A namespace somebody else made and used has ``lo`` up, so it stays.
+    """
+    result = ex.run(ip("-j", "link", "show", "dev", "lo", namespace=name, read=True), check=False)
+    if not result or not result.stdout.strip():
         return False
-    links = json.loads(result.stdout) if result.stdout.strip() else []
-    lo = [link for link in links if link.get("ifname") == "lo"]
-    if lo and lo[0].get("ifalias") == tag:
+    lo = json.loads(result.stdout)
+    if not lo:
+        return False
+    if lo[0].get("ifalias") == tag:
         return True
-    return (
-        len(links) == 1
-        and bool(lo)
-        and "UP" not in lo[0].get("flags", [])
-        and not lo[0].get("ifalias")
-    )
+    return "UP" not in lo[0].get("flags", []) and not lo[0].get("ifalias")
