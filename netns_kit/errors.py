@@ -30,6 +30,9 @@ class NetnsKitError(Exception):
     #: Set by ``Executor.run_all``: how many of the commands it was given succeeded
     #: before this error, so that a caller can undo exactly those.
     completed: int | None = None
+    #: Also set by ``run_all``: the indexes of every command that succeeded, which
+    #: may include some after the failed one when batches overlapped.
+    succeeded: tuple[int, ...] | None = None
 
 
 class ValidationError(NetnsKitError, ValueError):

@@ -289,18 +289,22 @@ class Lab:
         self._record.resources.extend(s.entry for s in steps if s.entry is not None)
         self._record.state = "building"
         self.registry.write(self._record)
-        done = 0
         with _shielded():
             try:
                 self.ex.run_all([s.command for s in steps])
-                done = len(steps)
             except NetnsKitError as failure:
-                done = failure.completed if failure.completed is not None else len(steps)
+                if failure.succeeded is not None:
+                    ran = set(failure.succeeded)
+                elif failure.completed is not None:
+                    ran = set(range(failure.completed))
+                else:  # unknown: every step may have happened
+                    ran = set(range(len(steps)))
                 logged = len(self._undo)  # steps without an undo add no entry
-                self._log_undo(steps[:done], tolerant=failure.completed is None)
+                happened = [s for i, s in enumerate(steps) if i in ran]
+                self._log_undo(happened, tolerant=failure.completed is None)
                 if rollback:
                     self._rollback(logged, failure)
-                gone = steps[done:] + (steps[:done] if rollback else [])
+                gone = [s for i, s in enumerate(steps) if rollback or i not in ran]
                 self._forget([s.entry for s in gone if s.entry is not None])
                 self._name_owner(failure)
                 raise
