@@ -18,7 +18,6 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,12 +73,17 @@ class Registry:
     def lock_path(self, name: str) -> Path:
         return self.directory / f"{name}.lock"
 
+    def temp_path(self, name: str) -> Path:
+        return self.directory / f".{name}.json.tmp"
+
     def write(self, record: Record) -> None:
         """Atomically: a reader sees the old record or the new one, never half."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{record.name}.", suffix=".tmp")
+        # named before it exists, so that whatever interrupts us (Ctrl-C lands anywhere)
+        # can remove it; only the holder of the lab's lock writes its record
+        tmp = self.temp_path(record.name)
         try:
-            with os.fdopen(fd, "w") as handle:
+            with open(tmp, "w") as handle:
                 handle.write(record.to_json())
             os.replace(tmp, self.record_path(record.name))
         except BaseException:
@@ -102,6 +106,8 @@ class Registry:
             self.record_path(name).unlink()
         with contextlib.suppress(FileNotFoundError):
             self.lock_path(name).unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self.temp_path(name).unlink()
 
     def records(self) -> list[Record]:
         if not self.directory.is_dir():

@@ -3,6 +3,7 @@ executor answering ``ip -j`` as the kernel would.  No root needed."""
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import json
 import os
@@ -69,6 +70,26 @@ def test_a_record_is_written_atomically(
         registry.write(Record("lab", 3, resources=[{"kind": "namespace", "name": "x"}]))
     assert registry.read("lab") == Record("lab", 2)  # the old record, whole
     assert sorted(p.name for p in registry.directory.iterdir()) == ["lab.json"]  # no temp
+
+
+def test_an_interrupt_just_after_the_temp_file_is_made_leaves_no_temp(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C is delivered when a system call returns: here, once the temp file exists
+    but before the caller has its name.  The state directory must not keep it."""
+    registry.write(Record("lab", 1))
+
+    def interrupted_open(path: str, mode: str = "r") -> Any:
+        builtins.open(path, mode).close()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("netns_kit.registry.open", interrupted_open, raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        registry.write(Record("lab", 2))
+    assert sorted(p.name for p in registry.directory.iterdir()) == ["lab.json"]
+    registry.temp_path("lab").write_text("{")  # left by a process that was killed
+    registry.remove("lab")
+    assert list(registry.directory.iterdir()) == []
 
 
 def test_a_damaged_record_is_reported_with_its_path(registry: Registry) -> None:
