@@ -285,6 +285,10 @@ class Lab:
         self._apply_steps(steps, rollback=True)
 
     def _apply_steps(self, steps: list[Step], *, rollback: bool) -> None:
+        with _shielded():  # the record writes too: a signal there could be lost (see below)
+            self._apply_held(steps, rollback=rollback)
+
+    def _apply_held(self, steps: list[Step], *, rollback: bool) -> None:
         assert self._record is not None
         self._record.resources.extend(s.entry for s in steps if s.entry is not None)
         self._record.state = "building"
@@ -716,15 +720,40 @@ def _shielded() -> Iterator[None]:
     A signal that arrives meanwhile is delivered right after, so Ctrl-C lands between
     steps and the undo log always knows what exists.  Only the main thread can do
     this; elsewhere it does nothing.
+
+    The held signal is taken off the queue and its handler called here, in this frame.
+    Left to the kernel, it would be delivered as the mask is restored, and Python
+    could run the handler inside a garbage-collector callback, which ignores the
+    exception it raises: the SIGTERM was lost in 2 of 30 real runs.  The same happens
+    to a signal that arrives while a collection runs outside any shield, which is why
+    a step's record writes are shielded too (SIGINT lost in 2 of 60 runs without).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    caught: list[int] = []
     try:
         yield
     finally:
+        while pending := (signal.sigpending() & held) - old:  # an outer shield keeps its own
+            info = signal.sigtimedwait(pending, 0)
+            if info is None:
+                break
+            caught.append(info.si_signo)
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for signum in caught:
+            _deliver(signum)
+
+
+def _deliver(signum: int) -> None:
+    """Do what the process does on ``signum``, now: call its handler, or the default."""
+    handler = signal.getsignal(signum)
+    if callable(handler):
+        handler(signum, None)
+    elif handler != signal.SIG_IGN:
+        signal.raise_signal(signum)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import shlex
 import signal
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from netns_kit import (
 )
 from netns_kit.command import Command
 from netns_kit.executor import BaseExecutor
+from netns_kit.lab import _shielded
 
 pytest_plugins = ["pytester"]
 
@@ -159,6 +162,57 @@ def test_keyboard_interrupt_in_the_block_tears_down(state: Path) -> None:
         lab.namespace("red")
         raise KeyboardInterrupt
     assert lines(ex.commands)[-1] == "ip netns delete red"
+
+
+# -- signals held while a step runs --------------------------------------------------------
+def test_ctrl_c_during_a_step_lands_after_it_and_the_step_is_undone(state: Path) -> None:
+    class InterruptedExecutor(RecordingExecutor):
+        """Ctrl-C arrives while the veth is being made."""
+
+        def _record(self, command: Command) -> Result:
+            if command.argv[1:3] == ("link", "add"):
+                os.kill(os.getpid(), signal.SIGINT)
+            return super()._record(command)
+
+    ex = InterruptedExecutor()
+    with pytest.raises(KeyboardInterrupt) as caught, make_lab(ex, state) as lab:
+        lab.namespace("red")
+        lab.namespace("blue")
+        lab.link("red", "blue", addresses=("10.1.0.1/24", "10.1.0.2/24"))
+        raise AssertionError("not reached: the interrupt ends the block")
+    # the whole builder ran (one batch), then the interrupt, then the teardown
+    assert lines(ex.commands)[-3:] == [
+        "ip -n blue link set dev veth-blue up",
+        "ip netns delete blue",
+        "ip netns delete red",
+    ]
+    # raised in the shield's own frame, not wherever Python happened to be
+    frames = [frame.name for frame in traceback.extract_tb(caught.value.__traceback__)]
+    assert "_deliver" in frames
+    assert list(state.iterdir()) == []
+
+
+def test_a_held_signal_is_delivered_once_at_the_end_of_the_outer_shield() -> None:
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with _shielded():
+            with _shielded():
+                os.kill(os.getpid(), signal.SIGINT)
+                reached.append("inner")
+            reached.append("outer")  # the inner shield does not deliver it
+        reached.append("after")
+    assert reached == ["inner", "outer"]
+    assert not signal.sigpending() & {signal.SIGINT, signal.SIGTERM}
+
+
+def test_a_held_signal_that_is_ignored_stays_ignored() -> None:
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with _shielded():
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert not signal.sigpending() & {signal.SIGINT}
 
 
 # -- builders: exact argv -----------------------------------------------------------------
