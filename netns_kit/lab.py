@@ -641,10 +641,23 @@ class Lab:
         """The lab's live state, read with ``ip -j``: its host side, then its namespaces.
 
         The host side of a lab that is not isolated is the root namespace; it is read
-        only when the lab put something there (a bridge).
+        only when the lab put something there (a bridge), and only the links carrying
+        the lab's tag are kept, with their addresses and routes: the machine's own
+        interfaces and other labs' are none of this lab's business.
         """
         sides: list[str | None] = [self.host] if self.host or self._bridges else []
-        return snapshot(self.ex, [*sides, *self._namespaces])
+        state = snapshot(self.ex, [*sides, *self._namespaces])
+        if self.host is not None or not self._bridges:
+            return state
+        root = state[None]
+        ours = {link.name for link in root.links if link.alias == self.tag}
+        mine = attrs.evolve(
+            root,
+            links=tuple(x for x in root.links if x.name in ours),
+            addresses=tuple(a for a in root.addresses if a.interface in ours),
+            routes=tuple(r for r in root.routes if r.dev in ours),
+        )
+        return Snapshot(tuple(mine if s.name is None else s for s in state))
 
     def to_mermaid(self) -> str:
         return render.to_mermaid(self.topology())
