@@ -505,10 +505,29 @@ def print_report(summary: dict[str, Any], sizes: Sequence[int]) -> None:
             print(f"  {method:24}{fmt(value, '.2f')}")
 
 
-def settle(n: int) -> None:
+def settle(n: int, extra: float = 0.0) -> None:
     """Let the kernel finish freeing the last lab's namespaces (it does so in the
-    background, ~0.5 ms each) so that work is not billed to the next method."""
-    time.sleep(0.2 + 0.0015 * n)
+    background, ~0.5 ms each) so that work is not billed to the next method.
+
+    ``extra`` waits longer: when /run/netns is on a disk filesystem such as ext4
+    rather than tmpfs, creating a namespace's mount-point file gets slower for ~30 s
+    after many were deleted (ext4's inode allocator skips recently deleted inodes),
+    which inflates the next run, the more so the bigger N was.
+    """
+    time.sleep(0.2 + 0.0015 * n + extra)
+
+
+def netns_fstype() -> str:
+    """The filesystem /run/netns lives on (tmpfs on most machines)."""
+    best, fstype = "", "unknown"
+    with contextlib.suppress(OSError), open("/proc/self/mounts") as mounts:
+        for line in mounts:
+            fields = line.split()
+            point = fields[1]
+            covers = NETNS_DIR.startswith(point.rstrip("/") + "/") or point == NETNS_DIR
+            if covers and len(point) > len(best):
+                best, fstype = point, fields[2]
+    return fstype
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -524,6 +543,12 @@ def bench(args: argparse.Namespace) -> int:
     interrupted = False
     count = 0
     print(f"run {run_id}: sizes {args.sizes}, {args.repeat} repeat(s), methods {args.methods}")
+    fstype = netns_fstype()
+    if fstype != "tmpfs" and not args.settle:
+        print(
+            f"note: {NETNS_DIR} is on {fstype}, not tmpfs: namespace creation slows down"
+            " for ~30 s after many deletions; --settle 35 gives steadier growth figures"
+        )
     try:
         for rep in range(args.repeat):
             for n in args.sizes:
@@ -543,7 +568,7 @@ def bench(args: argparse.Namespace) -> int:
                         line = f"{result['status']}: {result.get('error', '')}"
                     print(f"  [{rep + 1}/{args.repeat}] {method:24} N={n:<5} {line}", flush=True)
                     if result["status"] != NOT_AVAILABLE:
-                        settle(n)
+                        settle(n, args.settle)
     except KeyboardInterrupt:
         interrupted = True
         print("\ninterrupted: cleaning up", file=sys.stderr)
@@ -566,7 +591,10 @@ def bench(args: argparse.Namespace) -> int:
                 "python": platform.python_version(),
                 "cpus": os.cpu_count(),
                 "iproute2": _ip_version(),
+                "netns_fstype": fstype,
             },
+            "settle_s": args.settle,
+            "load_average_at_end": os.getloadavg(),
             **summary,
             "runs": runs,
         }
@@ -651,6 +679,13 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--methods", type=_methods, default=list(METHODS))
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="extra pause between runs (35 when /run/netns is not on tmpfs, for growth)",
+    )
     parser.add_argument(
         "--plan-only", action="store_true", help="time planning only (RecordingExecutor)"
     )
