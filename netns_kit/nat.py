@@ -108,6 +108,8 @@ class Masquerade:
     comment: str = attrs.field(default="netns-kit", converter=_comment)
     executor: Executor | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
     forwarding: Sysctl | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    #: Whether enable() added the rule (True) or found it there (False); None before.
+    added: bool | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     @property
     def _ex(self) -> Executor:
@@ -143,15 +145,34 @@ class Masquerade:
         return bool(self._ex.run(self.check_command(), check=False))
 
     def enable(self) -> Self:
+        """Turn forwarding on and add the rule; on failure, put forwarding back."""
         if self.forwarding is None or not self.forwarding.changed:  # keep what we changed
             self.forwarding = Sysctl(
                 self.forwarding_key, "1", self.namespace, executor=self.executor
             ).apply()
-        self._ex.run_all(self.add_commands())
+        try:
+            (result,) = self._ex.run_all(self.add_commands())
+        except BaseException:
+            self._restore_forwarding()
+            raise
+        # the guard's own result comes back when the rule was already there
+        self.added = bool(self.added) or result.argv != self.check_command().argv
         return self
 
     def disable(self) -> None:
-        self._ex.run_all(self.delete_commands())
+        """Remove the rule, and put forwarding back if enable() turned it on.
+
+        A rule that enable() found already there is left alone: it is not ours.
+        Without enable(), disable() removes the rule (NotFoundError if there is none).
+        """
+        try:
+            if self.added is not False:
+                self._ex.run_all(self.delete_commands())
+            self.added = None
+        finally:
+            self._restore_forwarding()
+
+    def _restore_forwarding(self) -> None:
         if self.forwarding is not None:
             self.forwarding.restore()
             self.forwarding = None
