@@ -129,7 +129,7 @@ class BaseExecutor:
     def _run_batch(self, run: Run, keep_going: bool) -> list[Result]:
         """Run a batch in one process; the results of the lines that ran, the last one
         failed if the batch stopped."""
-        log.debug("batch of %d in %s", len(run.commands), run.namespace or "root")
+        _log_batch(run)
         return split_batch(run, self._execute_batch(run.command(force=keep_going)), keep_going)
 
     def _execute_batch(self, command: Command) -> Result:
@@ -137,6 +137,13 @@ class BaseExecutor:
 
     def start(self, command: Command) -> Process:
         raise NotImplementedError(f"{type(self).__name__} cannot start background processes")
+
+
+def _log_batch(run: Run) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        where = run.namespace or "root"
+        for command in run.commands:
+            log.debug("batch in %s: %s", where, command)
 
 
 def split_batch(run: Run, batch: Result, keep_going: bool) -> list[Result]:
@@ -253,7 +260,6 @@ class ShellExecutor(BaseExecutor):
             self._spawner = _NetnsSpawner()
         assert command.namespace is not None
         argv = ("ip", *command.argv[3:])  # the same batch without "-n NS"
-        log.debug("run in %s: %s", command.namespace, shlex.join(argv))
         return self._spawner.submit(command.namespace, argv, command.stdin)
 
     def _execute_batch(self, command: Command) -> Result:
@@ -289,6 +295,8 @@ class ShellExecutor(BaseExecutor):
         if len(wave) == 1:
             return super()._run_wave(wave, keep_going)
         log.debug("overlapping %d batches", len(wave))
+        for run in wave:
+            _log_batch(run)
         futures = [self._submit(run.command(force=keep_going)) for run in wave]
         outcomes: list[list[Result]] = []
         failed = False

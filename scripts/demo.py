@@ -1,9 +1,10 @@
-"""The seed's bridge recipe, built with netns_kit's core objects.
+"""The seed's bridge recipe as a temporary, isolated lab.
 
-Two namespaces, each with a veth whose other end is a port of a bridge in a
-throwaway "host" namespace, and a host address on the bridge.  Every command is
-printed as it runs, then the pings; everything is deleted in ``finally``.  The exit
-code is non-zero when a ping fails.  Needs root.
+Two namespaces, each with a veth whose other end is a port of a bridge, and a host
+address on the bridge.  ``isolated=True`` puts the bridge in a throwaway host
+namespace, so the machine's own network is never touched.  Every command is printed
+as it runs, then what was built and the pings; leaving the ``with`` block deletes
+everything.  The exit code is non-zero when a ping fails.  Needs root.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import os
 import secrets
 import sys
 
-from netns_kit import Bridge, Namespace, NetnsKitError, VethPair
+import netns_kit
+from netns_kit.render import to_text_table
 
 
 def main() -> int:
@@ -21,58 +23,54 @@ def main() -> int:
         print("demo: run as root (it builds network namespaces)", file=sys.stderr)
         return 2
     logging.basicConfig(stream=sys.stdout, format="  %(message)s")
-    logging.getLogger("netns_kit").setLevel(logging.DEBUG)
+    commands = logging.getLogger("netns_kit")
+    commands.setLevel(logging.DEBUG)
 
-    tag = secrets.token_hex(3)
-    host = Namespace(f"demo-{tag}-host")
-    red, blue = Namespace(f"demo-{tag}-red"), Namespace(f"demo-{tag}-blue")
-    made: list[Namespace] = []
+    tag = secrets.token_hex(2)  # unique names: a second demo can run beside this one
+    failed = 0
     try:
         print("Building the bridge recipe (every command as it runs):")
-        for ns in (host, red, blue):
-            made.append(ns)
-            ns.create()
-        bridge = Bridge("br0", namespace=host).create()
-        for role, ns, address in (
-            ("red", red, "192.168.15.1/24"),
-            ("blue", blue, "192.168.15.2/24"),
-        ):
-            pair = VethPair("eth0", f"veth-{role}", namespace=ns, peer_namespace=host)
-            pair.create()
-            pair.end.add_address(address)
-            bridge.attach(pair.peer)
-            pair.up()
-        bridge.add_address("192.168.15.5/24")
-        bridge.up()
+        with netns_kit.Lab(f"demo-{tag}", isolated=True) as lab:
+            red = lab.namespace(f"demo-{tag}-red")
+            blue = lab.namespace(f"demo-{tag}-blue")
+            bridge = lab.bridge("v-net-0", address="192.168.15.5/24")
+            # the seed's names; without names= they derive from the namespace names
+            lab.link(
+                red, bridge, addresses=("192.168.15.1/24", None), names=("veth-red", "veth-red-br")
+            )
+            lab.link(
+                blue,
+                bridge,
+                addresses=("192.168.15.2/24", None),
+                names=("veth-blue", "veth-blue-br"),
+            )
+            host = netns_kit.Namespace(lab.host or "")
+            commands.setLevel(logging.WARNING)
 
-        logging.getLogger("netns_kit").setLevel(logging.WARNING)
-        print("\nPings:")
-        failed = 0
-        for source, target in (
-            (red, "192.168.15.2"),
-            (blue, "192.168.15.1"),
-            (host, "192.168.15.1"),
-            (host, "192.168.15.2"),
-        ):
-            result = source.ping(target, count=3)
-            word = "ok  " if result else "FAIL"
-            replies = f"{result.received}/{result.sent} replies"
-            if result.rtt_avg is not None:
-                replies += f", avg {result.rtt_avg} ms"
-            print(f"  {word} {source.name:>20} -> {target:<13} {replies}")
-            failed += not result
-        return 1 if failed else 0
-    except NetnsKitError as error:
+            print("\nWhat the kernel holds now (read back with ip -j):")
+            print(to_text_table(lab.snapshot()))
+            print("Pings:")
+            for source, target in (
+                (red, "192.168.15.2"),
+                (blue, "192.168.15.1"),
+                (host, "192.168.15.1"),
+                (host, "192.168.15.2"),
+            ):
+                result = source.ping(target, count=3)
+                word = "ok  " if result else "FAIL"
+                replies = f"{result.received}/{result.sent} replies"
+                if result.rtt_avg is not None:
+                    replies += f", avg {result.rtt_avg} ms"
+                print(f"  {word} {source.name:>20} -> {target:<13} {replies}")
+                failed += not result
+            print("\nTearing down:")
+            commands.setLevel(logging.DEBUG)
+    except netns_kit.NetnsKitError as error:
         print(f"demo failed: {error}", file=sys.stderr)
         return 1
-    finally:
-        print("\nTearing down:")
-        logging.getLogger("netns_kit").setLevel(logging.DEBUG)
-        for ns in reversed(made):  # deleting a namespace deletes its links too
-            try:
-                ns.delete()
-            except NetnsKitError as error:
-                print(f"  could not delete {ns.name}: {error}", file=sys.stderr)
+    left = [n for n in netns_kit.list_namespaces() if n.startswith(f"demo-{tag}")]
+    print(f"\nLeft behind: {left or 'nothing'}")
+    return 1 if failed or left else 0
 
 
 if __name__ == "__main__":
