@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import html
+import json
 import logging
 import os
 import signal
@@ -356,7 +357,7 @@ class Lab:
         kind = "namespace" if argv[1:3] == ("netns", "add") else "link"
         lab = self.registry.owner_of(kind, name)
         if lab is None or lab == self.name:
-            return f"{name!r} was not made by a netns_kit lab: remove it, or pick another name"
+            return f"{name!r} was not made by a netns_kit lab: pick another name"
         if self.registry.is_live(lab):
             return f"{name!r} belongs to lab {lab!r}, open in a live process: close it there"
         record = self.registry.read(lab)
@@ -392,18 +393,29 @@ class Lab:
         self._apply_steps(schedule(queued), rollback=False)
 
     def _check_free(self, steps: list[Step]) -> None:
-        """Refuse, before changing anything, names that already exist."""
-        wanted = [s.command for s in steps if s.command.argv[1:3] == ("netns", "add")]
-        if not wanted:
-            return
-        existing = set(_list_namespaces(self.ex))
-        for command in wanted:
-            if command.argv[3] in existing:
-                failure = AlreadyExistsError(
-                    command.argv, 1, "", f'namespace "{command.argv[3]}": File exists'
-                )
-                self._name_owner(failure)
-                raise failure
+        """Refuse, before changing anything, names that already exist.
+
+        Namespaces are global; links are checked where they would survive the lab's
+        own namespaces, in the root namespace (a lab that is not isolated).  Links in
+        the lab's fresh namespaces cannot collide with anything outside the lab.
+        """
+        namespaces = [s.command for s in steps if s.command.argv[1:3] == ("netns", "add")]
+        links = [
+            (s.command, s.entry["name"])
+            for s in steps
+            if s.entry and s.entry["kind"] == "link" and s.entry["namespace"] is None
+        ]
+        taken: set[str] = set(_list_namespaces(self.ex)) if namespaces else set()
+        clashes = [(c, c.argv[3], "namespace") for c in namespaces if c.argv[3] in taken]
+        if links and not clashes:
+            out = self.ex.run(ip("-j", "link", "show", read=True)).stdout
+            present = {e.get("ifname") for e in json.loads(out)} if out.strip() else set()
+            clashes = [(c, name, "device") for c, name in links if name in present]
+        if clashes:
+            command, name, what = clashes[0]
+            failure = AlreadyExistsError(command.argv, 1, "", f'{what} "{name}": File exists')
+            self._name_owner(failure)
+            raise failure
 
     # -- builders -----------------------------------------------------------------
     def _namespace_steps(self, name: str) -> list[Step]:
