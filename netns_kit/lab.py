@@ -35,6 +35,7 @@ from .batch import batchable
 from .command import Command, ip
 from .errors import (
     AlreadyExistsError,
+    LabBusyError,
     NetnsKitError,
     NotFoundError,
     ValidationError,
@@ -166,6 +167,11 @@ class Lab:
         self._lock_fd = self.registry.acquire(self.name)
         try:
             leftover = self.registry.read(self.name)
+            if leftover is not None and leftover.state == "kept":
+                raise LabBusyError(
+                    f"lab {self.name!r} is kept up (netns-kit up): take it down first "
+                    f"with `netns-kit down {self.name}` or netns_kit.recover({self.name!r})"
+                )
             if leftover is not None:  # its owner is dead: we hold the lock
                 log.warning("lab %r: cleaning up what a dead process left", self.name)
                 _undo_record(leftover, self.ex)
@@ -584,12 +590,28 @@ class Lab:
         are deleted, and a setting inside one may be queued before it even exists.
         """
         where = self._side(namespace)
+        setting, steps = self._sysctl_steps(key, value, where)
+        self._run(steps)
+        self._saved_sysctl(steps)
+        self._specs["sysctls"].append(
+            SysctlSpec(setting.key, setting.value, None if namespace is None else where)
+        )
+        self.resources.append(setting)
+        return setting
+
+    def _sysctl_steps(
+        self, key: str, value: str | int, where: str | None
+    ) -> tuple[Sysctl, list[Step]]:
+        """The write (if any) and, at its first change in the root, the restore."""
         setting = Sysctl(key, value, where, executor=self.executor)
         undo: tuple[Command, ...] = ()
         entry = None
         if where is None and (None, setting.key) not in self._saved_sysctls:
             current = setting.read()
-            if current and current != setting.value:
+            setting.previous = current or None
+            if current == setting.value:
+                return setting, []
+            if current:
                 undo = tuple(setting.write_commands(current))
                 entry = {
                     "kind": "sysctl",
@@ -599,20 +621,14 @@ class Lab:
                     "previous": current,
                     "undo": list(undo[0].argv),
                 }
-            setting.previous = current or None
-            skip = current == setting.value
-        else:
-            skip = False
-        if not skip:
-            self._run([Step(setting.write_commands()[0], undo, frozenset({where}), entry)])
-            setting.changed = True
-        if undo:  # saved only once the write that needs restoring has run (or is queued)
-            self._saved_sysctls.add((None, setting.key))
-        self._specs["sysctls"].append(
-            SysctlSpec(setting.key, setting.value, None if namespace is None else where)
-        )
-        self.resources.append(setting)
-        return setting
+        setting.changed = True
+        return setting, [Step(setting.write_commands()[0], undo, frozenset({where}), entry)]
+
+    def _saved_sysctl(self, steps: list[Step]) -> None:
+        """Mark a root setting saved once the write that needs restoring ran (or queued)."""
+        for step in steps:
+            if step.undo and step.entry and step.entry["kind"] == "sysctl":
+                self._saved_sysctls.add((None, step.entry["name"]))
 
     def masquerade(self, source: str, out_interface: str | None = None) -> Masquerade:
         """NAT by masquerade for ``source`` on the host side, tagged with the lab's name."""
@@ -620,9 +636,8 @@ class Lab:
         if MasqueradeSpec(rule.source, rule.out_interface) in self._specs["masquerades"]:
             # -C would skip the second -A, but its undo would delete the rule twice
             raise ValidationError("source", source, f"is already masqueraded by lab {self.name!r}")
-        self.sysctl(rule.forwarding_key, "1", None)
-        self.resources.pop()  # the forwarding setting is part of the masquerade
-        self._specs["sysctls"].pop()
+        # forwarding and the rule are one builder: if the rule fails, forwarding is undone
+        _, forwarding = self._sysctl_steps(rule.forwarding_key, "1", self.host)
         delete = rule.delete_commands()[0]
         entry = {
             "kind": "iptables",
@@ -631,7 +646,10 @@ class Lab:
             "check": list(rule.check_command().argv),
             "undo": list(delete.argv),
         }
-        self._run([Step(rule.add_commands()[0], (delete,), frozenset({self.host}), entry)])
+        self._run(
+            [*forwarding, Step(rule.add_commands()[0], (delete,), frozenset({self.host}), entry)]
+        )
+        self._saved_sysctl(forwarding)
         self._specs["masquerades"].append(MasqueradeSpec(rule.source, rule.out_interface))
         self.resources.append(rule)
         return rule
