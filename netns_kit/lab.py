@@ -110,9 +110,11 @@ class Lab:
         executor: Executor | None = None,
         isolated: bool = False,
         state_dir: str | os.PathLike[str] | None = None,
+        ipv6_link_local: bool = False,
     ) -> None:
         self.name = lab_name(name)
         self.isolated = bool(isolated)
+        self.ipv6_link_local = bool(ipv6_link_local)
         self.executor = executor
         self.tag = tag_for(self.name)
         self.host: str | None = f"{self.name}-host" if self.isolated else None
@@ -536,7 +538,11 @@ class Lab:
                 steps.append(Step(end.add_address_commands(cidr)[0]))
         if bridge:
             steps.append(Step(self._bridges[end_b].attach_commands(ends[1])[0]))
-        steps += [Step(end.up_commands()[0]) for end in ends]
+        # Without an IPv6 address a link needs no IPv6 link-local one either, and each
+        # of those starts DAD, MLD and router solicitations that a bridge floods to
+        # every port: kernel work that grows with the square of the lab's size.
+        link_local = self.ipv6_link_local or any(c and ":" in c for c in cidrs)
+        steps += [Step(end.up_commands(link_local=link_local)[0]) for end in ends]
         self._run(steps)
         self._namer.take(end_a, pair_names[0])
         self._namer.take(where_b, pair_names[1])
@@ -710,14 +716,13 @@ class Lab:
 
     def topology(self) -> Topology:
         """What this lab built, as an inert description (for pictures and files)."""
+        specs = {k: tuple(v) for k, v in self._specs.items()}
         return Topology(
             self.name,
             self.isolated,
             tuple(self._namespaces),
-            *(
-                tuple(self._specs[k])
-                for k in ("bridges", "links", "routes", "sysctls", "masquerades")
-            ),
+            ipv6_link_local=self.ipv6_link_local,
+            **specs,
         )
 
     def apply(self, topology: Topology) -> Self:
@@ -737,7 +742,13 @@ class Lab:
         state_dir: str | os.PathLike[str] | None = None,
     ) -> Lab:
         """A lab named and isolated as ``topology`` says, built when it opens."""
-        lab = cls(topology.name, executor=executor, isolated=topology.isolated, state_dir=state_dir)
+        lab = cls(
+            topology.name,
+            executor=executor,
+            isolated=topology.isolated,
+            state_dir=state_dir,
+            ipv6_link_local=topology.ipv6_link_local,
+        )
         lab._blueprint = topology
         return lab
 

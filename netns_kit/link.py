@@ -50,8 +50,11 @@ class Interface:
         return ip(*args, namespace=self.namespace)
 
     # -- commands (pure) ---------------------------------------------------------
-    def up_commands(self) -> list[Command]:
-        return [self._ip("link", "set", "dev", self.name, "up")]
+    def up_commands(self, *, link_local: bool = True) -> list[Command]:
+        """``link_local=False`` brings the link up without an IPv6 link-local address
+        (``addrgenmode none``): no DAD, MLD or router solicitation traffic."""
+        quiet = () if link_local else ("addrgenmode", "none")
+        return [self._ip("link", "set", "dev", self.name, *quiet, "up")]
 
     def down_commands(self) -> list[Command]:
         return [self._ip("link", "set", "dev", self.name, "down")]
@@ -77,8 +80,8 @@ class Interface:
         return [self._ip("link", "delete", "dev", self.name)]
 
     # -- actions -----------------------------------------------------------------
-    def up(self) -> Self:
-        self._ex.run_all(self.up_commands())
+    def up(self, *, link_local: bool = True) -> Self:
+        self._ex.run_all(self.up_commands(link_local=link_local))
         return self
 
     def down(self) -> Self:

@@ -76,6 +76,7 @@ class Topology:
     routes: tuple[RouteSpec, ...] = ()
     sysctls: tuple[SysctlSpec, ...] = ()
     masquerades: tuple[MasqueradeSpec, ...] = ()
+    ipv6_link_local: bool = False
 
     def with_link_names(self) -> Topology:
         """The same topology with every link's default names filled in."""

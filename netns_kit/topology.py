@@ -12,6 +12,7 @@ The format (TOML; YAML has the same keys)::
     isolated = true            # optional (default false): give the lab its own host
                                # namespace, so bridges, host routes, sysctls and NAT
                                # never touch the machine's root namespace
+    ipv6_link_local = false    # optional (default false): see below
     namespaces = ["red", "blue"]
 
     [[bridges]]                # on the lab's host side
@@ -44,6 +45,10 @@ The format (TOML; YAML has the same keys)::
 
 Default interface names follow :class:`netns_kit.spec.LinkNamer` (``veth-red`` /
 ``veth-blue`` between namespaces, ``veth-red`` / ``veth-red-br`` to a bridge).
+
+A link with no IPv6 address comes up without an IPv6 link-local address either
+(``addrgenmode none``), unless ``ipv6_link_local = true``: every such address starts
+DAD, MLD and router-solicitation traffic that a bridge floods to all its ports.
 
 What is checked, beyond each value's own rules (:mod:`netns_kit.validate`): unknown keys
 (with a "did you mean"), wrong types, missing required keys, references to namespaces or
@@ -87,6 +92,7 @@ _T = TypeVar("_T")
 _TOP_KEYS = (
     "name",
     "isolated",
+    "ipv6_link_local",
     "namespaces",
     "bridges",
     "links",
@@ -218,6 +224,8 @@ def check(topology: Topology, *, source: str = "<topology>") -> Topology:
 def to_dict(topology: Topology) -> dict[str, object]:
     """The file form of ``topology`` (what :func:`from_dict` reads back)."""
     out: dict[str, object] = {"name": topology.name, "isolated": topology.isolated}
+    if topology.ipv6_link_local:
+        out["ipv6_link_local"] = True
     out["namespaces"] = list(topology.namespaces)
     if topology.bridges:
         out["bridges"] = [_without_none(name=b.name, address=b.address) for b in topology.bridges]
@@ -504,6 +512,10 @@ class _Reader:
             self.add("isolated", f"must be true or false, not {_kind(isolated)}")
             isolated = False
         self.isolated = isolated
+        link_local = data.get("ipv6_link_local", False)
+        if not isinstance(link_local, bool):
+            self.add("ipv6_link_local", f"must be true or false, not {_kind(link_local)}")
+            link_local = False
         written = data.get("namespaces")
         host = f"{name}-host" if isolated and name is not None else None
         namespaces = self.read_namespaces([] if written is None else written, host)
@@ -518,6 +530,7 @@ class _Reader:
         return Topology(
             name=name,
             isolated=isolated,
+            ipv6_link_local=link_local,
             namespaces=tuple(namespaces),
             bridges=tuple(bridges),
             links=tuple(spec for _, spec in links),

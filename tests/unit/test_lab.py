@@ -182,7 +182,7 @@ def test_ctrl_c_during_a_step_lands_after_it_and_the_step_is_undone(state: Path)
         raise AssertionError("not reached: the interrupt ends the block")
     # the whole builder ran (one batch), then the interrupt, then the teardown
     assert lines(ex.commands)[-3:] == [
-        "ip -n blue link set dev veth-blue up",
+        "ip -n blue link set dev veth-blue addrgenmode none up",
         "ip netns delete blue",
         "ip netns delete red",
     ]
@@ -281,8 +281,8 @@ def test_link_between_namespaces_with_default_names_addresses_and_mtu(state: Pat
             "ip -n blue link set dev veth-blue mtu 9000",
             "ip -n red addr add 10.1.0.1/24 dev veth-red",
             "ip -n blue addr add 10.1.0.2/24 dev veth-blue",
-            "ip -n red link set dev veth-red up",
-            "ip -n blue link set dev veth-blue up",
+            "ip -n red link set dev veth-red addrgenmode none up",
+            "ip -n blue link set dev veth-blue addrgenmode none up",
         ]
         # both ends die with their namespaces: nothing to delete explicitly
         assert lines([c.argv for c in lab.teardown_commands()]) == [
@@ -309,8 +309,8 @@ def test_link_to_a_root_bridge(bridge_first: bool, state: Path) -> None:
             f"ip link set dev veth-red-br alias {TAG}",
             "ip -n red addr add 10.0.0.1/24 dev veth-red",
             "ip link set dev veth-red-br master br0",
-            "ip -n red link set dev veth-red up",
-            "ip link set dev veth-red-br up",
+            "ip -n red link set dev veth-red addrgenmode none up",
+            "ip link set dev veth-red-br addrgenmode none up",
         ]
         # the root end is deleted explicitly: left to the kernel, its name would stay
         # taken for up to 130 ms after the namespace is gone
@@ -333,8 +333,8 @@ def test_link_to_an_isolated_bridge(state: Path) -> None:
             f"ip -n red link set dev veth-red alias {TAG}",
             f"ip -n t-host link set dev veth-red-br alias {TAG}",
             "ip -n t-host link set dev veth-red-br master br0",
-            "ip -n red link set dev veth-red up",
-            "ip -n t-host link set dev veth-red-br up",
+            "ip -n red link set dev veth-red addrgenmode none up",
+            "ip -n t-host link set dev veth-red-br addrgenmode none up",
         ]
         assert lines([c.argv for c in lab.teardown_commands()]) == [
             "ip netns delete red",
@@ -792,7 +792,9 @@ def test_batch_keeps_every_dependency(state: Path) -> None:
         )
         port = ("ip", "-n", "t-host", "link", "set", "dev", f"veth-{name}-br")
         master = built.index((*port, "master", "br0"))
-        up = built.index(("ip", "-n", name, "link", "set", "dev", f"veth-{name}", "up"))
+        up = built.index(
+            ("ip", "-n", name, "link", "set", "dev", f"veth-{name}", "addrgenmode", "none", "up")
+        )
         assert master < up  # the bridge port is ready before its far end comes up
     bridge = built.index(("ip", "-n", "t-host", "link", "add", "name", "br0", "type", "bridge"))
     assert all(bridge < i for i, argv in enumerate(built) if "master" in argv)
@@ -821,9 +823,9 @@ def test_batch_keeps_sysctl_and_iptables_in_place(state: Path) -> None:
             "iptables -w " + MASQ.format(op="-A"),
             "ip link add name veth-red netns red type veth peer name veth-blue netns blue",
             f"ip -n red link set dev veth-red alias {TAG}",
-            "ip -n red link set dev veth-red up",
+            "ip -n red link set dev veth-red addrgenmode none up",
             f"ip -n blue link set dev veth-blue alias {TAG}",
-            "ip -n blue link set dev veth-blue up",
+            "ip -n blue link set dev veth-blue addrgenmode none up",
         ]
 
 
