@@ -165,7 +165,7 @@ def split_batch(run: Run, batch: Result, keep_going: bool) -> list[Result]:
 
 
 class _NetnsSpawner:
-    """Starts ``ip -batch`` inside a named network namespace, cheaply and linearly.
+    """Starts ``ip`` (a command or a batch) inside a named namespace, cheaply and linearly.
 
     ``ip -n NS`` (and ``ip netns exec``) also unshare a mount namespace, which copies
     the whole mount table: one more mount per namespace on the machine, so each call
@@ -188,15 +188,23 @@ class _NetnsSpawner:
     def available() -> bool:
         return os.geteuid() == 0 and os.path.exists("/proc/thread-self/ns/net")
 
-    def submit(self, namespace: str, argv: tuple[str, ...], stdin: str | None) -> Future[Result]:
-        return self._pool.submit(self._run_inside, namespace, argv, stdin)
+    def submit(
+        self,
+        namespace: str,
+        argv: tuple[str, ...],
+        stdin: str | None,
+        timeout: float | None = None,
+    ) -> Future[Result]:
+        return self._pool.submit(self._run_inside, namespace, argv, stdin, timeout)
 
     def _enter(self, fd: int) -> None:
         if self._libc.setns(fd, self.CLONE_NEWNET) != 0:
             code = ctypes.get_errno()
             raise OSError(code, os.strerror(code))
 
-    def _run_inside(self, namespace: str, argv: tuple[str, ...], stdin: str | None) -> Result:
+    def _run_inside(
+        self, namespace: str, argv: tuple[str, ...], stdin: str | None, timeout: float | None
+    ) -> Result:
         home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             try:
@@ -210,8 +218,10 @@ class _NetnsSpawner:
                 os.close(target)
             try:
                 done = subprocess.run(
-                    argv, input=stdin, capture_output=True, text=True, check=False
+                    argv, input=stdin, capture_output=True, text=True, check=False, timeout=timeout
                 )
+            except subprocess.TimeoutExpired:
+                return Result(argv, -9, "", f"timed out after {timeout} s")
             finally:
                 self._enter(home)
         finally:
@@ -250,22 +260,22 @@ class ShellExecutor(BaseExecutor):
         return ("sudo", "-n", *command.argv) if self.sudo else command.argv
 
     def _fast(self, command: Command) -> bool:
-        """Whether a batch in a namespace may start through :class:`_NetnsSpawner`."""
-        return command.namespace is not None and not self.sudo and _NetnsSpawner.available()
+        """Whether an ``ip -n NS ...`` command may start through :class:`_NetnsSpawner`."""
+        return (
+            command.namespace is not None
+            and command.argv[:3] == ("ip", "-n", command.namespace)
+            and not self.sudo
+            and _NetnsSpawner.available()
+        )
 
-    def _submit(self, command: Command) -> Future[Result]:
-        if shutil.which("ip") is None:
-            raise ToolMissingError("ip")
+    def _submit(self, command: Command, timeout: float | None = None) -> Future[Result]:
         if self._spawner is None:
+            if shutil.which("ip") is None:
+                raise ToolMissingError("ip")
             self._spawner = _NetnsSpawner()
         assert command.namespace is not None
-        argv = ("ip", *command.argv[3:])  # the same batch without "-n NS"
-        return self._spawner.submit(command.namespace, argv, command.stdin)
-
-    def _execute_batch(self, command: Command) -> Result:
-        if not self._fast(command):
-            return self._execute(command, None)
-        return attrs.evolve(self._submit(command).result(), argv=command.argv)
+        argv = ("ip", *command.argv[3:])  # the same command without "-n NS"
+        return self._spawner.submit(command.namespace, argv, command.stdin, timeout)
 
     def _waves(self, runs: list[Run]) -> list[list[Run]]:
         """Consecutive batches, each in a namespace of its own, overlap two at a time.
@@ -310,6 +320,11 @@ class ShellExecutor(BaseExecutor):
         return outcomes
 
     def _execute(self, command: Command, timeout: float | None) -> Result:
+        if self._fast(command):  # ip -n NS: linear and 4 ms cheaper, see _NetnsSpawner
+            inside = self._submit(command, timeout).result()
+            if inside.returncode == -9:
+                raise CommandTimeoutError(command.argv, -9, "", inside.stderr)
+            return attrs.evolve(inside, argv=command.argv)
         argv = self.argv(command)
         program = self._program(argv[0])
         try:

@@ -299,9 +299,11 @@ class Lab:
 
     def _apply_held(self, steps: list[Step], *, rollback: bool) -> None:
         assert self._record is not None
-        self._record.resources.extend(s.entry for s in steps if s.entry is not None)
-        self._record.state = "building"
-        self.registry.write(self._record)
+        entries = [s.entry for s in steps if s.entry is not None]
+        if entries:  # write ahead: what is about to exist, before it does
+            self._record.resources.extend(entries)
+            self._record.state = "building"
+            self.registry.write(self._record)
         with _shielded():
             try:
                 self.ex.run_all([s.command for s in steps])
@@ -325,8 +327,9 @@ class Lab:
                 self._log_undo(steps, tolerant=True)
                 raise
             self._log_undo(steps, tolerant=False)
-        self._record.state = "up"
-        self.registry.write(self._record)
+        if self._record.state != "up":
+            self._record.state = "up"
+            self.registry.write(self._record)
 
     def _forget(self, entries: list[dict[str, Any]]) -> None:
         """Drop record entries of steps that did not happen (or were rolled back), so

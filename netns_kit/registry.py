@@ -53,7 +53,13 @@ class Record:
     resources: list[dict[str, Any]] = attrs.field(factory=list)
 
     def to_json(self) -> str:
-        return json.dumps(attrs.asdict(self), indent=1)
+        # One resource a line: readable, and written often (before every change), so
+        # neither attrs.asdict's deep copy nor a fully indented dump.
+        head = {
+            f.name: getattr(self, f.name) for f in attrs.fields(Record) if f.name != "resources"
+        }
+        lines = ",\n".join(json.dumps(entry) for entry in self.resources)
+        return json.dumps(head)[:-1] + f', "resources": [\n{lines}\n]}}\n'
 
     @classmethod
     def from_json(cls, text: str) -> Record:
