@@ -188,23 +188,12 @@ def _import_lab() -> Any:
     return lab
 
 
-class NetnsKitPerCommand(Method):
-    """The imperative builders, outside ``batch()``: every command its own process."""
+class _NetnsKitMethod(Method):
+    """What both netns_kit methods share: the Lab, and closing it."""
 
     def prepare(self) -> None:
         self.Lab = _import_lab()
-        for name in ("open", "close", "bridge", "namespace", "link"):
-            if not hasattr(self.Lab, name):
-                raise NotAvailable(f"Lab.{name} is missing")
         self.lab_obj: Any = None
-
-    def setup(self) -> None:
-        self.lab_obj = self.Lab(self.lab, isolated=True, state_dir=self.state_dir)
-        self.lab_obj.open()
-        self.lab_obj.bridge(BRIDGE, address=HOST_CIDR)
-        for i, name in enumerate(self.namespaces):
-            ns = self.lab_obj.namespace(name)
-            self.lab_obj.link(ns, BRIDGE, addresses=(address(i), None), names=(NS_IF, host_end(i)))
 
     def teardown(self) -> None:
         self.lab_obj.close()
@@ -215,22 +204,24 @@ class NetnsKitPerCommand(Method):
                 self.lab_obj.close()
 
 
-class NetnsKit(Method):
+class NetnsKitPerCommand(_NetnsKitMethod):
+    """The imperative builders, outside ``batch()``: every command its own process."""
+
+    def setup(self) -> None:
+        self.lab_obj = self.Lab(self.lab, isolated=True, state_dir=self.state_dir)
+        self.lab_obj.open()
+        self.lab_obj.bridge(BRIDGE, address=HOST_CIDR)
+        for i, name in enumerate(self.namespaces):
+            ns = self.lab_obj.namespace(name)
+            self.lab_obj.link(ns, BRIDGE, addresses=(address(i), None), names=(NS_IF, host_end(i)))
+
+
+class NetnsKit(_NetnsKitMethod):
     """The declarative fast path: a Topology, applied when the lab opens."""
 
-    def prepare(self) -> None:
-        self.Lab = _import_lab()
-        if not hasattr(self.Lab, "from_topology") and not hasattr(self.Lab, "apply"):
-            raise NotAvailable("Lab.from_topology / Lab.apply are missing")
-        try:
-            from netns_kit import spec
-        except ImportError as error:
-            raise NotAvailable(f"netns_kit.spec does not import: {error}") from None
-        self.spec = spec
-        self.lab_obj: Any = None
-
     def topology(self) -> Any:
-        spec = self.spec
+        from netns_kit import spec
+
         return spec.Topology(
             name=self.lab,
             isolated=True,
@@ -243,21 +234,8 @@ class NetnsKit(Method):
         )
 
     def setup(self) -> None:
-        topology = self.topology()
-        if hasattr(self.Lab, "from_topology"):
-            self.lab_obj = self.Lab.from_topology(topology, state_dir=self.state_dir)
-            self.lab_obj.open()
-        else:
-            self.lab_obj = self.Lab(self.lab, isolated=True, state_dir=self.state_dir)
-            self.lab_obj.apply(topology)
-
-    def teardown(self) -> None:
-        self.lab_obj.close()
-
-    def abort(self) -> None:
-        if self.lab_obj is not None:
-            with contextlib.suppress(Exception):
-                self.lab_obj.close()
+        self.lab_obj = self.Lab.from_topology(self.topology(), state_dir=self.state_dir)
+        self.lab_obj.open()
 
 
 class Pyroute2(Method):

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from netns_kit import Namespace
+from netns_kit import Namespace, recover
 
 
 def _skip_reason() -> str | None:
@@ -130,6 +130,19 @@ def make_namespace(uid: str, kernel: Kernel) -> Iterator[Callable[[str], Namespa
         if name in present:
             sh("ip", "netns", "delete", name)
     left = sorted(set(made) & set(kernel.namespaces()))
+    assert not left, f"namespaces left behind: {left}"
+
+
+@pytest.fixture
+def prefix(uid: str, kernel: Kernel) -> Iterator[str]:
+    """A unique lab name; afterwards no namespace of it may be left (removed if one is)."""
+    name = f"lb-{uid}"
+    yield name
+    left = [ns for ns in kernel.namespaces() if ns.startswith(name)]
+    if left:
+        recover(name)
+        for ns in left:
+            sh("ip", "netns", "delete", ns, check=False)
     assert not left, f"namespaces left behind: {left}"
 
 

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import netns_kit
 from netns_kit import Lab, Namespace
 from netns_kit.errors import CommandTimeoutError
 from netns_kit.executor import Process
 
-from .conftest import Kernel, sh
+from .conftest import Kernel
 
 RED, BLUE, NOBODY = "192.168.15.1", "192.168.15.2", "192.168.15.99"
 PORT = 8000
@@ -30,19 +28,6 @@ FETCH = (
     "opener = r.build_opener(r.ProxyHandler({})); "  # never a proxy from the environment
     "print(opener.open(sys.argv[1], timeout=2).read().decode(), end='')"
 )
-
-
-@pytest.fixture
-def prefix(uid: str, kernel: Kernel) -> Iterator[str]:
-    """The lab's name; afterwards no namespace of it may be left (removed if one is)."""
-    name = f"pr-{uid}"
-    yield name
-    left = [ns for ns in kernel.namespaces() if ns.startswith(name)]
-    if left:
-        netns_kit.recover(name)
-        for ns in left:
-            sh("ip", "netns", "delete", ns, check=False)
-    assert not left, f"namespaces left behind: {left}"
 
 
 def build(lab: Lab) -> tuple[Namespace, Namespace]:

@@ -10,34 +10,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
-import pytest
-
-import netns_kit
 from netns_kit import Lab, Namespace
 from netns_kit.inspect import RouteInfo, Snapshot
 
-from .conftest import Kernel, sh
+from .conftest import Kernel
 
 ADDRESSES = {
     "v-net-0": "192.168.15.5/24",
     "veth-red": "192.168.15.1/24",
     "veth-blue": "192.168.15.2/24",
 }
-
-
-@pytest.fixture
-def prefix(uid: str, kernel: Kernel) -> Iterator[str]:
-    """The lab's name; afterwards no namespace of it may be left (removed if one is)."""
-    name = f"ss-{uid}"
-    yield name
-    left = [ns for ns in kernel.namespaces() if ns.startswith(name)]
-    if left:
-        netns_kit.recover(name)
-        for ns in left:
-            sh("ip", "netns", "delete", ns, check=False)
-    assert not left, f"namespaces left behind: {left}"
 
 
 def build(lab: Lab) -> tuple[Namespace, Namespace]:
