@@ -592,7 +592,7 @@ def _ip_version() -> str:
 def plan_only(args: argparse.Namespace) -> int:
     """Time planning a big topology with a RecordingExecutor: no process, no root."""
     try:
-        from netns_kit import Lab, RecordingExecutor, spec
+        from netns_kit import Lab, RecordingExecutor
     except ImportError as error:
         print(f"--plan-only: {NOT_AVAILABLE} ({error})", file=sys.stderr)
         return 2
@@ -602,7 +602,6 @@ def plan_only(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="netns-kit-bench-") as state_dir:
         for rep in range(args.repeat):
             method = NetnsKit(f"nkbplan{rep}", n, state_dir)
-            method.spec = spec
             ex = RecordingExecutor()
             started = time.perf_counter()
             topology = method.topology()
@@ -610,7 +609,7 @@ def plan_only(args: argparse.Namespace) -> int:
             lab.open()
             times.append(time.perf_counter() - started)
             commands = len(ex.commands)
-            runs = len(getattr(ex, "runs", ()))
+            runs = len(ex.runs)
             lab.close()
     result = {
         "plan_size": n,
