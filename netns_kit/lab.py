@@ -44,7 +44,7 @@ from .errors import (
 from .executor import Executor, Process, default_executor
 from .inspect import Snapshot, snapshot
 from .link import Bridge, VethPair
-from .namespace import Namespace
+from .namespace import Namespace, list_namespaces
 from .nat import Masquerade, Sysctl
 from .registry import Record, Registry, _undo_record, tag_for
 from .route import Route
@@ -416,7 +416,7 @@ class Lab:
             for s in steps
             if s.entry and s.entry["kind"] == "link" and s.entry["namespace"] is None
         ]
-        taken: set[str] = set(_list_namespaces(self.ex)) if namespaces else set()
+        taken: set[str] = set(list_namespaces(self.ex)) if namespaces else set()
         clashes = [(c, c.argv[3], "namespace") for c in namespaces if c.argv[3] in taken]
         if links and not clashes:
             out = self.ex.run(ip("-j", "link", "show", read=True)).stdout
@@ -823,12 +823,6 @@ def _after(argv: Sequence[str], keyword: str) -> str | None:
         if arg == keyword:
             return argv[i + 1]
     return None
-
-
-def _list_namespaces(ex: Executor) -> list[str]:
-    from .namespace import list_namespaces
-
-    return list_namespaces(ex)
 
 
 def schedule(steps: Sequence[Step]) -> list[Step]:

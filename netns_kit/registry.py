@@ -27,6 +27,7 @@ import attrs
 from .command import Command, in_namespace, ip
 from .errors import LabBusyError, NetnsKitError
 from .executor import Executor, default_executor
+from .namespace import list_namespaces
 
 DEFAULT_STATE_DIR = "/run/netns-kit"
 
@@ -223,7 +224,7 @@ def _undo_record(record: Record, ex: Executor) -> list[str]:
     in a namespace that is being deleted goes with it.
     """
     tag = tag_for(record.name)
-    alive = set(_namespaces(ex))
+    alive = set(list_namespaces(ex))
     doomed = [e["name"] for e in record.resources if e["kind"] == "namespace"]
     doomed = [n for n in doomed if n in alive and _namespace_is_ours(ex, n, tag)]
     removed: list[str] = []
@@ -255,11 +256,6 @@ def _still_ours(ex: Executor, entry: dict[str, Any], tag: str) -> bool:
     if "check" in entry:
         return bool(ex.run(Command(tuple(entry["check"]), read=True), check=False))
     return True
-
-
-def _namespaces(ex: Executor) -> list[str]:
-    out = ex.run(ip("-j", "netns", "list", read=True)).stdout
-    return [e["name"] for e in json.loads(out)] if out.strip() else []
 
 
 def _link_alias(ex: Executor, name: str, namespace: str | None) -> str | None:
