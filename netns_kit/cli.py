@@ -13,11 +13,14 @@ usage or a bad topology file.  Expected errors print one message, never a traceb
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -238,11 +241,37 @@ def cmd_up(ctx: _Context) -> int:
     finally:
         if progress is not None:
             progress.clear()
-    lab.keep()
-    built = lab.topology()
-    ctx.print(_up_table(built, lab.host))
-    ctx.print(f"{_summary(built)} is up.  Tear it down with: {PROG} down {topo.name}")
+    # Built: from here on `up` finishes.  A Ctrl-C while the table prints would
+    # otherwise report "interrupted" and leave a lab standing that the user thinks
+    # was not made.
+    with _interrupts_held() as held:
+        lab.keep()
+        built = lab.topology()
+        ctx.print(_up_table(built, lab.host))
+        ctx.print(f"{_summary(built)} is up.  Tear it down with: {PROG} down {topo.name}")
+    if held:
+        print(f"{PROG}: interrupted after the lab was built: it is up", file=ctx.err)
     return 0
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[list[int]]:
+    """Hold SIGINT and SIGTERM for the block, then drop them; yields what came."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield caught
+    finally:
+        while pending := (signal.sigpending() & held) - old:
+            info = signal.sigtimedwait(pending, 0)
+            if info is None:
+                break
+            caught.append(info.si_signo)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _up_table(topo: Topology, host: str | None) -> str:
@@ -625,6 +654,7 @@ def main(
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, --version, or bad usage (argparse says why)
         return exit_.code if isinstance(exit_.code, int) else 2
+    ctx: _Context | None = None
     try:
         ctx = _Context(args, executor, out, err)
         code: int = args.handler(ctx)
@@ -647,3 +677,8 @@ def main(
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=err)
         return 130
+    finally:
+        if ctx is not None and executor is None:
+            close = getattr(ctx.base, "close", None)
+            if callable(close):
+                close()

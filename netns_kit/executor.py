@@ -17,6 +17,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
@@ -30,6 +31,35 @@ from .command import Command
 from .errors import CommandTimeoutError, NetnsKitError, ToolMissingError, command_error
 
 log = logging.getLogger("netns_kit")
+
+# Descriptors every short-lived child inherits: the locks of the labs this process
+# has open (see netns_kit.registry).  A program that outlives a killed owner then
+# keeps its lab locked until it ends, so recovery cannot race it.  Background
+# programs (``start``) do not get them: they may run for as long as the lab does.
+_inherited: set[int] = set()
+_inherited_lock = threading.Lock()
+
+
+def inherit_in_children(fd: int) -> None:
+    """Hand ``fd`` to every program started through ``run``/``run_all`` from now on."""
+    with _inherited_lock:
+        _inherited.add(fd)
+
+
+def stop_inheriting(fd: int) -> None:
+    with _inherited_lock:
+        _inherited.discard(fd)
+
+
+def inherited_fds() -> tuple[int, ...]:
+    with _inherited_lock:
+        return tuple(sorted(_inherited))
+
+
+def _make_inheritable(fds: tuple[int, ...]) -> None:
+    """In the child, before exec: keep ``fds`` open (they are opened O_CLOEXEC)."""
+    for fd in fds:
+        os.set_inheritable(fd, True)
 
 
 @attrs.frozen
@@ -184,6 +214,11 @@ class _NetnsSpawner:
         self._pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="netns-kit-setns")
         self._libc = ctypes.CDLL(None, use_errno=True)
 
+    def close(self) -> None:
+        """Stop the worker threads (a pool left for the interpreter to join at exit
+        turns a Ctrl-C at that moment into an "Exception ignored" traceback)."""
+        self._pool.shutdown(wait=True)
+
     @staticmethod
     def available() -> bool:
         return os.geteuid() == 0 and os.path.exists("/proc/thread-self/ns/net")
@@ -218,7 +253,13 @@ class _NetnsSpawner:
                 os.close(target)
             try:
                 done = subprocess.run(
-                    argv, input=stdin, capture_output=True, text=True, check=False, timeout=timeout
+                    argv,
+                    input=stdin,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    timeout=timeout,
+                    pass_fds=inherited_fds(),
                 )
             except subprocess.TimeoutExpired:
                 return Result(argv, -9, "", f"timed out after {timeout} s")
@@ -244,6 +285,13 @@ class ShellExecutor(BaseExecutor):
 
     def __repr__(self) -> str:
         return f"ShellExecutor(sudo={self.sudo})"
+
+    def close(self) -> None:
+        """Release the setns worker threads; the executor stays usable (they come back
+        when needed)."""
+        spawner, self._spawner = self._spawner, None
+        if spawner is not None:
+            spawner.close()
 
     def _program(self, name: str) -> sh.Command:
         program = self._programs.get(name)
@@ -327,6 +375,7 @@ class ShellExecutor(BaseExecutor):
             return attrs.evolve(inside, argv=command.argv)
         argv = self.argv(command)
         program = self._program(argv[0])
+        fds = inherited_fds()
         try:
             done = program(
                 *argv[1:],
@@ -334,6 +383,8 @@ class ShellExecutor(BaseExecutor):
                 _return_cmd=True,
                 _in=command.stdin,
                 _timeout=timeout,
+                _pass_fds=set(fds),
+                _preexec_fn=(lambda: _make_inheritable(fds)) if fds else None,
             )
         except sh.TimeoutException:
             raise CommandTimeoutError(

@@ -95,7 +95,8 @@ def _comment(value: object) -> str:
 
 @attrs.define
 class Masquerade:
-    """NAT by IP masquerade for ``source``, tagged with ``comment``.
+    """NAT by IP masquerade for ``source``, tagged with ``comment``, for traffic that
+    leaves ``source``'s network (``-s NET ! -d NET``).
 
     The rule is appended only when ``iptables -C`` says it is missing (``-A`` twice
     makes two rules), and forwarding is turned back off only if :meth:`enable` was
@@ -125,7 +126,12 @@ class Masquerade:
 
     def _iptables(self, operation: str) -> Command:
         tool = "iptables" if self.version == 4 else "ip6tables"
+        # "! -d SOURCE": traffic that stays inside the source network is never NATed.
+        # With br_netfilter, frames bridged between two ports of one bridge pass
+        # iptables too, and a bare "-s NET" rule would rewrite LAN traffic (libvirt
+        # writes the same exclusion).
         argv = [tool, "-w", "-t", "nat", operation, "POSTROUTING", "-s", self.source]
+        argv += ["!", "-d", self.source]
         if self.out_interface:
             argv += ["-o", self.out_interface]
         argv += ["-m", "comment", "--comment", self.comment, "-j", "MASQUERADE"]

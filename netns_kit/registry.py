@@ -9,7 +9,16 @@ alias, an iptables rule with that comment, so it never touches what it did not m
 
 A lab holds ``<name>.lock`` with ``fcntl.flock`` for its whole life.  flock, unlike
 lockf, refuses a second lock from the same process too, and the kernel drops it when
-the process dies, so "lock is free" means "owner is gone".
+the last holder is gone, so "lock is free" means "owner is gone".  Every short-lived
+program the lab starts (an ``ip -batch``, say) inherits the locked descriptor: a
+``kill -9`` of the owner leaves that program running with the whole batch on its
+stdin, and as long as it runs nobody may recover the lab, or recovery would delete
+what exists and then watch the orphan create the rest.  Recovery therefore waits, a
+bounded time, for the programs of a dead owner to finish.
+
+Looking never changes anything: :meth:`Registry.is_live` opens the lock file without
+creating it and takes a *shared* lock for an instant.  An opener that meets such an
+observer retries for a moment instead of failing.
 """
 
 from __future__ import annotations
@@ -17,7 +26,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,10 +37,16 @@ import attrs
 
 from .command import Command, in_namespace, ip
 from .errors import LabBusyError, NetnsKitError
-from .executor import Executor, default_executor
+from .executor import Executor, default_executor, inherit_in_children, stop_inheriting
 from .namespace import list_namespaces
 
+log = logging.getLogger("netns_kit")
+
 DEFAULT_STATE_DIR = "/run/netns-kit"
+#: How long an opener waits out someone who is only looking (``is_live``) at the lock.
+OBSERVER_WAIT = 1.0
+#: How long recovery waits for what a dead owner started (its last ``ip -batch``).
+ORPHAN_WAIT = 30.0
 
 
 def state_dir(override: str | os.PathLike[str] | None = None) -> Path:
@@ -127,37 +144,90 @@ class Registry:
         return found
 
     def acquire(self, name: str) -> int:
-        """Take the lab's lock or raise LabBusyError; returns the fd to keep open."""
+        """Take the lab's lock or raise LabBusyError; returns the fd to keep open.
+
+        The fd is handed to every short-lived program an executor starts (see the
+        module docstring), until :meth:`release`.  A lock held for an instant by an
+        observer is waited out (``OBSERVER_WAIT``); one held by the programs of an
+        owner that died is waited out longer (``ORPHAN_WAIT``): they are finishing
+        the owner's last batch.  A live owner makes it fail at once.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.lock_path(name)
+        start = time.monotonic()
+        orphans_seen = False
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                owner = self.read(name)
-                who = f" by process {owner.pid}" if owner else ""
+                owner = self._owner_pid(name)
+                waited = time.monotonic() - start
+                if owner is not None and owner != os.getpid() and not _process_alive(owner):
+                    if not orphans_seen:
+                        log.info(
+                            "lab %r: process %d is gone; waiting for the programs it "
+                            "started to finish",
+                            name,
+                            owner,
+                        )
+                        orphans_seen = True
+                    if waited < ORPHAN_WAIT:
+                        time.sleep(0.02)
+                        continue
+                    raise LabBusyError(
+                        f"lab {name!r}: its process {owner} is gone, but programs it "
+                        f"started still hold the lab after {ORPHAN_WAIT:g} s; "
+                        "wait for them to end, then try again"
+                    ) from None
+                if owner != os.getpid() and waited < OBSERVER_WAIT:
+                    time.sleep(0.005)
+                    continue
+                who = f" by process {owner}" if owner is not None else ""
                 raise LabBusyError(f"lab {name!r} is already open{who}") from None
             if _is_file_at(fd, path):
+                inherit_in_children(fd)
                 return fd
             os.close(fd)  # its owner removed it as we took it: lock the new one
 
+    def _owner_pid(self, name: str) -> int | None:
+        try:
+            record = self.read(name)
+        except NetnsKitError:
+            return None
+        return record.pid if record is not None else None
+
     @staticmethod
     def release(fd: int) -> None:
+        stop_inheriting(fd)
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
         with contextlib.suppress(OSError):
             os.close(fd)
 
     def is_live(self, name: str) -> bool:
-        """Whether a live process holds the lab's lock."""
-        try:
-            fd = self.acquire(name)
-        except LabBusyError:
-            return True
-        self.release(fd)
-        return False
+        """Whether a live process (or a program it started) holds the lab's lock.
+
+        It only looks: no lock file is created, and the shared lock it takes for an
+        instant never makes an opener fail (:meth:`acquire` waits for it).
+        """
+        path = self.lock_path(name)
+        while True:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return False
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True
+                if _is_file_at(fd, path):
+                    return False
+            finally:
+                os.close(fd)  # closing drops the shared lock
+            # the file was replaced as we looked (a lab closed, another opened): again
 
     @contextlib.contextmanager
     def held(self, name: str) -> Iterator[None]:
@@ -175,6 +245,16 @@ class Registry:
                 if same and (kind == "namespace" or entry.get("namespace") == namespace):
                     return record.name
         return None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's: alive
+        return True
+    return True
 
 
 def _is_file_at(fd: int, path: Path) -> bool:

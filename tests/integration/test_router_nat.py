@@ -19,6 +19,7 @@ import pytest
 from netns_kit import Bridge, Masquerade, Namespace, Route, VethPair
 
 from .conftest import Kernel, sh
+from .lab_scripts.udp_programs import CLIENT, SERVER
 
 pytestmark = pytest.mark.skipif(
     shutil.which("iptables") is None or shutil.which("sysctl") is None,
@@ -29,42 +30,6 @@ MakeNamespace = Callable[[str], Namespace]
 INNER_NET, INNER, GATEWAY = "10.200.1.0/24", "10.200.1.2", "10.200.1.1"
 ROUTER_OUT, OUTSIDE = "10.200.2.1", "10.200.2.2"
 FORWARD = "net.ipv4.ip_forward"
-
-# Waits for one datagram; prints its source address (or "nothing"), then echoes it.
-SERVER = """
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("0.0.0.0", int(sys.argv[1])))
-s.settimeout(float(sys.argv[2]))
-try:
-    data, peer = s.recvfrom(512)
-except TimeoutError:
-    print("nothing", flush=True)
-    sys.exit(0)
-print(peer[0], flush=True)
-try:
-    s.sendto(data, peer)
-except OSError:
-    pass  # no route back to an un-NATed source: fine, we only report what came
-"""
-
-# Sends a datagram every 0.2 s until the echo comes back or time is up.
-CLIENT = """
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(0.2)
-end = time.monotonic() + float(sys.argv[3])
-while time.monotonic() < end:
-    s.sendto(b"netns-kit", (sys.argv[1], int(sys.argv[2])))
-    try:
-        s.recvfrom(512)
-    except (TimeoutError, OSError):
-        continue
-    print("echo")
-    break
-else:
-    print("no echo")
-"""
 
 
 @attrs.frozen
@@ -149,7 +114,7 @@ def test_router_masquerades_then_stops(router: Router, kernel: Kernel, uid: str)
     assert kernel.sysctl(FORWARD, router.host.name) == "1"
     rules = _our_rules(kernel, router, uid)
     assert rules == [
-        f"-A POSTROUTING -s {INNER_NET} -o {router.out_interface} "
+        f"-A POSTROUTING -s {INNER_NET} ! -d {INNER_NET} -o {router.out_interface} "
         f'-m comment --comment "netns-kit:{uid}" -j MASQUERADE'
     ]
     assert nat.exists()

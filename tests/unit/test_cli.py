@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pytest_mock import MockerFixture
 
 from netns_kit import RecordingExecutor, ShellExecutor, cli
 from netns_kit.command import Command
@@ -199,6 +201,46 @@ def test_up_builds_keeps_and_prints_a_table(run: Invoke, state: Path) -> None:
     assert ["red", "veth-red", "192.168.15.1/24", "veth to v-net-0 (veth-red-br)"] in rows
     assert result.out.rstrip().endswith("Tear it down with: netns-kit down bridge")
     assert result.err == "", "no progress when stderr is not a terminal"
+
+
+class InterruptedWhilePrinting(io.StringIO):
+    """Stdout that gets a Ctrl-C (a real SIGINT to this process) as the table prints."""
+
+    def write(self, text: str) -> int:
+        if "NAMESPACE" in text:
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().write(text)
+
+
+def test_a_ctrl_c_while_up_prints_its_table_still_finishes_up(state: Path) -> None:
+    """Issue 9: it used to exit 130 ("interrupted") and leave the lab standing."""
+    ex, out, err = RecordingExecutor(), InterruptedWhilePrinting(), io.StringIO()
+    code = cli.main(["--state-dir", str(state), "up", BRIDGE], executor=ex, stdout=out, stderr=err)
+    assert code == 0, err.getvalue()
+    assert "is up.  Tear it down with" in out.getvalue()
+    assert "interrupted after the lab was built: it is up" in err.getvalue()
+    record = Registry(state).read("bridge")
+    assert record is not None and record.state == "kept"
+
+
+def test_the_command_releases_its_executors_threads_before_exit(
+    mocker: MockerFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 9: a pool left for the interpreter to join at exit turned a Ctrl-C at that
+    moment into "Exception ignored ... KeyboardInterrupt"."""
+    close = mocker.patch.object(ShellExecutor, "close")
+    assert cli.main(["validate", BRIDGE]) == 0
+    close.assert_called_once_with()
+
+
+def test_closing_a_shell_executor_stops_its_setns_workers(mocker: MockerFixture) -> None:
+    ex = ShellExecutor()
+    spawner = mocker.Mock()
+    ex._spawner = spawner
+    ex.close()
+    ex.close()  # twice is harmless
+    spawner.close.assert_called_once_with()
+    assert ex._spawner is None
 
 
 def test_up_twice_is_refused(run: Invoke) -> None:

@@ -215,7 +215,7 @@ def test_script_heredoc_tag_never_collides_with_the_text() -> None:
 def test_script_of_a_masquerade_guards_the_append() -> None:
     ex = ScriptExecutor()
     Masquerade("10.0.0.0/24", "eth0", namespace="h", executor=ex).enable()
-    rule = "-s 10.0.0.0/24 -o eth0 -m comment --comment netns-kit -j MASQUERADE"
+    rule = "-s 10.0.0.0/24 '!' -d 10.0.0.0/24 -o eth0 -m comment --comment netns-kit -j MASQUERADE"
     ipt = "ip netns exec h iptables -w -t nat"
     assert ex.script() == (
         HEADER

@@ -453,7 +453,10 @@ def test_an_isolated_labs_routes_default_to_its_host_side(state: Path) -> None:
         assert lines([c.argv for c in lab.teardown_commands()]) == ["ip netns delete t-host"]
 
 
-MASQ = "-t nat {op} POSTROUTING -s 10.0.0.0/24 -m comment --comment netns-kit:t -j MASQUERADE"
+MASQ = (
+    "-t nat {op} POSTROUTING -s 10.0.0.0/24 '!' -d 10.0.0.0/24 "
+    "-m comment --comment netns-kit:t -j MASQUERADE"
+)
 
 
 def test_masquerade_in_the_root_saves_forwarding_and_checks_before_appending(

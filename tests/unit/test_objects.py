@@ -407,7 +407,7 @@ def test_sysctl_restore_without_apply_does_nothing(ex: RecordingExecutor) -> Non
 
 # -- Masquerade -------------------------------------------------------------------------
 IPT_H = ("ip", "netns", "exec", "h", "iptables", "-w", "-t", "nat")
-RULE = ("POSTROUTING", "-s", "10.0.0.0/24", "-o", "out0",
+RULE = ("POSTROUTING", "-s", "10.0.0.0/24", "!", "-d", "10.0.0.0/24", "-o", "out0",
         "-m", "comment", "--comment", "netns-kit", "-j", "MASQUERADE")  # fmt: skip
 
 
@@ -482,7 +482,7 @@ def test_masquerade_root_namespace_without_out_interface(ex: RecordingExecutor) 
     ex.answer(("sysctl", "-n", FWD), stdout="1\n")
     ex.answer(("iptables", "-w", "-t", "nat", "-C"), stderr=BAD_RULE, returncode=1)
     Masquerade("172.16.0.0/12", comment="netns-kit:lab", executor=ex).enable()
-    rule = ("POSTROUTING", "-s", "172.16.0.0/12",
+    rule = ("POSTROUTING", "-s", "172.16.0.0/12", "!", "-d", "172.16.0.0/12",
             "-m", "comment", "--comment", "netns-kit:lab", "-j", "MASQUERADE")  # fmt: skip
     assert ex.commands == [
         ("sysctl", "-n", FWD),
@@ -497,7 +497,7 @@ def test_masquerade_ipv6_uses_ip6tables_and_ipv6_forwarding(ex: RecordingExecuto
     ex.answer(("ip", "netns", "exec", "h", "sysctl", "-n", key), stdout="0\n")
     ex.answer((*ip6t, "-C"), stderr=BAD_RULE, returncode=1)
     Masquerade("fd00::/64", namespace="h", executor=ex).enable()
-    rule = ("POSTROUTING", "-s", "fd00::/64",
+    rule = ("POSTROUTING", "-s", "fd00::/64", "!", "-d", "fd00::/64",
             "-m", "comment", "--comment", "netns-kit", "-j", "MASQUERADE")  # fmt: skip
     assert ex.commands == [
         ("ip", "netns", "exec", "h", "sysctl", "-n", key),

@@ -7,12 +7,25 @@ import builtins
 import fcntl
 import json
 import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
-from netns_kit import Lab, LabBusyError, NetnsKitError, RecordingExecutor, recover, stale_labs
+from netns_kit import (
+    Command,
+    Lab,
+    LabBusyError,
+    NetnsKitError,
+    RecordingExecutor,
+    ShellExecutor,
+    recover,
+    stale_labs,
+)
 from netns_kit.registry import Record, Registry, state_dir, tag_for
 
 TAG = tag_for("old")
@@ -119,9 +132,9 @@ def test_owner_of_finds_the_lab_that_recorded_a_resource(registry: Registry) -> 
 
 # -- locks ------------------------------------------------------------------------------
 def test_a_lock_is_refused_to_the_same_process_too(registry: Registry) -> None:
-    registry.write(Record("lab", 4321))
+    registry.write(Record("lab", os.getpid()))
     fd = registry.acquire("lab")
-    with pytest.raises(LabBusyError, match="'lab' is already open by process 4321"):
+    with pytest.raises(LabBusyError, match=f"'lab' is already open by process {os.getpid()}"):
         registry.acquire("lab")
     assert registry.is_live("lab")
     registry.release(fd)
@@ -172,6 +185,120 @@ def test_a_second_lab_of_the_same_name_is_busy_in_the_same_process(tmp_path: Pat
         first.namespace("green")  # undisturbed
     assert first_ex.commands[-2:] == [("ip", "netns", "delete", n) for n in ("green", "red")]
     assert list(tmp_path.iterdir()) == []
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has certainly ended (ours, reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _hold_lock_in_child(path: Path, seconds: float) -> subprocess.Popen[bytes]:
+    """A child that takes the lock at ``path``, says so, and keeps it ``seconds``."""
+    code = (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(path)!r}, os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "sys.stdout.write('locked\\n'); sys.stdout.flush()\n"
+        f"time.sleep({seconds})\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert child.stdout is not None and child.stdout.readline() == b"locked\n"
+    return child
+
+
+def test_looking_at_a_lab_creates_no_lock_file(registry: Registry) -> None:
+    """Defect 2 of issue 9: stale_labs() re-created <name>.lock of closed labs."""
+    registry.write(Record("closed", _dead_pid()))
+    assert not registry.is_live("closed")
+    assert [r.name for r in stale_labs(registry.directory)] == ["closed"]
+    assert sorted(p.name for p in registry.directory.iterdir()) == ["closed.json"]
+
+
+def test_an_observer_never_makes_an_opener_fail(registry: Registry) -> None:
+    """Defect 2 of issue 9: an opener that meets stale_labs()/is_live() looking at the
+    lock waits the instant out instead of raising LabBusyError."""
+    path = registry.lock_path("lab")
+    registry.directory.mkdir(parents=True)
+    path.touch()
+    observer = os.open(path, os.O_RDONLY)
+    fcntl.flock(observer, fcntl.LOCK_SH)  # what is_live() holds for an instant
+    timer = threading.Timer(0.2, os.close, (observer,))
+    timer.start()
+    try:
+        fd = registry.acquire("lab")
+    finally:
+        timer.join()
+    registry.release(fd)
+
+
+def test_many_observers_and_one_reopener_never_collide(registry: Registry) -> None:
+    stop = threading.Event()
+    looks = 0
+
+    def look() -> None:
+        nonlocal looks
+        while not stop.is_set():
+            registry.is_live("lab")
+            stale_labs(registry.directory)
+            looks += 1
+
+    watchers = [threading.Thread(target=look) for _ in range(2)]
+    for watcher in watchers:
+        watcher.start()
+    try:
+        for _ in range(200):
+            fd = registry.acquire("lab")
+            registry.write(Record("lab", os.getpid()))
+            registry.remove("lab")
+            registry.release(fd)
+    finally:
+        stop.set()
+        for watcher in watchers:
+            watcher.join()
+    assert looks > 0
+    assert list(registry.directory.iterdir()) == []
+
+
+def test_the_programs_of_a_dead_owner_are_waited_for(registry: Registry) -> None:
+    """Defect 1 of issue 9: after a kill -9, the owner's ``ip -batch`` still runs and
+    holds the lab's lock (it inherited it); recovery waits for it instead of racing it."""
+    registry.write(Record("lab", _dead_pid()))
+    orphan = _hold_lock_in_child(registry.lock_path("lab"), 0.5)
+    try:
+        assert registry.is_live("lab")  # not stale while its programs still run
+        fd = registry.acquire("lab")
+        assert orphan.poll() is not None  # we got the lock only once it had ended
+        registry.release(fd)
+    finally:
+        orphan.kill()
+        orphan.wait()
+
+
+def test_a_live_owner_is_busy_at_once(registry: Registry) -> None:
+    registry.write(Record("lab", os.getpid()))
+    holder = _hold_lock_in_child(registry.lock_path("lab"), 30)
+    try:
+        with pytest.raises(LabBusyError, match="already open by process"):
+            registry.acquire("lab")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_short_lived_programs_inherit_the_labs_lock(registry: Registry) -> None:
+    """A program the lab starts keeps the lab locked while it runs, even after its
+    parent is gone; background programs (start) do not get the lock."""
+    fd = registry.acquire("lab")
+    try:
+        probe = f"test -e /proc/self/fd/{fd}"
+        result = ShellExecutor().run(Command(("sh", "-c", probe)), check=False)
+        assert result.returncode == 0
+    finally:
+        registry.release(fd)
+    result = ShellExecutor().run(Command(("sh", "-c", probe)), check=False)
+    assert result.returncode == 1
 
 
 # -- stale labs -------------------------------------------------------------------------
@@ -324,7 +451,7 @@ def test_recover_removes_only_what_still_carries_the_labs_mark(registry: Registr
 
 
 def test_recover_refuses_a_lab_that_is_still_open(registry: Registry) -> None:
-    registry.write(old_record())
+    registry.write(attrs.evolve(old_record(), pid=os.getpid()))
     ex = canned_kernel()
     fd = registry.acquire("old")
     try:
@@ -333,7 +460,7 @@ def test_recover_refuses_a_lab_that_is_still_open(registry: Registry) -> None:
     finally:
         registry.release(fd)
     assert ex.commands == []
-    assert registry.read("old") == old_record()
+    assert registry.read("old") == attrs.evolve(old_record(), pid=os.getpid())
 
 
 def test_recover_of_an_unknown_lab_does_nothing(registry: Registry) -> None:

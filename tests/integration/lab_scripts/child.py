@@ -6,6 +6,8 @@ lines it prints (``MARK``, ``READY``, ``PING``, ``CLOSED``...) and signals it by
     child.py grow LAB COUNT MARK_AFTER   build COUNT namespaces on a bridge, print MARK
                                          after MARK_AFTER of them, BUILT and the
                                          time.monotonic() at the end
+    child.py batch LAB COUNT             build COUNT namespaces in one batch, print BUILT,
+                                         then sleep (to be killed)
     child.py hold LAB isolated|root      build a two-namespace lab, print READY, wait
                                          for a line on stdin: "ping" pings both ways
     child.py busy LAB                    try to open LAB: print BUSY or OPENED
@@ -39,6 +41,15 @@ def grow(name: str, count: int, mark_after: int) -> None:
             if i + 1 == mark_after:
                 say("MARK", i + 1)
         say("BUILT", time.monotonic())  # CLOCK_MONOTONIC: comparable with the test's
+
+
+def batch(name: str, count: int) -> None:
+    with Lab(name, isolated=True) as lab:
+        with lab.batch():
+            for i in range(count):
+                lab.namespace(f"{name}-n{i}")
+        say("BUILT")
+        time.sleep(60)
 
 
 def root_side_names(name: str) -> tuple[str, str, str]:
@@ -93,6 +104,8 @@ def main(argv: list[str]) -> None:
     mode, name, *rest = argv
     if mode == "grow":
         grow(name, int(rest[0]), int(rest[1]))
+    elif mode == "batch":
+        batch(name, int(rest[0]))
     elif mode == "hold":
         hold(name, rest[0])
     elif mode == "busy":
