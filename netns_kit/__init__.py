@@ -9,27 +9,31 @@ from .errors import (
     NetnsKitError,
     NotFoundError,
     PermissionDeniedError,
+    TeardownError,
     ToolMissingError,
     ValidationError,
 )
 from .executor import (
     Executor,
+    Process,
     RecordingExecutor,
-    Result,
     ScriptExecutor,
     ShellExecutor,
     default_executor,
     use_executor,
 )
-from .lab import Lab, TeardownError
+from .lab import Lab
 from .link import Bridge, Interface, VethPair
 from .namespace import Namespace, list_namespaces
 from .nat import Masquerade, Sysctl
 from .ping import PingResult
 from .registry import recover, stale_labs
+from .result import Result
 from .route import Route
+from .runner import Runner, RunReport
+from .step import Entry, Phase, Step
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AlreadyExistsError",
@@ -37,6 +41,7 @@ __all__ = [
     "Command",
     "CommandError",
     "CommandTimeoutError",
+    "Entry",
     "Executor",
     "Interface",
     "Lab",
@@ -46,12 +51,17 @@ __all__ = [
     "NetnsKitError",
     "NotFoundError",
     "PermissionDeniedError",
+    "Phase",
     "PingResult",
+    "Process",
     "RecordingExecutor",
     "Result",
     "Route",
+    "RunReport",
+    "Runner",
     "ScriptExecutor",
     "ShellExecutor",
+    "Step",
     "Sysctl",
     "TeardownError",
     "ToolMissingError",

@@ -1,13 +1,15 @@
-"""Grouping commands into ``ip -batch`` runs, and mapping a failed line back.
+"""Batches: many commands in one ``ip -batch`` (or ``tc -batch``) process, and back.
 
 One ``ip`` process costs about 1.7 ms (5 ms through ``sh``), while a line of a batch
 costs a fraction of a millisecond, so a lab of hundreds of steps should start a
-handful of processes.  :func:`plan` merges *consecutive* ``ip`` commands that act in
-the same namespace into one run, so the order of all commands is kept: a namespace
-still exists before anything uses it, and ``sysctl``/``iptables`` stay where they were.
+handful of processes.  This module is the batch-text writer: the one place that
+turns commands into batch lines.  Which commands go together is the planner's
+business (:mod:`netns_kit.plan`); how the lines come back is here too.
 
-A batch stops at its first failing line and says ``Command failed -:LINE``;
-:func:`failures` turns that back into the index of the logical command, so the error
+A batch line has no quoting: ``#`` starts a comment even inside quotes, and a space
+splits arguments, so only plain words may go on one.  A batch stops at its first
+failing line and says ``Command failed -:LINE`` (``-force`` goes on and reports each
+failure); :func:`split` turns that back into one result per command, so an error
 names the same argv and kernel message as the unbatched run would.
 """
 
@@ -19,82 +21,40 @@ from collections.abc import Sequence
 import attrs
 
 from .command import Command
+from .result import Result
 
-# A batch line has no quoting: '#' starts a comment even inside quotes, and a space
-# splits arguments.  Only plain words may go on a batch line.
 _PLAIN = re.compile(r'[^\s#"\'\\]+\Z')
 _FAILED = re.compile(r"^Command failed (\S+):(\d+)$")
 
 
+def fits(command: Command) -> bool:
+    """Whether ``command`` can be a batch line: batchable, and only plain words."""
+    return command.batchable and all(_PLAIN.match(word) for word in command.line or ())
+
+
 @attrs.frozen
-class Run:
-    """Commands that start as one process: a single command, or a batch of ``ip`` lines."""
+class Batch:
+    """Commands of one batch program (``family``) that start as one process in
+    ``namespace``; ``force`` goes on past failing lines."""
 
+    family: str
+    namespace: str | None
     commands: tuple[Command, ...]
-    namespace: str | None = None
-
-    @property
-    def batched(self) -> bool:
-        return len(self.commands) > 1
+    force: bool = False
 
     def lines(self) -> list[str]:
-        return [" ".join(batch_args(c)) for c in self.commands]
+        return [" ".join(c.line or ()) for c in self.commands]
 
-    def command(self, *, force: bool = False) -> Command:
+    @property
+    def stdin(self) -> str:
+        return "".join(line + "\n" for line in self.lines())
+
+    def process(self) -> Command:
         """The process that runs this batch: ``ip [-n NS] [-force] -batch -``."""
-        if not self.batched:
-            return self.commands[0]
-        prefix = ("ip", "-n", self.namespace) if self.namespace else ("ip",)
-        flags = ("-force", "-batch", "-") if force else ("-batch", "-")
-        stdin = "".join(line + "\n" for line in self.lines())
-        return Command(prefix + flags, stdin=stdin, namespace=self.namespace)
-
-
-def batch_args(command: Command) -> tuple[str, ...]:
-    """The part of an ``ip`` command that goes on a batch line (no ``ip [-n NS]``)."""
-    argv = command.argv
-    return argv[3:] if command.namespace and argv[1:3] == ("-n", command.namespace) else argv[1:]
-
-
-def batchable(command: Command) -> bool:
-    """Whether ``command`` can be a line of an ``ip -batch``.
-
-    It must be a plain ``ip`` change (no reads: their output must stay apart), take no
-    stdin and no guard, carry no global option (``-6``, ``-j``: batch lines take none)
-    and hold only plain words.
-    """
-    if command.argv[0] != "ip" or command.read or command.stdin is not None:
-        return False
-    if command.unless is not None:
-        return False
-    args = batch_args(command)
-    if not args or args[0].startswith("-") or (args[0] == "netns" and args[1:2] == ("exec",)):
-        return False
-    return all(_PLAIN.match(a) for a in args)
-
-
-def plan(commands: Sequence[Command]) -> list[Run]:
-    """Split commands, in order, into runs of consecutive same-namespace ``ip`` lines."""
-    runs: list[Run] = []
-    group: list[Command] = []
-    where: str | None = None
-
-    def flush() -> None:
-        if group:
-            runs.append(Run(tuple(group), where))
-            group.clear()
-
-    for command in commands:
-        if not batchable(command):
-            flush()
-            runs.append(Run((command,), command.namespace))
-            continue
-        if group and command.namespace != where:
-            flush()
-        where = command.namespace
-        group.append(command)
-    flush()
-    return runs
+        prefix = (self.family, "-n", self.namespace) if self.namespace else (self.family,)
+        flags = ("-force", "-batch", "-") if self.force else ("-batch", "-")
+        inside = (self.family, *flags) if self.namespace else None
+        return Command(prefix + flags, stdin=self.stdin, namespace=self.namespace, inside=inside)
 
 
 def failures(stderr: str) -> list[tuple[int, str]]:
@@ -114,3 +74,25 @@ def failures(stderr: str) -> list[tuple[int, str]]:
             found.append((int(match.group(2)) - 1, "\n".join(said).strip()))
             said = []
     return found
+
+
+def split(commands: Sequence[Command], batch: Result, *, force: bool) -> list[Result]:
+    """Per-line results of a batch from the batch's own result.
+
+    Without ``force`` the list ends at the failed line (later lines never ran).  A
+    batch that failed without saying which line is blamed on its first line.
+    """
+    if batch:
+        return [Result(c.argv, 0) for c in commands]
+    failed = dict(failures(batch.stderr))
+    if not failed:
+        failed = {0: batch.stderr.strip()}
+    results = []
+    for index, command in enumerate(commands):
+        if index in failed:
+            results.append(Result(command.argv, batch.returncode or 1, "", failed[index]))
+            if not force:
+                break
+        else:
+            results.append(Result(command.argv, 0))
+    return results

@@ -2,8 +2,9 @@
 
 Every subcommand is a thin layer over the library: ``up`` is
 ``Lab.from_topology(load(FILE)).open()`` followed by ``keep()``, ``down`` is
-:func:`netns_kit.recover`, ``show`` reads :mod:`netns_kit.inspect` snapshots, and
-``script`` runs ``up`` against a :class:`~netns_kit.executor.ScriptExecutor`.
+:func:`netns_kit.recover`, ``ls``, ``show`` and ``graph`` read
+:class:`~netns_kit.kept.KeptLab` values, and ``script`` runs ``up`` against a
+:class:`~netns_kit.executor.ScriptExecutor`.
 
 Exit codes: 0 on success, 1 when a command (or the lab's state) said no, 2 for bad
 usage or a bad topology file.  Expected errors print one message, never a traceback;
@@ -16,7 +17,6 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import sys
 import tempfile
 import threading
@@ -26,22 +26,21 @@ from typing import Any, TextIO
 
 import attrs
 
-from . import __version__, inspect, topology
+from . import __version__, topology
+from .batch import Batch
 from .command import Command, in_namespace
 from .errors import LabBusyError, NetnsKitError, ValidationError
-from .executor import (
-    Executor,
-    Process,
-    Result,
-    ScriptExecutor,
-    ShellExecutor,
-    default_executor,
-    render,
-)
-from .lab import Lab, lab_name
-from .namespace import list_namespaces
-from .registry import Record, Registry, recover, state_dir, tag_for
-from .spec import BridgeSpec, LinkSpec, RouteSpec, Topology
+from .executor import Executor, Process, ScriptExecutor, ShellExecutor, default_executor
+from .journal import held_signals
+from .kept import KeptLab, kept_labs
+from .lab import Lab
+from .registry import Registry, recover, state_dir
+from .render import text_table
+from .result import Result
+from .runner import Runner
+from .spec import Topology
+from .state import NamespaceState, Snapshot, namespace_names
+from .validate import lab_name
 
 PROG = "netns-kit"
 
@@ -61,58 +60,31 @@ class NoSuchLab(NetnsKitError):
 
 
 class Watched:
-    """An executor wrapper that prints each command (``-v``) and reports progress.
+    """An executor that prints each command it is given (``-v``), then hands it on.
 
-    With ``progress``, a long ``run_all`` is handed on in slices, so that the count
-    moves while the lab builds; each slice is still batched by the inner executor.
-    A failure's ``completed`` count is shifted by the slices already done, so the lab
-    undoes exactly what ran.
+    A batch is printed line by line, as the commands it stands for.
     """
 
-    def __init__(
-        self,
-        inner: Executor,
-        *,
-        echo: TextIO | None = None,
-        progress: Callable[[int, int], None] | None = None,
-        slices: int = 20,
-    ) -> None:
+    def __init__(self, inner: Executor, *, echo: TextIO) -> None:
         self.inner = inner
         self.echo = echo
-        self.progress = progress
-        self.slices = slices
+        self.parallel = getattr(inner, "parallel", 1)
+        self.handles_guards = getattr(inner, "handles_guards", False)
 
     def _show(self, commands: Iterable[Command]) -> None:
-        if self.echo is None:
-            return
         for command in commands:
             line = str(command)
-            if command.unless is not None:
+            if command.unless is not None and self.handles_guards:
                 line = f"{command.unless} || {line}"
             print(f"+ {line}", file=self.echo, flush=True)
 
-    def run(self, command: Command, *, check: bool = True, timeout: float | None = None) -> Result:
+    def execute(self, command: Command, timeout: float | None = None) -> Result:
         self._show([command])
-        return self.inner.run(command, check=check, timeout=timeout)
+        return self.inner.execute(command, timeout)
 
-    def run_all(self, commands: Iterable[Command], *, keep_going: bool = False) -> list[Result]:
-        todo = list(commands)
-        if self.progress is None or keep_going or len(todo) < 2 * self.slices:
-            self._show(todo)
-            return self.inner.run_all(todo, keep_going=keep_going)
-        size = -(-len(todo) // self.slices)
-        results: list[Result] = []
-        for start in range(0, len(todo), size):
-            part = todo[start : start + size]
-            self._show(part)
-            try:
-                results += self.inner.run_all(part)
-            except NetnsKitError as failure:
-                if failure.completed is not None:
-                    failure.completed += start
-                raise
-            self.progress(len(results), len(todo))
-        return results
+    def execute_batch(self, batch: Batch) -> Result:
+        self._show(batch.commands)
+        return self.inner.execute_batch(batch)
 
     def start(self, command: Command) -> Process:
         self._show([command])
@@ -142,22 +114,8 @@ class _Progress:
 # -- small helpers ---------------------------------------------------------------------
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    cells = [list(header)] + [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
-    return "".join(
-        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n"
-        for line in cells
-    )
-
-
 def _count(number: int, word: str) -> str:
     return f"{number} {word}" if number == 1 else f"{number} {word}s"
-
-
-def _lab_namespaces(record: Record) -> list[str]:
-    """The namespaces a lab made, its host side first (the record's order)."""
-    return [e["name"] for e in record.resources if e.get("kind") == "namespace"]
 
 
 class _Context:
@@ -176,12 +134,12 @@ class _Context:
         self.executor: Executor = Watched(base, echo=self.echo) if self.echo else base
         self.base = base
 
-    def record(self, name: str) -> Record:
+    def lab(self, name: str) -> KeptLab:
         lab_name(name)
         record = self.registry.read(name)
         if record is None:
             raise NoSuchLab(name, self.registry.directory)
-        return record
+        return KeptLab(record, self.registry)
 
     def print(self, text: str = "") -> None:
         print(text, file=self.out)
@@ -232,10 +190,9 @@ def cmd_up(ctx: _Context) -> int:
             "or give another --name"
         )
     progress = _Progress(ctx.err, f"building {topo.name}") if ctx.err.isatty() else None
-    executor: Executor = ctx.executor
-    if progress is not None:
-        executor = Watched(ctx.base, echo=ctx.echo, progress=progress)
-    lab = Lab.from_topology(topo, executor=executor, state_dir=ctx.state_dir)
+    lab = Lab.from_topology(
+        topo, executor=ctx.executor, state_dir=ctx.state_dir, on_progress=progress
+    )
     try:
         lab.open()
     finally:
@@ -261,17 +218,8 @@ def _interrupts_held() -> Iterator[list[int]]:
     if threading.current_thread() is not threading.main_thread():
         yield caught
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
+    with held_signals(caught):
         yield caught
-    finally:
-        while pending := (signal.sigpending() & held) - old:
-            info = signal.sigtimedwait(pending, 0)
-            if info is None:
-                break
-            caught.append(info.si_signo)
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _up_table(topo: Topology, host: str | None) -> str:
@@ -291,9 +239,9 @@ def _up_table(topo: Topology, host: str | None) -> str:
             rows.append((link.a, a_name, link.addresses[0], f"veth to {link.b}/{b_name}"))
             rows.append((link.b, b_name, link.addresses[1], f"veth to {link.a}/{a_name}"))
     rows.sort(key=lambda row: (row[0] != host_name, row[0]))
-    text = _table(("NAMESPACE", "INTERFACE", "ADDRESS", "JOINS"), rows)
+    text = text_table(("NAMESPACE", "INTERFACE", "ADDRESS", "JOINS"), rows)
     if topo.routes:
-        text += "\n" + _table(
+        text += "\n" + text_table(
             ("NAMESPACE", "ROUTE", "VIA", "DEV"),
             [(r.namespace or host_name, r.destination, r.via, r.dev) for r in topo.routes],
         )
@@ -302,7 +250,7 @@ def _up_table(topo: Topology, host: str | None) -> str:
 
 def cmd_down(ctx: _Context) -> int:
     name = ctx.args.name
-    ctx.record(name)
+    ctx.lab(name)
     removed = recover(name, executor=ctx.executor, state_dir=ctx.state_dir)
     for item in removed:
         if ctx.args.verbose:
@@ -311,86 +259,38 @@ def cmd_down(ctx: _Context) -> int:
     return 0
 
 
-def _lab_state(ctx: _Context, record: Record, present: set[str]) -> str:
-    """up, open, building, stale (its process died) or partial (pieces are missing)."""
-    if ctx.registry.is_live(record.name):
-        return "open" if record.state == "up" else "building"
-    if record.state != "kept":
-        return "stale"
-    missing = [n for n in _lab_namespaces(record) if n not in present]
-    return "partial" if missing else "up"
-
-
 def cmd_ls(ctx: _Context) -> int:
-    records = ctx.registry.records()
-    present = set(list_namespaces(ctx.executor)) if records else set()
+    known = kept_labs(ctx.registry)
+    present = set(namespace_names(ctx.executor)) if known else set()
     labs = [
         {
-            "name": r.name,
-            "state": _lab_state(ctx, r, present),
-            "isolated": r.isolated,
-            "namespaces": len([n for n in _lab_namespaces(r) if n != r.host]),
-            "pid": r.pid,
+            "name": lab.name,
+            "state": lab.status(present),
+            "isolated": lab.record.isolated,
+            "namespaces": len(lab.own_namespaces()),
+            "pid": lab.record.pid,
         }
-        for r in records
+        for lab in known
     ]
     if ctx.args.json:
         ctx.print(json.dumps(labs, indent=2))
     elif not labs:
         ctx.print(f"no labs (state directory {ctx.registry.directory})")
     else:
-        ctx.print(
-            _table(
-                ("NAME", "STATE", "ISOLATED", "NAMESPACES", "PID"),
-                [
-                    (
-                        lab["name"],
-                        lab["state"],
-                        "yes" if lab["isolated"] else "no",
-                        lab["namespaces"],
-                        lab["pid"],
-                    )
-                    for lab in labs
-                ],
-            ).rstrip("\n")
-        )
+        rows = [
+            (x["name"], x["state"], "yes" if x["isolated"] else "no", x["namespaces"], x["pid"])
+            for x in labs
+        ]
+        header = ("NAME", "STATE", "ISOLATED", "NAMESPACES", "PID")
+        ctx.print(text_table(header, rows).rstrip("\n"))
     return 0
 
 
-def _snapshot(ctx: _Context, record: Record) -> tuple[inspect.Snapshot, list[str]]:
-    """The lab's namespaces read live (the root side too, when not isolated)."""
-    wanted = _lab_namespaces(record)
-    present = set(list_namespaces(ctx.executor))
-    missing = [n for n in wanted if n not in present]
-    names: list[str | None] = [n for n in wanted if n in present]
-    if not record.isolated:
-        names.insert(0, None)
-    snap = inspect.snapshot(ctx.executor, names)
-    if not record.isolated:
-        snap = _only_tagged_root(snap, tag_for(record.name))
-    return snap, missing
-
-
-def _only_tagged_root(snap: inspect.Snapshot, tag: str) -> inspect.Snapshot:
-    """Of the root namespace keep only the lab's own interfaces (tagged with its alias)."""
-    states = []
-    for state in snap:
-        if state.name is None:
-            ours = {link.name for link in state.links if link.alias == tag}
-            state = inspect.NamespaceState(
-                None,
-                tuple(link for link in state.links if link.name in ours),
-                tuple(a for a in state.addresses if a.interface in ours),
-                tuple(r for r in state.routes if r.dev in ours),
-            )
-        states.append(state)
-    return inspect.Snapshot(tuple(states))
-
-
 def cmd_show(ctx: _Context) -> int:
-    record = ctx.record(ctx.args.name)
-    snap, missing = _snapshot(ctx, record)
+    lab = ctx.lab(ctx.args.name)
+    snap, missing = lab.snapshot(ctx.executor)
     if ctx.args.json:
+        record = lab.record
         data: dict[str, Any] = {
             "name": record.name,
             "isolated": record.isolated,
@@ -406,7 +306,16 @@ def cmd_show(ctx: _Context) -> int:
     return 0
 
 
-def _show_text(snap: inspect.Snapshot) -> str:
+def _joins(state: NamespaceState, name: str) -> str:
+    link = state.link(name)
+    if link.master:
+        return f"port of {link.master}"
+    if link.peer is not None and link.peer.name:
+        return f"veth to {link.peer.namespace or '(root)'}/{link.peer.name}"
+    return link.kind or ""
+
+
+def _show_text(snap: Snapshot) -> str:
     rows = []
     routes = []
     for state in snap:
@@ -414,42 +323,35 @@ def _show_text(snap: inspect.Snapshot) -> str:
         for link in state.links:
             if link.kind == "loopback":
                 continue
-            joins = ""
-            if link.master:
-                joins = f"port of {link.master}"
-            elif link.peer is not None and link.peer.name:
-                joins = f"veth to {link.peer.namespace or '(root)'}/{link.peer.name}"
-            elif link.kind:
-                joins = link.kind
             addrs = [
                 a.address for a in state.addresses if a.interface == link.name and a.scope != "link"
             ]
             for address in addrs or [""]:
-                rows.append((where, link.name, address, link.state, joins))
+                rows.append((where, link.name, address, link.state, _joins(state, link.name)))
         for route in state.routes:
             if route.family == "inet6" and route.destination.startswith("fe80::"):
                 continue
             routes.append((where, route.destination, route.via, route.dev, route.protocol))
-    text = _table(("NAMESPACE", "INTERFACE", "ADDRESS", "STATE", "JOINS"), rows)
-    text += "\n" + _table(("NAMESPACE", "ROUTE", "VIA", "DEV", "PROTOCOL"), routes)
+    text = text_table(("NAMESPACE", "INTERFACE", "ADDRESS", "STATE", "JOINS"), rows)
+    text += "\n" + text_table(("NAMESPACE", "ROUTE", "VIA", "DEV", "PROTOCOL"), routes)
     return text.rstrip("\n")
 
 
 def cmd_exec(ctx: _Context) -> int:
-    record = ctx.record(ctx.args.name)
+    lab = ctx.lab(ctx.args.name)
     namespace = ctx.args.namespace
-    known = _lab_namespaces(record)
+    known = lab.namespaces()
     if namespace not in known:
         raise UsageError(
-            f"{namespace!r} is not a namespace of lab {record.name!r} "
+            f"{namespace!r} is not a namespace of lab {lab.name!r} "
             f"(it has: {', '.join(known) or 'none'})"
         )
     argv = list(ctx.args.command)
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv:
-        raise UsageError(f"no command given: {PROG} exec {record.name} {namespace} -- CMD...")
-    result = ctx.executor.run(in_namespace(argv, namespace), check=False)
+        raise UsageError(f"no command given: {PROG} exec {lab.name} {namespace} -- CMD...")
+    result = Runner(ctx.executor).run(in_namespace(argv, namespace), check=False)
     ctx.out.write(result.stdout)
     ctx.out.flush()
     ctx.err.write(result.stderr)
@@ -466,7 +368,7 @@ def cmd_script(ctx: _Context) -> int:
         lab.keep()
     if ctx.args.teardown:
         # Like a lab's own teardown, go on past a failure (something already gone).
-        lines = "".join(render(command) + "\n" for command in teardown)
+        lines = "".join(command.shell() + "\n" for command in teardown)
         ctx.out.write("#!/usr/bin/env bash\nset -uo pipefail\n" + lines)
     else:
         ctx.out.write(dry.script())
@@ -480,75 +382,17 @@ def cmd_graph(ctx: _Context) -> int:
     if Path(target).suffix.lower() in (".toml", ".yaml", ".yml") or os.sep in target:
         topo = topology.load(target)
     else:
-        record = ctx.record(target)
-        snap, _ = _snapshot(ctx, record)
-        topo = _live_topology(record, snap)
+        topo = ctx.lab(target).topology(ctx.executor)
     draw = pictures.to_dot if ctx.args.format == "dot" else pictures.to_mermaid
     ctx.out.write(draw(topo).rstrip("\n") + "\n")
     return 0
 
 
-def _live_topology(record: Record, snap: inspect.Snapshot) -> Topology:
-    """A running lab's topology, rebuilt from what the kernel says (for pictures)."""
-    host = record.host
-    namespaces = [s.name for s in snap if s.name is not None and s.name != host]
-    host_state = next((s for s in snap if s.name == host), None)
-
-    def first_address(state: inspect.NamespaceState | None, interface: str) -> str | None:
-        if state is None:
-            return None
-        for address in state.addresses:
-            if address.interface == interface and address.scope == "global":
-                return address.address
-        return None
-
-    bridges = []
-    if host_state is not None:
-        for link in host_state.links:
-            if link.kind == "bridge":
-                bridges.append(BridgeSpec(link.name, first_address(host_state, link.name)))
-    links: list[LinkSpec] = []
-    seen: set[tuple[str | None, str]] = set()
-    for state in snap:
-        if state.name is None or state.name == host:
-            continue
-        for link in state.links:
-            peer = link.peer
-            if peer is None or peer.name is None or (state.name, link.name) in seen:
-                continue
-            seen.add((peer.namespace, peer.name))
-            here = first_address(state, link.name)
-            if peer.namespace == host:
-                master = host_state.link(peer.name).master if host_state else None
-                if master is None:
-                    continue
-                there = first_address(host_state, peer.name)
-                links.append(LinkSpec(state.name, master, (link.name, peer.name), (here, there)))
-            elif peer.namespace in namespaces:
-                there = first_address(snap[peer.namespace], peer.name)
-                links.append(
-                    LinkSpec(state.name, peer.namespace, (link.name, peer.name), (here, there))
-                )
-    routes = [
-        RouteSpec(r.destination, r.via, r.dev, None if s.name == host else s.name)
-        for s in snap
-        for r in s.routes
-        if r.protocol not in ("kernel", "ra") and not r.destination.startswith("fe80::")
-    ]
-    return Topology(
-        record.name,
-        record.isolated,
-        tuple(namespaces),
-        tuple(bridges),
-        tuple(links),
-        tuple(routes),
-    )
-
-
 def cmd_cleanup(ctx: _Context) -> int:
     failed = 0
     cleaned = 0
-    for record in ctx.registry.records():
+    for lab in kept_labs(ctx.registry):
+        record = lab.record
         if record.state == "kept" or ctx.registry.is_live(record.name):
             continue
         try:

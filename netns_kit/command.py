@@ -1,9 +1,21 @@
 """Commands are values.
 
-A :class:`Command` is an immutable argv tuple plus what an executor needs to know
-about it: text for its stdin, the namespace it acts in, whether it only reads, and an
-optional guard.  Objects build commands in pure methods, so a unit test can pin the
-exact argv and a dry run can print the exact script; only an executor runs them.
+A :class:`Command` is an immutable argv tuple plus what the layers above the executor
+need to know about it, decided once, where the command is built: its stdin, the
+namespace it acts in, whether it only reads, an optional guard, and how else it may
+run.  Objects build commands in pure methods, so a unit test can pin the exact argv
+and a dry run can print the exact script; only an executor starts them.
+
+"How else it may run" is what keeps argv from ever being read back to learn what a
+command is:
+
+* ``inside`` is the same command as started from a thread that has already entered
+  ``namespace`` (``ip link ...`` for ``ip -n NS link ...``, ``sysctl ...`` for ``ip
+  netns exec NS sysctl ...``).  An executor that can enter namespaces with setns(2)
+  starts that instead, which avoids copying the mount table on every call.
+* ``family`` and ``line`` say which batch program can take it (``ip`` or ``tc``) and
+  the words of its batch line.  Reads, guarded commands and commands with stdin are
+  never batched.
 """
 
 from __future__ import annotations
@@ -18,12 +30,16 @@ def _argv(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _words(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)
+
+
 @attrs.frozen
 class Command:
     """One process to start: ``argv`` is exactly what is executed, no shell involved.
 
     ``namespace`` names the network namespace the command acts in (the argv already
-    says so, e.g. ``ip -n red ...``); it is kept apart so that the batcher can group
+    says so, e.g. ``ip -n red ...``); it is kept apart so that the planner can group
     commands by where they run.  ``read`` marks a command that changes nothing: a dry
     run answers it as a fresh machine would.  ``unless`` is a check-then-act guard:
     the command runs only when the guard fails (``guard || command`` in a script).
@@ -34,6 +50,9 @@ class Command:
     namespace: str | None = None
     read: bool = False
     unless: Command | None = None
+    inside: tuple[str, ...] | None = attrs.field(default=None, converter=_words, repr=False)
+    family: str | None = attrs.field(default=None, repr=False)
+    line: tuple[str, ...] | None = attrs.field(default=None, converter=_words, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.argv:
@@ -47,11 +66,59 @@ class Command:
         """The program this command starts (``ip``, ``iptables``...)."""
         return self.argv[0]
 
+    @property
+    def batchable(self) -> bool:
+        """Whether a batch program may take this command as one of its lines."""
+        return (
+            self.family is not None
+            and self.line is not None
+            and not self.read
+            and self.stdin is None
+            and self.unless is None
+        )
+
+    def shell(self) -> str:
+        """The command as a line of a bash script; stdin becomes a quoted heredoc."""
+        line = shlex.join(self.argv)
+        if self.stdin is None:
+            return line
+        tag = "NETNS_KIT_EOF"
+        while tag in self.stdin.splitlines():
+            tag += "_"
+        body = self.stdin if self.stdin.endswith("\n") else self.stdin + "\n"
+        return f"{line} <<'{tag}'\n{body}{tag}"
+
 
 def ip(*args: str, namespace: str | None = None, read: bool = False) -> Command:
-    """An ``ip`` command, run in ``namespace`` through ``ip -n`` (cheaper than exec)."""
+    """An ``ip`` command, run in ``namespace`` through ``ip -n`` (cheaper than exec).
+
+    Global options (``-6``, ``-j``) cannot go on a batch line, so such commands are
+    not batchable.
+    """
     prefix: tuple[str, ...] = ("ip", "-n", namespace) if namespace else ("ip",)
-    return Command(prefix + args, namespace=namespace, read=read)
+    batchable = bool(args) and not args[0].startswith("-")
+    return Command(
+        prefix + args,
+        namespace=namespace,
+        read=read,
+        inside=("ip", *args) if namespace else None,
+        family="ip" if batchable else None,
+        line=args if batchable else None,
+    )
+
+
+def tc(*args: str, namespace: str | None = None, read: bool = False) -> Command:
+    """A ``tc`` command, run in ``namespace`` through ``tc -n``; batched by ``tc -batch``."""
+    prefix: tuple[str, ...] = ("tc", "-n", namespace) if namespace else ("tc",)
+    batchable = bool(args) and not args[0].startswith("-")
+    return Command(
+        prefix + args,
+        namespace=namespace,
+        read=read,
+        inside=("tc", *args) if namespace else None,
+        family="tc" if batchable else None,
+        line=args if batchable else None,
+    )
 
 
 def in_namespace(
@@ -60,9 +127,26 @@ def in_namespace(
     *,
     read: bool = False,
     unless: Command | None = None,
+    mounts: bool = True,
 ) -> Command:
-    """Any other program, run in ``namespace`` through ``ip netns exec``."""
+    """Any other program, run in ``namespace`` through ``ip netns exec``.
+
+    ``mounts=False`` says the program needs none of what ``ip netns exec`` mounts
+    (the namespace's ``/sys``, the files of ``/etc/netns/NS``): a kernel setting or a
+    firewall rule.  It may then start from a thread inside the namespace, and join
+    that namespace's ``ip -batch`` as a ``netns exec NS ...`` line.
+    """
     args = tuple(argv)
-    if namespace:
-        args = ("ip", "netns", "exec", namespace, *args)
-    return Command(args, namespace=namespace, read=read, unless=unless)
+    if not namespace:
+        return Command(args, read=read, unless=unless)
+    exec_args = ("netns", "exec", namespace, *args)
+    quick = not mounts
+    return Command(
+        ("ip", *exec_args),
+        namespace=namespace,
+        read=read,
+        unless=unless,
+        inside=args if quick else None,
+        family="ip" if quick else None,
+        line=exec_args if quick else None,
+    )

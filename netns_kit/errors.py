@@ -27,13 +27,6 @@ DEBIAN_PACKAGES: dict[str, str] = {
 class NetnsKitError(Exception):
     """Base class of every error raised by netns_kit."""
 
-    #: Set by ``Executor.run_all``: how many of the commands it was given succeeded
-    #: before this error, so that a caller can undo exactly those.
-    completed: int | None = None
-    #: Also set by ``run_all``: the indexes of every command that succeeded, which
-    #: may include some after the failed one when batches overlapped.
-    succeeded: tuple[int, ...] | None = None
-
 
 class ValidationError(NetnsKitError, ValueError):
     """Bad input, found before any command ran; nothing on the machine changed."""
@@ -43,6 +36,15 @@ class ValidationError(NetnsKitError, ValueError):
         self.value = value
         self.reason = reason
         super().__init__(f"{field}: {value!r} {reason}")
+
+
+class TeardownError(NetnsKitError):
+    """Some undo steps failed while a lab was torn down; ``errors`` holds them all."""
+
+    def __init__(self, lab: str, errors: Sequence[BaseException]) -> None:
+        self.errors = list(errors)
+        lines = "\n".join(f"  - {e}".replace("\n", "\n    ") for e in self.errors)
+        super().__init__(f"tearing down lab {lab!r} left {len(self.errors)} problem(s):\n{lines}")
 
 
 class LabBusyError(NetnsKitError):

@@ -1,10 +1,12 @@
 """The one place where processes start.
 
-Objects build :class:`~netns_kit.command.Command` values and hand them to an
+Objects build :class:`~netns_kit.command.Command` values; the runner
+(:mod:`netns_kit.runner`) decides what to start and hands each process to an
 :class:`Executor`.  Swapping the executor swaps the world: :class:`ShellExecutor`
 runs on the real kernel, :class:`RecordingExecutor` records argv for unit tests and
 answers from a script, and :class:`ScriptExecutor` writes the bash script a run
-would amount to.  Nothing else in the package imports ``sh`` or ``subprocess``.
+would amount to.  Executors hold no policy: no guards, no checks, no batching
+decisions.  Nothing else in the package imports ``sh`` or ``subprocess``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Protocol, runtime_checkable
@@ -26,9 +28,10 @@ from typing import Protocol, runtime_checkable
 import attrs
 import sh
 
-from .batch import Run, failures, plan
+from .batch import Batch
 from .command import Command
-from .errors import CommandTimeoutError, NetnsKitError, ToolMissingError, command_error
+from .errors import CommandTimeoutError, ToolMissingError
+from .result import Result
 
 log = logging.getLogger("netns_kit")
 
@@ -62,140 +65,27 @@ def _make_inheritable(fds: tuple[int, ...]) -> None:
         os.set_inheritable(fd, True)
 
 
-@attrs.frozen
-class Result:
-    """What a finished command gave back.  Falsy when it failed."""
-
-    argv: tuple[str, ...]
-    returncode: int
-    stdout: str = ""
-    stderr: str = ""
-
-    def __bool__(self) -> bool:
-        return self.returncode == 0
-
-
 @runtime_checkable
 class Executor(Protocol):
-    """Runs commands.  Objects depend on this protocol, never on a class."""
+    """Starts processes, and does nothing else (the policy is the runner's).
 
-    def run(
-        self, command: Command, *, check: bool = True, timeout: float | None = None
-    ) -> Result: ...
+    ``execute`` runs one command to its end and returns its result: a non-zero exit
+    code is a result, not an exception (a missing program or a timeout raise).
+    ``execute_batch`` runs a whole batch as one process.  ``start`` starts a program
+    in the background.  An executor may also have ``parallel`` (how many runs in
+    different namespaces may overlap, default 1) and ``handles_guards`` (it takes a
+    guarded command whole, as the dry run does, to write ``guard || command``).
+    """
 
-    def run_all(self, commands: Iterable[Command], *, keep_going: bool = False) -> list[Result]: ...
+    def execute(self, command: Command, timeout: float | None = None) -> Result: ...
+
+    def execute_batch(self, batch: Batch) -> Result: ...
 
     def start(self, command: Command) -> Process: ...
 
 
-class BaseExecutor:
-    """Guards, checking and logging, shared by every executor.
-
-    Subclasses provide :meth:`_execute`, which runs one command and never raises for
-    a non-zero exit code.
-    """
-
-    def _execute(self, command: Command, timeout: float | None) -> Result:
-        raise NotImplementedError
-
-    def run(self, command: Command, *, check: bool = True, timeout: float | None = None) -> Result:
-        if command.unless is not None:
-            guard = self.run(command.unless, check=False, timeout=timeout)
-            if guard:
-                log.debug("skipped (guard held): %s", command)
-                return guard
-        log.debug("run: %s", command)
-        result = self._execute(command, timeout)
-        if check and not result:
-            raise command_error(result.argv, result.returncode, result.stdout, result.stderr)
-        return result
-
-    def run_all(self, commands: Iterable[Command], *, keep_going: bool = False) -> list[Result]:
-        """Run commands in order, in as few processes as :func:`batch.plan` allows.
-
-        Without ``keep_going`` it stops at the first failure and raises, and the error
-        carries ``completed``: how many of the given commands succeeded before it, and
-        ``succeeded``: the indexes of every command that did (batches in different
-        namespaces may overlap, so one after the failure may have run too), so that a
-        caller can undo exactly those.  With ``keep_going`` every command is tried and
-        failures come back as falsy results (``ip -force -batch``).
-        """
-        results: list[Result] = []
-        for wave in self._waves(plan(list(commands))):
-            if not wave[0].batched:
-                try:
-                    results.append(self.run(wave[0].commands[0], check=not keep_going))
-                except NetnsKitError as raised:
-                    raised.completed = len(results)
-                    raise
-                continue
-            base = len(results)
-            outcomes = self._run_wave(wave, keep_going)
-            for run, done in zip(wave, outcomes, strict=True):
-                results.extend(done)
-                results.extend(Result(c.argv, -1, "", "not run") for c in run.commands[len(done) :])
-            failed = next((i for i in range(base, len(results)) if not results[i]), None)
-            if failed is None or keep_going:
-                continue
-            bad = results[failed]
-            stop = command_error(bad.argv, bad.returncode, bad.stdout, bad.stderr)
-            stop.completed = failed
-            stop.succeeded = tuple(i for i, r in enumerate(results) if r)
-            raise stop
-        return results
-
-    def _waves(self, runs: list[Run]) -> list[list[Run]]:
-        """Runs that may overlap, grouped; by default every run stands alone."""
-        return [[run] for run in runs]
-
-    def _run_wave(self, wave: list[Run], keep_going: bool) -> list[list[Result]]:
-        """Run a wave of batches; per batch, the results of the lines that ran."""
-        outcomes: list[list[Result]] = []
-        for run in wave:
-            stopped = bool(outcomes) and not keep_going and not all(outcomes[-1])
-            outcomes.append([] if stopped else self._run_batch(run, keep_going) or [])
-        return outcomes
-
-    def _run_batch(self, run: Run, keep_going: bool) -> list[Result]:
-        """Run a batch in one process; the results of the lines that ran, the last one
-        failed if the batch stopped."""
-        _log_batch(run)
-        return split_batch(run, self._execute_batch(run.command(force=keep_going)), keep_going)
-
-    def _execute_batch(self, command: Command) -> Result:
-        return self._execute(command, None)
-
-    def start(self, command: Command) -> Process:
-        raise NotImplementedError(f"{type(self).__name__} cannot start background processes")
-
-
-def _log_batch(run: Run) -> None:
-    if log.isEnabledFor(logging.DEBUG):
-        where = run.namespace or "root"
-        for command in run.commands:
-            log.debug("batch in %s: %s", where, command)
-
-
-def split_batch(run: Run, batch: Result, keep_going: bool) -> list[Result]:
-    """Per-line results of a batch from the batch's own result and its stderr."""
-    if batch:
-        return [Result(c.argv, 0) for c in run.commands]
-    failed = dict(failures(batch.stderr))
-    if not failed:  # the batch died without saying which line: blame the first
-        failed = {0: batch.stderr.strip()}
-    results = []
-    for index, command in enumerate(run.commands):
-        if index in failed:
-            results.append(Result(command.argv, batch.returncode, "", failed[index]))
-            if not keep_going:
-                break
-        else:
-            results.append(Result(command.argv, 0))
-    return results
-
-
 class _NetnsSpawner:
-    """Starts ``ip`` (a command or a batch) inside a named namespace, cheaply and linearly.
+    """Starts a program (``ip``, a batch, ``sysctl``...) inside a named namespace, cheaply.
 
     ``ip -n NS`` (and ``ip netns exec``) also unshare a mount namespace, which copies
     the whole mount table: one more mount per namespace on the machine, so each call
@@ -270,12 +160,14 @@ class _NetnsSpawner:
         return Result(argv, done.returncode, done.stdout, done.stderr)
 
 
-class ShellExecutor(BaseExecutor):
+class ShellExecutor:
     """Runs commands on the real kernel through the ``sh`` package.
 
     argv goes straight to ``execve`` (no shell), without a PTY (``_tty_out=False``)
     so that output does not change with the environment.  ``sudo=True`` prefixes
-    ``sudo -n``, which fails fast instead of prompting.
+    ``sudo -n``, which fails fast instead of prompting.  A command that says how it
+    runs from inside its namespace (``Command.inside``) starts from a setns'd worker
+    thread instead (see :class:`_NetnsSpawner`), and two such runs may overlap.
     """
 
     def __init__(self, *, sudo: bool = False) -> None:
@@ -285,6 +177,10 @@ class ShellExecutor(BaseExecutor):
 
     def __repr__(self) -> str:
         return f"ShellExecutor(sudo={self.sudo})"
+
+    @property
+    def parallel(self) -> int:
+        return _NetnsSpawner.WORKERS if self._can_setns() else 1
 
     def close(self) -> None:
         """Release the setns worker threads; the executor stays usable (they come back
@@ -307,68 +203,22 @@ class ShellExecutor(BaseExecutor):
         """The argv that really starts: with ``sudo -n`` in front when asked."""
         return ("sudo", "-n", *command.argv) if self.sudo else command.argv
 
-    def _fast(self, command: Command) -> bool:
-        """Whether an ``ip -n NS ...`` command may start through :class:`_NetnsSpawner`."""
-        return (
-            command.namespace is not None
-            and command.argv[:3] == ("ip", "-n", command.namespace)
-            and not self.sudo
-            and _NetnsSpawner.available()
-        )
+    def _can_setns(self) -> bool:
+        return not self.sudo and _NetnsSpawner.available()
 
     def _submit(self, command: Command, timeout: float | None = None) -> Future[Result]:
         if self._spawner is None:
-            if shutil.which("ip") is None:
-                raise ToolMissingError("ip")
             self._spawner = _NetnsSpawner()
-        assert command.namespace is not None
-        argv = ("ip", *command.argv[3:])  # the same command without "-n NS"
-        return self._spawner.submit(command.namespace, argv, command.stdin, timeout)
+        assert command.namespace is not None and command.inside is not None
+        if shutil.which(command.inside[0]) is None:
+            raise ToolMissingError(command.inside[0])
+        return self._spawner.submit(command.namespace, command.inside, command.stdin, timeout)
 
-    def _waves(self, runs: list[Run]) -> list[list[Run]]:
-        """Consecutive batches, each in a namespace of its own, overlap two at a time.
+    def execute_batch(self, batch: Batch) -> Result:
+        return self.execute(batch.process())
 
-        They are independent: a batch line acts in its own namespace only (lines that
-        name another namespace, ``netns``, are kept apart).  A batch that attaches
-        bridge ports (``master``) finishes before the next one starts: when the far
-        end of a veth comes up before its bridge port, the first ARP exchange is lost
-        and the first ping takes a second.
-        """
-        waves: list[list[Run]] = []
-        open_wave = False  # whether the last wave may take one more batch
-        for run in runs:
-            joins = (
-                run.batched
-                and self._fast(run.command())
-                and not any("netns" in c.argv[3:] or "master" in c.argv for c in run.commands)
-            )
-            if joins and open_wave and run.namespace not in {r.namespace for r in waves[-1]}:
-                waves[-1].append(run)
-            else:
-                waves.append([run])
-            open_wave = joins
-        return waves
-
-    def _run_wave(self, wave: list[Run], keep_going: bool) -> list[list[Result]]:
-        if len(wave) == 1:
-            return super()._run_wave(wave, keep_going)
-        log.debug("overlapping %d batches", len(wave))
-        for run in wave:
-            _log_batch(run)
-        futures = [self._submit(run.command(force=keep_going)) for run in wave]
-        outcomes: list[list[Result]] = []
-        failed = False
-        for run, future in zip(wave, futures, strict=True):
-            if failed and future.cancel():  # never started: it did not run
-                outcomes.append([])
-                continue
-            done = split_batch(run, future.result(), keep_going)
-            failed = failed or (not keep_going and not all(done))
-            outcomes.append(done)
-        return outcomes
-
-    def _execute(self, command: Command, timeout: float | None) -> Result:
-        if self._fast(command):  # ip -n NS: linear and 4 ms cheaper, see _NetnsSpawner
+    def execute(self, command: Command, timeout: float | None = None) -> Result:
+        if command.namespace is not None and command.inside is not None and self._can_setns():
             inside = self._submit(command, timeout).result()
             if inside.returncode == -9:
                 raise CommandTimeoutError(command.argv, -9, "", inside.stderr)
@@ -428,14 +278,18 @@ class _Answer:
     returncode: int = 0
 
 
-class RecordingExecutor(BaseExecutor):
+class RecordingExecutor:
     """A fake for unit tests: records argv, answers from a script, fails on demand.
 
     ``commands`` lists the argv of every logical command it was given, in order, and
     ``runs`` the processes they would have cost (a batch is one run).  Anything it
     has no answer for succeeds with empty output, which is how iproute2 answers on a
     fresh machine (``ip -j netns list`` prints nothing when ``/run/netns`` is absent).
+    A batch behaves like the kernel's: a failing line stops it (unless ``-force``),
+    and the batch says ``Command failed -:LINE``.
     """
+
+    parallel = 1
 
     def __init__(self) -> None:
         self.commands: list[tuple[str, ...]] = []
@@ -475,20 +329,25 @@ class RecordingExecutor(BaseExecutor):
         answer = self._failures.get(index) or self._lookup(command.argv)
         return Result(command.argv, answer.returncode, answer.stdout, answer.stderr)
 
-    def _execute(self, command: Command, timeout: float | None) -> Result:
+    def execute(self, command: Command, timeout: float | None = None) -> Result:
         self.runs.append(command)
         return self._record(command)
 
-    def _run_batch(self, run: Run, keep_going: bool) -> list[Result]:
-        """Like the kernel: every line is a logical command, the batch is one run, and
-        a failing line stops the batch unless ``keep_going`` (``-force``)."""
-        self.runs.append(run.command(force=keep_going))
-        results = []
-        for command in run.commands:
-            results.append(self._record(command))
-            if not results[-1] and not keep_going:
-                break
-        return results
+    def execute_batch(self, batch: Batch) -> Result:
+        process = batch.process()
+        self.runs.append(process)
+        out: list[str] = []
+        said: list[str] = []
+        code = 0
+        for line, command in enumerate(batch.commands, start=1):
+            result = self._record(command)
+            out.append(result.stdout)
+            if not result:
+                code = result.returncode
+                said += [result.stderr.rstrip("\n"), f"Command failed -:{line}"]
+                if not batch.force:
+                    break
+        return Result(process.argv, code, "".join(out), "\n".join(said))
 
     def start(self, command: Command) -> Process:
         self.runs.append(command)
@@ -498,48 +357,40 @@ class RecordingExecutor(BaseExecutor):
         return process
 
 
-class ScriptExecutor(BaseExecutor):
+class ScriptExecutor:
     """A dry run: collects every change as a line of a standalone bash script.
 
     Reads are answered as a fresh machine would answer them (empty, success), and a
     guarded command becomes ``guard || command``, so the script does on a fresh
-    machine what the objects would have done.
+    machine what the objects would have done.  Batches are written line by line,
+    each line as the command it stands for, which is easier to read.
     """
 
     HEADER = "#!/usr/bin/env bash\nset -euo pipefail\n"
+    handles_guards = True
 
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def run(self, command: Command, *, check: bool = True, timeout: float | None = None) -> Result:
+    def execute(self, command: Command, timeout: float | None = None) -> Result:
         if not command.read:
-            line = render(command)
+            line = command.shell()
             if command.unless is not None:
-                line = f"{render(command.unless)} || {line}"
+                line = f"{command.unless.shell()} || {line}"
             self.lines.append(line)
         return Result(command.argv, 0)
 
-    def _run_batch(self, run: Run, keep_going: bool) -> list[Result]:
-        return [self.run(command) for command in run.commands]
+    def execute_batch(self, batch: Batch) -> Result:
+        for command in batch.commands:
+            self.execute(command)
+        return Result(batch.process().argv, 0)
 
     def start(self, command: Command) -> Process:
-        self.lines.append(render(command) + " &")
+        self.lines.append(command.shell() + " &")
         return Process(command, _FinishedProcess(Result(command.argv, 0), pid=0))
 
     def script(self) -> str:
         return self.HEADER + "".join(line + "\n" for line in self.lines)
-
-
-def render(command: Command) -> str:
-    """One command as a shell line; stdin becomes a quoted heredoc."""
-    line = shlex.join(command.argv)
-    if command.stdin is None:
-        return line
-    tag = "NETNS_KIT_EOF"
-    while tag in command.stdin.splitlines():
-        tag += "_"
-    body = command.stdin if command.stdin.endswith("\n") else command.stdin + "\n"
-    return f"{line} <<'{tag}'\n{body}{tag}"
 
 
 _current: ContextVar[Executor | None] = ContextVar("netns_kit_executor", default=None)

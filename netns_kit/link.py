@@ -3,10 +3,15 @@
 Every command names its interface with the explicit ``dev``/``name`` keyword, so that
 an interface called ``up``, ``help`` or ``dev`` is just a name (``ip link add up type
 bridge`` would create ``bridge0``).
+
+Besides their commands, bridges and veth pairs emit the steps a lab builds them with
+(:meth:`Bridge.steps`, :meth:`VethPair.steps`): what to run, what undoes it, in which
+phase, and what the write-ahead record says.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Self
 
 import attrs
@@ -15,7 +20,9 @@ from . import validate
 from .command import Command, ip
 from .errors import ValidationError
 from .executor import Executor, default_executor
-from .inspect import LinkInfo, Reader
+from .runner import act
+from .state import LinkInfo, Reader
+from .step import Entry, Phase, Step
 
 
 def _ifname(value: object) -> str:
@@ -60,8 +67,11 @@ class Interface:
         return [self._ip("link", "set", "dev", self.name, "down")]
 
     def add_address_commands(self, cidr: str) -> list[Command]:
+        """IPv6 addresses get ``nodad``: a lab checks its addresses itself, and an
+        address in duplicate address detection is unusable for a second or two."""
         address = validate.interface(cidr, "address")
-        return [self._ip("addr", "add", str(address), "dev", self.name)]
+        nodad = ("nodad",) if address.version == 6 else ()
+        return [self._ip("addr", "add", str(address), "dev", self.name, *nodad)]
 
     def del_address_commands(self, cidr: str) -> list[Command]:
         address = validate.interface(cidr, "address")
@@ -79,33 +89,63 @@ class Interface:
     def delete_commands(self) -> list[Command]:
         return [self._ip("link", "delete", "dev", self.name)]
 
+    # -- steps (pure) ------------------------------------------------------------
+    def address_step(self, cidr: str) -> Step:
+        """IPv4 addresses go with the link's settings; IPv6 ones once every link is up."""
+        (command,) = self.add_address_commands(cidr)
+        six = validate.interface(cidr, "address").version == 6
+        return Step(command, phase=Phase.ADDRESS6 if six else Phase.CONFIGURE)
+
+    def settings(
+        self,
+        *,
+        tag: str | None,
+        mtu: int | None = None,
+        addresses: Sequence[str] = (),
+        link_local: bool = True,
+    ) -> list[Step]:
+        """Tag, MTU, addresses and up: what every link of a lab gets."""
+        steps = [Step(self.set_alias_commands(tag)[0])] if tag else []
+        if mtu is not None:
+            steps.append(Step(self.set_mtu_commands(mtu)[0]))
+        steps += [self.address_step(cidr) for cidr in addresses]
+        steps.append(Step(self.up_commands(link_local=link_local)[0]))
+        return steps
+
+    def created(self, command: Command, *, lives_in: frozenset[str | None] | None = None) -> Step:
+        """The step that makes this link; its undo deletes it, and the record says so."""
+        (undo,) = self.delete_commands()
+        entry = Entry("link", self.name, self.namespace, undo=undo.argv)
+        where = frozenset({self.namespace}) if lives_in is None else lives_in
+        return Step(command, (undo,), entry, Phase.CREATE, where)
+
     # -- actions -----------------------------------------------------------------
     def up(self, *, link_local: bool = True) -> Self:
-        self._ex.run_all(self.up_commands(link_local=link_local))
+        act(self._ex, self.up_commands(link_local=link_local))
         return self
 
     def down(self) -> Self:
-        self._ex.run_all(self.down_commands())
+        act(self._ex, self.down_commands())
         return self
 
     def add_address(self, cidr: str) -> Self:
-        self._ex.run_all(self.add_address_commands(cidr))
+        act(self._ex, self.add_address_commands(cidr))
         return self
 
     def del_address(self, cidr: str) -> Self:
-        self._ex.run_all(self.del_address_commands(cidr))
+        act(self._ex, self.del_address_commands(cidr))
         return self
 
     def set_mtu(self, mtu: int) -> Self:
-        self._ex.run_all(self.set_mtu_commands(mtu))
+        act(self._ex, self.set_mtu_commands(mtu))
         return self
 
     def set_alias(self, alias: str) -> Self:
-        self._ex.run_all(self.set_alias_commands(alias))
+        act(self._ex, self.set_alias_commands(alias))
         return self
 
     def delete(self) -> None:
-        self._ex.run_all(self.delete_commands())
+        act(self._ex, self.delete_commands())
 
 
 @attrs.define
@@ -123,17 +163,29 @@ class Bridge(Interface):
         port = _port_name(interface)
         return [self._ip("link", "set", "dev", port, "nomaster")]
 
+    def steps(self, *, tag: str | None, address: str | None = None) -> list[Step]:
+        """Create, tag, bring up, and give the bridge its (host side's) address."""
+        steps = [self.created(self.create_commands()[0])]
+        steps += self.settings(tag=tag)
+        if address is not None:
+            steps.append(self.address_step(address))
+        return steps
+
+    def port_step(self, interface: Interface | str) -> Step:
+        """Attach a port: the planner finishes these before the far ends come up."""
+        return Step(self.attach_commands(interface)[0], port=True)
+
     def create(self) -> Self:
-        self._ex.run_all(self.create_commands())
+        act(self._ex, self.create_commands())
         return self
 
     def attach(self, interface: Interface | str) -> Self:
         """Make ``interface`` (in the bridge's namespace) a port of this bridge."""
-        self._ex.run_all(self.attach_commands(interface))
+        act(self._ex, self.attach_commands(interface))
         return self
 
     def detach(self, interface: Interface | str) -> Self:
-        self._ex.run_all(self.detach_commands(interface))
+        act(self._ex, self.detach_commands(interface))
         return self
 
     def ports(self) -> list[LinkInfo]:
@@ -193,14 +245,39 @@ class VethPair:
         """Deleting one end deletes the pair."""
         return self.end.delete_commands()
 
+    def steps(
+        self,
+        *,
+        tag: str | None,
+        addresses: Sequence[str | None] = (None, None),
+        mtu: int | None = None,
+        bridge: Bridge | None = None,
+        link_local: bool = True,
+    ) -> list[Step]:
+        """Create the pair, set both ends up (``bridge``: the peer end is its port).
+
+        The record names the end that outlives the lab's own namespaces (a root-side
+        end): deleting it deletes the pair, synchronously.
+        """
+        ends = (self.end, self.peer_end)
+        survivor = ends[1] if self.peer_namespace is None else ends[0]
+        lives_in = frozenset({self.namespace, self.peer_namespace})
+        steps = [survivor.created(self.create_commands()[0], lives_in=lives_in)]
+        if bridge is not None:
+            steps.append(bridge.port_step(self.peer_end))
+        for end, cidr in zip(ends, addresses, strict=True):
+            given = [cidr] if cidr is not None else []
+            steps += end.settings(tag=tag, mtu=mtu, addresses=given, link_local=link_local)
+        return steps
+
     def create(self) -> Self:
-        self._ex.run_all(self.create_commands())
+        act(self._ex, self.create_commands())
         return self
 
     def delete(self) -> None:
-        self._ex.run_all(self.delete_commands())
+        act(self._ex, self.delete_commands())
 
     def up(self) -> Self:
         """Bring both ends up."""
-        self._ex.run_all(self.end.up_commands() + self.peer_end.up_commands())
+        act(self._ex, self.end.up_commands() + self.peer_end.up_commands())
         return self

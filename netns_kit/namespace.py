@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Self
 
@@ -11,9 +10,12 @@ import attrs
 from . import validate
 from .command import Command, in_namespace, ip
 from .errors import ValidationError, command_error
-from .executor import Executor, Process, Result, default_executor
-from .inspect import AddressInfo, LinkInfo, Reader, RouteInfo
+from .executor import Executor, Process, default_executor
 from .ping import PingResult
+from .result import Result
+from .runner import Runner, act
+from .state import AddressInfo, LinkInfo, Reader, RouteInfo, namespace_names, namespaces_command
+from .step import Entry, Phase, Step
 
 
 @attrs.define
@@ -34,17 +36,47 @@ class Namespace:
     # -- commands (pure) ---------------------------------------------------------
     def create_commands(self) -> list[Command]:
         """Add the namespace and bring its loopback up, which nearly every test needs."""
-        return [
-            ip("netns", "add", self.name),
-            ip("link", "set", "dev", "lo", "up", namespace=self.name),
-        ]
+        return [ip("netns", "add", self.name), self._lo_up()]
+
+    def _lo_up(self, *tag: str) -> Command:
+        return ip("link", "set", "dev", "lo", "up", *tag, namespace=self.name)
 
     def delete_commands(self) -> list[Command]:
         return [ip("netns", "delete", self.name)]
 
     @staticmethod
     def list_command() -> Command:
-        return ip("-j", "netns", "list", read=True)
+        return namespaces_command()
+
+    def create_steps(self, tag: str | None = None) -> list[Step]:
+        """Add it (recorded, undone by deleting it), then ``lo`` up with the lab's tag.
+
+        The tag on ``lo`` is how recovery knows a namespace of that name is the lab's.
+        Deleting the namespace is never skipped at teardown (``lives_in`` is empty).
+        """
+        (delete,) = self.delete_commands()
+        add = Step(
+            ip("netns", "add", self.name),
+            (delete,),
+            Entry("namespace", self.name),
+            Phase.NAMESPACE,
+            frozenset(),
+        )
+        return [add, Step(self._lo_up(*(("alias", tag) if tag else ())))]
+
+    def setting_step(self, *settings: tuple[str, object], missing_ok: bool = False) -> Step:
+        """Kernel settings of this namespace, made right after it is created.
+
+        The command runs from the root namespace (``ip netns exec NS sysctl``, a line
+        of the root's ``ip -batch``), so a new namespace costs no process of its own.
+        ``missing_ok`` ignores settings this kernel does not have (``sysctl -e``).
+        Nothing undoes them: they go with the namespace.
+        """
+        words = [f"{validate.sysctl_key(k)}={validate.sysctl_value(v)}" for k, v in settings]
+        argv = ("sysctl", *(("-e",) if missing_ok else ()), "-q", "-w", *words)
+        inside = in_namespace(argv, self.name, mounts=False)
+        from_root = attrs.evolve(inside, namespace=None, inside=None)
+        return Step(from_root, phase=Phase.NAMESPACE, lives_in=frozenset({self.name}))
 
     def run_command(self, argv: Sequence[str]) -> Command:
         return in_namespace(validate.argv(argv), self.name)
@@ -73,18 +105,18 @@ class Namespace:
 
     # -- actions -----------------------------------------------------------------
     def create(self) -> Self:
-        self._ex.run_all(self.create_commands())
+        act(self._ex, self.create_commands())
         return self
 
     def delete(self) -> None:
-        self._ex.run_all(self.delete_commands())
+        act(self._ex, self.delete_commands())
 
     def exists(self) -> bool:
-        return self.name in list_namespaces(self._ex)
+        return self.name in namespace_names(self._ex)
 
     def run(self, argv: Sequence[str], check: bool = True, timeout: float | None = None) -> Result:
         """Run a program inside the namespace (``ip netns exec``)."""
-        return self._ex.run(self.run_command(argv), check=check, timeout=timeout)
+        return Runner(self._ex).run(self.run_command(argv), check=check, timeout=timeout)
 
     def popen(self, argv: Sequence[str]) -> Process:
         """Start a program in the namespace in the background (a server, say).
@@ -103,12 +135,12 @@ class Namespace:
         """Ping from inside the namespace; no reply is a falsy result, not an error."""
         command = self.ping_command(address, count, interval, timeout)
         budget = count * interval + timeout + 5.0
-        result = self._ex.run(command, check=False, timeout=budget)
+        result = Runner(self._ex).run(command, check=False, timeout=budget)
         if result.returncode not in (0, 1):  # 1 is "no reply"; anything else is an error
             raise command_error(result.argv, result.returncode, result.stdout, result.stderr)
         return PingResult.parse(str(command.argv[-1]), result.stdout)
 
-    # -- readers (ip -j, see netns_kit.inspect) ----------------------------------
+    # -- readers (ip -j, see netns_kit.state) ------------------------------------
     def links(self) -> list[LinkInfo]:
         """The namespace's interfaces, with each veth's peer named where possible."""
         return Reader(self._ex).links(self.name)
@@ -123,17 +155,14 @@ class Namespace:
     def _repr_html_(self) -> str:
         """Jupyter: this namespace's interfaces, addresses, states and masters."""
         from . import render
-        from .inspect import snapshot
+        from .state import snapshot
 
         return render.to_html_table(snapshot(self._ex, [self.name]))
 
 
 def list_namespaces(executor: Executor | None = None) -> list[str]:
     """Names of the namespaces ``ip netns`` knows.  Empty output means none."""
-    result = (executor or default_executor()).run(Namespace.list_command())
-    if not result.stdout.strip():
-        return []
-    return [entry["name"] for entry in json.loads(result.stdout)]
+    return namespace_names(executor or default_executor())
 
 
 def _seconds(value: object, field: str) -> str:

@@ -1,38 +1,24 @@
 """Kernel settings and NAT: :class:`Sysctl` and :class:`Masquerade`.
 
-Both remember what they changed, so that undoing them puts the machine back exactly
-as it was and never turns off a setting that somebody else turned on.
+Both emit steps (:mod:`netns_kit.step`), as every object does: the change, and what
+undoes it, decided at the time of the change.  A :class:`~netns_kit.Lab` journals
+those steps; used on their own, ``apply``/``enable`` run the same steps and keep
+their undo for ``restore``/``disable``.  So there is one undo model: a setting is
+put back only if it was changed, and a rule that was already there is left alone.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Self
 
 import attrs
 
 from . import validate
 from .command import Command, in_namespace
-from .errors import ValidationError
 from .executor import Executor, default_executor
-
-_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\Z")
-
-
-def _key(value: object) -> str:
-    if not isinstance(value, str) or not _KEY.match(value) or ".." in value:
-        raise ValidationError("key", value, "is not a sysctl key (like 'net.ipv4.ip_forward')")
-    return value
-
-
-def _value(value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValidationError("value", value, "is not a string or an integer")
-    text = str(value)
-    if not text or any(not ch.isprintable() or ch in "\t\n" for ch in text):
-        raise ValidationError("value", value, "is empty or holds control characters")
-    return text
+from .runner import Runner, apply_steps, undo_of
+from .step import Entry, Phase, Step
 
 
 def _ns(value: object) -> str | None:
@@ -43,41 +29,64 @@ def _ns(value: object) -> str | None:
 class Sysctl:
     """One kernel setting, per namespace (``ip netns exec NS sysctl -w key=value``)."""
 
-    key: str = attrs.field(converter=_key)
-    value: str = attrs.field(converter=_value)
+    key: str = attrs.field(converter=validate.sysctl_key)
+    value: str = attrs.field(converter=validate.sysctl_value)
     namespace: str | None = attrs.field(default=None, converter=_ns)
     executor: Executor | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
     previous: str | None = attrs.field(default=None, init=False, eq=False)
     changed: bool = attrs.field(default=False, init=False, eq=False)
+    _undo: list[Command] = attrs.field(factory=list, init=False, eq=False, repr=False)
 
     @property
     def _ex(self) -> Executor:
         return self.executor or default_executor()
 
     def read_command(self) -> Command:
-        return in_namespace(("sysctl", "-n", self.key), self.namespace, read=True)
+        return in_namespace(("sysctl", "-n", self.key), self.namespace, read=True, mounts=False)
 
     def write_commands(self, value: str | None = None) -> list[Command]:
-        text = self.value if value is None else _value(value)
-        return [in_namespace(("sysctl", "-q", "-w", f"{self.key}={text}"), self.namespace)]
+        text = self.value if value is None else validate.sysctl_value(value)
+        argv = ("sysctl", "-q", "-w", f"{self.key}={text}")
+        return [in_namespace(argv, self.namespace, mounts=False)]
+
+    def steps(self, current: str | None, *, restore: bool = True) -> list[Step]:
+        """The write, unless ``current`` (what the setting holds now) is the value
+        already.  With ``restore`` its undo puts ``current`` back; without, nothing
+        is put back (a lab's own namespace, which goes away whole)."""
+        if current == self.value:
+            return []
+        undo: tuple[Command, ...] = ()
+        entry = None
+        if restore and current:
+            undo = tuple(self.write_commands(current))
+            entry = Entry(
+                "sysctl",
+                self.key,
+                self.namespace,
+                undo=undo[0].argv,
+                value=self.value,
+                previous=current,
+            )
+        return [Step(self.write_commands()[0], undo, entry, Phase.CONFIGURE)]
 
     def read(self) -> str:
-        return self._ex.run(self.read_command()).stdout.strip()
+        return Runner(self._ex).run(self.read_command()).stdout.strip()
 
     def apply(self) -> Self:
         """Set the value, remembering the old one; no write when it already holds."""
         current = self.read()
-        if current == self.value:
-            return self
-        self._ex.run_all(self.write_commands())
-        self.previous = current or None
-        self.changed = True
+        steps = self.steps(current)
+        if steps:
+            self._undo = undo_of(apply_steps(self._ex, steps)) + self._undo
+            self.previous = current or None
+            self.changed = True
         return self
 
     def restore(self) -> None:
         """Put back what :meth:`apply` found, if apply changed anything."""
-        if self.changed and self.previous is not None:
-            self._ex.run_all(self.write_commands(self.previous))
+        undo, self._undo = self._undo, []
+        if undo:
+            Runner(self._ex).run_all(undo).check()
         self.changed = False
 
 
@@ -108,9 +117,9 @@ class Masquerade:
     namespace: str | None = attrs.field(default=None, converter=_ns)
     comment: str = attrs.field(default="netns-kit", converter=_comment)
     executor: Executor | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
-    forwarding: Sysctl | None = attrs.field(default=None, init=False, eq=False, repr=False)
     #: Whether enable() added the rule (True) or found it there (False); None before.
     added: bool | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    _undo: list[Command] | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     @property
     def _ex(self) -> Executor:
@@ -124,6 +133,10 @@ class Masquerade:
     def forwarding_key(self) -> str:
         return "net.ipv4.ip_forward" if self.version == 4 else "net.ipv6.conf.all.forwarding"
 
+    def forwarding(self) -> Sysctl:
+        """The setting the rule needs: forwarding on, in the rule's namespace."""
+        return Sysctl(self.forwarding_key, "1", self.namespace, executor=self.executor)
+
     def _iptables(self, operation: str) -> Command:
         tool = "iptables" if self.version == 4 else "ip6tables"
         # "! -d SOURCE": traffic that stays inside the source network is never NATed.
@@ -135,7 +148,7 @@ class Masquerade:
         if self.out_interface:
             argv += ["-o", self.out_interface]
         argv += ["-m", "comment", "--comment", self.comment, "-j", "MASQUERADE"]
-        return in_namespace(argv, self.namespace, read=operation == "-C")
+        return in_namespace(argv, self.namespace, read=operation == "-C", mounts=False)
 
     def check_command(self) -> Command:
         return self._iptables("-C")
@@ -147,22 +160,27 @@ class Masquerade:
     def delete_commands(self) -> list[Command]:
         return [self._iptables("-D")]
 
+    def rule_step(self) -> Step:
+        """The rule, recorded with the check that tells recovery it is still there."""
+        delete = self.delete_commands()[0]
+        entry = Entry(
+            "iptables",
+            self.source,
+            self.namespace,
+            undo=delete.argv,
+            check=self.check_command().argv,
+        )
+        return Step(self.add_commands()[0], (delete,), entry, Phase.FILTER)
+
     def exists(self) -> bool:
-        return bool(self._ex.run(self.check_command(), check=False))
+        return bool(Runner(self._ex).run(self.check_command(), check=False))
 
     def enable(self) -> Self:
         """Turn forwarding on and add the rule; on failure, put forwarding back."""
-        if self.forwarding is None or not self.forwarding.changed:  # keep what we changed
-            self.forwarding = Sysctl(
-                self.forwarding_key, "1", self.namespace, executor=self.executor
-            ).apply()
-        try:
-            (result,) = self._ex.run_all(self.add_commands())
-        except BaseException:
-            self._restore_forwarding()
-            raise
-        # the guard's own result comes back when the rule was already there
-        self.added = bool(self.added) or result.argv != self.check_command().argv
+        forwarding, rule = self.forwarding(), self.rule_step()
+        ran = apply_steps(self._ex, [*forwarding.steps(forwarding.read()), rule])
+        self.added = bool(self.added) or rule in ran
+        self._undo = undo_of(ran) + (self._undo or [])
         return self
 
     def disable(self) -> None:
@@ -171,14 +189,7 @@ class Masquerade:
         A rule that enable() found already there is left alone: it is not ours.
         Without enable(), disable() removes the rule (NotFoundError if there is none).
         """
-        try:
-            if self.added is not False:
-                self._ex.run_all(self.delete_commands())
-            self.added = None
-        finally:
-            self._restore_forwarding()
-
-    def _restore_forwarding(self) -> None:
-        if self.forwarding is not None:
-            self.forwarding.restore()
-            self.forwarding = None
+        undo = self.delete_commands() if self._undo is None else self._undo
+        self._undo = None
+        self.added = None
+        Runner(self._ex).run_all(undo, keep_going=True).check()

@@ -31,14 +31,16 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import attrs
 
-from .command import Command, in_namespace, ip
+from . import state
+from .command import Command, in_namespace
 from .errors import LabBusyError, NetnsKitError
 from .executor import Executor, default_executor, inherit_in_children, stop_inheriting
-from .namespace import list_namespaces
+from .namespace import Namespace
+from .runner import Runner
+from .step import Entry
 
 log = logging.getLogger("netns_kit")
 
@@ -68,7 +70,11 @@ class Record:
     isolated: bool = False
     host: str | None = None
     state: str = "building"
-    resources: list[dict[str, Any]] = attrs.field(factory=list)
+    resources: list[Entry] = attrs.field(factory=list)
+
+    def namespaces(self) -> list[str]:
+        """The namespaces the lab made, its host side first (the record's order)."""
+        return [e.name for e in self.resources if e.kind == "namespace"]
 
     def to_json(self) -> str:
         # One resource a line: readable, and written often (before every change), so
@@ -76,13 +82,15 @@ class Record:
         head = {
             f.name: getattr(self, f.name) for f in attrs.fields(Record) if f.name != "resources"
         }
-        lines = ",\n".join(json.dumps(entry) for entry in self.resources)
+        lines = ",\n".join(json.dumps(entry.to_dict()) for entry in self.resources)
         return json.dumps(head)[:-1] + f', "resources": [\n{lines}\n]}}\n'
 
     @classmethod
     def from_json(cls, text: str) -> Record:
         data = json.loads(text)
-        return cls(**{f.name: data[f.name] for f in attrs.fields(cls) if f.name in data})
+        fields = {f.name: data[f.name] for f in attrs.fields(cls) if f.name in data}
+        fields["resources"] = [Entry.from_dict(e) for e in fields.get("resources", [])]
+        return cls(**fields)
 
 
 class Registry:
@@ -237,12 +245,29 @@ class Registry:
         finally:
             self.release(fd)
 
+    def owner_note(self, entry: Entry, asking: str) -> str:
+        """Whose ``entry``'s name is, and what to do about it, for an "exists" error."""
+        name = entry.name
+        lab = self.owner_of(entry.kind, name, entry.namespace)
+        if lab is None or lab == asking:
+            return f"{name!r} was not made by a netns_kit lab: pick another name"
+        if self.is_live(lab):
+            return f"{name!r} belongs to lab {lab!r}, open in a live process: close it there"
+        record = self.read(lab)
+        how = (
+            "kept up" if record is not None and record.state == "kept" else "left by a dead process"
+        )
+        return (
+            f"{name!r} belongs to lab {lab!r} ({how}): remove it with "
+            f"`netns-kit down {lab}` or netns_kit.recover({lab!r})"
+        )
+
     def owner_of(self, kind: str, name: str, namespace: str | None = None) -> str | None:
         """The lab whose record names this resource, if any."""
         for record in self.records():
             for entry in record.resources:
-                same = entry.get("kind") == kind and entry.get("name") == name
-                if same and (kind == "namespace" or entry.get("namespace") == namespace):
+                same = entry.kind == kind and entry.name == name
+                if same and (kind == "namespace" or entry.namespace == namespace):
                     return record.name
         return None
 
@@ -282,6 +307,8 @@ def recover(
     """Remove everything a dead lab left, from its record and the tags; returns what.
 
     Raises LabBusyError when the lab's process is still alive: close it there instead.
+    Programs a dead owner started that still run are waited for (see the module
+    docstring).
     """
     ex = executor or default_executor()
     registry = Registry(state_dir)
@@ -290,62 +317,51 @@ def recover(
         if record is None:
             registry.remove(name)
             return []
-        removed = _undo_record(record, ex)
+        removed = undo_record(record, ex)
         registry.remove(name)
         return removed
 
 
-def _undo_record(record: Record, ex: Executor) -> list[str]:
+def undo_record(record: Record, ex: Executor) -> list[str]:
     """Undo a record's resources in reverse, each only if it still carries our mark.
 
-    Entries hold ``kind``, ``name``, ``namespace`` and the ``undo`` argv; a link must
-    still carry the lab's alias, a sysctl must still hold the value the lab set, and
-    an entry with a ``check`` argv (an iptables ``-C``) must still pass it.  What lives
-    in a namespace that is being deleted goes with it.
+    A link must still carry the lab's alias, a sysctl must still hold the value the
+    lab set, and an entry with a ``check`` argv (an iptables ``-C``) must still pass
+    it.  What lives in a namespace that is being deleted goes with it.
     """
     tag = tag_for(record.name)
-    alive = set(list_namespaces(ex))
-    doomed = [e["name"] for e in record.resources if e["kind"] == "namespace"]
-    doomed = [n for n in doomed if n in alive and _namespace_is_ours(ex, n, tag)]
+    alive = set(state.namespace_names(ex))
+    doomed = [n for n in record.namespaces() if n in alive and _namespace_is_ours(ex, n, tag)]
     removed: list[str] = []
     steps: list[Command] = []
     for entry in reversed(record.resources):
-        where = entry.get("namespace")
-        if entry["kind"] == "namespace" or where in doomed:
+        where = entry.namespace
+        if entry.kind == "namespace" or where in doomed:
             continue
         if where is not None and where not in alive:
             continue
-        if not _still_ours(ex, entry, tag):
+        if entry.undo is None or not _still_ours(ex, entry, tag):
             continue
-        steps.append(Command(tuple(entry["undo"]), namespace=where))
-        removed.append(f"{entry['kind']} {entry['name']}")
+        steps.append(Command(entry.undo, namespace=where))
+        removed.append(f"{entry.kind} {entry.name}")
     for name in reversed(doomed):
-        steps.append(ip("netns", "delete", name))
+        steps += Namespace(name).delete_commands()
         removed.append(f"namespace {name}")
-    ex.run_all(steps, keep_going=True)
+    Runner(ex).run_all(steps, keep_going=True)
     return removed
 
 
-def _still_ours(ex: Executor, entry: dict[str, Any], tag: str) -> bool:
-    where = entry.get("namespace")
-    if entry["kind"] == "link":
-        return _link_alias(ex, entry["name"], where) == tag
-    if entry["kind"] == "sysctl":
-        read = in_namespace(("sysctl", "-n", entry["name"]), where, read=True)
-        return bool(ex.run(read, check=False).stdout.strip() == entry["value"])
-    if "check" in entry:
-        return bool(ex.run(Command(tuple(entry["check"]), read=True), check=False))
+def _still_ours(ex: Executor, entry: Entry, tag: str) -> bool:
+    runner = Runner(ex)
+    if entry.kind == "link":
+        found = state.link(ex, entry.name, entry.namespace)
+        return found is not None and found.alias == tag
+    if entry.kind == "sysctl":
+        read = in_namespace(("sysctl", "-n", entry.name), entry.namespace, read=True)
+        return runner.run(read, check=False).stdout.strip() == entry.value
+    if entry.check is not None:
+        return bool(runner.run(Command(entry.check, read=True), check=False))
     return True
-
-
-def _link_alias(ex: Executor, name: str, namespace: str | None) -> str | None:
-    result = ex.run(
-        ip("-j", "link", "show", "dev", name, namespace=namespace, read=True), check=False
-    )
-    if not result or not result.stdout.strip():
-        return None
-    links = json.loads(result.stdout)
-    return links[0].get("ifalias") if links else None
 
 
 def _namespace_is_ours(ex: Executor, name: str, tag: str) -> bool:
@@ -356,12 +372,8 @@ def _namespace_is_ours(ex: Executor, name: str, tag: str) -> bool:
     in between leaves a namespace whose ``lo`` is still down and untagged: that is
     ours too.  A namespace somebody else made and used has ``lo`` up, so it stays.
     """
-    result = ex.run(ip("-j", "link", "show", "dev", "lo", namespace=name, read=True), check=False)
-    if not result or not result.stdout.strip():
+    lo = state.loopback(ex, name)
+    if lo is None:
         return False
-    lo = json.loads(result.stdout)
-    if not lo:
-        return False
-    if lo[0].get("ifalias") == tag:
-        return True
-    return "UP" not in lo[0].get("flags", []) and not lo[0].get("ifalias")
+    alias, up = lo
+    return alias == tag or (not up and not alias)

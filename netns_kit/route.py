@@ -10,6 +10,8 @@ from . import validate
 from .command import Command, ip
 from .errors import ValidationError
 from .executor import Executor, default_executor
+from .runner import act
+from .step import Entry, Phase, Step
 
 
 def _destination(value: object) -> str:
@@ -34,6 +36,24 @@ def _version(text: str) -> int:
     return validate.network(text).version if "/" in text else validate.address(text).version
 
 
+def mismatch(destination: str, via: str | None) -> str | None:
+    """Why a gateway cannot serve a destination (another IP version), or ``None``.
+
+    ``default`` takes its version from the gateway; one rule for the objects and the
+    topology check alike.
+    """
+    if via is None or destination == "default" or _version(via) == _version(destination):
+        return None
+    return f"is IPv{_version(via)} but the destination {destination} is not"
+
+
+def version(destination: str, via: str | None) -> int:
+    """The IP version of a route: the destination's, or for ``default`` the gateway's."""
+    if destination != "default":
+        return _version(destination)
+    return _version(via) if via else 4
+
+
 @attrs.define
 class Route:
     """A route: ``destination`` is ``"default"`` or a network; ``via`` a bare address.
@@ -50,14 +70,9 @@ class Route:
     def __attrs_post_init__(self) -> None:
         if self.via is None and self.dev is None:
             raise ValidationError("via", None, "is missing: a route needs a gateway or a dev")
-        if (
-            self.via is not None
-            and self.destination != "default"
-            and _version(self.via) != _version(self.destination)
-        ):
-            raise ValidationError(
-                "via", self.via, f"is not of the same IP version as {self.destination}"
-            )
+        problem = mismatch(self.destination, self.via)
+        if problem is not None:
+            raise ValidationError("via", self.via, problem)
 
     @property
     def _ex(self) -> Executor:
@@ -65,9 +80,7 @@ class Route:
 
     @property
     def version(self) -> int:
-        if self.destination != "default":
-            return _version(self.destination)
-        return _version(self.via) if self.via else 4
+        return version(self.destination, self.via)
 
     def _command(self, verb: str) -> Command:
         args: list[str] = ["-6"] if self.version == 6 else []
@@ -87,13 +100,20 @@ class Route:
     def replace_commands(self) -> list[Command]:
         return [self._command("replace")]
 
+    def add_step(self) -> Step:
+        """Recorded, undone by deleting it; an IPv6 route waits for IPv6 addresses."""
+        (undo,) = self.delete_commands()
+        entry = Entry("route", self.destination, self.namespace, undo=undo.argv)
+        phase = Phase.ADDRESS6 if self.version == 6 else Phase.CONFIGURE
+        return Step(self.add_commands()[0], (undo,), entry, phase)
+
     def add(self) -> Self:
-        self._ex.run_all(self.add_commands())
+        act(self._ex, self.add_commands())
         return self
 
     def delete(self) -> None:
-        self._ex.run_all(self.delete_commands())
+        act(self._ex, self.delete_commands())
 
     def replace(self) -> Self:
-        self._ex.run_all(self.replace_commands())
+        act(self._ex, self.replace_commands())
         return self

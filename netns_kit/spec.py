@@ -8,9 +8,12 @@ three agree on one model, including the names links get when a file gives none.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import attrs
 
+from . import validate
+from .errors import ValidationError
 from .validate import IFNAME_MAX
 
 
@@ -117,6 +120,25 @@ class LinkNamer:
 
     def is_taken(self, namespace: str | None, name: str) -> bool:
         return (namespace, name) in self._taken
+
+    def pick(self, a: str, b: str, names: Sequence[str] | None, *, bridge: bool) -> tuple[str, str]:
+        """The names a link's ends get: ``names`` checked, or the defaults; either way
+        refused when one is taken already in its namespace."""
+        if names is None:
+            pair = self.default_names(a, b, bridge=bridge)
+        else:
+            if isinstance(names, str) or len(names) != 2:
+                raise ValidationError("names", names, "must give two interface names")
+            pair = (
+                validate.interface_name(names[0], "names[0]"),
+                validate.interface_name(names[1], "names[1]"),
+            )
+        for where, name in ((a, pair[0]), (None if bridge else b, pair[1])):
+            if self.is_taken(where, name):
+                raise ValidationError(
+                    "names", name, f"is already an interface in {where or 'the host side'}"
+                )
+        return pair
 
     def default_names(self, a: str, b: str, *, bridge: bool) -> tuple[str, str]:
         where_b = None if bridge else b

@@ -74,18 +74,15 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 
 from . import validate
 from .errors import ValidationError
-from .nat import _key as _sysctl_key
-from .nat import _value as _sysctl_value
 from .spec import BridgeSpec, LinkSpec, MasqueradeSpec, RouteSpec, SysctlSpec, Topology
 
-#: A lab name leaves room for the suffixes of the lab's own namespaces (64 bytes).
-LAB_NAME_MAX = 58
+LAB_NAME_MAX = validate.LAB_NAME_MAX
 
 _T = TypeVar("_T")
 
@@ -262,107 +259,6 @@ def _link_dict(link: LinkSpec) -> dict[str, object]:
 
 def _without_none(**values: object) -> dict[str, object]:
     return {key: value for key, value in values.items() if value is not None}
-
-
-# -- building --------------------------------------------------------------------------
-
-
-class LabBuilder(Protocol):
-    """The part of :class:`netns_kit.lab.Lab` that :func:`build` calls."""
-
-    def namespace(self, name: str) -> Any: ...
-
-    def bridge(self, name: str, address: str | None = None) -> Any: ...
-
-    def link(
-        self,
-        a: Any,
-        b: Any,
-        *,
-        addresses: tuple[str | None, str | None] = ...,
-        names: tuple[str, str] | None = ...,
-        mtu: int | None = ...,
-    ) -> Any: ...
-
-    def route(
-        self,
-        destination: str,
-        *,
-        via: str | None = ...,
-        dev: str | None = ...,
-        namespace: Any = ...,
-    ) -> Any: ...
-
-    def sysctl(self, key: str, value: str, namespace: Any = ...) -> Any: ...
-
-    def masquerade(self, source: str, out_interface: str | None = ...) -> Any: ...
-
-
-def build(
-    lab: LabBuilder,
-    topology: Topology,
-    *,
-    progress: Callable[[int, int], None] | None = None,
-) -> None:
-    """Check ``topology``, then build it in ``lab``: namespaces, bridges, links, routes,
-    sysctls, masquerades, in that order.
-
-    The topology's ``name`` and ``isolated`` belong to the Lab itself and are not
-    used here.  Links get their names from :meth:`Topology.with_link_names`, the
-    names the checks saw.  ``progress(done, total)`` is called after every step.
-    Batching is the caller's choice (``with lab.batch(): build(...)``).
-    """
-    topology = check(topology).with_link_names()
-    total = (
-        len(topology.namespaces)
-        + len(topology.bridges)
-        + len(topology.links)
-        + len(topology.routes)
-        + len(topology.sysctls)
-        + len(topology.masquerades)
-    )
-    done = 0
-
-    def step() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
-
-    places: dict[str, Any] = {}
-    for name in topology.namespaces:
-        places[name] = lab.namespace(name)
-        step()
-    for bridge in topology.bridges:
-        places[bridge.name] = lab.bridge(bridge.name, bridge.address)
-        step()
-    for link in topology.links:
-        lab.link(
-            places[link.a],
-            places[link.b],
-            addresses=link.addresses,
-            names=link.names,
-            mtu=link.mtu,
-        )
-        step()
-    for route in topology.routes:
-        lab.route(
-            route.destination,
-            via=route.via,
-            dev=route.dev,
-            namespace=_place(places, route.namespace),
-        )
-        step()
-    for sysctl in topology.sysctls:
-        lab.sysctl(sysctl.key, sysctl.value, namespace=_place(places, sysctl.namespace))
-        step()
-    for masquerade in topology.masquerades:
-        lab.masquerade(masquerade.source, masquerade.out_interface)
-        step()
-
-
-def _place(places: Mapping[str, Any], name: str | None) -> Any:
-    return None if name is None else places[name]
 
 
 # -- the checks ------------------------------------------------------------------------
@@ -862,9 +758,9 @@ class _Reader:
             known, namespace = self.where(path, item)
             key = value = None
             if "key" in item:
-                key = self.checked(_at(path, "key"), item["key"], _field(_sysctl_key))
+                key = self.checked(_at(path, "key"), item["key"], validate.sysctl_key)
             if "value" in item:
-                value = self.checked(_at(path, "value"), item["value"], _field(_sysctl_value))
+                value = self.checked(_at(path, "value"), item["value"], validate.sysctl_value)
             if not known or key is None or value is None:
                 continue
             if (namespace, key) in seen:
@@ -918,12 +814,3 @@ def _dest(value: object, field: str) -> str:
     if value == "default":
         return "default"
     return str(validate.network(value, field))
-
-
-def _field(check: Callable[[object], _T]) -> Callable[[object, str], _T]:
-    """A one-argument check from nat.py, in the (value, field) shape of validate's."""
-
-    def checked(value: object, field: str) -> _T:
-        return check(value)
-
-    return checked

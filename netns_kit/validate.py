@@ -10,6 +10,7 @@ are refused too, because batch lines have no quoting of their own.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import TYPE_CHECKING, TypeVar
 
 from .errors import ValidationError
@@ -170,3 +171,40 @@ def argv(value: object, field: str = "argv") -> tuple[str, ...]:
     if not value or not all(isinstance(a, str) for a in value):
         raise ValidationError(field, value, "must be a non-empty list of strings")
     return tuple(value)
+
+
+_SYSCTL_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\Z")
+
+
+def sysctl_key(value: object, field: str = "key") -> str:
+    """A kernel setting's name, as ``sysctl`` takes it (``net.ipv4.ip_forward``)."""
+    if not isinstance(value, str) or not _SYSCTL_KEY.match(value) or ".." in value:
+        raise ValidationError(field, value, "is not a sysctl key (like 'net.ipv4.ip_forward')")
+    return value
+
+
+def sysctl_value(value: object, field: str = "value") -> str:
+    """A kernel setting's value: a string or an integer, one line, printable."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValidationError(field, value, "is not a string or an integer")
+    text = str(value)
+    if not text or any(not ch.isprintable() or ch in "\t\n" for ch in text):
+        raise ValidationError(field, value, "is empty or holds control characters")
+    return text
+
+
+#: A lab's name leaves room for the suffixes of the lab's own namespaces (64 bytes).
+LAB_NAME_MAX = 58
+
+
+def lab_name(value: object, field: str = "name") -> str:
+    """A lab's name: a namespace name short enough to take ``-host`` after it."""
+    name = namespace_name(value, field)
+    if len(name.encode()) > LAB_NAME_MAX:
+        raise ValidationError(
+            field,
+            value,
+            f"is longer than {LAB_NAME_MAX} bytes (the lab's own namespace "
+            "names add a suffix to it)",
+        )
+    return name

@@ -15,10 +15,11 @@ import pytest
 from pytest_mock import MockerFixture
 
 from netns_kit import RecordingExecutor, ShellExecutor, cli
-from netns_kit.command import Command
-from netns_kit.errors import CommandError
+from netns_kit.command import ip
 from netns_kit.registry import Record, Registry
+from netns_kit.runner import Runner
 from netns_kit.spec import BridgeSpec, LinkSpec, RouteSpec
+from netns_kit.step import Entry
 
 ROOT = Path(__file__).resolve().parents[2]
 LABS = ROOT / "scripts" / "labs"
@@ -41,11 +42,6 @@ class Run:
     @property
     def lines(self) -> list[str]:
         return [" ".join(argv) for argv in self.ex.commands]
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Path:
-    return tmp_path / "state"
 
 
 Invoke = Callable[..., Run]
@@ -302,7 +298,7 @@ def test_progress_on_a_terminal(run: Invoke, tmp_path: Path) -> None:
     assert counts[-1] == counts[-1].split("/")[0] + "/" + counts[-1].split("/")[0] + " commands"
     assert result.err.endswith("\r\033[K")
     total = int(counts[-1].split("/")[1].split()[0])
-    assert total == len([line for line in result.lines if not line.startswith("ip -j")])
+    assert total == len([line for line in result.lines if " -j " not in line])  # reads apart
 
 
 def test_ls_down_and_ls_again(run: Invoke, state: Path) -> None:
@@ -365,13 +361,11 @@ def test_cleanup_removes_stale_labs_only(run: Invoke, state: Path) -> None:
             "crashed",
             pid=999_999,
             state="building",
-            resources=[{"kind": "namespace", "name": "c-red"}],
+            resources=[Entry("namespace", "c-red")],
         )
     )
     registry.write(
-        Record(
-            "kept", pid=999_998, state="kept", resources=[{"kind": "namespace", "name": "k-red"}]
-        )
+        Record("kept", pid=999_998, state="kept", resources=[Entry("namespace", "k-red")])
     )
     ex = RecordingExecutor()
     namespaces_answer(ex, "c-red", "k-red")
@@ -408,8 +402,8 @@ def lab_with_record(state: Path) -> None:
             host="demo-host",
             state="kept",
             resources=[
-                {"kind": "namespace", "name": "demo-host"},
-                {"kind": "namespace", "name": "red"},
+                Entry("namespace", "demo-host"),
+                Entry("namespace", "red"),
             ],
         )
     )
@@ -530,29 +524,26 @@ def test_sudo_user_gets_a_state_dir_of_their_own(
     assert cli._state_dir(args) == tmp_path / "netns-kit-1000"
 
 
-def test_watched_shifts_the_completed_count_of_a_failure() -> None:
-    inner = RecordingExecutor()
-    inner.fail_at(47)
-    seen: list[tuple[int, int]] = []
-    watched = cli.Watched(inner, progress=lambda done, total: seen.append((done, total)))
-    commands = [Command(("ip", "link", "set", "dev", f"d{i}", "up")) for i in range(100)]
-    with pytest.raises(CommandError) as caught:
-        watched.run_all(commands)
-    assert caught.value.completed == 47
-    assert seen == [(5 * k, 100) for k in range(1, 10)]
+def test_watched_prints_every_command_of_a_batch_and_hands_it_on() -> None:
+    inner, echo = RecordingExecutor(), io.StringIO()
+    watched = cli.Watched(inner, echo=echo)
+    report = Runner(watched).run_all([ip("netns", "add", "a"), ip("netns", "add", "b")])
+    assert report.ok
+    assert echo.getvalue() == "+ ip netns add a\n+ ip netns add b\n"
+    assert [r.argv for r in inner.runs] == [("ip", "-batch", "-")]
 
 
 def test_graph_of_a_running_lab_is_rebuilt_from_the_kernel() -> None:
-    from netns_kit.inspect import (
+    from netns_kit.state import (
         AddressInfo,
         LinkInfo,
         NamespaceState,
         PeerInfo,
         RouteInfo,
         Snapshot,
+        topology_of,
     )
 
-    record = Record("demo", pid=1, isolated=True, host="demo-host", state="kept")
     host = NamespaceState(
         "demo-host",
         (
@@ -587,7 +578,7 @@ def test_graph_of_a_running_lab_is_rebuilt_from_the_kernel() -> None:
     blue = NamespaceState(
         "blue", (LinkInfo("blue-red", "veth", "UP", 1500, peer=PeerInfo("red-blue", "red")),)
     )
-    topo = cli._live_topology(record, Snapshot((host, red, blue)))
+    topo = topology_of(Snapshot((host, red, blue)), name="demo", isolated=True, host="demo-host")
     assert topo.namespaces == ("red", "blue")
     assert topo.bridges == (BridgeSpec("v-net-0", "192.168.15.5/24"),)
     assert topo.links == (

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from netns_kit import Lab, RecordingExecutor, ValidationError
-from netns_kit.inspect import Snapshot
+from netns_kit.state import Snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -54,11 +54,6 @@ def build(ex: RecordingExecutor, state: Path, name: str = "views", prefix: str =
     assert lab.host is not None
     answer(ex, {"host": lab.host, "red": red.name, "blue": blue.name})
     return lab
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Path:
-    return tmp_path / "state"
 
 
 @pytest.fixture

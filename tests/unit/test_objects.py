@@ -12,6 +12,8 @@ from netns_kit import (
     Interface,
     Masquerade,
     Namespace,
+    NotFoundError,
+    PermissionDeniedError,
     PingResult,
     RecordingExecutor,
     Route,
@@ -20,7 +22,8 @@ from netns_kit import (
     VethPair,
 )
 
-BAD_RULE = "iptables: Bad rule (does a matching rule exist in that chain?).\n"
+from .conftest import BAD_RULE
+
 PING_OK = (
     "PING 10.0.0.2 (10.0.0.2) 56(84) bytes of data.\n\n"
     "--- 10.0.0.2 ping statistics ---\n"
@@ -32,11 +35,6 @@ PING_LOST = (
     "--- 10.0.0.9 ping statistics ---\n"
     "1 packets transmitted, 0 received, 100% packet loss, time 0ms\n\n"
 )
-
-
-@pytest.fixture
-def ex() -> RecordingExecutor:
-    return RecordingExecutor()
 
 
 # -- Namespace --------------------------------------------------------------------------
@@ -268,7 +266,7 @@ def test_interface_actions_in_a_namespace(ex: RecordingExecutor) -> None:
     assert ex.commands == [
         ("ip", "-n", "red", "link", "set", "dev", "v0", "up"),
         ("ip", "-n", "red", "link", "set", "dev", "v0", "down"),
-        ("ip", "-n", "red", "addr", "add", "fd00:1::1/64", "dev", "v0"),
+        ("ip", "-n", "red", "addr", "add", "fd00:1::1/64", "dev", "v0", "nodad"),
         ("ip", "-n", "red", "addr", "del", "10.1.2.3/16", "dev", "v0"),
         ("ip", "-n", "red", "link", "set", "dev", "v0", "mtu", "68"),
         ("ip", "-n", "red", "link", "set", "dev", "v0", "mtu", "65535"),
@@ -280,7 +278,7 @@ def test_interface_address_is_normalised(ex: RecordingExecutor) -> None:
     Interface("v0", executor=ex).add_address("FD00:0:0:0::0001/64")
     Interface("v0", executor=ex).add_address("10.0.0.1/255.255.255.0")
     assert ex.commands == [
-        ("ip", "addr", "add", "fd00::1/64", "dev", "v0"),
+        ("ip", "addr", "add", "fd00::1/64", "dev", "v0", "nodad"),  # no DAD: usable at once
         ("ip", "addr", "add", "10.0.0.1/24", "dev", "v0"),
     ]
 
@@ -539,3 +537,63 @@ def test_veth_of_keywords(ex: RecordingExecutor) -> None:
         ("ip", "link", "add", "name", "dev", "netns", "name",
          "type", "veth", "peer", "name", "type", "netns", "up"),
     ]  # fmt: skip
+
+
+# -- Masquerade undoes exactly what it did, also when something fails half-way ----------
+NAT_CHECK = ("iptables", "-w", "-t", "nat", "-C")
+FWD_BACK = ("sysctl", "-q", "-w", f"{FWD}=0")
+
+
+def _rule(ex: RecordingExecutor) -> Masquerade:
+    ex.answer(("sysctl", "-n", FWD), stdout="0\n")
+    return Masquerade("10.0.0.0/24", executor=ex)
+
+
+def test_a_rule_that_was_already_there_is_left_alone() -> None:
+    ex = RecordingExecutor()
+    nat = _rule(ex).enable()  # the check succeeds: the rule is there already
+    assert not any(argv[4] == "-A" for argv in ex.commands if argv[0] == "iptables")
+    del ex.commands[:]
+    nat.disable()
+    assert ex.commands == [FWD_BACK]  # forwarding back, the rule untouched
+
+
+def test_a_rule_we_added_is_removed() -> None:
+    ex = RecordingExecutor()
+    ex.answer(NAT_CHECK, stderr=BAD_RULE, returncode=1)
+    nat = _rule(ex).enable()
+    del ex.commands[:]
+    nat.disable()
+    assert [argv[4] for argv in ex.commands if argv[0] == "iptables"] == ["-D"]
+    assert ex.commands[-1] == FWD_BACK
+
+
+def test_forwarding_is_put_back_when_adding_the_rule_fails() -> None:
+    ex = RecordingExecutor()
+    ex.answer(NAT_CHECK, stderr=BAD_RULE, returncode=1)
+    ex.answer(
+        ("iptables", "-w", "-t", "nat", "-A"),
+        stderr="Permission denied (you must be root)",
+        returncode=4,
+    )
+    with pytest.raises(PermissionDeniedError):
+        _rule(ex).enable()
+    assert ex.commands[-1] == FWD_BACK
+
+
+def test_forwarding_is_put_back_even_when_the_rule_is_gone() -> None:
+    ex = RecordingExecutor()
+    ex.answer(NAT_CHECK, stderr=BAD_RULE, returncode=1)
+    ex.answer(("iptables", "-w", "-t", "nat", "-D"), stderr=BAD_RULE, returncode=1)
+    nat = _rule(ex).enable()
+    with pytest.raises(NotFoundError):
+        nat.disable()
+    assert ex.commands[-1] == FWD_BACK
+
+
+def test_the_old_inspect_module_still_answers_with_a_warning() -> None:
+    import netns_kit.inspect as old
+    import netns_kit.state as new
+
+    with pytest.warns(DeprecationWarning, match="netns_kit.state.Snapshot"):
+        assert old.Snapshot is new.Snapshot

@@ -27,6 +27,7 @@ from netns_kit import (
     stale_labs,
 )
 from netns_kit.registry import Record, Registry, state_dir, tag_for
+from netns_kit.step import Entry
 
 TAG = tag_for("old")
 
@@ -49,7 +50,7 @@ def test_state_dir_comes_from_the_argument_then_the_environment(
 
 # -- records ----------------------------------------------------------------------------
 def test_a_record_round_trips_through_json(registry: Registry) -> None:
-    record = Record("lab", 42, True, "lab-host", "up", [{"kind": "namespace", "name": "a"}])
+    record = Record("lab", 42, True, "lab-host", "up", [Entry("namespace", "a")])
     registry.write(record)
     assert registry.read("lab") == record
     on_disk = json.loads(registry.record_path("lab").read_text())
@@ -80,7 +81,7 @@ def test_a_record_is_written_atomically(
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
-        registry.write(Record("lab", 3, resources=[{"kind": "namespace", "name": "x"}]))
+        registry.write(Record("lab", 3, resources=[Entry("namespace", "x")]))
     assert registry.read("lab") == Record("lab", 2)  # the old record, whole
     assert sorted(p.name for p in registry.directory.iterdir()) == ["lab.json"]  # no temp
 
@@ -121,8 +122,8 @@ def test_remove_takes_the_record_and_the_lock(registry: Registry) -> None:
 
 
 def test_owner_of_finds_the_lab_that_recorded_a_resource(registry: Registry) -> None:
-    registry.write(Record("a", 1, resources=[{"kind": "namespace", "name": "red"}]))
-    link = {"kind": "link", "name": "br0", "namespace": None}
+    registry.write(Record("a", 1, resources=[Entry("namespace", "red")]))
+    link = Entry("link", "br0", None)
     registry.write(Record("b", 1, resources=[link]))
     assert registry.owner_of("namespace", "red") == "a"
     assert registry.owner_of("link", "br0") == "b"
@@ -293,11 +294,11 @@ def test_short_lived_programs_inherit_the_labs_lock(registry: Registry) -> None:
     fd = registry.acquire("lab")
     try:
         probe = f"test -e /proc/self/fd/{fd}"
-        result = ShellExecutor().run(Command(("sh", "-c", probe)), check=False)
+        result = ShellExecutor().execute(Command(("sh", "-c", probe)))
         assert result.returncode == 0
     finally:
         registry.release(fd)
-    result = ShellExecutor().run(Command(("sh", "-c", probe)), check=False)
+    result = ShellExecutor().execute(Command(("sh", "-c", probe)))
     assert result.returncode == 1
 
 
@@ -322,7 +323,7 @@ def test_a_kept_lab_is_stale_once_its_process_lets_go(tmp_path: Path) -> None:
     assert lab.state == "kept"
     [record] = stale_labs(tmp_path)
     assert (record.name, record.state, record.pid) == ("kept", "kept", os.getpid())
-    assert record.resources == [{"kind": "namespace", "name": "red"}]
+    assert record.resources == [Entry("namespace", "red")]
     lab.close()  # does nothing to a kept lab
     lo_up = ("ip", "-n", "red", "link", "set", "dev", "lo", "up", "alias", tag_for("kept"))
     assert ex.commands[-1] == lo_up
@@ -371,17 +372,17 @@ def _rule(op: str, source: str) -> list[str]:
     return ["iptables", "-w", "-t", "nat", op, "POSTROUTING", "-s", source]
 
 
-def _entry(kind: str, name: str, namespace: str | None, undo: list[str], **extra: Any) -> Any:
-    return {"kind": kind, "name": name, "namespace": namespace, "undo": undo, **extra}
+def _entry(kind: str, name: str, namespace: str | None, undo: list[str], **extra: Any) -> Entry:
+    return Entry(kind, name, namespace, undo=undo, **extra)
 
 
 def old_record() -> Record:
     sysctl = ["sysctl", "-q", "-w"]
     resources = [
-        {"kind": "namespace", "name": "old-a"},  # tagged: deleted
-        {"kind": "namespace", "name": "old-b"},  # somebody else's now: kept
-        {"kind": "namespace", "name": "old-c"},  # gone already
-        {"kind": "namespace", "name": "old-d"},  # made, never tagged (crash): deleted
+        Entry("namespace", "old-a"),  # tagged: deleted
+        Entry("namespace", "old-b"),  # somebody else's now: kept
+        Entry("namespace", "old-c"),  # gone already
+        Entry("namespace", "old-d"),  # made, never tagged (crash): deleted
         _entry("link", "br-old", None, ["ip", "link", "delete", "dev", "br-old"]),
         _entry("link", "in-a", "old-a", ["ip", "-n", "old-a", "link", "delete", "dev", "in-a"]),
         _entry("link", "veth-x", None, ["ip", "link", "delete", "dev", "veth-x"]),
@@ -471,7 +472,7 @@ def test_recover_of_an_unknown_lab_does_nothing(registry: Registry) -> None:
 
 
 def test_opening_a_lab_cleans_up_what_its_dead_namesake_left(registry: Registry) -> None:
-    registry.write(Record("old", 999_999, resources=[{"kind": "namespace", "name": "old-a"}]))
+    registry.write(Record("old", 999_999, resources=[Entry("namespace", "old-a")]))
     ex = canned_kernel()
     with Lab("old", executor=ex, state_dir=registry.directory) as lab:
         assert [c.argv for c in ex.calls if not c.read] == [("ip", "netns", "delete", "old-a")]

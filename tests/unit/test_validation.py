@@ -308,14 +308,15 @@ def test_good_namespace_names(name: str) -> None:
     [
         ("192.168.15.1/24", "192.168.15.1/24"),
         ("10.0.0.1/32", "10.0.0.1/32"),
-        ("fd00::1/64", "fd00::1/64"),
+        ("fd00::1/64", "fd00::1/64 nodad"),
         (ipaddress.ip_interface("10.0.0.1/8"), "10.0.0.1/8"),
     ],
 )
 def test_good_addresses(given: Any, argv_form: str) -> None:
     ex = RecordingExecutor()
     Interface("v0", executor=ex).add_address(given)
-    assert ex.commands == [("ip", "addr", "add", argv_form, "dev", "v0")]
+    address, *nodad = argv_form.split()
+    assert ex.commands == [("ip", "addr", "add", address, "dev", "v0", *nodad)]
 
 
 def test_ipaddress_objects_with_a_scope_are_refused_too() -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import inspect
+from netns_kit import state
 from netns_kit.errors import CommandError, ValidationError
 from netns_kit.executor import RecordingExecutor, ScriptExecutor
-from netns_kit.inspect import AddressInfo, LinkInfo, PeerInfo, RouteInfo, Snapshot
 from netns_kit.link import Bridge
 from netns_kit.namespace import Namespace
+from netns_kit.state import AddressInfo, LinkInfo, PeerInfo, RouteInfo, Snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HOST, RED, BLUE = "ikh-5cfe", "ikr-5cfe", "ikb-5cfe"
@@ -44,7 +44,7 @@ def ex() -> RecordingExecutor:
 
 # -- links ---------------------------------------------------------------------------
 def test_links_reads_kind_state_mtu_master_alias(ex: RecordingExecutor) -> None:
-    links = {link.name: link for link in inspect.links(ex, HOST)}
+    links = {link.name: link for link in state.links(ex, HOST)}
     assert list(links) == ["lo", "v-net-0", "veth-red-br", "veth-blue-br", "pair-b", "pair-a"]
     assert links["lo"].kind == "loopback"
     assert links["v-net-0"].kind == "bridge"
@@ -63,7 +63,7 @@ def test_links_reads_kind_state_mtu_master_alias(ex: RecordingExecutor) -> None:
 
 
 def test_links_command_is_a_read_with_details(ex: RecordingExecutor) -> None:
-    inspect.links(ex, BLUE)
+    state.links(ex, BLUE)
     first = ex.calls[0]
     assert first.argv == ("ip", "-n", BLUE, "-d", "-j", "link", "show")
     assert first.read and first.namespace == BLUE
@@ -71,7 +71,7 @@ def test_links_command_is_a_read_with_details(ex: RecordingExecutor) -> None:
 
 
 def test_veth_peer_in_another_namespace_is_named(ex: RecordingExecutor) -> None:
-    links = {link.name: link for link in inspect.links(ex, HOST)}
+    links = {link.name: link for link in state.links(ex, HOST)}
     assert links["veth-red-br"].peer == PeerInfo("veth-red", RED, index=2, netnsid=0)
     assert links["veth-blue-br"].peer == PeerInfo("veth-blue", BLUE, index=2, netnsid=1)
     # host's list-id was read once, each peer namespace's links once
@@ -80,14 +80,14 @@ def test_veth_peer_in_another_namespace_is_named(ex: RecordingExecutor) -> None:
 
 
 def test_veth_peer_between_two_lab_namespaces(ex: RecordingExecutor) -> None:
-    red = {link.name: link for link in inspect.links(ex, RED)}
+    red = {link.name: link for link in state.links(ex, RED)}
     assert red["veth-red"].peer == PeerInfo("veth-red-br", HOST, index=3, netnsid=0)
     assert red["red-blue"].peer == PeerInfo("blue-red", BLUE, index=3, netnsid=1)
     assert red["red-blue"].mtu == 1400
 
 
 def test_veth_peer_in_the_same_namespace(ex: RecordingExecutor) -> None:
-    links = {link.name: link for link in inspect.links(ex, HOST)}
+    links = {link.name: link for link in state.links(ex, HOST)}
     assert links["pair-a"].peer == PeerInfo("pair-b", HOST, index=None, netnsid=None)
     assert links["pair-b"].peer is not None and links["pair-b"].peer.name == "pair-a"
     assert links["v-net-0"].peer is None
@@ -96,7 +96,7 @@ def test_veth_peer_in_the_same_namespace(ex: RecordingExecutor) -> None:
 def test_no_veth_across_namespaces_means_no_list_id_read() -> None:
     ex = RecordingExecutor()
     ex.answer("ip -n x -d -j link show", stdout=sample("host.link.json").replace('"veth"', '"x"'))
-    inspect.links(ex, "x")
+    state.links(ex, "x")
     assert ex.commands == [("ip", "-n", "x", "-d", "-j", "link", "show")]
 
 
@@ -105,7 +105,7 @@ def test_peer_in_an_unnamed_namespace_stays_unresolved() -> None:
     ex.answer(f"ip -n {RED} -d -j link show", stdout=sample("red.link.json"))
     ex.answer(f"ip -n {RED} -j netns list-id", stdout='[{"nsid":0},{"nsid":1,"name":"b"}]')
     ex.answer("ip -n b -d -j link show", returncode=1, stderr='Cannot open network namespace "b"')
-    red = {link.name: link for link in inspect.links(ex, RED)}
+    red = {link.name: link for link in state.links(ex, RED)}
     assert red["veth-red"].peer == PeerInfo(None, None, index=3, netnsid=0)
     # the named namespace could not be read (gone meanwhile): its name is still known
     assert red["red-blue"].peer == PeerInfo(None, "b", index=3, netnsid=1)
@@ -116,7 +116,7 @@ def test_root_namespace_reads_have_no_ip_n() -> None:
     ex.answer("ip -d -j link show", stdout=sample("blue.link.json"))
     ex.answer("ip -j netns list-id", stdout=f'[{{"nsid":0,"name":"{HOST}"}}]')
     ex.answer(f"ip -n {HOST} -d -j link show", stdout=sample("host.link.json"))
-    links = {link.name: link for link in inspect.links(ex)}
+    links = {link.name: link for link in state.links(ex)}
     assert ex.commands[:2] == [
         ("ip", "-d", "-j", "link", "show"),
         ("ip", "-j", "netns", "list-id"),
@@ -126,34 +126,34 @@ def test_root_namespace_reads_have_no_ip_n() -> None:
 
 def test_empty_output_means_nothing_there() -> None:
     ex = RecordingExecutor()  # answers every read with "" like a fresh dry run
-    assert inspect.links(ex, "red") == []
-    assert inspect.addresses(ex, "red") == []
-    assert inspect.routes(ex, "red") == []
-    assert inspect.snapshot(ScriptExecutor(), ["red"]) == Snapshot((inspect.NamespaceState("red"),))
+    assert state.links(ex, "red") == []
+    assert state.addresses(ex, "red") == []
+    assert state.routes(ex, "red") == []
+    assert state.snapshot(ScriptExecutor(), ["red"]) == Snapshot((state.NamespaceState("red"),))
 
 
 def test_output_that_is_not_json_is_a_command_error() -> None:
     ex = RecordingExecutor()
     ex.answer("ip -n red -j addr show", stdout="1: lo: <LOOPBACK>")
     with pytest.raises(CommandError, match="not JSON"):
-        inspect.addresses(ex, "red")
+        state.addresses(ex, "red")
 
 
 def test_bad_names_are_refused_before_any_read() -> None:
     ex = RecordingExecutor()
     with pytest.raises(ValidationError, match="namespace"):
-        inspect.links(ex, "bad name")
+        state.links(ex, "bad name")
     with pytest.raises(ValidationError, match="bridge"):
-        inspect.bridge_ports(ex, "-v", "red")
+        state.bridge_ports(ex, "-v", "red")
     with pytest.raises(ValidationError, match="namespace"):
-        inspect.snapshot(ex, ["red", "a/b"])
+        state.snapshot(ex, ["red", "a/b"])
     assert ex.commands == []
 
 
 # -- bridge ports ------------------------------------------------------------------
 def test_bridge_ports(ex: RecordingExecutor) -> None:
     ex.answer(f"ip -n {HOST} -d -j link show master v-net-0", stdout=sample("host.ports.json"))
-    ports = inspect.bridge_ports(ex, "v-net-0", HOST)
+    ports = state.bridge_ports(ex, "v-net-0", HOST)
     assert [p.name for p in ports] == ["veth-red-br", "veth-blue-br"]
     assert {p.master for p in ports} == {"v-net-0"}
     assert [p.peer.namespace for p in ports if p.peer] == [RED, BLUE]
@@ -168,7 +168,7 @@ def test_bridge_ports_method(ex: RecordingExecutor) -> None:
 
 # -- addresses -------------------------------------------------------------------
 def test_addresses_as_cidrs(ex: RecordingExecutor) -> None:
-    found = inspect.addresses(ex, RED)
+    found = state.addresses(ex, RED)
     assert AddressInfo("veth-red", "192.168.15.1/24", "inet", "global") in found
     assert AddressInfo("veth-red", "fd00:15::1/64", "inet6", "global") in found
     assert AddressInfo("lo", "127.0.0.1/8", "inet", "host") in found
@@ -178,7 +178,7 @@ def test_addresses_as_cidrs(ex: RecordingExecutor) -> None:
 
 
 def test_bridge_address(ex: RecordingExecutor) -> None:
-    found = inspect.addresses(ex, HOST)
+    found = state.addresses(ex, HOST)
     assert [a.address for a in found if a.interface == "v-net-0" and a.family == "inet"] == [
         "192.168.15.5/24"
     ]
@@ -186,7 +186,7 @@ def test_bridge_address(ex: RecordingExecutor) -> None:
 
 # -- routes ----------------------------------------------------------------------
 def test_routes_both_families(ex: RecordingExecutor) -> None:
-    found = inspect.routes(ex, RED)
+    found = state.routes(ex, RED)
     assert found[0] == RouteInfo("default", "192.168.15.5", "veth-red", "boot", "global", "inet")
     assert RouteInfo("10.20.0.0/16", "192.168.15.2", "veth-red", "boot", "global", "inet") in found
     assert RouteInfo("192.168.15.0/24", None, "veth-red", "kernel", "link", "inet") in found
@@ -202,7 +202,7 @@ def test_host_routes_get_a_prefix_length() -> None:
     ex = RecordingExecutor()
     ex.answer("ip -n x -j route show", stdout='[{"dst":"10.8.0.7","dev":"d0","scope":"link"}]')
     ex.answer("ip -n x -6 -j route show", stdout='[{"dst":"fd00::7","dev":"d0"}]')
-    assert [r.destination for r in inspect.routes(ex, "x")] == ["10.8.0.7/32", "fd00::7/128"]
+    assert [r.destination for r in state.routes(ex, "x")] == ["10.8.0.7/32", "fd00::7/128"]
 
 
 # -- Namespace methods -----------------------------------------------------------
@@ -215,7 +215,7 @@ def test_namespace_reader_methods(ex: RecordingExecutor) -> None:
 
 # -- snapshot --------------------------------------------------------------------
 def test_snapshot_reads_each_namespace_once(ex: RecordingExecutor) -> None:
-    snap = inspect.snapshot(ex, [HOST, RED, BLUE, RED])
+    snap = state.snapshot(ex, [HOST, RED, BLUE, RED])
     assert [state.name for state in snap] == [HOST, RED, BLUE]
     assert len(ex.commands) == len(set(ex.commands))
     assert snap[RED].link("veth-red").peer == PeerInfo("veth-red-br", HOST, index=3, netnsid=0)
@@ -226,7 +226,7 @@ def test_snapshot_reads_each_namespace_once(ex: RecordingExecutor) -> None:
 
 
 def test_snapshot_round_trips_through_json(ex: RecordingExecutor) -> None:
-    snap = inspect.snapshot(ex, [HOST, RED, BLUE])
+    snap = state.snapshot(ex, [HOST, RED, BLUE])
     data = json.loads(snap.to_json())
     assert data["namespaces"][1]["name"] == RED
     assert data["namespaces"][1]["links"][1]["peer"]["namespace"] == HOST
@@ -235,13 +235,13 @@ def test_snapshot_round_trips_through_json(ex: RecordingExecutor) -> None:
 
 
 def test_snapshots_compare(ex: RecordingExecutor) -> None:
-    before = inspect.snapshot(ex, [HOST, RED])
-    same = inspect.snapshot(ex, [HOST, RED])
+    before = state.snapshot(ex, [HOST, RED])
+    same = state.snapshot(ex, [HOST, RED])
     assert before == same
     changed = RecordingExecutor()
     answer_lab(changed)
     changed.answer(f"ip -n {RED} -j route show", stdout="[]")
-    assert inspect.snapshot(changed, [HOST, RED]) != before
+    assert state.snapshot(changed, [HOST, RED]) != before
 
 
 def test_records_are_immutable() -> None:

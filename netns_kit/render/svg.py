@@ -1,11 +1,7 @@
-"""Pictures and tables of a lab: Mermaid, DOT, a self-contained SVG, HTML and text.
+"""A self-contained SVG picture of a lab, drawn without graphviz.
 
-Everything here is pure: a :class:`~netns_kit.spec.Topology` (what a lab is meant to
-be) or a :class:`~netns_kit.inspect.Snapshot` (what the kernel says it is) goes in,
-text comes out.  The SVG is drawn by hand, with no graphviz, so that a notebook can
-show a lab on a machine that has nothing but Python.  All user text is escaped for
-the target format: names are checked by the library, but a topology handed in from
-elsewhere need not have been.
+Everything is monospace so that text widths follow from the text, with no font
+metrics: boxes, tabs and lanes are sized from what they must hold.
 """
 
 from __future__ import annotations
@@ -13,274 +9,12 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import attrs
 
-from .inspect import Snapshot
-from .spec import Topology
-
-# -- the model all pictures share ------------------------------------------------------
-
-
-@attrs.frozen
-class _Wire:
-    """A veth pair: ``a`` end in namespace ``ns_a``; ``b`` end in ``ns_b`` or on a bridge."""
-
-    ns_a: str
-    if_a: str
-    if_b: str
-    ns_b: str | None = None
-    bridge: str | None = None
-    addresses: tuple[str | None, str | None] = (None, None)
-
-
-@attrs.frozen
-class _Model:
-    name: str
-    host_label: str
-    namespaces: tuple[str, ...]
-    bridges: tuple[tuple[str, str | None], ...]
-    wires: tuple[_Wire, ...]
-    routes: dict[str | None, list[str]]
-    host_notes: tuple[str, ...]
-
-    def interfaces(self, namespace: str) -> list[tuple[str, str | None]]:
-        """(interface, address) for each end of a wire that lies in ``namespace``."""
-        found: list[tuple[str, str | None]] = []
-        for wire in self.wires:
-            if wire.ns_a == namespace:
-                found.append((wire.if_a, wire.addresses[0]))
-            if wire.ns_b == namespace:
-                found.append((wire.if_b, wire.addresses[1]))
-        return found
-
-
-def host_label(topology: Topology) -> str:
-    """How pictures name the place bridges live in."""
-    if topology.isolated:
-        return f"host side: {topology.name}-host"
-    return "host side (root namespace)"
-
-
-def _route_text(destination: str, via: str | None, dev: str | None) -> str:
-    text = destination
-    if via:
-        text += f" via {via}"
-    if dev:
-        text += f" dev {dev}"
-    return text
-
-
-def _model(topology: Topology) -> _Model:
-    topo = topology.with_link_names()
-    bridges = tuple((b.name, b.address) for b in topo.bridges)
-    bridge_names = {name for name, _ in bridges}
-    namespaces = list(topo.namespaces)
-    wires: list[_Wire] = []
-    notes: list[str] = []
-    for link in topo.links:
-        a, b = link.a, link.b
-        names = link.names or (f"veth-{a}", f"veth-{b}")
-        addrs = link.addresses
-        if a in bridge_names and b not in bridge_names:  # keep the namespace first
-            a, b, names, addrs = b, a, (names[1], names[0]), (addrs[1], addrs[0])
-        for end in (a, b):
-            if end not in bridge_names and end not in namespaces:
-                namespaces.append(end)
-        if b in bridge_names:
-            wires.append(_Wire(a, names[0], names[1], bridge=b, addresses=addrs))
-            if addrs[1]:
-                notes.append(f"{names[1]} {addrs[1]}")
-        else:
-            wires.append(_Wire(a, names[0], names[1], ns_b=b, addresses=addrs))
-    routes: dict[str | None, list[str]] = {}
-    for route in topo.routes:
-        text = _route_text(route.destination, route.via, route.dev)
-        routes.setdefault(route.namespace, []).append(text)
-    notes += [f"route {text}" for text in routes.get(None, [])]
-    notes += [f"sysctl {s.key}={s.value}" for s in topo.sysctls if s.namespace is None]
-    for ns in {s.namespace for s in topo.sysctls if s.namespace is not None}:
-        for s in topo.sysctls:
-            if s.namespace == ns:
-                routes.setdefault(ns, []).append(f"sysctl {s.key}={s.value}")
-    for m in topo.masquerades:
-        out = f" out {m.out_interface}" if m.out_interface else ""
-        notes.append(f"masquerade {m.source}{out}")
-    return _Model(
-        name=topo.name,
-        host_label=host_label(topo),
-        namespaces=tuple(namespaces),
-        bridges=bridges,
-        wires=tuple(wires),
-        routes=routes,
-        host_notes=tuple(notes),
-    )
-
-
-# -- Mermaid ----------------------------------------------------------------------------
-
-_MERMAID_ESCAPES = {'"': "#quot;", "&": "#amp;", "<": "#lt;", ">": "#gt;", "#": "#35;"}
-
-
-def _mermaid_text(text: str) -> str:
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
-    return "".join(_MERMAID_ESCAPES.get(ch, ch) for ch in cleaned)
-
-
-def _label(*lines: str) -> str:
-    return "<br/>".join(_mermaid_text(line) for line in lines)
-
-
-def to_mermaid(topology: Topology) -> str:
-    """A Mermaid flowchart (GitHub renders these in Markdown).
-
-    Node ids are generated (``ns0``, ``br0``), so names only ever appear inside
-    quoted, escaped labels.
-    """
-    model = _model(topology)
-    ns_id = {name: f"ns{i}" for i, name in enumerate(model.namespaces)}
-    br_id = {name: f"br{i}" for i, (name, _) in enumerate(model.bridges)}
-    lines = ["flowchart TB"]
-    lines.append(f'  subgraph host["{_label(model.host_label)}"]')
-    for name, address in model.bridges:
-        lines.append(f'    {br_id[name]}[["{_label(name, address or "")}"]]')
-    if not model.bridges:
-        lines.append(f'    hostnote["{_label(*model.host_notes or ("(no bridges)",))}"]')
-    lines.append("  end")
-    for name in model.namespaces:
-        body = [name] + [f"{i} {a or ''}".rstrip() for i, a in model.interfaces(name)]
-        body += model.routes.get(name, [])
-        lines.append(f'  {ns_id[name]}("{_label(*body)}")')
-    for wire in model.wires:
-        target = br_id[wire.bridge] if wire.bridge else ns_id[wire.ns_b or ""]
-        edge = _label(f"{wire.if_a} -- {wire.if_b}")
-        lines.append(f'  {ns_id[wire.ns_a]} ---|"{edge}"| {target}')
-    lines.append("  classDef hostside fill:#fff4dc,stroke:#d08a00,stroke-dasharray:6 4")
-    lines.append("  class host hostside")
-    return "\n".join(lines) + "\n"
-
-
-# -- DOT ----------------------------------------------------------------------------------
-
-
-def _dot_body(text: str) -> str:
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
-    return cleaned.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _dot(text: str) -> str:
-    """A DOT quoted string: backslash and quote escaped, control characters dropped."""
-    return f'"{_dot_body(text)}"'
-
-
-def _dot_lines(*lines: str) -> str:
-    """Several lines in one DOT label, joined by DOT's own ``\\n``."""
-    return '"' + "\\n".join(_dot_body(line) for line in lines) + '"'
-
-
-def to_dot(topology: Topology) -> str:
-    """Graphviz DOT: namespaces as boxes, bridges inside a ``host side`` cluster."""
-    model = _model(topology)
-    out = [
-        f"graph {_dot(model.name)} {{",
-        "  graph [rankdir=TB, fontname=monospace];",
-        "  node [fontname=monospace, fontsize=11];",
-        "  edge [fontname=monospace, fontsize=9];",
-        "  subgraph cluster_host {",
-        f"    label={_dot_lines(model.host_label, *model.host_notes)};",
-        '    style="dashed,filled"; color="#d08a00"; fillcolor="#fff4dc";',
-    ]
-    for name, address in model.bridges:
-        label = _dot_lines(name, address) if address else _dot_lines(name)
-        out.append(
-            f"    {_dot('bridge:' + name)} [label={label}, shape=box, style=filled, "
-            'fillcolor="#2e8b57", fontcolor=white];'
-        )
-    out.append("  }")
-    for name in model.namespaces:
-        body = [name] + [f"{i} {a or ''}".rstrip() for i, a in model.interfaces(name)]
-        body += model.routes.get(name, [])
-        out.append(
-            f"  {_dot('ns:' + name)} [label={_dot_lines(*body)}, shape=box, "
-            'style="rounded,filled", fillcolor="#eef4fb", color="#4f79a8"];'
-        )
-    for wire in model.wires:
-        target = _dot("bridge:" + wire.bridge) if wire.bridge else _dot(f"ns:{wire.ns_b}")
-        out.append(
-            f"  {_dot('ns:' + wire.ns_a)} -- {target} "
-            f"[taillabel={_dot(wire.if_a)}, headlabel={_dot(wire.if_b)}];"
-        )
-    out.append("}")
-    return "\n".join(out) + "\n"
-
-
-# -- tables ---------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class TableRow:
-    """One line of a lab's table: an address of an interface (or the bare interface)."""
-
-    namespace: str
-    interface: str
-    address: str
-    state: str
-    master: str
-
-
-TABLE_HEADER = ("namespace", "interface", "address", "state", "master")
-
-
-def table_rows(
-    snapshot: Snapshot, *, loopback: bool = False, link_local: bool = False
-) -> list[TableRow]:
-    """Rows for :func:`to_html_table` and :func:`to_text_table`.
-
-    Loopback and IPv6 link-local addresses are left out by default: every namespace
-    has them, so they only hide what the lab itself set up.
-    """
-    rows: list[TableRow] = []
-    for state in snapshot.namespaces:
-        where = state.name if state.name is not None else "(root)"
-        for link in state.links:
-            if link.kind == "loopback" and not loopback:
-                continue
-            addrs = [
-                a.address
-                for a in state.addresses
-                if a.interface == link.name and (link_local or a.scope != "link")
-            ]
-            for address in addrs or [""]:
-                rows.append(TableRow(where, link.name, address, link.state, link.master or ""))
-    return rows
-
-
-def _rows(rows: Snapshot | Iterable[TableRow]) -> list[TableRow]:
-    return table_rows(rows) if isinstance(rows, Snapshot) else list(rows)
-
-
-def to_html_table(rows: Snapshot | Iterable[TableRow]) -> str:
-    """An HTML table (namespace, interface, address, state, master), every cell escaped."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in TABLE_HEADER)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in attrs.astuple(row)) + "</tr>"
-        for row in _rows(rows)
-    )
-    return f'<table class="netns-kit"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def to_text_table(rows: Snapshot | Iterable[TableRow]) -> str:
-    """The same table as aligned plain text, for a terminal."""
-    cells = [TABLE_HEADER] + [attrs.astuple(row) for row in _rows(rows)]
-    widths = [max(len(str(line[i])) for line in cells) for i in range(len(TABLE_HEADER))]
-    return "".join(
-        "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n"
-        for line in cells
-    )
-
-
-# -- SVG ------------------------------------------------------------------------------------
+from ..spec import Topology
+from .model import Model, build_model
 
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -405,7 +139,7 @@ class _Svg:
     channel.  Text is monospace, so every size follows from the text it must hold.
     """
 
-    def __init__(self, model: _Model) -> None:
+    def __init__(self, model: Model) -> None:
         self.m = model
         self.cols = _columns(len(model.namespaces))
         self.rows = math.ceil(len(model.namespaces) / self.cols)
@@ -861,4 +595,4 @@ def to_svg(topology: Topology) -> str:
     the host-side box, each veth pair is a line whose ends carry the interface
     names.  Sizes follow the text, so nothing overlaps however long the names are.
     """
-    return _Svg(_model(topology)).draw()
+    return _Svg(build_model(topology)).draw()

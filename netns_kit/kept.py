@@ -1,0 +1,71 @@
+"""Labs known from their record: kept up by ``netns-kit up``, or left by a dead process.
+
+What the command line shows of such a lab (its status, its live state, its picture)
+is library code, so the Python API has it too.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from . import state
+from .executor import Executor
+from .registry import Record, Registry, tag_for
+from .spec import Topology
+from .state import Snapshot
+
+
+@attrs.frozen
+class KeptLab:
+    """A lab read from the state directory."""
+
+    record: Record
+    registry: Registry
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    def namespaces(self) -> list[str]:
+        """The namespaces it made, its host side first; ``own`` leaves the host out."""
+        return self.record.namespaces()
+
+    def own_namespaces(self) -> list[str]:
+        return [n for n in self.record.namespaces() if n != self.record.host]
+
+    def status(self, present: set[str]) -> str:
+        """up, open, building, stale (its process died) or partial (pieces are missing).
+
+        ``present`` is the set of namespaces the machine has now.
+        """
+        if self.registry.is_live(self.name):
+            return "open" if self.record.state == "up" else "building"
+        if self.record.state != "kept":
+            return "stale"
+        return "partial" if any(n not in present for n in self.namespaces()) else "up"
+
+    def snapshot(self, executor: Executor) -> tuple[Snapshot, list[str]]:
+        """Its namespaces read live (the root side too, when not isolated, with only
+        the lab's own tagged links), and the namespaces that are missing."""
+        wanted = self.namespaces()
+        present = set(state.namespace_names(executor))
+        missing = [n for n in wanted if n not in present]
+        names: list[str | None] = [n for n in wanted if n in present]
+        if not self.record.isolated:
+            names.insert(0, None)
+        snap = state.snapshot(executor, names)
+        if not self.record.isolated:
+            tag = tag_for(self.name)
+            snap = Snapshot(tuple(state.only_tagged(s, tag) if s.name is None else s for s in snap))
+        return snap, missing
+
+    def topology(self, executor: Executor) -> Topology:
+        """Its topology as the kernel holds it now."""
+        snap, _ = self.snapshot(executor)
+        record = self.record
+        return state.topology_of(snap, name=record.name, isolated=record.isolated, host=record.host)
+
+
+def kept_labs(registry: Registry) -> list[KeptLab]:
+    """Every lab the state directory has a record of."""
+    return [KeptLab(record, registry) for record in registry.records()]

@@ -1,0 +1,37 @@
+"""Pictures and tables of a lab: Mermaid, DOT, a self-contained SVG, HTML and text.
+
+Everything here is pure: a :class:`~netns_kit.spec.Topology` (what a lab is meant to
+be) or a :class:`~netns_kit.state.Snapshot` (what the kernel says it is) goes in,
+text comes out.  The SVG is drawn by hand, with no graphviz, so that a notebook can
+show a lab on a machine that has nothing but Python.  All user text is escaped for
+the target format: names are checked by the library, but a topology handed in from
+elsewhere need not have been.
+"""
+
+from __future__ import annotations
+
+from .graph import to_dot, to_mermaid
+from .model import host_label
+from .svg import COLOURS, to_svg
+from .tables import (
+    TABLE_HEADER,
+    TableRow,
+    table_rows,
+    text_table,
+    to_html_table,
+    to_text_table,
+)
+
+__all__ = [
+    "COLOURS",
+    "TABLE_HEADER",
+    "TableRow",
+    "host_label",
+    "table_rows",
+    "text_table",
+    "to_dot",
+    "to_html_table",
+    "to_mermaid",
+    "to_svg",
+    "to_text_table",
+]

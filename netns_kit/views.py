@@ -1,0 +1,81 @@
+"""What a lab shows of itself: its namespaces, its live state, its pictures.
+
+These are the views of :class:`~netns_kit.Lab`, kept apart from its builders.  They
+only read: the lab's holdings for what it built, and ``ip -j`` for what the kernel
+holds now.
+"""
+
+from __future__ import annotations
+
+import html
+
+from . import render, state
+from .executor import Executor
+from .holdings import Holdings
+from .namespace import Namespace
+from .spec import Topology
+from .state import Snapshot
+
+
+class LabViews:
+    """The read-only half of a lab (mixed into :class:`~netns_kit.Lab`)."""
+
+    name: str
+    isolated: bool
+    ipv6_link_local: bool
+    host: str | None
+    tag: str
+    held: Holdings
+    _state: str
+
+    @property
+    def ex(self) -> Executor:
+        raise NotImplementedError
+
+    @property
+    def namespaces(self) -> list[Namespace]:
+        """The lab's namespaces, in creation order (not its host namespace)."""
+        return list(self.held.namespaces.values())
+
+    def __getitem__(self, name: str) -> Namespace:
+        """``lab["red"]``: a namespace of this lab by name."""
+        try:
+            return self.held.namespaces[name]
+        except KeyError:
+            raise KeyError(f"lab {self.name!r} has no namespace {name!r}") from None
+
+    def snapshot(self) -> Snapshot:
+        """The lab's live state, read with ``ip -j``: its host side, then its namespaces.
+
+        The host side of a lab that is not isolated is the root namespace; it is read
+        only when the lab put something there (a bridge), and only the links carrying
+        the lab's tag are kept, with their addresses and routes: the machine's own
+        interfaces and other labs' are none of this lab's business.
+        """
+        sides: list[str | None] = [self.host] if self.host or self.held.bridges else []
+        snap = state.snapshot(self.ex, [*sides, *self.held.namespaces])
+        if self.host is not None or not self.held.bridges:
+            return snap
+        return Snapshot(
+            tuple(state.only_tagged(s, self.tag) if s.name is None else s for s in snap)
+        )
+
+    def to_mermaid(self) -> str:
+        return render.to_mermaid(self.topology())
+
+    def to_dot(self) -> str:
+        return render.to_dot(self.topology())
+
+    def to_svg(self) -> str:
+        """A self-contained SVG picture of what the lab built (no graphviz needed)."""
+        return render.to_svg(self.topology())
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the picture, and a table of the live state while the lab is open."""
+        if self._state == "open":
+            return self.to_svg() + "\n" + render.to_html_table(self.snapshot())
+        return self.to_svg() + f"\n<p>lab {html.escape(self.name)} is {self._state}</p>"
+
+    def topology(self) -> Topology:
+        """What this lab built, as an inert description (for pictures and files)."""
+        return self.held.topology(self.isolated, self.ipv6_link_local)

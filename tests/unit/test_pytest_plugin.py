@@ -1,0 +1,51 @@
+"""The pytest plugin's fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+# -- the pytest plugin ------------------------------------------------------------------
+def test_plugin_gives_a_fresh_recording_executor(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from netns_kit import RecordingExecutor
+        from netns_kit.command import Command
+
+        def test_one(recording_executor):
+            assert isinstance(recording_executor, RecordingExecutor)
+            assert recording_executor.commands == []
+            recording_executor.execute(Command(("true",)))
+            assert recording_executor.commands == [("true",)]
+
+        def test_two(recording_executor):
+            assert recording_executor.commands == []
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_plugin_lab_skips_with_a_reason_without_root(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    pytester.makepyfile(
+        """
+        def test_needs_a_lab(lab):
+            raise AssertionError("must not run without root")
+        """
+    )
+    result = pytester.runpytest_inprocess("-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*lab* fixture needs root*"])
+
+
+def test_plugin_fixtures_are_listed(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest_inprocess("--fixtures", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(
+        ["recording_executor*", "*fresh fake executor*", "lab *", "*real isolated lab*"]
+    )
