@@ -8,10 +8,13 @@ SIGTERM while a step runs, so that the log always matches the machine.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import signal
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import FrameType
+from typing import Any
 
 import attrs
 
@@ -39,6 +42,32 @@ class Journal:
         self.runner = runner
         self.record: Record | None = None
         self._undo: list[_Undo] = []
+        self._lock_fd: int | None = None
+        self._on_exit: Callable[[], None] | None = None
+        self._old_sigterm: Any = None
+
+    # -- the lab's claim on its name ------------------------------------------------------
+    def claim(self, name: str, on_exit: Callable[[], None]) -> None:
+        """Take the lab's lock (LabBusyError if taken), and make sure ``on_exit`` runs
+        at interpreter exit and that SIGTERM unwinds like Ctrl-C (main thread only)."""
+        self._lock_fd = self.registry.acquire(name)
+        self._on_exit = on_exit
+        atexit.register(on_exit)
+        if threading.current_thread() is threading.main_thread():
+            self._old_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+
+    def release(self) -> None:
+        """Let go of the name, the exit hook and the SIGTERM handler.  Safe twice."""
+        if self._on_exit is not None:
+            atexit.unregister(self._on_exit)
+            self._on_exit = None
+        if self._old_sigterm is not None:
+            with contextlib.suppress(ValueError):  # not the main thread any more
+                signal.signal(signal.SIGTERM, self._old_sigterm)
+            self._old_sigterm = None
+        if self._lock_fd is not None:
+            self.registry.release(self._lock_fd)
+            self._lock_fd = None
 
     def begin(self, record: Record) -> None:
         self.record = record
@@ -217,3 +246,8 @@ def _deliver(signum: int) -> None:
         handler(signum, None)
     elif handler != signal.SIG_IGN:
         signal.raise_signal(signum)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM unwinds like Ctrl-C does, so ``with`` blocks tear their labs down."""
+    raise SystemExit(128 + signum)

@@ -14,15 +14,12 @@ survive, such as the root side of a veth) are deleted explicitly.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import os
-import signal
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, Self
 
 from . import topology, validate
@@ -75,8 +72,6 @@ class Lab(LabViews):
         self.journal = Journal(self.registry, Runner(self.ex, on_progress=on_progress))
         self._on_progress = on_progress
         self._queue: list[Step] | None = None
-        self._lock_fd: int | None = None
-        self._old_sigterm: Any = None
         self._state = "new"
         self._blueprint: Topology | None = None
 
@@ -115,7 +110,7 @@ class Lab(LabViews):
             return self
         if self._state != "new":
             raise NetnsKitError(f"lab {self.name!r} is {self._state}; make a new Lab")
-        self._lock_fd = self.registry.acquire(self.name)
+        self.journal.claim(self.name, self.close)
         # the executor is the one in force when the lab opens, for its whole life
         self.journal.runner = Runner(self.ex, on_progress=self._on_progress)
         try:
@@ -130,7 +125,6 @@ class Lab(LabViews):
                 undo_record(leftover, self.ex)
             self.journal.begin(Record(self.name, os.getpid(), self.isolated, self.host))
             self._state = "open"
-            self._install_handlers()
             if self.host is not None:
                 self._run(Namespace(self.host).create_steps(self.tag))
             if self._blueprint is not None:
@@ -148,7 +142,7 @@ class Lab(LabViews):
         together as a :class:`TeardownError`.
         """
         if self._state != "open":
-            self._release()
+            self.journal.release()
             return
         problems: list[BaseException] = []
         with shielded():
@@ -164,7 +158,7 @@ class Lab(LabViews):
                 self._state = "closed"
                 if not problems:
                     self.registry.remove(self.name)
-                self._release()
+                self.journal.release()
         if problems:
             failure = TeardownError(self.name, problems)
             if error is None:
@@ -181,22 +175,7 @@ class Lab(LabViews):
             raise NetnsKitError(f"lab {self.name!r} is not open")
         self.journal.set_state("kept")
         self._state = "kept"
-        self._release()
-
-    def _install_handlers(self) -> None:
-        atexit.register(self.close)
-        if threading.current_thread() is threading.main_thread():
-            self._old_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
-
-    def _release(self) -> None:
-        atexit.unregister(self.close)
-        if self._old_sigterm is not None:
-            with contextlib.suppress(ValueError):  # not the main thread any more
-                signal.signal(signal.SIGTERM, self._old_sigterm)
-            self._old_sigterm = None
-        if self._lock_fd is not None:
-            self.registry.release(self._lock_fd)
-            self._lock_fd = None
+        self.journal.release()
 
     def teardown_commands(self) -> list[Any]:
         """What closing will run, in order: the undo log, reversed, minus the moot."""
@@ -393,8 +372,3 @@ class Lab(LabViews):
     def from_file(cls, path: str | os.PathLike[str], **options: Any) -> Lab:
         """A lab from a TOML (or YAML) topology file, built when it opens."""
         return cls.from_topology(topology.load(Path(path)), **options)
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM unwinds like Ctrl-C does, so ``with`` blocks tear their labs down."""
-    raise SystemExit(128 + signum)

@@ -1,10 +1,10 @@
 """Input checks that run before any command.
 
-The rules follow the kernel's own (see DESIGN.md): a name the kernel would refuse,
-rename (``x%d``), or take as something else (``-v``, ``all``) is refused here with a
-:class:`ValidationError` naming the field and the value, so nothing ever runs
-half-way.  Characters that break an ``ip -batch`` line (``#``, quotes, backslash)
-are refused too, because batch lines have no quoting of their own.
+The rules follow the kernel's own (docs/architecture.md, "Names and addresses"): a
+name the kernel would refuse, rename (``x%d``), or take as something else (``-v``,
+``all``) is refused here with a :class:`ValidationError` naming the field and the
+value, so nothing ever runs half-way.  Characters that break an ``ip -batch`` line
+(``#``, quotes, backslash) are refused too, because batch lines have no quoting.
 """
 
 from __future__ import annotations
