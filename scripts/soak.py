@@ -1320,7 +1320,9 @@ def random_value(rng: random.Random, yaml: bool, data: dict[str, Any]) -> tuple[
     if pick == 12:
         return (None, "null") if yaml else ("", "an empty string")
     if pick == 13:
-        return rng.choice(data.get("namespaces") or ["red"]), "a namespace's name"
+        names = data.get("namespaces")
+        names = names if isinstance(names, list) and names else ["red"]
+        return rng.choice(names), "a namespace's name"
     return rng.randint(-1000, 100_000), "a small integer"
 
 
@@ -1457,7 +1459,7 @@ def alias_bomb(depth: int) -> str:
     lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     for i in range(1, depth):
         lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
-    return f"name: x\nnamespaces: [*a{depth - 1}]\n" + "\n".join(lines) + "\n"
+    return "name: x\n" + "\n".join(lines) + f"\nnamespaces: [*a{depth - 1}]\n"
 
 
 HOSTILE_YAML = (
@@ -1593,7 +1595,11 @@ def fuzz_child(seed: str, start: str, count: str, every: str, folder: str, state
     for i in range(int(start), int(start) + int(count)):
         case_dir = here / f"c{i}"
         case_dir.mkdir()
-        path, desc = fuzz_case(random.Random(f"{seed}-{i}"), bases, case_dir, i)
+        try:
+            path, desc = fuzz_case(random.Random(f"{seed}-{i}"), bases, case_dir, i)
+        except Exception as error:  # the soak's own bug: say so, go on
+            say(json.dumps({"i": i, "desc": "?", "soak": short_trace(error)}))
+            continue
         say(json.dumps({"i": i, "desc": desc, "start": True}))
         result: dict[str, Any] = {"i": i, "desc": desc}
         out, err = io.StringIO(), io.StringIO()
@@ -1656,6 +1662,15 @@ def task_fuzz(task: Task, rng: random.Random, outcome: Outcome) -> None:
             current = case
             continue
         current = None
+        if "soak" in case:
+            outcome.fuzz.append(
+                {
+                    "signature": "the soak could not make a case",
+                    "case": case["i"],
+                    "said": case["soak"],
+                }
+            )
+            continue
         outcome.figures["cases"] += 1
         judge_fuzz(case, outcome)
     code, err = child.finish()
