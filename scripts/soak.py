@@ -52,7 +52,7 @@ ip_forward and iptables are never touched; no packet is sent at all; every name 
 with the run's ``sk....`` prefix; state lives in a temporary directory; only processes
 this soak started are signalled, by PID.  Needs root.
 
-    sudo .venv/bin/python scripts/soak.py            # the long run: about 3 minutes
+    sudo .venv/bin/python scripts/soak.py            # the long run: 2-3 minutes
     sudo .venv/bin/python scripts/soak.py --short    # for CI: about 30 s on 2 vCPUs
     sudo .venv/bin/python scripts/soak.py --workers 2 --rounds 5 --kills 10 --seed 7 -v
     sudo .venv/bin/python scripts/soak.py --rounds 0 --races 0 --reopen-tasks 0 \
