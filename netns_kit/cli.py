@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -483,14 +484,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def entry() -> None:
+    """The ``netns-kit`` program: :func:`main`, then exit deaf to Ctrl-C.
+
+    Once the work is done (a lab up, say), a Ctrl-C during interpreter shutdown would
+    only print a traceback from deep inside, or kill the process with the work done
+    and unreported; so the last thing :func:`main` does here is hold it.
+    """
+    raise SystemExit(main(exiting=True))
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
     executor: Executor | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    exiting: bool = False,
 ) -> int:
-    """Run the command line; returns the exit code (``executor`` is for tests)."""
+    """Run the command line; returns the exit code (``executor`` is for tests).
+
+    ``exiting``: the process ends right after, so Ctrl-C and SIGTERM are held from the
+    moment the command is done (see :func:`entry`).
+    """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     parser = build_parser()
@@ -522,6 +538,8 @@ def main(
         print(f"{PROG}: interrupted", file=err)
         return 130
     finally:
+        if exiting:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         if ctx is not None and executor is None:
             close = getattr(ctx.base, "close", None)
             if callable(close):

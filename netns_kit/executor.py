@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import shlex
@@ -59,8 +60,46 @@ def inherited_fds() -> tuple[int, ...]:
         return tuple(sorted(_inherited))
 
 
-def _make_inheritable(fds: tuple[int, ...]) -> None:
-    """In the child, before exec: keep ``fds`` open (they are opened O_CLOEXEC)."""
+_HELD = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+def quiet_thread() -> None:
+    """A thread of ours never takes Ctrl-C or SIGTERM.
+
+    The kernel hands a process-wide signal to any thread that does not block it;
+    Python then runs its handler in the main thread whenever it likes, past a lab's
+    shield.  Blocked in our threads, such signals stay pending for the main thread,
+    where the shield decides.  The programs these threads start inherit the mask, so
+    a Ctrl-C at the terminal never cuts a lab's ``ip -batch`` in half either.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+
+
+@contextlib.contextmanager
+def _forking() -> Iterator[set[int | signal.Signals]]:
+    """Hold Ctrl-C and SIGTERM while ``sh`` forks; yields the mask from before.
+
+    ``sh`` forks in Python: a signal between the fork and the exec raises
+    KeyboardInterrupt in Python code, in the parent inside an at-fork hook (where it
+    is lost) and in the child inside a copy of the caller's stack (which could close a
+    lab from the copy).  Held, the signal waits in the parent until the fork is done,
+    and the child resets its handlers first (see :func:`_child_setup`).
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield old
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _child_setup(fds: tuple[int, ...], mask: set[int | signal.Signals]) -> None:
+    """In ``sh``'s child, before exec: Python's own handlers off (a pending signal now
+    ends the child as it would the program), the caller's mask back, and ``fds``
+    (opened O_CLOEXEC) kept open."""
+    for signum in _HELD:
+        if callable(signal.getsignal(signum)):
+            signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     for fd in fds:
         os.set_inheritable(fd, True)
 
@@ -101,7 +140,9 @@ class _NetnsSpawner:
     WORKERS = 2  # one per CPU of a small machine: 0.8 ms a namespace instead of 1.3
 
     def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="netns-kit-setns")
+        self._pool = ThreadPoolExecutor(
+            self.WORKERS, thread_name_prefix="netns-kit-setns", initializer=quiet_thread
+        )
         self._libc = ctypes.CDLL(None, use_errno=True)
 
     def close(self) -> None:
@@ -223,46 +264,46 @@ class ShellExecutor:
             if inside.returncode == -9:
                 raise CommandTimeoutError(command.argv, -9, "", inside.stderr)
             return attrs.evolve(inside, argv=command.argv)
-        argv = self.argv(command)
-        program = self._program(argv[0])
-        fds = inherited_fds()
+        running = self._sh_start(command, inherited_fds())
         try:
-            done = program(
-                *argv[1:],
-                _tty_out=False,
-                _return_cmd=True,
-                _in=command.stdin,
-                _timeout=timeout,
-                _pass_fds=set(fds),
-                _preexec_fn=(lambda: _make_inheritable(fds)) if fds else None,
-            )
+            running.wait(timeout=timeout)
         except sh.TimeoutException:
+            with contextlib.suppress(OSError):
+                running.kill()  # by the PID we started
+            with contextlib.suppress(sh.ErrorReturnCode, sh.SignalException):
+                running.wait()
             raise CommandTimeoutError(
                 command.argv, -9, "", f"timed out after {timeout} s"
             ) from None
         except sh.ErrorReturnCode as failed:
             return Result(
-                command.argv,
-                failed.exit_code,
-                _text(failed.stdout),
-                _text(failed.stderr),
+                command.argv, failed.exit_code, _text(failed.stdout), _text(failed.stderr)
             )
-        return Result(command.argv, done.exit_code, _text(done.stdout), _text(done.stderr))
+        return Result(
+            command.argv, running.exit_code or 0, _text(running.stdout), _text(running.stderr)
+        )
+
+    def _sh_start(self, command: Command, fds: tuple[int, ...]) -> sh.RunningCommand:
+        """Start through ``sh``, in the background, with signals held while it forks;
+        ``fds`` are handed to the program."""
+        argv = self.argv(command)
+        program = self._program(argv[0])
+        with _forking() as mask:
+            return program(
+                *argv[1:],
+                _bg=True,
+                _bg_exc=False,
+                _tty_out=False,
+                _return_cmd=True,
+                _in=command.stdin,
+                _pass_fds=set(fds),
+                _preexec_fn=functools.partial(_child_setup, fds, mask),
+            )
 
     def start(self, command: Command) -> Process:
         """Start ``command`` in the background and return at once."""
-        argv = self.argv(command)
-        program = self._program(argv[0])
         log.debug("start: %s", command)
-        running = program(
-            *argv[1:],
-            _bg=True,
-            _bg_exc=False,
-            _tty_out=False,
-            _return_cmd=True,
-            _in=command.stdin,
-        )
-        return Process(command, _ShProcess(command.argv, running))
+        return Process(command, _ShProcess(command.argv, self._sh_start(command, ())))
 
 
 def _text(data: bytes | str | None) -> str:

@@ -21,7 +21,7 @@ import attrs
 from . import batch as batches
 from .command import Command
 from .errors import NetnsKitError, command_error
-from .executor import Executor
+from .executor import Executor, quiet_thread
 from .plan import Run, Wave, in_order, schedule
 from .result import Result
 from .step import Step
@@ -123,7 +123,9 @@ class Runner:
             lanes = [lane for lane in wave.lanes if lane]
             parallel = max(1, int(getattr(self.executor, "parallel", 1)))
             if parallel > 1 and len(lanes) > 1:
-                with ThreadPoolExecutor(min(parallel, len(lanes))) as pool:
+                with ThreadPoolExecutor(
+                    min(parallel, len(lanes)), initializer=quiet_thread
+                ) as pool:
                     for future in [
                         pool.submit(self._lane, lane, commands, state, keep_going) for lane in lanes
                     ]:
