@@ -29,6 +29,9 @@ def _key(value: object) -> str:
 def _value(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValidationError("value", value, "is not a string or an integer")
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
+        # Beyond the kernel's 64-bit settings; and str() of a huge one raises ValueError.
+        raise ValidationError("value", value, "does not fit in 64 bits, as a sysctl value must")
     text = str(value)
     if not text or any(not ch.isprintable() or ch in "\t\n" for ch in text):
         raise ValidationError("value", value, "is empty or holds control characters")

@@ -62,6 +62,12 @@ subnets or whose ``dev`` is not there, and the same route, sysctl or masquerade 
 twice.  On the host side of a lab that is not isolated the root namespace's own
 interfaces are unknown, so host-side ``dev``, ``via`` and ``out_interface`` are only
 checked in isolated labs.
+
+A file may come from anywhere, so reading one is bounded whatever it holds: at most
+:data:`MAX_FILE_BYTES` are read, data nested deeper than :data:`MAX_DEPTH` levels or
+holding more than :data:`MAX_VALUES` values is refused before any check walks it, and
+every value a message shows goes through :func:`netns_kit.errors.bounded_repr`.  A
+hostile file gets a :class:`TopologyError` like any other bad file, never a traceback.
 """
 
 from __future__ import annotations
@@ -79,13 +85,24 @@ from typing import Any, Protocol, TypeVar
 import attrs
 
 from . import validate
-from .errors import ValidationError
+from .errors import ValidationError, bounded_repr
 from .nat import _key as _sysctl_key
 from .nat import _value as _sysctl_value
 from .spec import BridgeSpec, LinkSpec, MasqueradeSpec, RouteSpec, SysctlSpec, Topology
 
 #: A lab name leaves room for the suffixes of the lab's own namespaces (64 bytes).
 LAB_NAME_MAX = 58
+#: The most a topology file may weigh.  A lab of 5,000 namespaces, each with a link,
+#: a route and a sysctl, is about 1 MiB of TOML; reading is refused beyond this.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+#: The deepest nesting of tables and arrays accepted.  A topology needs 4 (the top
+#: table, [[links]], a link, its addresses); deeper data is refused before anything
+#: walks it, so that no check recurses or loops on it.
+MAX_DEPTH = 32
+#: The most values (tables, arrays, keys, scalars) walked in one topology.  YAML
+#: aliases share one value among many places, so a small file can stand for billions
+#: of values ("billion laughs"); each use counts, and the walk stops at this many.
+MAX_VALUES = 1_000_000
 
 _T = TypeVar("_T")
 
@@ -156,7 +173,17 @@ def read(path: str | os.PathLike[str]) -> object:
     if suffix not in (".toml", ".yaml", ".yml"):
         raise TopologyError([f"unknown file type {suffix!r}: use .toml, .yaml or .yml"], source)
     try:
-        text = file.read_bytes().decode("utf-8")
+        with file.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise TopologyError(
+                [
+                    f"is larger than {MAX_FILE_BYTES // 2**20} MiB "
+                    f"({MAX_FILE_BYTES:,} bytes), the most a topology file may be"
+                ],
+                source,
+            )
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise TopologyError(["no such file"], source) from None
     except IsADirectoryError:
@@ -171,6 +198,9 @@ def read(path: str | os.PathLike[str]) -> object:
 
 
 _TOML_WHERE = re.compile(r"^(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
+_INT_DIGITS = re.compile(r"Exceeds the limit \((?P<digits>\d+) digits\)")
+#: The longest parser message quoted (PyYAML quotes tags and anchors from the file).
+_SAID_MAX = 200
 
 
 def _parse_toml(text: str, source: str) -> object:
@@ -183,7 +213,28 @@ def _parse_toml(text: str, source: str) -> object:
             said = f"line {where['line']}, column {where['column']}: {where['what']}"
         elif said.endswith(" (at end of document)"):
             said = f"at the end of the file: {said.removesuffix(' (at end of document)')}"
-        raise TopologyError([f"TOML syntax error: {said}"], source) from None
+        raise TopologyError([f"TOML syntax error: {_clip(said)}"], source) from None
+    except (RecursionError, ValueError, MemoryError) as error:
+        raise TopologyError([_unreadable("TOML", error)], source) from None
+
+
+def _unreadable(language: str, error: BaseException) -> str:
+    """Why a parser gave up other than on a syntax error: these come from a hostile
+    file (nesting deeper than the parser's recursion, a number too long for ``int``),
+    and must end as a TopologyError like any bad file, not as a traceback."""
+    if isinstance(error, RecursionError):
+        said = f"it is nested too deeply (a topology needs 4 levels, {MAX_DEPTH} are accepted)"
+    elif isinstance(error, MemoryError):
+        said = "it does not fit in memory"
+    elif digits := _INT_DIGITS.search(str(error)):
+        said = f"it holds a number of more than {int(digits['digits']):,} digits"
+    else:
+        said = _clip(str(error) or type(error).__name__)
+    return f"{language} could not be read: {said}"
+
+
+def _clip(text: str, limit: int = _SAID_MAX) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _parse_yaml(text: str, source: str) -> object:
@@ -197,11 +248,13 @@ def _parse_yaml(text: str, source: str) -> object:
     try:
         data: object = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        said = getattr(error, "problem", None) or str(error)
+        said = _clip(getattr(error, "problem", None) or str(error))
         mark = getattr(error, "problem_mark", None)
         if mark is not None:
             said = f"line {mark.line + 1}, column {mark.column + 1}: {said}"
         raise TopologyError([f"YAML syntax error: {said}"], source) from None
+    except (RecursionError, ValueError, MemoryError) as error:
+        raise TopologyError([_unreadable("YAML", error)], source) from None
     return data
 
 
@@ -368,8 +421,21 @@ def _place(places: Mapping[str, Any], name: str | None) -> Any:
 # -- the checks ------------------------------------------------------------------------
 
 
+#: The longest key written as-is in a path; longer or odd ones are shown by bounded_repr.
+_KEY_MAX = 64
+
+
+def _key_text(key: object) -> str:
+    """A key as a path shows it: plain when it is a short printable string (all real
+    keys are), else bounded (a YAML key may be a huge number or a megabyte of text)."""
+    if isinstance(key, str) and 0 < len(key) <= _KEY_MAX and key.isprintable():
+        return key
+    return bounded_repr(key)
+
+
 def _at(path: str, key: object) -> str:
-    return str(key) if not path else f"{path}.{key}"
+    text = _key_text(key)
+    return text if not path else f"{path}.{text}"
 
 
 def _kind(value: object) -> str:
@@ -383,11 +449,16 @@ def _kind(value: object) -> str:
         type(None): "null",
     }
     kind = kinds.get(type(value), type(value).__name__)
-    return f"{kind} ({value!r})" if isinstance(value, bool | int | float | str) else kind
+    if not isinstance(value, bool | int | float | str):
+        return kind
+    shown = bounded_repr(value)
+    return shown if shown.startswith(kind) else f"{kind} ({shown})"  # "an integer of N digits"
 
 
 def _did_you_mean(word: object, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1)
+    if not isinstance(word, str):  # a YAML key may be a number: no name is close to it
+        return ""
+    close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -409,6 +480,27 @@ def _given(item: Mapping[str, object], key: str) -> bool:
 
 def _where(namespace: str | None) -> str:
     return _HOST if namespace is None else f"namespace {namespace!r}"
+
+
+#: Where a value is: (its container's trail, its key or index, whether it is an index);
+#: None at the top.  Built only for tables and arrays, and only made a path on error.
+_Trail = tuple["_Trail", object, bool] | None
+#: The longest path shown for data nested too deep (its first levels are enough).
+_TRAIL_MAX = 120
+
+
+def _trail_path(trail: _Trail) -> str:
+    """A trail as a path in the file's terms: ``links[0].addresses[1][0]``."""
+    keys: list[tuple[object, bool]] = []
+    while trail is not None:
+        trail, key, index = trail
+        keys.append((key, index))
+    path = ""
+    for key, index in reversed(keys):
+        path = f"{path}[{key}]" if index else _at(path, key)
+        if len(path) > _TRAIL_MAX:
+            return path[:_TRAIL_MAX] + "…"
+    return path
 
 
 @attrs.define
@@ -447,7 +539,7 @@ class _Reader:
         try:
             return check(value, path)
         except ValidationError as error:
-            self.add(path, f"{error.value!r} {error.reason}")
+            self.add(path, f"{bounded_repr(error.value)} {error.reason}")
             return None
 
     def keys(
@@ -505,6 +597,7 @@ class _Reader:
         if not isinstance(data, Mapping):
             self.add("", f"the top level must be a table of keys, not {_kind(data)}")
             raise TopologyError(self.problems, self.source)
+        self.bounded(data)
         self.keys("", data, _TOP_KEYS, ("name",))
         name = self.lab_name(data)
         isolated = data.get("isolated", False)
@@ -551,6 +644,45 @@ class _Reader:
             )
             return None
         return name
+
+    def bounded(self, data: Mapping[Any, object]) -> None:
+        """Refuse data nested deeper than MAX_DEPTH or holding more than MAX_VALUES.
+
+        This runs before any other check, and walks with a list of its own rather than
+        by recursion, so that no later check meets data that could exhaust the stack
+        (a list nested a thousand deep) or take forever (YAML aliases that fan out to
+        billions of uses of a few values).  Only tables and arrays are walked: every
+        other value is a leaf to the checks as well.
+        """
+        count = 0
+        pending: list[tuple[object, int, _Trail]] = [(data, 1, None)]
+        while pending:
+            value, depth, trail = pending.pop()
+            children: Iterable[tuple[object, object]]
+            index = not isinstance(value, Mapping)
+            if isinstance(value, Mapping):
+                count += len(value)  # the keys
+                children = value.items()
+            else:
+                assert isinstance(value, list | tuple)
+                children = enumerate(value)
+            for key, child in children:
+                count += 1
+                if count > MAX_VALUES:
+                    raise TopologyError(
+                        [
+                            f"holds more than {MAX_VALUES:,} values (tables, arrays, keys and "
+                            "values; each use of a YAML alias counts): a topology is far smaller"
+                        ],
+                        self.source,
+                    )
+                if not isinstance(child, Mapping | list | tuple):
+                    continue
+                if depth >= MAX_DEPTH:
+                    where = _trail_path((trail, key, index))
+                    said = f"is nested more than {MAX_DEPTH} levels deep (a topology needs 4)"
+                    raise TopologyError([f"{where}: {said}"], self.source)
+                pending.append((child, depth + 1, (trail, key, index)))
 
     # -- namespaces and bridges ------------------------------------------------------
     def read_namespaces(self, value: object, host: str | None) -> list[str]:

@@ -494,3 +494,191 @@ def test_build_checks_before_calling_anything() -> None:
     with pytest.raises(TopologyError, match=r"links\[0\]\.b: 'blue' is not a namespace"):
         topology.build(lab, bad)
     assert lab.calls == []
+
+
+# -- hostile files: always a TopologyError, short, and nothing built ----------------------
+
+#: Generous: 50 problems of a few hundred characters each, and the summary line.
+MESSAGE_MAX = 50 * 400 + 200
+
+
+def error_of(call: Any, *args: Any) -> TopologyError:
+    with pytest.raises(TopologyError) as caught:
+        call(*args)
+    assert len(str(caught.value)) <= MESSAGE_MAX
+    return caught.value
+
+
+def nested_dict(depth: int) -> dict[str, object]:
+    top: dict[str, object] = {}
+    inner = top
+    for _ in range(depth):
+        inner["a"] = {}
+        inner = inner["a"]  # type: ignore[assignment]
+    return top
+
+
+def test_a_huge_integer_in_a_dict_is_described_not_written() -> None:
+    error = error_of(topology.from_dict, {"name": 10**5000})
+    assert error.problems == ["name: an integer of 5,001 digits is not a name (expected a string)"]
+    error = error_of(topology.from_dict, {"name": "x", "isolated": -(10**5000)})
+    assert error.problems == ["isolated: must be true or false, not an integer of 5,001 digits"]
+
+
+def test_a_huge_sysctl_value_is_refused() -> None:
+    found = problems_of(
+        {"name": "x", "sysctls": [{"key": "net.ipv4.ip_forward", "value": 10**5000}]}
+    )
+    assert found == [
+        "sysctls[0].value: an integer of 5,001 digits does not fit in 64 bits, "
+        "as a sysctl value must"
+    ]
+
+
+def test_a_long_string_is_cut_in_messages() -> None:
+    found = problems_of({"name": "n" * 10**6, ("k" * 10**6): 1})
+    assert len(found) == 2
+    assert found[0].startswith("'" + "k" * 77 + "…': unknown key (expected one of: name, ")
+    assert found[1] == "name: '" + "n" * 77 + "…' is longer than 64 bytes"
+
+
+def test_a_deep_dict_is_refused_before_any_check() -> None:
+    data = {"name": "x", "links": [{"a": nested_dict(1000), "b": "y"}]}
+    error = error_of(topology.from_dict, data)
+    path = "links[0].a" + ".a" * 29
+    assert error.problems == [f"{path}: is nested more than 32 levels deep (a topology needs 4)"]
+
+
+def test_a_self_containing_list_is_refused() -> None:
+    loop: list[object] = []
+    loop.append(loop)
+    error = error_of(topology.from_dict, {"name": "x", "namespaces": loop})
+    assert "is nested more than 32 levels deep" in error.problems[0]
+    assert error.problems[0].startswith("namespaces[0][0][0]")
+
+
+def test_the_deepest_accepted_nesting() -> None:
+    """32 levels pass the walk (and fail the checks as usual); 33 do not."""
+
+    def deep(levels: int) -> list[object]:
+        value: list[object] = []
+        for _ in range(levels - 2):  # the top table is one level, this list another
+            value = [value]
+        return value
+
+    assert problems_of({"name": "x", "namespaces": deep(32)})[0].startswith(
+        "namespaces[0]: [[[[…]]]] is not a name"
+    )
+    assert "nested more than 32" in problems_of({"name": "x", "namespaces": deep(33)})[0]
+
+
+def test_lab_from_dict_refuses_hostile_data_and_runs_nothing() -> None:
+    from netns_kit import Lab, RecordingExecutor
+
+    for data in ({"name": 10**5000}, nested_dict(1000), {"name": "x", "links": [[[]] * 3] * 40}):
+        ex = RecordingExecutor()
+        with pytest.raises(TopologyError) as caught:
+            Lab.from_dict(data, executor=ex)
+        assert len(str(caught.value)) <= MESSAGE_MAX
+        assert ex.commands == []
+
+
+@pytest.mark.parametrize(
+    ("suffix", "text"),
+    [
+        (".toml", "name = 1" + "9" * 5000 + "\n"),
+        (".yaml", "name: 1" + "9" * 5000 + "\n"),
+        (".toml", 'name = "x"\nnamespaces = [' + "9" * 5000 + "]\n"),
+    ],
+    ids=["toml", "yaml", "toml-in-array"],
+)
+def test_a_number_too_long_for_python_in_a_file(tmp_path: Path, suffix: str, text: str) -> None:
+    if suffix == ".yaml" and not HAVE_YAML:
+        pytest.skip("PyYAML is not installed (the 'yaml' extra)")
+    path = tmp_path / f"lab{suffix}"
+    path.write_text(text)
+    error = error_of(topology.load, path)
+    language = "TOML" if suffix == ".toml" else "YAML"
+    limit = sys.get_int_max_str_digits()
+    assert error.problems == [
+        f"{language} could not be read: it holds a number of more than {limit:,} digits"
+    ]
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".yaml"])
+@pytest.mark.parametrize("depth", [40, 600, 100_000])
+def test_arrays_nested_deep_in_a_file(tmp_path: Path, suffix: str, depth: int) -> None:
+    """Shallow enough for the parser, the walk refuses it; deeper, the parser's
+    RecursionError does.  Either way: one short problem."""
+    if suffix == ".yaml" and not HAVE_YAML:
+        pytest.skip("PyYAML is not installed (the 'yaml' extra)")
+    path = tmp_path / f"lab{suffix}"
+    sep = " = " if suffix == ".toml" else ": "
+    path.write_text(f'name{sep}"x"\nnamespaces{sep}' + "[" * depth + "]" * depth + "\n")
+    error = error_of(topology.load, path)
+    assert len(error.problems) == 1
+    assert "nested" in error.problems[0]
+    assert "32" in error.problems[0]
+
+
+def test_a_file_over_the_size_cap(tmp_path: Path) -> None:
+    path = tmp_path / "big.toml"
+    path.write_bytes(b'name = "x"\n' + b"#" * topology.MAX_FILE_BYTES + b"\n")
+    error = error_of(topology.load, path)
+    assert error.problems == [
+        "is larger than 4 MiB (4,194,304 bytes), the most a topology file may be"
+    ]
+
+
+def test_a_file_just_under_the_size_cap_is_read(tmp_path: Path) -> None:
+    head = b'name = "x"\n'
+    path = tmp_path / "big.toml"
+    path.write_bytes(head + b"#" * (topology.MAX_FILE_BYTES - len(head) - 1) + b"\n")
+    assert topology.load(path).name == "x"
+
+
+BILLION_LAUGHS = "name: x\nnamespaces: &l0 [a, b, c, d, e, f, g, h, i, j]\n" + "".join(
+    f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 10)}]\n" for n in range(1, 10)
+)
+
+
+@needs_yaml
+def test_yaml_aliases_that_fan_out_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "laughs.yaml"
+    path.write_text(BILLION_LAUGHS)  # 10**10 uses of ten names
+    error = error_of(topology.load, path)
+    assert error.problems == [
+        "holds more than 1,000,000 values (tables, arrays, keys and values; each use of a "
+        "YAML alias counts): a topology is far smaller"
+    ]
+
+
+@needs_yaml
+def test_a_yaml_list_that_holds_itself(tmp_path: Path) -> None:
+    path = tmp_path / "loop.yaml"
+    path.write_text("name: x\nnamespaces: &a [*a]\n")
+    error = error_of(topology.load, path)
+    assert error.problems[0].startswith("namespaces[0][0][0]")
+    assert "is nested more than 32 levels deep" in error.problems[0]
+
+
+@needs_yaml
+def test_yaml_keys_that_are_not_strings(tmp_path: Path) -> None:
+    path = tmp_path / "keys.yaml"
+    path.write_text("name: x\n1: a\n~: b\n2020-01-01: c\n")
+    error = error_of(topology.load, path)
+    assert [p.split(": unknown key")[0] for p in error.problems] == [
+        "1",
+        "None",
+        "datetime.date(2020, 1, 1)",
+    ]
+
+
+@needs_yaml
+def test_a_long_yaml_tag_is_cut_in_the_message(tmp_path: Path) -> None:
+    path = tmp_path / "tag.yaml"
+    path.write_text("name: !" + "t" * 100_000 + " x\n")
+    error = error_of(topology.load, path)
+    assert error.problems[0].startswith("YAML syntax error: ")
+    assert len(error.problems[0]) < 400
+    assert error.problems[0].endswith("…")
