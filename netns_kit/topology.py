@@ -485,6 +485,10 @@ def _where(namespace: str | None) -> str:
 #: Where a value is: (its container's trail, its key or index, whether it is an index);
 #: None at the top.  Built only for tables and arrays, and only made a path on error.
 _Trail = tuple["_Trail", object, bool] | None
+#: What a file's values mostly are, known by their type alone: much cheaper than asking
+#: isinstance(value, Mapping) of each of a million values.
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+_BRANCHES = frozenset({dict, list, tuple})
 #: The longest path shown for data nested too deep (its first levels are enough).
 _TRAIL_MAX = 120
 
@@ -659,24 +663,28 @@ class _Reader:
         while pending:
             value, depth, trail = pending.pop()
             children: Iterable[tuple[object, object]]
-            index = not isinstance(value, Mapping)
-            if isinstance(value, Mapping):
-                count += len(value)  # the keys
-                children = value.items()
-            else:
+            index = isinstance(value, list | tuple)
+            if index:
                 assert isinstance(value, list | tuple)
+                count += len(value)
                 children = enumerate(value)
+            else:
+                assert isinstance(value, Mapping)
+                count += 2 * len(value)  # its keys and their values
+                children = value.items()
+            if count > MAX_VALUES:
+                raise TopologyError(
+                    [
+                        f"holds more than {MAX_VALUES:,} values (tables, arrays, keys and "
+                        "values; each use of a YAML alias counts): a topology is far smaller"
+                    ],
+                    self.source,
+                )
             for key, child in children:
-                count += 1
-                if count > MAX_VALUES:
-                    raise TopologyError(
-                        [
-                            f"holds more than {MAX_VALUES:,} values (tables, arrays, keys and "
-                            "values; each use of a YAML alias counts): a topology is far smaller"
-                        ],
-                        self.source,
-                    )
-                if not isinstance(child, Mapping | list | tuple):
+                kind = type(child)
+                if kind in _LEAVES or (
+                    kind not in _BRANCHES and not isinstance(child, Mapping | list | tuple)
+                ):
                     continue
                 if depth >= MAX_DEPTH:
                     where = _trail_path((trail, key, index))
