@@ -73,12 +73,14 @@ hostile file gets a :class:`TopologyError` like any other bad file, never a trac
 from __future__ import annotations
 
 import difflib
+import heapq
 import importlib
 import ipaddress
+import itertools
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -128,12 +130,20 @@ _SECTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 _HOST = "the lab's host side"
 
 
+#: The most problems an error message lists in full.  Fixing a file takes one round
+#: when every problem is listed, but a file with a systematic mistake can have
+#: thousands, and a message of thousands of lines helps nobody: the first ones
+#: show the mistake, and ``TopologyError.problems`` keeps them all.
+SHOWN_PROBLEMS = 50
+
+
 class TopologyError(ValidationError):
     """A topology that cannot be built; ``problems`` lists every reason at once.
 
     Each problem starts with its path in the file (``links[2].addresses[0]: ...``);
     ``source`` is the file (or ``"<dict>"``).  As a :class:`ValidationError` it also
-    has ``field`` (the source), ``value`` (the problems) and ``reason``.
+    has ``field`` (the source), ``value`` (the problems) and ``reason``.  The message
+    lists the first :data:`SHOWN_PROBLEMS` problems and counts the rest.
     """
 
     def __init__(self, problems: Sequence[str], source: str = "<dict>") -> None:
@@ -146,10 +156,12 @@ class TopologyError(ValidationError):
             self.reason = self.problems[0]
             message = f"{source}: {self.problems[0]}"
         else:
-            self.reason = f"{count} problems"
-            message = f"{source}: {count} problems:\n" + "\n".join(
-                f"  {problem}" for problem in self.problems
-            )
+            self.reason = f"{count:,} problems"
+            lines = [f"  {problem}" for problem in self.problems[:SHOWN_PROBLEMS]]
+            rest = count - SHOWN_PROBLEMS
+            if rest > 0:
+                lines.append(f"  … and {rest:,} more problem{'' if rest == 1 else 's'}")
+            message = f"{source}: {count:,} problems:\n" + "\n".join(lines)
         super(ValidationError, self).__init__(message)
 
     def __reduce__(self) -> tuple[object, ...]:
@@ -455,22 +467,125 @@ def _kind(value: object) -> str:
     return shown if shown.startswith(kind) else f"{kind} ({shown})"  # "an integer of N digits"
 
 
-def _did_you_mean(word: object, choices: Iterable[str]) -> str:
+def _did_you_mean(word: object, choices: Iterable[str] | _Names) -> str:
     if not isinstance(word, str):  # a YAML key may be a number: no name is close to it
         return ""
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    names = choices if isinstance(choices, _Names) else _Names(choices)
+    close = names.close(word)
+    return f" (did you mean {close!r}?)" if close is not None else ""
 
 
-def _suggest(word: object, choices: Iterable[str], *, listing: str = "expected one of") -> str:
-    """A "did you mean" when something is close, else the whole list of choices."""
-    options = list(choices)
-    close = _did_you_mean(word, options)
+def _suggest(
+    word: object, choices: Iterable[str] | _Names, *, listing: str = "expected one of"
+) -> str:
+    """A "did you mean" when something is close, else the list of choices."""
+    names = choices if isinstance(choices, _Names) else _Names(choices)
+    close = _did_you_mean(word, names)
     if close:
         return close
-    if not options:
+    if not names.names:
         return " (none are defined)"
-    return f" ({listing}: {', '.join(options)})"
+    return f" ({listing}: {_listing(names.names)})"
+
+
+#: The most names a message lists ("defined: ...", "it has: ..."); the rest are counted.
+_LISTED = 10
+
+
+def _listing(names: Collection[str]) -> str:
+    """``a, b, c``, or the first _LISTED and a count: one problem stays one short line
+    when a namespace has thousands of interfaces or a lab thousands of namespaces."""
+    shown = ", ".join(itertools.islice(names, _LISTED))
+    if len(names) <= _LISTED:
+        return shown
+    return f"{shown}, … and {len(names) - _LISTED:,} more"
+
+
+#: Up to this many names, difflib compares a word with every one, as it always did.
+_SMALL = 64
+#: How many candidates the index proposes to difflib for one word.
+_CANDIDATES = 8
+#: How many bigram postings one lookup may read, rarest bigrams first.
+_GRAM_BUDGET = 256
+#: Pads a name's ends for its bigrams: not a character any checked name may hold.
+_PAD_START, _PAD_END = "\x00", "\x01"
+
+
+class _Names:
+    """Names, indexed for "did you mean" so that a lookup costs about the same however
+    many names there are.
+
+    ``difflib.get_close_matches`` compares a word with every name: a file in which
+    each of N references is misspelt cost N x N comparisons (64 s at 2,000
+    namespaces).  Beyond _SMALL names the index first proposes a few candidates, and
+    difflib picks among those only, with its usual cutoff:
+
+    - names that share a one-deletion form with the word (SymSpell): each typo of one
+      character, a letter wrong, missing, extra, or two letters swapped, is found;
+    - when there is none, names sharing the word's rarest bigrams, reading at most
+      _GRAM_BUDGET postings, for names further off.  A bigram shared by thousands of
+      names ("re" in ``red0`` ... ``red4999``) tells little and is skipped.
+
+    So a suggestion is always one difflib accepts, though with many names a more
+    distant one may be missed.  The indexes are built on the first lookup.
+    """
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = list(names)
+        self.longest = max(map(len, self.names), default=0)
+        self._forms: dict[str, list[str]] | None = None
+        self._grams: dict[str, list[str]] = {}
+
+    def close(self, word: str) -> str | None:
+        """The name most like ``word`` by difflib's measure, if one is like it at all."""
+        if 3 * len(word) > 7 * self.longest:
+            return None  # difflib's ratio is then below its 0.6 cutoff for every name
+        pool = self.names if len(self.names) <= _SMALL else self.candidates(word)
+        close = difflib.get_close_matches(word, pool, n=1)
+        return close[0] if close else None
+
+    def candidates(self, word: str) -> list[str]:
+        forms = self._index()
+        score: dict[str, int] = {}
+        for form in _deletions(word):
+            for name in itertools.islice(forms.get(form, ()), _CANDIDATES):
+                score[name] = score.get(name, 0) + 1
+        if not score:
+            self.share_bigrams(word, score)
+        return heapq.nsmallest(
+            _CANDIDATES, score, key=lambda name: (-score[name], abs(len(name) - len(word)))
+        )
+
+    def share_bigrams(self, word: str, score: dict[str, int]) -> None:
+        """Count the bigrams each name shares with ``word``, rarest bigrams first."""
+        budget = _GRAM_BUDGET
+        for gram in sorted(_bigrams(word), key=lambda g: len(self._grams.get(g, ()))):
+            posting = self._grams.get(gram, ())
+            if len(posting) > budget:
+                break  # every bigram left is at least as common
+            budget -= len(posting)
+            for name in posting:
+                score[name] = score.get(name, 0) + 1
+
+    def _index(self) -> dict[str, list[str]]:
+        if self._forms is None:
+            self._forms = {}
+            for name in self.names:
+                for form in _deletions(name):
+                    self._forms.setdefault(form, []).append(name)
+                for gram in _bigrams(name):
+                    self._grams.setdefault(gram, []).append(name)
+        return self._forms
+
+
+def _deletions(word: str) -> set[str]:
+    """``word`` and every string one character shorter than it."""
+    return {word} | {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+def _bigrams(word: str) -> set[str]:
+    padded = f"{_PAD_START}{word}{_PAD_END}"
+    return {padded[i : i + 2] for i in range(len(padded) - 1)}
 
 
 def _given(item: Mapping[str, object], key: str) -> bool:
@@ -517,6 +632,64 @@ class _End:
     path: str
 
 
+class _Place:
+    """The interfaces of one namespace, indexed for the checks of routes through it.
+
+    Whether a gateway is in a connected subnet is asked once per route; scanning
+    every interface each time was quadratic in a hub with thousands of links.  The
+    subnets are kept as (version, prefix length, network bits), so that the question
+    costs one set lookup per distinct prefix length in the namespace.
+    """
+
+    def __init__(self) -> None:
+        self.ends: dict[str, _End] = {}  # by interface name
+        self.own: set[validate.IPAddress] = set()  # the interfaces' addresses
+        self.networks: set[tuple[int, int, int]] = set()
+        self.prefixes: set[tuple[int, int]] = set()  # (version, prefix length)
+        # What the messages show, made once: a namespace may have thousands of
+        # interfaces and as many routes wrong.
+        self._names: _Names | None = None
+        self._subnets: list[str] | None = None
+
+    def add(self, end: _End) -> None:
+        self.ends[end.name] = end
+        self._names = self._subnets = None
+        if end.address is not None:
+            network = end.address.network
+            self.own.add(end.address.ip)
+            self.networks.add(_network_key(network.version, network.prefixlen, end.address.ip))
+            self.prefixes.add((network.version, network.prefixlen))
+
+    def connects(self, via: validate.IPAddress) -> bool:
+        """Whether ``via`` is in the subnet of one of the interfaces."""
+        return any(
+            _network_key(version, prefixlen, via) in self.networks
+            for version, prefixlen in self.prefixes
+            if version == via.version
+        )
+
+    def subnets(self) -> list[str]:
+        if self._subnets is None:
+            self._subnets = sorted(
+                {str(end.address.network) for end in self.ends.values() if end.address is not None}
+            )
+        return self._subnets
+
+    def have(self) -> str:
+        """The interface names, for "(it has: ...)"."""
+        return _listing(self.ends) or "none"
+
+    def names(self) -> _Names:
+        if self._names is None:
+            self._names = _Names(self.ends)
+        return self._names
+
+
+def _network_key(version: int, prefixlen: int, address: validate.IPAddress) -> tuple[int, int, int]:
+    bits = 32 if version == 4 else 128
+    return version, prefixlen, int(address) >> (bits - prefixlen)
+
+
 class _Reader:
     """Reads a topology dict section by section, collecting problems as it goes.
 
@@ -534,6 +707,11 @@ class _Reader:
         self.bridges: dict[str, tuple[str, BridgeSpec]] = {}  # name -> (path, spec)
         self.written: set[str] = set()  # every namespace/bridge name written, valid or not
         self.ends: list[_End] = []
+        # Built on first use, for the checks that look things up once per item: a
+        # scan of every name or interface per item made whole-file checks quadratic.
+        self._choices: dict[tuple[bool, int, int], _Names] = {}
+        self._places: dict[str | None, _Place] = {}
+        self._placed = 0  # how many of self.ends self._places holds
 
     # -- helpers ---------------------------------------------------------------------
     def add(self, path: str, text: str) -> None:
@@ -588,13 +766,21 @@ class _Reader:
         if name in self.bridges:
             self.add(path, f"{name!r} is a bridge, not a namespace")
         elif name not in self.written:
-            choices = list(self.namespaces) + (list(self.bridges) if bridges else [])
             what = "a namespace or bridge" if bridges else "a namespace"
             self.add(
                 path,
-                f"{name!r} is not {what} of this lab" + _suggest(name, choices, listing="defined"),
+                f"{name!r} is not {what} of this lab"
+                + _suggest(name, self.choices(bridges=bridges), listing="defined"),
             )
         return None
+
+    def choices(self, *, bridges: bool) -> _Names:
+        """The names a reference may use, indexed once (until more are defined)."""
+        key = (bridges, len(self.namespaces), len(self.bridges))
+        if key not in self._choices:
+            names = list(self.namespaces) + (list(self.bridges) if bridges else [])
+            self._choices[key] = _Names(names)
+        return self._choices[key]
 
     # -- the whole -------------------------------------------------------------------
     def topology(self, data: object) -> Topology:
@@ -899,11 +1085,18 @@ class _Reader:
         name = self.reference(_at(path, "namespace"), item["namespace"], bridges=False)
         return name is not None, name
 
-    def interfaces(self, namespace: str | None) -> list[_End] | None:
-        """The interfaces the lab makes there; None when unknown (a non-isolated host)."""
+    def place(self, namespace: str | None) -> _Place | None:
+        """The interfaces the lab makes there, indexed; None when unknown (the host side
+        of a lab that is not isolated)."""
         if namespace is None and not self.isolated:
             return None
-        return [end for end in self.ends if end.namespace == namespace]
+        if self._placed != len(self.ends):
+            self._places = {}
+            for end in self.ends:
+                self._places.setdefault(end.namespace, _Place()).add(end)
+            self._placed = len(self.ends)
+        found = self._places.get(namespace)
+        return found if found is not None else _Place()
 
     def check_routes(self, items: list[tuple[str, Mapping[str, object]]]) -> list[RouteSpec]:
         routes = []
@@ -966,28 +1159,30 @@ class _Reader:
         via: validate.IPAddress | None,
         dev: str | None,
     ) -> bool:
-        ends = self.interfaces(namespace)
-        if ends is None:
+        place = self.place(namespace)
+        if place is None:
             return True
-        names = [end.name for end in ends]
-        if dev is not None and dev != "lo" and dev not in names:
-            have = ", ".join(names) or "none"
+        if dev is not None and dev != "lo" and dev not in place.ends:
             self.add(
                 _at(path, "dev"),
-                f"{dev!r} is not an interface in {_where(namespace)} (it has: {have})"
-                + _did_you_mean(dev, names),
+                f"{dev!r} is not an interface in {_where(namespace)} (it has: {place.have()})"
+                + _did_you_mean(dev, place.names()),
             )
             return False
         if via is None or (via.version == 6 and via.is_link_local):
             return True
-        candidates = [e for e in ends if e.address is not None and (dev is None or e.name == dev)]
-        if any(end.address is not None and end.address.ip == via for end in candidates):
+        if dev is not None:  # only that interface's own subnet
+            end = place.ends.get(dev)
+            place = _Place()
+            if end is not None:
+                place.add(end)
+        if via in place.own:
             self.add(_at(path, "via"), f"'{via}' is an address of {_where(namespace)} itself")
             return False
-        if not any(end.address is not None and via in end.address.network for end in candidates):
-            subnets = sorted({str(e.address.network) for e in candidates if e.address is not None})
+        if not place.connects(via):
+            subnets = place.subnets()
             onto = f" on {dev!r}" if dev is not None else ""
-            have = f"connected: {', '.join(subnets)}" if subnets else "it has no addresses" + onto
+            have = f"connected: {_listing(subnets)}" if subnets else "it has no addresses" + onto
             self.add(
                 _at(path, "via"),
                 f"'{via}' is not in a subnet connected to {_where(namespace)}{onto} ({have})",
@@ -1030,12 +1225,11 @@ class _Reader:
                 out = self.checked(
                     _at(path, "out_interface"), item["out_interface"], validate.interface_name
                 )
-                ends = self.interfaces(None)
-                if out is not None and ends is not None and out not in [e.name for e in ends]:
-                    have = ", ".join(e.name for e in ends) or "none"
+                host = self.place(None)
+                if out is not None and host is not None and out not in host.ends:
                     self.add(
                         _at(path, "out_interface"),
-                        f"{out!r} is not an interface on {_HOST} (it has: {have})",
+                        f"{out!r} is not an interface on {_HOST} (it has: {host.have()})",
                     )
                     continue
                 if out is None:

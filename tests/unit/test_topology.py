@@ -682,3 +682,156 @@ def test_a_long_yaml_tag_is_cut_in_the_message(tmp_path: Path) -> None:
     assert error.problems[0].startswith("YAML syntax error: ")
     assert len(error.problems[0]) < 400
     assert error.problems[0].endswith("…")
+
+
+# -- big files: bounded messages, and suggestions from an index -------------------------
+
+
+def misspelt_lab(count: int) -> dict[str, object]:
+    """``count`` namespaces on one bridge, each link naming its namespace ``rde{i}``."""
+    return {
+        "name": "big",
+        "namespaces": [f"red{i}" for i in range(count)],
+        "bridges": [{"name": "br0"}],
+        "links": [{"a": f"rde{i}", "b": "br0"} for i in range(count)],
+    }
+
+
+def test_a_message_lists_fifty_problems_and_counts_the_rest() -> None:
+    error = error_of(topology.from_dict, misspelt_lab(2000))
+    assert len(error.problems) == 2000
+    lines = str(error).splitlines()
+    assert lines[0] == "<dict>: 2,000 problems:"
+    assert len(lines) == 1 + topology.SHOWN_PROBLEMS + 1
+    assert lines[1:51] == [f"  {problem}" for problem in error.problems[:50]]
+    assert lines[-1] == "  … and 1,950 more problems"
+    assert error.reason == "2,000 problems"
+    assert pickle.loads(pickle.dumps(error)).problems == error.problems
+
+
+def test_one_problem_past_the_fifty_is_counted_in_the_singular() -> None:
+    error = error_of(topology.from_dict, misspelt_lab(51))
+    assert str(error).splitlines()[-1] == "  … and 1 more problem"
+    assert len(str(error).splitlines()) == 52
+    assert len(str(error_of(topology.from_dict, misspelt_lab(50))).splitlines()) == 51
+
+
+def test_every_misspelt_reference_in_a_big_lab_gets_its_suggestion() -> None:
+    error = error_of(topology.from_dict, misspelt_lab(5000))
+    assert len(error.problems) == 5000
+    for i in (0, 7, 1234, 4999):
+        assert error.problems[i] == (
+            f"links[{i}].a: 'rde{i}' is not a namespace of this lab (did you mean 'red{i}'?)"
+        )
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("rde1234", "red1234"),  # two letters swapped
+        ("rex1234", "red1234"),  # one wrong
+        ("re1234", "red1234"),  # one missing
+        ("redd1234", "red1234"),  # one extra
+        ("blu-router", "blue-router"),
+        ("bleu_routre", "blue-router"),  # three off: found through shared bigrams
+        ("zzzzzzzzzz", None),
+        ("q" * 200, None),  # far longer than any name: no ratio can reach the cutoff
+    ],
+)
+def test_names_index_suggests_like_difflib(word: str, expected: str | None) -> None:
+    import difflib
+
+    names = [f"red{i}" for i in range(5000)] + ["blue-router", "green"]
+    index = topology._Names(names)
+    found = index.close(word)
+    assert found == expected
+    if found is not None:  # always a name difflib itself accepts
+        assert difflib.SequenceMatcher(None, word, found).ratio() >= 0.6
+
+
+def test_names_index_of_a_few_names_is_plain_difflib() -> None:
+    import difflib
+
+    names = ["red", "blue", "green", "v-net-0", "outside"]
+    index = topology._Names(names)
+    for word in ("rde", "blu", "gren", "v-net0", "outsid", "x", "reed"):
+        plain = difflib.get_close_matches(word, names, n=1)
+        assert index.close(word) == (plain[0] if plain else None)
+
+
+def test_a_listing_of_many_names_is_cut() -> None:
+    found = problems_of(
+        {
+            "name": "x",
+            "namespaces": [f"n{i:03}" for i in range(100)],
+            "links": [{"a": "zzzz", "b": "n000"}],
+        }
+    )
+    assert found == [
+        "links[0].a: 'zzzz' is not a namespace of this lab (defined: n000, n001, n002, n003, "
+        "n004, n005, n006, n007, n008, n009, … and 90 more)"
+    ]
+
+
+def hub(count: int, **route: str) -> dict[str, object]:
+    """A namespace ``hub`` with a /30 to each of ``count`` others, and one route in it."""
+    return {
+        "name": "hub",
+        "namespaces": ["hub", *(f"s{i}" for i in range(count))],
+        "links": [
+            {
+                "a": "hub",
+                "b": f"s{i}",
+                "names": [f"h{i}", "up"],
+                "addresses": [f"10.{i // 64}.{i % 64 * 4}.1/30", f"10.{i // 64}.{i % 64 * 4}.2/30"],
+            }
+            for i in range(count)
+        ],
+        "routes": [{"namespace": "hub", "destination": "172.16.0.0/12", **route}],
+    }
+
+
+def test_a_route_in_a_namespace_of_many_interfaces() -> None:
+    assert topology.from_dict(hub(300, via="10.4.168.2")).routes[0].via == "10.4.168.2"
+    assert topology.from_dict(hub(300, via="10.4.168.2", dev="h298")).routes[0].dev == "h298"
+    assert problems_of(hub(300, via="10.4.168.2", dev="h297")) == [
+        "routes[0].via: '10.4.168.2' is not in a subnet connected to namespace 'hub' on 'h297' "
+        "(connected: 10.4.164.0/30)"
+    ]
+    assert problems_of(hub(300, via="10.4.168.1")) == [
+        "routes[0].via: '10.4.168.1' is an address of namespace 'hub' itself"
+    ]
+    assert problems_of(hub(300, via="10.9.0.2")) == [
+        "routes[0].via: '10.9.0.2' is not in a subnet connected to namespace 'hub' (connected: "
+        "10.0.0.0/30, 10.0.100.0/30, 10.0.104.0/30, 10.0.108.0/30, 10.0.112.0/30, "
+        "10.0.116.0/30, 10.0.12.0/30, 10.0.120.0/30, 10.0.124.0/30, 10.0.128.0/30, "
+        "… and 290 more)"
+    ]
+    assert problems_of(hub(300, dev="hx298")) == [
+        "routes[0].dev: 'hx298' is not an interface in namespace 'hub' (it has: h0, h1, h2, "
+        "h3, h4, h5, h6, h7, h8, h9, … and 290 more) (did you mean 'h298'?)"
+    ]
+
+
+def test_a_gateway_in_any_of_several_prefix_lengths() -> None:
+    data = {
+        "name": "mix",
+        "namespaces": ["r", "a", "b", "c"],
+        "links": [
+            {"a": "r", "b": "a", "addresses": ["10.0.0.1/8", "10.0.0.2/8"]},
+            {"a": "r", "b": "b", "addresses": ["192.168.1.1/24", "192.168.1.2/24"]},
+            {"a": "r", "b": "c", "addresses": ["fd00:1::1/64", "fd00:1::2/64"]},
+        ],
+    }
+    for via, ok in [
+        ("10.200.3.4", True),
+        ("192.168.1.77", True),
+        ("192.168.2.1", False),
+        ("fd00:1::9", True),
+        ("fd00:2::9", False),
+        ("11.0.0.1", False),
+    ]:
+        net = "10.99.0.0/16" if ":" not in via else "fd99::/64"
+        routes = [{"namespace": "r", "destination": net, "via": via}]
+        found = problems_of({**data, "routes": routes, "bogus": 1})
+        assert (len(found) == 1) is ok, (via, found)
