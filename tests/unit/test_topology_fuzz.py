@@ -2,7 +2,7 @@
 or a NetnsKitError with a short message, and nothing is run (issue 9).
 
 Every test here is derandomized and keeps no example database, so a run in CI is
-the same run every time; together they try a little over 1,500 documents:
+the same run every time; together they try 1,700 documents:
 
 - mutations of the example labs and the broken-file corpus, as TOML and as YAML;
 - random nested dicts, lists and scalars, and topology-shaped dicts with random
