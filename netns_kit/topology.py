@@ -68,6 +68,9 @@ A file may come from anywhere, so reading one is bounded whatever it holds: at m
 holding more than :data:`MAX_VALUES` values is refused before any check walks it, and
 every value a message shows goes through :func:`netns_kit.errors.bounded_repr`.  A
 hostile file gets a :class:`TopologyError` like any other bad file, never a traceback.
+Checking costs about the same per item however big the file, right or wrong: names
+and interfaces are looked up in indexes, not scanned per item, and a message lists the
+first :data:`SHOWN_PROBLEMS` problems and counts the rest.
 """
 
 from __future__ import annotations
