@@ -397,7 +397,11 @@ def test_hostile_values_in_a_valid_lab(
     with pytest.raises(TopologyError) as caught:
         topology.from_dict(data)
     assert_refused_well(caught.value)
-    assert_from_dict_is_safe(data, scratch / "state")
+    ex = RecordingExecutor()
+    with pytest.raises(TopologyError) as caught:
+        Lab.from_dict(data, executor=ex, state_dir=scratch / "state")
+    assert_refused_well(caught.value)
+    assert ex.commands == []
 
 
 def copy_of(value: Any) -> Any:
