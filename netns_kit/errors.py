@@ -8,9 +8,11 @@ can react to the common causes without matching on the kernel's words itself.
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 #: Which Debian package brings each tool we start, for ToolMissingError's hint.
 DEBIAN_PACKAGES: dict[str, str] = {
@@ -24,6 +26,114 @@ DEBIAN_PACKAGES: dict[str, str] = {
 }
 
 
+#: The most characters one user value takes in a message.  Names and addresses fit
+#: whole; a hostile value (a megabyte of text, a 5,000-digit number, a list nested a
+#: thousand deep) must not turn one error line into a flood, or into a second error.
+REPR_LIMIT = 80
+#: How many levels, and how many items per level, of a container a message shows.
+_REPR_DEPTH = 3
+_REPR_ITEMS = 8
+#: Integers longer than this many bits are described, not written out: ``str()`` of
+#: one over 4,300 digits raises ValueError, and nobody reads 80 digits anyway.
+_INT_BITS = 256
+#: Above this many bits the digit count is estimated (counting exactly costs a power
+#: of ten as big as the number).
+_INT_EXACT_BITS = 1 << 20
+
+
+def bounded_repr(value: object, limit: int = REPR_LIMIT) -> str:
+    """``repr(value)`` for an error message: at most ``limit`` characters, never raising.
+
+    Every message that shows a user's value goes through here, because the value may
+    come from a hostile file: a huge integer becomes "an integer of N digits", a
+    long string is cut with "…", a deep or long container shows its first levels and
+    items only, and anything whose own ``repr`` raises is named by its type.  Small,
+    ordinary values come out exactly as ``repr`` writes them.
+    """
+    try:
+        return _clip(_repr(value, _REPR_DEPTH, limit), limit)
+    except Exception:  # a repr that raises (RecursionError included): name the type
+        return _type_name(value)
+
+
+def _type_name(value: object) -> str:
+    try:
+        return _clip(type(value).__name__, REPR_LIMIT)
+    except Exception:
+        return "object"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+def _repr(value: object, depth: int, limit: int) -> str:
+    kind = type(value)
+    if isinstance(value, str) and kind is str:
+        return _repr_str(value, limit)
+    if isinstance(value, int) and kind is int:
+        return _repr_int(value)
+    if kind in (bool, float, complex, type(None)):
+        return repr(value)
+    if isinstance(value, bytes) and kind is bytes:
+        return _clip(repr(value[:limit]), limit)
+    if kind in _BRACKETS and isinstance(value, Collection):
+        return _repr_container(value, depth, limit)
+    try:
+        return _clip(repr(value), limit)
+    except Exception:
+        return _type_name(value)
+
+
+def _repr_str(value: str, limit: int) -> str:
+    text = repr(value[:limit])
+    if len(value) <= limit and len(text) <= limit:
+        return text
+    return text[: max(limit - 2, 1)] + "…" + text[-1]
+
+
+def _repr_int(value: int) -> str:
+    bits = value.bit_length()
+    if bits <= _INT_BITS:
+        return repr(value)
+    digits = math.floor((bits - 1) * math.log10(2)) + 1  # 2**(bits-1) <= |value|
+    if bits > _INT_EXACT_BITS:
+        return f"an integer of about {digits:,} digits"
+    if abs(value) >= 10**digits:
+        digits += 1
+    return f"an integer of {digits:,} digits"
+
+
+_BRACKETS: dict[type, tuple[str, str]] = {
+    list: ("[", "]"),
+    tuple: ("(", ")"),
+    set: ("{", "}"),
+    frozenset: ("frozenset({", "})"),
+    dict: ("{", "}"),
+}
+
+
+def _repr_container(value: Collection[object], depth: int, limit: int) -> str:
+    """Like the builtin repr, but only ``depth`` levels and the first items of each."""
+    opening, closing = _BRACKETS[type(value)]
+    if not value:
+        return "set()" if type(value) is set else opening + closing
+    if depth <= 0:
+        return opening + "…" + closing
+    if isinstance(value, dict):
+        shown = [
+            f"{_repr(key, depth - 1, limit)}: {_repr(item, depth - 1, limit)}"
+            for key, item in itertools.islice(value.items(), _REPR_ITEMS)
+        ]
+    else:
+        shown = [_repr(item, depth - 1, limit) for item in itertools.islice(value, _REPR_ITEMS)]
+    if len(value) > len(shown):
+        shown.append("…")
+    elif type(value) is tuple and len(value) == 1:
+        shown[0] += ","
+    return _clip(opening + ", ".join(shown) + closing, limit)
+
+
 class NetnsKitError(Exception):
     """Base class of every error raised by netns_kit."""
 
@@ -35,7 +145,7 @@ class ValidationError(NetnsKitError, ValueError):
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"{field}: {value!r} {reason}")
+        super().__init__(f"{field}: {bounded_repr(value)} {reason}")
 
 
 class TeardownError(NetnsKitError):

@@ -62,27 +62,49 @@ subnets or whose ``dev`` is not there, and the same route, sysctl or masquerade 
 twice.  On the host side of a lab that is not isolated the root namespace's own
 interfaces are unknown, so host-side ``dev``, ``via`` and ``out_interface`` are only
 checked in isolated labs.
+
+A file may come from anywhere, so reading one is bounded whatever it holds: at most
+:data:`MAX_FILE_BYTES` are read, data nested deeper than :data:`MAX_DEPTH` levels or
+holding more than :data:`MAX_VALUES` values is refused before any check walks it, and
+every value a message shows goes through :func:`netns_kit.errors.bounded_repr`.  A
+hostile file gets a :class:`TopologyError` like any other bad file, never a traceback.
+Checking costs about the same per item however big the file, right or wrong: names
+and interfaces are looked up in indexes, not scanned per item, and a message lists the
+first :data:`SHOWN_PROBLEMS` problems and counts the rest.
 """
 
 from __future__ import annotations
 
 import difflib
+import heapq
 import importlib
 import ipaddress
+import itertools
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
 
 from . import validate
-from .errors import ValidationError
+from .errors import ValidationError, bounded_repr
 from .spec import BridgeSpec, LinkSpec, MasqueradeSpec, RouteSpec, SysctlSpec, Topology
 
 LAB_NAME_MAX = validate.LAB_NAME_MAX
+#: The most a topology file may weigh.  A lab of 5,000 namespaces, each with a link,
+#: a route and a sysctl, is about 1 MiB of TOML; reading is refused beyond this.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+#: The deepest nesting of tables and arrays accepted.  A topology needs 4 (the top
+#: table, [[links]], a link, its addresses); deeper data is refused before anything
+#: walks it, so that no check recurses or loops on it.
+MAX_DEPTH = 32
+#: The most values (tables, arrays, keys, scalars) walked in one topology.  YAML
+#: aliases share one value among many places, so a small file can stand for billions
+#: of values ("billion laughs"); each use counts, and the walk stops at this many.
+MAX_VALUES = 1_000_000
 
 _T = TypeVar("_T")
 
@@ -108,12 +130,20 @@ _SECTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 _HOST = "the lab's host side"
 
 
+#: The most problems an error message lists in full.  Fixing a file takes one round
+#: when every problem is listed, but a file with a systematic mistake can have
+#: thousands, and a message of thousands of lines helps nobody: the first ones
+#: show the mistake, and ``TopologyError.problems`` keeps them all.
+SHOWN_PROBLEMS = 50
+
+
 class TopologyError(ValidationError):
     """A topology that cannot be built; ``problems`` lists every reason at once.
 
     Each problem starts with its path in the file (``links[2].addresses[0]: ...``);
     ``source`` is the file (or ``"<dict>"``).  As a :class:`ValidationError` it also
-    has ``field`` (the source), ``value`` (the problems) and ``reason``.
+    has ``field`` (the source), ``value`` (the problems) and ``reason``.  The message
+    lists the first :data:`SHOWN_PROBLEMS` problems and counts the rest.
     """
 
     def __init__(self, problems: Sequence[str], source: str = "<dict>") -> None:
@@ -126,10 +156,12 @@ class TopologyError(ValidationError):
             self.reason = self.problems[0]
             message = f"{source}: {self.problems[0]}"
         else:
-            self.reason = f"{count} problems"
-            message = f"{source}: {count} problems:\n" + "\n".join(
-                f"  {problem}" for problem in self.problems
-            )
+            self.reason = f"{count:,} problems"
+            lines = [f"  {problem}" for problem in self.problems[:SHOWN_PROBLEMS]]
+            rest = count - SHOWN_PROBLEMS
+            if rest > 0:
+                lines.append(f"  … and {rest:,} more problem{'' if rest == 1 else 's'}")
+            message = f"{source}: {count:,} problems:\n" + "\n".join(lines)
         super(ValidationError, self).__init__(message)
 
     def __reduce__(self) -> tuple[object, ...]:
@@ -153,7 +185,17 @@ def read(path: str | os.PathLike[str]) -> object:
     if suffix not in (".toml", ".yaml", ".yml"):
         raise TopologyError([f"unknown file type {suffix!r}: use .toml, .yaml or .yml"], source)
     try:
-        text = file.read_bytes().decode("utf-8")
+        with file.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise TopologyError(
+                [
+                    f"is larger than {MAX_FILE_BYTES // 2**20} MiB "
+                    f"({MAX_FILE_BYTES:,} bytes), the most a topology file may be"
+                ],
+                source,
+            )
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise TopologyError(["no such file"], source) from None
     except IsADirectoryError:
@@ -168,6 +210,9 @@ def read(path: str | os.PathLike[str]) -> object:
 
 
 _TOML_WHERE = re.compile(r"^(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
+_INT_DIGITS = re.compile(r"Exceeds the limit \((?P<digits>\d+) digits\)")
+#: The longest parser message quoted (PyYAML quotes tags and anchors from the file).
+_SAID_MAX = 200
 
 
 def _parse_toml(text: str, source: str) -> object:
@@ -180,7 +225,28 @@ def _parse_toml(text: str, source: str) -> object:
             said = f"line {where['line']}, column {where['column']}: {where['what']}"
         elif said.endswith(" (at end of document)"):
             said = f"at the end of the file: {said.removesuffix(' (at end of document)')}"
-        raise TopologyError([f"TOML syntax error: {said}"], source) from None
+        raise TopologyError([f"TOML syntax error: {_clip(said)}"], source) from None
+    except (RecursionError, ValueError, MemoryError) as error:
+        raise TopologyError([_unreadable("TOML", error)], source) from None
+
+
+def _unreadable(language: str, error: BaseException) -> str:
+    """Why a parser gave up other than on a syntax error: these come from a hostile
+    file (nesting deeper than the parser's recursion, a number too long for ``int``),
+    and must end as a TopologyError like any bad file, not as a traceback."""
+    if isinstance(error, RecursionError):
+        said = f"it is nested too deeply (a topology needs 4 levels, {MAX_DEPTH} are accepted)"
+    elif isinstance(error, MemoryError):
+        said = "it does not fit in memory"
+    elif digits := _INT_DIGITS.search(str(error)):
+        said = f"it holds a number of more than {int(digits['digits']):,} digits"
+    else:
+        said = _clip(str(error) or type(error).__name__)
+    return f"{language} could not be read: {said}"
+
+
+def _clip(text: str, limit: int = _SAID_MAX) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _parse_yaml(text: str, source: str) -> object:
@@ -194,11 +260,13 @@ def _parse_yaml(text: str, source: str) -> object:
     try:
         data: object = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        said = getattr(error, "problem", None) or str(error)
+        said = _clip(getattr(error, "problem", None) or str(error))
         mark = getattr(error, "problem_mark", None)
         if mark is not None:
             said = f"line {mark.line + 1}, column {mark.column + 1}: {said}"
         raise TopologyError([f"YAML syntax error: {said}"], source) from None
+    except (RecursionError, ValueError, MemoryError) as error:
+        raise TopologyError([_unreadable("YAML", error)], source) from None
     return data
 
 
@@ -264,8 +332,21 @@ def _without_none(**values: object) -> dict[str, object]:
 # -- the checks ------------------------------------------------------------------------
 
 
+#: The longest key written as-is in a path; longer or odd ones are shown by bounded_repr.
+_KEY_MAX = 64
+
+
+def _key_text(key: object) -> str:
+    """A key as a path shows it: plain when it is a short printable string (all real
+    keys are), else bounded (a YAML key may be a huge number or a megabyte of text)."""
+    if isinstance(key, str) and 0 < len(key) <= _KEY_MAX and key.isprintable():
+        return key
+    return bounded_repr(key)
+
+
 def _at(path: str, key: object) -> str:
-    return str(key) if not path else f"{path}.{key}"
+    text = _key_text(key)
+    return text if not path else f"{path}.{text}"
 
 
 def _kind(value: object) -> str:
@@ -279,23 +360,131 @@ def _kind(value: object) -> str:
         type(None): "null",
     }
     kind = kinds.get(type(value), type(value).__name__)
-    return f"{kind} ({value!r})" if isinstance(value, bool | int | float | str) else kind
+    if not isinstance(value, bool | int | float | str):
+        return kind
+    shown = bounded_repr(value)
+    return shown if shown.startswith(kind) else f"{kind} ({shown})"  # "an integer of N digits"
 
 
-def _did_you_mean(word: object, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def _did_you_mean(word: object, choices: Iterable[str] | _Names) -> str:
+    if not isinstance(word, str):  # a YAML key may be a number: no name is close to it
+        return ""
+    names = choices if isinstance(choices, _Names) else _Names(choices)
+    close = names.close(word)
+    return f" (did you mean {close!r}?)" if close is not None else ""
 
 
-def _suggest(word: object, choices: Iterable[str], *, listing: str = "expected one of") -> str:
-    """A "did you mean" when something is close, else the whole list of choices."""
-    options = list(choices)
-    close = _did_you_mean(word, options)
+def _suggest(
+    word: object, choices: Iterable[str] | _Names, *, listing: str = "expected one of"
+) -> str:
+    """A "did you mean" when something is close, else the list of choices."""
+    names = choices if isinstance(choices, _Names) else _Names(choices)
+    close = _did_you_mean(word, names)
     if close:
         return close
-    if not options:
+    if not names.names:
         return " (none are defined)"
-    return f" ({listing}: {', '.join(options)})"
+    return f" ({listing}: {_listing(names.names)})"
+
+
+#: The most names a message lists ("defined: ...", "it has: ..."); the rest are counted.
+_LISTED = 10
+
+
+def _listing(names: Collection[str]) -> str:
+    """``a, b, c``, or the first _LISTED and a count: one problem stays one short line
+    when a namespace has thousands of interfaces or a lab thousands of namespaces."""
+    shown = ", ".join(itertools.islice(names, _LISTED))
+    if len(names) <= _LISTED:
+        return shown
+    return f"{shown}, … and {len(names) - _LISTED:,} more"
+
+
+#: Up to this many names, difflib compares a word with every one, as it always did.
+_SMALL = 64
+#: How many candidates the index proposes to difflib for one word.
+_CANDIDATES = 8
+#: How many bigram postings one lookup may read, rarest bigrams first.
+_GRAM_BUDGET = 256
+#: Pads a name's ends for its bigrams: not a character any checked name may hold.
+_PAD_START, _PAD_END = "\x00", "\x01"
+
+
+class _Names:
+    """Names, indexed for "did you mean" so that a lookup costs about the same however
+    many names there are.
+
+    ``difflib.get_close_matches`` compares a word with every name: a file in which
+    each of N references is misspelt cost N x N comparisons (64 s at 2,000
+    namespaces).  Beyond _SMALL names the index first proposes a few candidates, and
+    difflib picks among those only, with its usual cutoff:
+
+    - names that share a one-deletion form with the word (SymSpell): each typo of one
+      character, a letter wrong, missing, extra, or two letters swapped, is found;
+    - when there is none, names sharing the word's rarest bigrams, reading at most
+      _GRAM_BUDGET postings, for names further off.  A bigram shared by thousands of
+      names ("re" in ``red0`` ... ``red4999``) tells little and is skipped.
+
+    So a suggestion is always one difflib accepts, though with many names a more
+    distant one may be missed.  The indexes are built on the first lookup.
+    """
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = list(names)
+        self.longest = max(map(len, self.names), default=0)
+        self._forms: dict[str, list[str]] | None = None
+        self._grams: dict[str, list[str]] = {}
+
+    def close(self, word: str) -> str | None:
+        """The name most like ``word`` by difflib's measure, if one is like it at all."""
+        if 3 * len(word) > 7 * self.longest:
+            return None  # difflib's ratio is then below its 0.6 cutoff for every name
+        pool = self.names if len(self.names) <= _SMALL else self.candidates(word)
+        close = difflib.get_close_matches(word, pool, n=1)
+        return close[0] if close else None
+
+    def candidates(self, word: str) -> list[str]:
+        forms = self._index()
+        score: dict[str, int] = {}
+        for form in _deletions(word):
+            for name in itertools.islice(forms.get(form, ()), _CANDIDATES):
+                score[name] = score.get(name, 0) + 1
+        if not score:
+            self.share_bigrams(word, score)
+        return heapq.nsmallest(
+            _CANDIDATES, score, key=lambda name: (-score[name], abs(len(name) - len(word)))
+        )
+
+    def share_bigrams(self, word: str, score: dict[str, int]) -> None:
+        """Count the bigrams each name shares with ``word``, rarest bigrams first."""
+        budget = _GRAM_BUDGET
+        for gram in sorted(_bigrams(word), key=lambda g: len(self._grams.get(g, ()))):
+            posting = self._grams.get(gram, ())
+            if len(posting) > budget:
+                break  # every bigram left is at least as common
+            budget -= len(posting)
+            for name in posting:
+                score[name] = score.get(name, 0) + 1
+
+    def _index(self) -> dict[str, list[str]]:
+        if self._forms is None:
+            self._forms = {}
+            for name in self.names:
+                for form in _deletions(name):
+                    self._forms.setdefault(form, []).append(name)
+                for gram in _bigrams(name):
+                    self._grams.setdefault(gram, []).append(name)
+        return self._forms
+
+
+def _deletions(word: str) -> set[str]:
+    """``word`` and every string one character shorter than it."""
+    return {word} | {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+def _bigrams(word: str) -> set[str]:
+    padded = f"{_PAD_START}{word}{_PAD_END}"
+    return {padded[i : i + 2] for i in range(len(padded) - 1)}
 
 
 def _given(item: Mapping[str, object], key: str) -> bool:
@@ -307,6 +496,31 @@ def _where(namespace: str | None) -> str:
     return _HOST if namespace is None else f"namespace {namespace!r}"
 
 
+#: Where a value is: (its container's trail, its key or index, whether it is an index);
+#: None at the top.  Built only for tables and arrays, and only made a path on error.
+_Trail = tuple["_Trail", object, bool] | None
+#: What a file's values mostly are, known by their type alone: much cheaper than asking
+#: isinstance(value, Mapping) of each of a million values.
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+_BRANCHES = frozenset({dict, list, tuple})
+#: The longest path shown for data nested too deep (its first levels are enough).
+_TRAIL_MAX = 120
+
+
+def _trail_path(trail: _Trail) -> str:
+    """A trail as a path in the file's terms: ``links[0].addresses[1][0]``."""
+    keys: list[tuple[object, bool]] = []
+    while trail is not None:
+        trail, key, index = trail
+        keys.append((key, index))
+    path = ""
+    for key, index in reversed(keys):
+        path = f"{path}[{key}]" if index else _at(path, key)
+        if len(path) > _TRAIL_MAX:
+            return path[:_TRAIL_MAX] + "…"
+    return path
+
+
 @attrs.define
 class _End:
     """One interface the topology makes: where it is, its name, its address."""
@@ -315,6 +529,64 @@ class _End:
     name: str
     address: validate.IPInterface | None
     path: str
+
+
+class _Place:
+    """The interfaces of one namespace, indexed for the checks of routes through it.
+
+    Whether a gateway is in a connected subnet is asked once per route; scanning
+    every interface each time was quadratic in a hub with thousands of links.  The
+    subnets are kept as (version, prefix length, network bits), so that the question
+    costs one set lookup per distinct prefix length in the namespace.
+    """
+
+    def __init__(self) -> None:
+        self.ends: dict[str, _End] = {}  # by interface name
+        self.own: set[validate.IPAddress] = set()  # the interfaces' addresses
+        self.networks: set[tuple[int, int, int]] = set()
+        self.prefixes: set[tuple[int, int]] = set()  # (version, prefix length)
+        # What the messages show, made once: a namespace may have thousands of
+        # interfaces and as many routes wrong.
+        self._names: _Names | None = None
+        self._subnets: list[str] | None = None
+
+    def add(self, end: _End) -> None:
+        self.ends[end.name] = end
+        self._names = self._subnets = None
+        if end.address is not None:
+            network = end.address.network
+            self.own.add(end.address.ip)
+            self.networks.add(_network_key(network.version, network.prefixlen, end.address.ip))
+            self.prefixes.add((network.version, network.prefixlen))
+
+    def connects(self, via: validate.IPAddress) -> bool:
+        """Whether ``via`` is in the subnet of one of the interfaces."""
+        return any(
+            _network_key(version, prefixlen, via) in self.networks
+            for version, prefixlen in self.prefixes
+            if version == via.version
+        )
+
+    def subnets(self) -> list[str]:
+        if self._subnets is None:
+            self._subnets = sorted(
+                {str(end.address.network) for end in self.ends.values() if end.address is not None}
+            )
+        return self._subnets
+
+    def have(self) -> str:
+        """The interface names, for "(it has: ...)"."""
+        return _listing(self.ends) or "none"
+
+    def names(self) -> _Names:
+        if self._names is None:
+            self._names = _Names(self.ends)
+        return self._names
+
+
+def _network_key(version: int, prefixlen: int, address: validate.IPAddress) -> tuple[int, int, int]:
+    bits = 32 if version == 4 else 128
+    return version, prefixlen, int(address) >> (bits - prefixlen)
 
 
 class _Reader:
@@ -334,6 +606,11 @@ class _Reader:
         self.bridges: dict[str, tuple[str, BridgeSpec]] = {}  # name -> (path, spec)
         self.written: set[str] = set()  # every namespace/bridge name written, valid or not
         self.ends: list[_End] = []
+        # Built on first use, for the checks that look things up once per item: a
+        # scan of every name or interface per item made whole-file checks quadratic.
+        self._choices: dict[tuple[bool, int, int], _Names] = {}
+        self._places: dict[str | None, _Place] = {}
+        self._placed = 0  # how many of self.ends self._places holds
 
     # -- helpers ---------------------------------------------------------------------
     def add(self, path: str, text: str) -> None:
@@ -343,7 +620,7 @@ class _Reader:
         try:
             return check(value, path)
         except ValidationError as error:
-            self.add(path, f"{error.value!r} {error.reason}")
+            self.add(path, f"{bounded_repr(error.value)} {error.reason}")
             return None
 
     def keys(
@@ -388,19 +665,28 @@ class _Reader:
         if name in self.bridges:
             self.add(path, f"{name!r} is a bridge, not a namespace")
         elif name not in self.written:
-            choices = list(self.namespaces) + (list(self.bridges) if bridges else [])
             what = "a namespace or bridge" if bridges else "a namespace"
             self.add(
                 path,
-                f"{name!r} is not {what} of this lab" + _suggest(name, choices, listing="defined"),
+                f"{name!r} is not {what} of this lab"
+                + _suggest(name, self.choices(bridges=bridges), listing="defined"),
             )
         return None
+
+    def choices(self, *, bridges: bool) -> _Names:
+        """The names a reference may use, indexed once (until more are defined)."""
+        key = (bridges, len(self.namespaces), len(self.bridges))
+        if key not in self._choices:
+            names = list(self.namespaces) + (list(self.bridges) if bridges else [])
+            self._choices[key] = _Names(names)
+        return self._choices[key]
 
     # -- the whole -------------------------------------------------------------------
     def topology(self, data: object) -> Topology:
         if not isinstance(data, Mapping):
             self.add("", f"the top level must be a table of keys, not {_kind(data)}")
             raise TopologyError(self.problems, self.source)
+        self.bounded(data)
         self.keys("", data, _TOP_KEYS, ("name",))
         name = self.lab_name(data)
         isolated = data.get("isolated", False)
@@ -447,6 +733,49 @@ class _Reader:
             )
             return None
         return name
+
+    def bounded(self, data: Mapping[Any, object]) -> None:
+        """Refuse data nested deeper than MAX_DEPTH or holding more than MAX_VALUES.
+
+        This runs before any other check, and walks with a list of its own rather than
+        by recursion, so that no later check meets data that could exhaust the stack
+        (a list nested a thousand deep) or take forever (YAML aliases that fan out to
+        billions of uses of a few values).  Only tables and arrays are walked: every
+        other value is a leaf to the checks as well.
+        """
+        count = 0
+        pending: list[tuple[object, int, _Trail]] = [(data, 1, None)]
+        while pending:
+            value, depth, trail = pending.pop()
+            children: Iterable[tuple[object, object]]
+            index = isinstance(value, list | tuple)
+            if index:
+                assert isinstance(value, list | tuple)
+                count += len(value)
+                children = enumerate(value)
+            else:
+                assert isinstance(value, Mapping)
+                count += 2 * len(value)  # its keys and their values
+                children = value.items()
+            if count > MAX_VALUES:
+                raise TopologyError(
+                    [
+                        f"holds more than {MAX_VALUES:,} values (tables, arrays, keys and "
+                        "values; each use of a YAML alias counts): a topology is far smaller"
+                    ],
+                    self.source,
+                )
+            for key, child in children:
+                kind = type(child)
+                if kind in _LEAVES or (
+                    kind not in _BRANCHES and not isinstance(child, Mapping | list | tuple)
+                ):
+                    continue
+                if depth >= MAX_DEPTH:
+                    where = _trail_path((trail, key, index))
+                    said = f"is nested more than {MAX_DEPTH} levels deep (a topology needs 4)"
+                    raise TopologyError([f"{where}: {said}"], self.source)
+                pending.append((child, depth + 1, (trail, key, index)))
 
     # -- namespaces and bridges ------------------------------------------------------
     def read_namespaces(self, value: object, host: str | None) -> list[str]:
@@ -655,11 +984,18 @@ class _Reader:
         name = self.reference(_at(path, "namespace"), item["namespace"], bridges=False)
         return name is not None, name
 
-    def interfaces(self, namespace: str | None) -> list[_End] | None:
-        """The interfaces the lab makes there; None when unknown (a non-isolated host)."""
+    def place(self, namespace: str | None) -> _Place | None:
+        """The interfaces the lab makes there, indexed; None when unknown (the host side
+        of a lab that is not isolated)."""
         if namespace is None and not self.isolated:
             return None
-        return [end for end in self.ends if end.namespace == namespace]
+        if self._placed != len(self.ends):
+            self._places = {}
+            for end in self.ends:
+                self._places.setdefault(end.namespace, _Place()).add(end)
+            self._placed = len(self.ends)
+        found = self._places.get(namespace)
+        return found if found is not None else _Place()
 
     def check_routes(self, items: list[tuple[str, Mapping[str, object]]]) -> list[RouteSpec]:
         routes = []
@@ -722,28 +1058,30 @@ class _Reader:
         via: validate.IPAddress | None,
         dev: str | None,
     ) -> bool:
-        ends = self.interfaces(namespace)
-        if ends is None:
+        place = self.place(namespace)
+        if place is None:
             return True
-        names = [end.name for end in ends]
-        if dev is not None and dev != "lo" and dev not in names:
-            have = ", ".join(names) or "none"
+        if dev is not None and dev != "lo" and dev not in place.ends:
             self.add(
                 _at(path, "dev"),
-                f"{dev!r} is not an interface in {_where(namespace)} (it has: {have})"
-                + _did_you_mean(dev, names),
+                f"{dev!r} is not an interface in {_where(namespace)} (it has: {place.have()})"
+                + _did_you_mean(dev, place.names()),
             )
             return False
         if via is None or (via.version == 6 and via.is_link_local):
             return True
-        candidates = [e for e in ends if e.address is not None and (dev is None or e.name == dev)]
-        if any(end.address is not None and end.address.ip == via for end in candidates):
+        if dev is not None:  # only that interface's own subnet
+            end = place.ends.get(dev)
+            place = _Place()
+            if end is not None:
+                place.add(end)
+        if via in place.own:
             self.add(_at(path, "via"), f"'{via}' is an address of {_where(namespace)} itself")
             return False
-        if not any(end.address is not None and via in end.address.network for end in candidates):
-            subnets = sorted({str(e.address.network) for e in candidates if e.address is not None})
+        if not place.connects(via):
+            subnets = place.subnets()
             onto = f" on {dev!r}" if dev is not None else ""
-            have = f"connected: {', '.join(subnets)}" if subnets else "it has no addresses" + onto
+            have = f"connected: {_listing(subnets)}" if subnets else "it has no addresses" + onto
             self.add(
                 _at(path, "via"),
                 f"'{via}' is not in a subnet connected to {_where(namespace)}{onto} ({have})",
@@ -786,12 +1124,11 @@ class _Reader:
                 out = self.checked(
                     _at(path, "out_interface"), item["out_interface"], validate.interface_name
                 )
-                ends = self.interfaces(None)
-                if out is not None and ends is not None and out not in [e.name for e in ends]:
-                    have = ", ".join(e.name for e in ends) or "none"
+                host = self.place(None)
+                if out is not None and host is not None and out not in host.ends:
                     self.add(
                         _at(path, "out_interface"),
-                        f"{out!r} is not an interface on {_HOST} (it has: {have})",
+                        f"{out!r} is not an interface on {_HOST} (it has: {host.have()})",
                     )
                     continue
                 if out is None:

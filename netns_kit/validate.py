@@ -187,6 +187,9 @@ def sysctl_value(value: object, field: str = "value") -> str:
     """A kernel setting's value: a string or an integer, one line, printable."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValidationError(field, value, "is not a string or an integer")
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
+        # Beyond the kernel's 64-bit settings; and str() of a huge one raises ValueError.
+        raise ValidationError(field, value, "does not fit in 64 bits, as a sysctl value must")
     text = str(value)
     if not text or any(not ch.isprintable() or ch in "\t\n" for ch in text):
         raise ValidationError(field, value, "is empty or holds control characters")

@@ -140,6 +140,32 @@ def test_validate_missing_file(run: Invoke, tmp_path: Path) -> None:
     assert result.err == f"netns-kit: {tmp_path / 'nope.toml'}: no such file\n"
 
 
+@pytest.mark.parametrize("command", ["validate", "up", "script", "graph"])
+@pytest.mark.parametrize(
+    ("name", "text", "said"),
+    [
+        ("digits.toml", "name = " + "9" * 5000 + "\n", "more than 4,300 digits"),
+        ("deep.toml", "namespaces = " + "[" * 600 + "]" * 600 + "\n", "nested too deeply"),
+        ("deep.yaml", "namespaces: " + "[" * 600 + "]" * 600 + "\n", "nested too deeply"),
+        ("long.toml", "name = '" + "x" * 10**6 + "'\n", "is longer than 64 bytes"),
+    ],
+    ids=["digits", "deep-toml", "deep-yaml", "long-name"],
+)
+def test_a_hostile_file_exits_2_with_a_short_message_and_runs_nothing(
+    run: Invoke, state: Path, tmp_path: Path, command: str, name: str, text: str, said: str
+) -> None:
+    hostile = tmp_path / name
+    hostile.write_text(text)
+    result = run(command, str(hostile))
+    assert result.code == 2
+    assert result.err.startswith(f"netns-kit: {hostile}: ")
+    assert said in result.err
+    assert len(result.err) < 500
+    assert "Traceback" not in result.err
+    assert result.ex.commands == []
+    assert not state.exists() or not list(state.iterdir())
+
+
 def test_script_prints_what_up_would_run(run: Invoke, state: Path) -> None:
     result = run("script", BRIDGE)
     assert result.code == 0

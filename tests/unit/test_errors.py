@@ -21,7 +21,7 @@ from netns_kit import (
     ValidationError,
     VethPair,
 )
-from netns_kit.errors import command_error
+from netns_kit.errors import REPR_LIMIT, bounded_repr, command_error
 
 from .conftest import BAD_RULE
 
@@ -233,3 +233,62 @@ def test_sysctl_missing_in_a_namespace_names_procps() -> None:
     )
     with pytest.raises(ToolMissingError, match="procps"):
         Sysctl("net.ipv4.ip_forward", 1, namespace="red", executor=ex).apply()
+
+
+# -- values in messages: bounded, whatever the value -------------------------------------
+
+
+class _ReprRaises:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
+def _nested(depth: int) -> list[object]:
+    top: list[object] = []
+    inner = top
+    for _ in range(depth):
+        inner.append([])
+        inner = inner[0]  # type: ignore[assignment]
+    return top
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("a b", "'a b'"),
+        (None, "None"),
+        (1.5, "1.5"),
+        ({"a": [1, (2,)]}, "{'a': [1, (2,)]}"),
+        (frozenset({1}), "frozenset({1})"),
+        (set(), "set()"),
+        (10**5000, "an integer of 5,001 digits"),
+        (-(10**4999), "an integer of 5,000 digits"),
+        ("x" * 1000, "'" + "x" * 77 + "…'"),
+        (list(range(100)), "[0, 1, 2, 3, 4, 5, 6, 7, …]"),
+        (_nested(1000), "[[[[…]]]]"),
+        ([10**5000], "[an integer of 5,001 digits]"),
+        (_ReprRaises(), "_ReprRaises"),
+    ],
+    ids=lambda v: type(v).__name__,
+)
+def test_bounded_repr(value: object, expected: str) -> None:
+    assert bounded_repr(value) == expected
+
+
+def test_bounded_repr_of_a_self_containing_list() -> None:
+    loop: list[object] = []
+    loop.append(loop)
+    assert bounded_repr(loop) == "[[[[…]]]]"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [10**5000, "y" * 10**6, _nested(1000), {"k": "z" * 10**5}, _ReprRaises(), b"\0" * 10**5],
+    ids=["int", "str", "nested", "dict", "repr-raises", "bytes"],
+)
+def test_validation_error_message_is_bounded(value: object) -> None:
+    error = ValidationError("name", value, "is not a name (expected a string)")
+    assert error.value is value
+    assert len(str(error)) <= len("name: ") + REPR_LIMIT + len(" is not a name (expected a string)")
+    assert str(error).startswith("name: ")
+    assert str(error).endswith(" is not a name (expected a string)")

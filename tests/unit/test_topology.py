@@ -423,3 +423,344 @@ def test_yaml_without_pyyaml_names_the_extra(
         topology.load(path)
     assert "install the 'yaml' extra" in str(caught.value)
     assert "netns-kit[yaml]" in str(caught.value)
+
+
+# -- hostile files: always a TopologyError, short, and nothing built ----------------------
+
+#: Generous: 50 problems of a few hundred characters each, and the summary line.
+MESSAGE_MAX = 50 * 400 + 200
+
+
+def error_of(call: Any, *args: Any) -> TopologyError:
+    with pytest.raises(TopologyError) as caught:
+        call(*args)
+    assert len(str(caught.value)) <= MESSAGE_MAX
+    return caught.value
+
+
+def nested_dict(depth: int) -> dict[str, object]:
+    top: dict[str, object] = {}
+    inner = top
+    for _ in range(depth):
+        inner["a"] = {}
+        inner = inner["a"]  # type: ignore[assignment]
+    return top
+
+
+def test_a_huge_integer_in_a_dict_is_described_not_written() -> None:
+    error = error_of(topology.from_dict, {"name": 10**5000})
+    assert error.problems == ["name: an integer of 5,001 digits is not a name (expected a string)"]
+    error = error_of(topology.from_dict, {"name": "x", "isolated": -(10**5000)})
+    assert error.problems == ["isolated: must be true or false, not an integer of 5,001 digits"]
+
+
+def test_a_huge_sysctl_value_is_refused() -> None:
+    found = problems_of(
+        {"name": "x", "sysctls": [{"key": "net.ipv4.ip_forward", "value": 10**5000}]}
+    )
+    assert found == [
+        "sysctls[0].value: an integer of 5,001 digits does not fit in 64 bits, "
+        "as a sysctl value must"
+    ]
+
+
+def test_a_long_string_is_cut_in_messages() -> None:
+    found = problems_of({"name": "n" * 10**6, ("k" * 10**6): 1})
+    assert len(found) == 2
+    assert found[0].startswith("'" + "k" * 77 + "…': unknown key (expected one of: name, ")
+    assert found[1] == "name: '" + "n" * 77 + "…' is longer than 64 bytes"
+
+
+def test_a_deep_dict_is_refused_before_any_check() -> None:
+    data = {"name": "x", "links": [{"a": nested_dict(1000), "b": "y"}]}
+    error = error_of(topology.from_dict, data)
+    path = "links[0].a" + ".a" * 29
+    assert error.problems == [f"{path}: is nested more than 32 levels deep (a topology needs 4)"]
+
+
+def test_a_self_containing_list_is_refused() -> None:
+    loop: list[object] = []
+    loop.append(loop)
+    error = error_of(topology.from_dict, {"name": "x", "namespaces": loop})
+    assert "is nested more than 32 levels deep" in error.problems[0]
+    assert error.problems[0].startswith("namespaces[0][0][0]")
+
+
+def test_the_deepest_accepted_nesting() -> None:
+    """32 levels pass the walk (and fail the checks as usual); 33 do not."""
+
+    def deep(levels: int) -> list[object]:
+        value: list[object] = []
+        for _ in range(levels - 2):  # the top table is one level, this list another
+            value = [value]
+        return value
+
+    assert problems_of({"name": "x", "namespaces": deep(32)})[0].startswith(
+        "namespaces[0]: [[[[…]]]] is not a name"
+    )
+    assert "nested more than 32" in problems_of({"name": "x", "namespaces": deep(33)})[0]
+
+
+def test_lab_from_dict_refuses_hostile_data_and_runs_nothing() -> None:
+    from netns_kit import Lab, RecordingExecutor
+
+    for data in ({"name": 10**5000}, nested_dict(1000), {"name": "x", "links": [[[]] * 3] * 40}):
+        ex = RecordingExecutor()
+        with pytest.raises(TopologyError) as caught:
+            Lab.from_dict(data, executor=ex)
+        assert len(str(caught.value)) <= MESSAGE_MAX
+        assert ex.commands == []
+
+
+@pytest.mark.parametrize(
+    ("suffix", "text"),
+    [
+        (".toml", "name = 1" + "9" * 5000 + "\n"),
+        (".yaml", "name: 1" + "9" * 5000 + "\n"),
+        (".toml", 'name = "x"\nnamespaces = [' + "9" * 5000 + "]\n"),
+    ],
+    ids=["toml", "yaml", "toml-in-array"],
+)
+def test_a_number_too_long_for_python_in_a_file(tmp_path: Path, suffix: str, text: str) -> None:
+    if suffix == ".yaml" and not HAVE_YAML:
+        pytest.skip("PyYAML is not installed (the 'yaml' extra)")
+    path = tmp_path / f"lab{suffix}"
+    path.write_text(text)
+    error = error_of(topology.load, path)
+    language = "TOML" if suffix == ".toml" else "YAML"
+    limit = sys.get_int_max_str_digits()
+    assert error.problems == [
+        f"{language} could not be read: it holds a number of more than {limit:,} digits"
+    ]
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".yaml"])
+@pytest.mark.parametrize("depth", [40, 600, 100_000])
+def test_arrays_nested_deep_in_a_file(tmp_path: Path, suffix: str, depth: int) -> None:
+    """Shallow enough for the parser, the walk refuses it; deeper, the parser's
+    RecursionError does.  Either way: one short problem."""
+    if suffix == ".yaml" and not HAVE_YAML:
+        pytest.skip("PyYAML is not installed (the 'yaml' extra)")
+    path = tmp_path / f"lab{suffix}"
+    sep = " = " if suffix == ".toml" else ": "
+    path.write_text(f'name{sep}"x"\nnamespaces{sep}' + "[" * depth + "]" * depth + "\n")
+    error = error_of(topology.load, path)
+    assert len(error.problems) == 1
+    assert "nested" in error.problems[0]
+    assert "32" in error.problems[0]
+
+
+def test_a_file_over_the_size_cap(tmp_path: Path) -> None:
+    path = tmp_path / "big.toml"
+    path.write_bytes(b'name = "x"\n' + b"#" * topology.MAX_FILE_BYTES + b"\n")
+    error = error_of(topology.load, path)
+    assert error.problems == [
+        "is larger than 4 MiB (4,194,304 bytes), the most a topology file may be"
+    ]
+
+
+def test_a_file_just_under_the_size_cap_is_read(tmp_path: Path) -> None:
+    head = b'name = "x"\n'
+    path = tmp_path / "big.toml"
+    path.write_bytes(head + b"#" * (topology.MAX_FILE_BYTES - len(head) - 1) + b"\n")
+    assert topology.load(path).name == "x"
+
+
+BILLION_LAUGHS = "name: x\nnamespaces: &l0 [a, b, c, d, e, f, g, h, i, j]\n" + "".join(
+    f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 10)}]\n" for n in range(1, 10)
+)
+
+
+@needs_yaml
+def test_yaml_aliases_that_fan_out_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "laughs.yaml"
+    path.write_text(BILLION_LAUGHS)  # 10**10 uses of ten names
+    error = error_of(topology.load, path)
+    assert error.problems == [
+        "holds more than 1,000,000 values (tables, arrays, keys and values; each use of a "
+        "YAML alias counts): a topology is far smaller"
+    ]
+
+
+@needs_yaml
+def test_a_yaml_list_that_holds_itself(tmp_path: Path) -> None:
+    path = tmp_path / "loop.yaml"
+    path.write_text("name: x\nnamespaces: &a [*a]\n")
+    error = error_of(topology.load, path)
+    assert error.problems[0].startswith("namespaces[0][0][0]")
+    assert "is nested more than 32 levels deep" in error.problems[0]
+
+
+@needs_yaml
+def test_yaml_keys_that_are_not_strings(tmp_path: Path) -> None:
+    path = tmp_path / "keys.yaml"
+    path.write_text("name: x\n1: a\n~: b\n2020-01-01: c\n")
+    error = error_of(topology.load, path)
+    assert [p.split(": unknown key")[0] for p in error.problems] == [
+        "1",
+        "None",
+        "datetime.date(2020, 1, 1)",
+    ]
+
+
+@needs_yaml
+def test_a_long_yaml_tag_is_cut_in_the_message(tmp_path: Path) -> None:
+    path = tmp_path / "tag.yaml"
+    path.write_text("name: !" + "t" * 100_000 + " x\n")
+    error = error_of(topology.load, path)
+    assert error.problems[0].startswith("YAML syntax error: ")
+    assert len(error.problems[0]) < 400
+    assert error.problems[0].endswith("…")
+
+
+# -- big files: bounded messages, and suggestions from an index -------------------------
+
+
+def misspelt_lab(count: int) -> dict[str, object]:
+    """``count`` namespaces on one bridge, each link naming its namespace ``rde{i}``."""
+    return {
+        "name": "big",
+        "namespaces": [f"red{i}" for i in range(count)],
+        "bridges": [{"name": "br0"}],
+        "links": [{"a": f"rde{i}", "b": "br0"} for i in range(count)],
+    }
+
+
+def test_a_message_lists_fifty_problems_and_counts_the_rest() -> None:
+    error = error_of(topology.from_dict, misspelt_lab(2000))
+    assert len(error.problems) == 2000
+    lines = str(error).splitlines()
+    assert lines[0] == "<dict>: 2,000 problems:"
+    assert len(lines) == 1 + topology.SHOWN_PROBLEMS + 1
+    assert lines[1:51] == [f"  {problem}" for problem in error.problems[:50]]
+    assert lines[-1] == "  … and 1,950 more problems"
+    assert error.reason == "2,000 problems"
+    assert pickle.loads(pickle.dumps(error)).problems == error.problems
+
+
+def test_one_problem_past_the_fifty_is_counted_in_the_singular() -> None:
+    error = error_of(topology.from_dict, misspelt_lab(51))
+    assert str(error).splitlines()[-1] == "  … and 1 more problem"
+    assert len(str(error).splitlines()) == 52
+    assert len(str(error_of(topology.from_dict, misspelt_lab(50))).splitlines()) == 51
+
+
+def test_every_misspelt_reference_in_a_big_lab_gets_its_suggestion() -> None:
+    error = error_of(topology.from_dict, misspelt_lab(5000))
+    assert len(error.problems) == 5000
+    for i in (0, 7, 1234, 4999):
+        assert error.problems[i] == (
+            f"links[{i}].a: 'rde{i}' is not a namespace of this lab (did you mean 'red{i}'?)"
+        )
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("rde1234", "red1234"),  # two letters swapped
+        ("rex1234", "red1234"),  # one wrong
+        ("re1234", "red1234"),  # one missing
+        ("redd1234", "red1234"),  # one extra
+        ("blu-router", "blue-router"),
+        ("bleu_routre", "blue-router"),  # three off: found through shared bigrams
+        ("zzzzzzzzzz", None),
+        ("q" * 200, None),  # far longer than any name: no ratio can reach the cutoff
+    ],
+)
+def test_names_index_suggests_like_difflib(word: str, expected: str | None) -> None:
+    import difflib
+
+    names = [f"red{i}" for i in range(5000)] + ["blue-router", "green"]
+    index = topology._Names(names)
+    found = index.close(word)
+    assert found == expected
+    if found is not None:  # always a name difflib itself accepts
+        assert difflib.SequenceMatcher(None, word, found).ratio() >= 0.6
+
+
+def test_names_index_of_a_few_names_is_plain_difflib() -> None:
+    import difflib
+
+    names = ["red", "blue", "green", "v-net-0", "outside"]
+    index = topology._Names(names)
+    for word in ("rde", "blu", "gren", "v-net0", "outsid", "x", "reed"):
+        plain = difflib.get_close_matches(word, names, n=1)
+        assert index.close(word) == (plain[0] if plain else None)
+
+
+def test_a_listing_of_many_names_is_cut() -> None:
+    found = problems_of(
+        {
+            "name": "x",
+            "namespaces": [f"n{i:03}" for i in range(100)],
+            "links": [{"a": "zzzz", "b": "n000"}],
+        }
+    )
+    assert found == [
+        "links[0].a: 'zzzz' is not a namespace of this lab (defined: n000, n001, n002, n003, "
+        "n004, n005, n006, n007, n008, n009, … and 90 more)"
+    ]
+
+
+def hub(count: int, **route: str) -> dict[str, object]:
+    """A namespace ``hub`` with a /30 to each of ``count`` others, and one route in it."""
+    return {
+        "name": "hub",
+        "namespaces": ["hub", *(f"s{i}" for i in range(count))],
+        "links": [
+            {
+                "a": "hub",
+                "b": f"s{i}",
+                "names": [f"h{i}", "up"],
+                "addresses": [f"10.{i // 64}.{i % 64 * 4}.1/30", f"10.{i // 64}.{i % 64 * 4}.2/30"],
+            }
+            for i in range(count)
+        ],
+        "routes": [{"namespace": "hub", "destination": "172.16.0.0/12", **route}],
+    }
+
+
+def test_a_route_in_a_namespace_of_many_interfaces() -> None:
+    assert topology.from_dict(hub(300, via="10.4.168.2")).routes[0].via == "10.4.168.2"
+    assert topology.from_dict(hub(300, via="10.4.168.2", dev="h298")).routes[0].dev == "h298"
+    assert problems_of(hub(300, via="10.4.168.2", dev="h297")) == [
+        "routes[0].via: '10.4.168.2' is not in a subnet connected to namespace 'hub' on 'h297' "
+        "(connected: 10.4.164.0/30)"
+    ]
+    assert problems_of(hub(300, via="10.4.168.1")) == [
+        "routes[0].via: '10.4.168.1' is an address of namespace 'hub' itself"
+    ]
+    assert problems_of(hub(300, via="10.9.0.2")) == [
+        "routes[0].via: '10.9.0.2' is not in a subnet connected to namespace 'hub' (connected: "
+        "10.0.0.0/30, 10.0.100.0/30, 10.0.104.0/30, 10.0.108.0/30, 10.0.112.0/30, "
+        "10.0.116.0/30, 10.0.12.0/30, 10.0.120.0/30, 10.0.124.0/30, 10.0.128.0/30, "
+        "… and 290 more)"
+    ]
+    assert problems_of(hub(300, dev="hx298")) == [
+        "routes[0].dev: 'hx298' is not an interface in namespace 'hub' (it has: h0, h1, h2, "
+        "h3, h4, h5, h6, h7, h8, h9, … and 290 more) (did you mean 'h298'?)"
+    ]
+
+
+def test_a_gateway_in_any_of_several_prefix_lengths() -> None:
+    data = {
+        "name": "mix",
+        "namespaces": ["r", "a", "b", "c"],
+        "links": [
+            {"a": "r", "b": "a", "addresses": ["10.0.0.1/8", "10.0.0.2/8"]},
+            {"a": "r", "b": "b", "addresses": ["192.168.1.1/24", "192.168.1.2/24"]},
+            {"a": "r", "b": "c", "addresses": ["fd00:1::1/64", "fd00:1::2/64"]},
+        ],
+    }
+    for via, ok in [
+        ("10.200.3.4", True),
+        ("192.168.1.77", True),
+        ("192.168.2.1", False),
+        ("fd00:1::9", True),
+        ("fd00:2::9", False),
+        ("11.0.0.1", False),
+    ]:
+        net = "10.99.0.0/16" if ":" not in via else "fd99::/64"
+        routes = [{"namespace": "r", "destination": net, "via": via}]
+        found = problems_of({**data, "routes": routes, "bogus": 1})
+        assert (len(found) == 1) is ok, (via, found)
