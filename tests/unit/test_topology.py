@@ -13,6 +13,7 @@ import pytest
 from netns_kit import ValidationError, topology
 from netns_kit.spec import BridgeSpec, LinkSpec, MasqueradeSpec, RouteSpec, SysctlSpec, Topology
 from netns_kit.topology import TopologyError
+from netns_kit.topology.suggest import Names
 
 ROOT = Path(__file__).resolve().parents[2]
 LABS = ROOT / "scripts" / "labs"
@@ -671,7 +672,7 @@ def test_names_index_suggests_like_difflib(word: str, expected: str | None) -> N
     import difflib
 
     names = [f"red{i}" for i in range(5000)] + ["blue-router", "green"]
-    index = topology._Names(names)
+    index = Names(names)
     found = index.close(word)
     assert found == expected
     if found is not None:  # always a name difflib itself accepts
@@ -682,7 +683,7 @@ def test_names_index_of_a_few_names_is_plain_difflib() -> None:
     import difflib
 
     names = ["red", "blue", "green", "v-net-0", "outside"]
-    index = topology._Names(names)
+    index = Names(names)
     for word in ("rde", "blu", "gren", "v-net0", "outsid", "x", "reed"):
         plain = difflib.get_close_matches(word, names, n=1)
         assert index.close(word) == (plain[0] if plain else None)

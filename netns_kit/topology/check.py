@@ -1,102 +1,27 @@
-"""Topology files: a whole lab in one TOML (or YAML) file, checked before anything runs.
+"""The whole-file check: every problem of a topology, each with its path in the file.
 
-A file is read into a plain dict (``tomllib``, or PyYAML's ``safe_load`` for ``.yaml``
-and ``.yml`` when the ``yaml`` extra is installed), then checked *completely*: every
-problem is collected, each with its path in the file, and all of them are raised
-together in one :class:`TopologyError`.  Fixing a file should take one round, not one
-round per typo, and nothing has touched the machine when the error comes.
-
-The format (TOML; YAML has the same keys)::
-
-    name = "bridge"            # required: the lab's name, namespace rules, <= 58 bytes
-    isolated = true            # optional (default false): give the lab its own host
-                               # namespace, so bridges, host routes, sysctls and NAT
-                               # never touch the machine's root namespace
-    ipv6_link_local = false    # optional (default false): see below
-    namespaces = ["red", "blue"]
-
-    [[bridges]]                # on the lab's host side
-    name = "v-net-0"           # required, an interface name (1-15 bytes)
-    address = "192.168.15.5/24"   # optional: the host side's own address on it
-
-    [[links]]                  # a veth pair
-    a = "red"                  # required: a namespace
-    b = "v-net-0"              # required: another namespace, or a bridge
-    addresses = ["192.168.15.1/24"]   # optional: one per end, [a] or [a, b];
-                               # "" leaves an end without one; a bridge end
-                               # usually has none (the bridge holds the address)
-    names = ["veth-red", "veth-red-br"]   # optional: the two ends' interface names
-    mtu = 1400                 # optional, 68-65535
-
-    [[routes]]
-    namespace = "red"          # optional: left out means the lab's host side
-    destination = "default"    # required: "default" or a network ("10.0.0.0/8")
-    via = "192.168.15.5"       # a gateway, and/or
-    dev = "veth-red"           # an interface; at least one of the two
-
-    [[sysctls]]
-    namespace = "red"          # optional: left out means the lab's host side
-    key = "net.ipv4.ip_forward"   # required
-    value = 1                  # required, a string or an integer
-
-    [[masquerade]]             # NAT on the lab's host side
-    source = "192.168.15.0/24" # required, a network
-    out_interface = "wan0"     # optional
-
-Default interface names follow :class:`netns_kit.spec.LinkNamer` (``veth-red`` /
-``veth-blue`` between namespaces, ``veth-red`` / ``veth-red-br`` to a bridge).
-
-A link with no IPv6 address comes up without an IPv6 link-local address either
-(``addrgenmode none``), unless ``ipv6_link_local = true``: every such address starts
-DAD, MLD and router-solicitation traffic that a bridge floods to all its ports.
-
-What is checked, beyond each value's own rules (:mod:`netns_kit.validate`): unknown keys
-(with a "did you mean"), wrong types, missing required keys, references to namespaces or
-bridges that are not defined, duplicate names (a namespace and a bridge may not share
-one either, nor a namespace and an isolated lab's ``<name>-host``), two interfaces of
-the same name in one namespace (after default naming), a link from a namespace to
-itself, the two ends of a link in different subnets, a bridge link's address outside the
-bridge's subnet, an address used twice on one segment, a network or broadcast address
-given to an interface, a route whose gateway is in none of its namespace's connected
-subnets or whose ``dev`` is not there, and the same route, sysctl or masquerade given
-twice.  On the host side of a lab that is not isolated the root namespace's own
-interfaces are unknown, so host-side ``dev``, ``via`` and ``out_interface`` are only
-checked in isolated labs.
-
-A file may come from anywhere, so reading one is bounded whatever it holds: at most
-:data:`MAX_FILE_BYTES` are read, data nested deeper than :data:`MAX_DEPTH` levels or
-holding more than :data:`MAX_VALUES` values is refused before any check walks it, and
-every value a message shows goes through :func:`netns_kit.errors.bounded_repr`.  A
-hostile file gets a :class:`TopologyError` like any other bad file, never a traceback.
-Checking costs about the same per item however big the file, right or wrong: names
-and interfaces are looked up in indexes, not scanned per item, and a message lists the
-first :data:`SHOWN_PROBLEMS` problems and counts the rest.
+Items with a problem in their own fields are left out of the checks that need the
+whole item (names, subnets), so that one typo is reported once, not again as a
+consequence elsewhere.  Everything is looked up in indexes: checking costs about the
+same per item however big the file, right or wrong.
 """
 
 from __future__ import annotations
 
-import difflib
-import heapq
-import importlib
 import ipaddress
-import itertools
-import os
-import re
-import tomllib
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-import attrs
-
-from . import validate
-from .errors import ValidationError, bounded_repr
-from .spec import BridgeSpec, LinkSpec, MasqueradeSpec, RouteSpec, SysctlSpec, Topology
+from .. import validate
+from ..errors import ValidationError, bounded_repr
+from ..route import mismatch as route_mismatch
+from ..route import version as route_version
+from ..spec import BridgeSpec, LinkSpec, MasqueradeSpec, RouteSpec, SysctlSpec, Topology
+from .places import End, Place
+from .problems import TopologyError
+from .suggest import Names, did_you_mean, short_list, suggest
 
 LAB_NAME_MAX = validate.LAB_NAME_MAX
-#: The most a topology file may weigh.  A lab of 5,000 namespaces, each with a link,
-#: a route and a sysctl, is about 1 MiB of TOML; reading is refused beyond this.
-MAX_FILE_BYTES = 4 * 1024 * 1024
 #: The deepest nesting of tables and arrays accepted.  A topology needs 4 (the top
 #: table, [[links]], a link, its addresses); deeper data is refused before anything
 #: walks it, so that no check recurses or loops on it.
@@ -128,209 +53,6 @@ _SECTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "masquerade": (("source", "out_interface"), ("source",)),
 }
 _HOST = "the lab's host side"
-
-
-#: The most problems an error message lists in full.  Fixing a file takes one round
-#: when every problem is listed, but a file with a systematic mistake can have
-#: thousands, and a message of thousands of lines helps nobody: the first ones
-#: show the mistake, and ``TopologyError.problems`` keeps them all.
-SHOWN_PROBLEMS = 50
-
-
-class TopologyError(ValidationError):
-    """A topology that cannot be built; ``problems`` lists every reason at once.
-
-    Each problem starts with its path in the file (``links[2].addresses[0]: ...``);
-    ``source`` is the file (or ``"<dict>"``).  As a :class:`ValidationError` it also
-    has ``field`` (the source), ``value`` (the problems) and ``reason``.  The message
-    lists the first :data:`SHOWN_PROBLEMS` problems and counts the rest.
-    """
-
-    def __init__(self, problems: Sequence[str], source: str = "<dict>") -> None:
-        self.problems = list(problems)
-        self.source = source
-        self.field = source
-        self.value = self.problems
-        count = len(self.problems)
-        if count == 1:
-            self.reason = self.problems[0]
-            message = f"{source}: {self.problems[0]}"
-        else:
-            self.reason = f"{count:,} problems"
-            lines = [f"  {problem}" for problem in self.problems[:SHOWN_PROBLEMS]]
-            rest = count - SHOWN_PROBLEMS
-            if rest > 0:
-                lines.append(f"  … and {rest:,} more problem{'' if rest == 1 else 's'}")
-            message = f"{source}: {count:,} problems:\n" + "\n".join(lines)
-        super(ValidationError, self).__init__(message)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.problems, self.source))
-
-
-# -- reading files -------------------------------------------------------------------
-
-
-def load(path: str | os.PathLike[str]) -> Topology:
-    """Read and check a topology file (``.toml``, or ``.yaml``/``.yml``)."""
-    source = os.fspath(path)
-    return from_dict(read(path), source=source)
-
-
-def read(path: str | os.PathLike[str]) -> object:
-    """A topology file's raw data, unchecked; file and syntax errors raise TopologyError."""
-    file = Path(path)
-    source = os.fspath(path)
-    suffix = file.suffix.lower()
-    if suffix not in (".toml", ".yaml", ".yml"):
-        raise TopologyError([f"unknown file type {suffix!r}: use .toml, .yaml or .yml"], source)
-    try:
-        with file.open("rb") as stream:
-            raw = stream.read(MAX_FILE_BYTES + 1)
-        if len(raw) > MAX_FILE_BYTES:
-            raise TopologyError(
-                [
-                    f"is larger than {MAX_FILE_BYTES // 2**20} MiB "
-                    f"({MAX_FILE_BYTES:,} bytes), the most a topology file may be"
-                ],
-                source,
-            )
-        text = raw.decode("utf-8")
-    except FileNotFoundError:
-        raise TopologyError(["no such file"], source) from None
-    except IsADirectoryError:
-        raise TopologyError(["is a directory, not a topology file"], source) from None
-    except OSError as error:
-        raise TopologyError([f"cannot be read ({error.strerror})"], source) from None
-    except UnicodeDecodeError as error:
-        raise TopologyError([f"is not UTF-8 text (byte {error.start})"], source) from None
-    if suffix == ".toml":
-        return _parse_toml(text, source)
-    return _parse_yaml(text, source)
-
-
-_TOML_WHERE = re.compile(r"^(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
-_INT_DIGITS = re.compile(r"Exceeds the limit \((?P<digits>\d+) digits\)")
-#: The longest parser message quoted (PyYAML quotes tags and anchors from the file).
-_SAID_MAX = 200
-
-
-def _parse_toml(text: str, source: str) -> object:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        said = str(error)
-        where = _TOML_WHERE.match(said)
-        if where:
-            said = f"line {where['line']}, column {where['column']}: {where['what']}"
-        elif said.endswith(" (at end of document)"):
-            said = f"at the end of the file: {said.removesuffix(' (at end of document)')}"
-        raise TopologyError([f"TOML syntax error: {_clip(said)}"], source) from None
-    except (RecursionError, ValueError, MemoryError) as error:
-        raise TopologyError([_unreadable("TOML", error)], source) from None
-
-
-def _unreadable(language: str, error: BaseException) -> str:
-    """Why a parser gave up other than on a syntax error: these come from a hostile
-    file (nesting deeper than the parser's recursion, a number too long for ``int``),
-    and must end as a TopologyError like any bad file, not as a traceback."""
-    if isinstance(error, RecursionError):
-        said = f"it is nested too deeply (a topology needs 4 levels, {MAX_DEPTH} are accepted)"
-    elif isinstance(error, MemoryError):
-        said = "it does not fit in memory"
-    elif digits := _INT_DIGITS.search(str(error)):
-        said = f"it holds a number of more than {int(digits['digits']):,} digits"
-    else:
-        said = _clip(str(error) or type(error).__name__)
-    return f"{language} could not be read: {said}"
-
-
-def _clip(text: str, limit: int = _SAID_MAX) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _parse_yaml(text: str, source: str) -> object:
-    try:
-        yaml = importlib.import_module("yaml")
-    except ModuleNotFoundError:
-        raise TopologyError(
-            ["reading YAML needs PyYAML: install the 'yaml' extra (pip install 'netns-kit[yaml]')"],
-            source,
-        ) from None
-    try:
-        data: object = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        said = _clip(getattr(error, "problem", None) or str(error))
-        mark = getattr(error, "problem_mark", None)
-        if mark is not None:
-            said = f"line {mark.line + 1}, column {mark.column + 1}: {said}"
-        raise TopologyError([f"YAML syntax error: {said}"], source) from None
-    except (RecursionError, ValueError, MemoryError) as error:
-        raise TopologyError([_unreadable("YAML", error)], source) from None
-    return data
-
-
-# -- dicts -----------------------------------------------------------------------------
-
-
-def from_dict(d: object, *, source: str = "<dict>") -> Topology:
-    """Check a topology given as a dict (the shape of the file) and return it.
-
-    Raises :class:`TopologyError` listing every problem found.
-    """
-    return _Reader(source).topology(d)
-
-
-def check(topology: Topology, *, source: str = "<topology>") -> Topology:
-    """Run a topology made in Python through the same checks as a file."""
-    return from_dict(to_dict(topology), source=source)
-
-
-def to_dict(topology: Topology) -> dict[str, object]:
-    """The file form of ``topology`` (what :func:`from_dict` reads back)."""
-    out: dict[str, object] = {"name": topology.name, "isolated": topology.isolated}
-    if topology.ipv6_link_local:
-        out["ipv6_link_local"] = True
-    out["namespaces"] = list(topology.namespaces)
-    if topology.bridges:
-        out["bridges"] = [_without_none(name=b.name, address=b.address) for b in topology.bridges]
-    if topology.links:
-        out["links"] = [_link_dict(link) for link in topology.links]
-    if topology.routes:
-        out["routes"] = [
-            _without_none(namespace=r.namespace, destination=r.destination, via=r.via, dev=r.dev)
-            for r in topology.routes
-        ]
-    if topology.sysctls:
-        out["sysctls"] = [
-            _without_none(namespace=s.namespace, key=s.key, value=s.value) for s in topology.sysctls
-        ]
-    if topology.masquerades:
-        out["masquerade"] = [
-            _without_none(source=m.source, out_interface=m.out_interface)
-            for m in topology.masquerades
-        ]
-    return out
-
-
-def _link_dict(link: LinkSpec) -> dict[str, object]:
-    out = _without_none(a=link.a, b=link.b, mtu=link.mtu)
-    if link.names is not None:
-        out["names"] = list(link.names)
-    first, second = link.addresses
-    if second is not None:
-        out["addresses"] = [first or "", second]
-    elif first is not None:
-        out["addresses"] = [first]
-    return out
-
-
-def _without_none(**values: object) -> dict[str, object]:
-    return {key: value for key, value in values.items() if value is not None}
-
-
-# -- the checks ------------------------------------------------------------------------
-
 
 #: The longest key written as-is in a path; longer or odd ones are shown by bounded_repr.
 _KEY_MAX = 64
@@ -364,127 +86,6 @@ def _kind(value: object) -> str:
         return kind
     shown = bounded_repr(value)
     return shown if shown.startswith(kind) else f"{kind} ({shown})"  # "an integer of N digits"
-
-
-def _did_you_mean(word: object, choices: Iterable[str] | _Names) -> str:
-    if not isinstance(word, str):  # a YAML key may be a number: no name is close to it
-        return ""
-    names = choices if isinstance(choices, _Names) else _Names(choices)
-    close = names.close(word)
-    return f" (did you mean {close!r}?)" if close is not None else ""
-
-
-def _suggest(
-    word: object, choices: Iterable[str] | _Names, *, listing: str = "expected one of"
-) -> str:
-    """A "did you mean" when something is close, else the list of choices."""
-    names = choices if isinstance(choices, _Names) else _Names(choices)
-    close = _did_you_mean(word, names)
-    if close:
-        return close
-    if not names.names:
-        return " (none are defined)"
-    return f" ({listing}: {_listing(names.names)})"
-
-
-#: The most names a message lists ("defined: ...", "it has: ..."); the rest are counted.
-_LISTED = 10
-
-
-def _listing(names: Collection[str]) -> str:
-    """``a, b, c``, or the first _LISTED and a count: one problem stays one short line
-    when a namespace has thousands of interfaces or a lab thousands of namespaces."""
-    shown = ", ".join(itertools.islice(names, _LISTED))
-    if len(names) <= _LISTED:
-        return shown
-    return f"{shown}, … and {len(names) - _LISTED:,} more"
-
-
-#: Up to this many names, difflib compares a word with every one, as it always did.
-_SMALL = 64
-#: How many candidates the index proposes to difflib for one word.
-_CANDIDATES = 8
-#: How many bigram postings one lookup may read, rarest bigrams first.
-_GRAM_BUDGET = 256
-#: Pads a name's ends for its bigrams: not a character any checked name may hold.
-_PAD_START, _PAD_END = "\x00", "\x01"
-
-
-class _Names:
-    """Names, indexed for "did you mean" so that a lookup costs about the same however
-    many names there are.
-
-    ``difflib.get_close_matches`` compares a word with every name: a file in which
-    each of N references is misspelt cost N x N comparisons (64 s at 2,000
-    namespaces).  Beyond _SMALL names the index first proposes a few candidates, and
-    difflib picks among those only, with its usual cutoff:
-
-    - names that share a one-deletion form with the word (SymSpell): each typo of one
-      character, a letter wrong, missing, extra, or two letters swapped, is found;
-    - when there is none, names sharing the word's rarest bigrams, reading at most
-      _GRAM_BUDGET postings, for names further off.  A bigram shared by thousands of
-      names ("re" in ``red0`` ... ``red4999``) tells little and is skipped.
-
-    So a suggestion is always one difflib accepts, though with many names a more
-    distant one may be missed.  The indexes are built on the first lookup.
-    """
-
-    def __init__(self, names: Iterable[str]) -> None:
-        self.names = list(names)
-        self.longest = max(map(len, self.names), default=0)
-        self._forms: dict[str, list[str]] | None = None
-        self._grams: dict[str, list[str]] = {}
-
-    def close(self, word: str) -> str | None:
-        """The name most like ``word`` by difflib's measure, if one is like it at all."""
-        if 3 * len(word) > 7 * self.longest:
-            return None  # difflib's ratio is then below its 0.6 cutoff for every name
-        pool = self.names if len(self.names) <= _SMALL else self.candidates(word)
-        close = difflib.get_close_matches(word, pool, n=1)
-        return close[0] if close else None
-
-    def candidates(self, word: str) -> list[str]:
-        forms = self._index()
-        score: dict[str, int] = {}
-        for form in _deletions(word):
-            for name in itertools.islice(forms.get(form, ()), _CANDIDATES):
-                score[name] = score.get(name, 0) + 1
-        if not score:
-            self.share_bigrams(word, score)
-        return heapq.nsmallest(
-            _CANDIDATES, score, key=lambda name: (-score[name], abs(len(name) - len(word)))
-        )
-
-    def share_bigrams(self, word: str, score: dict[str, int]) -> None:
-        """Count the bigrams each name shares with ``word``, rarest bigrams first."""
-        budget = _GRAM_BUDGET
-        for gram in sorted(_bigrams(word), key=lambda g: len(self._grams.get(g, ()))):
-            posting = self._grams.get(gram, ())
-            if len(posting) > budget:
-                break  # every bigram left is at least as common
-            budget -= len(posting)
-            for name in posting:
-                score[name] = score.get(name, 0) + 1
-
-    def _index(self) -> dict[str, list[str]]:
-        if self._forms is None:
-            self._forms = {}
-            for name in self.names:
-                for form in _deletions(name):
-                    self._forms.setdefault(form, []).append(name)
-                for gram in _bigrams(name):
-                    self._grams.setdefault(gram, []).append(name)
-        return self._forms
-
-
-def _deletions(word: str) -> set[str]:
-    """``word`` and every string one character shorter than it."""
-    return {word} | {word[:i] + word[i + 1 :] for i in range(len(word))}
-
-
-def _bigrams(word: str) -> set[str]:
-    padded = f"{_PAD_START}{word}{_PAD_END}"
-    return {padded[i : i + 2] for i in range(len(padded) - 1)}
 
 
 def _given(item: Mapping[str, object], key: str) -> bool:
@@ -521,75 +122,7 @@ def _trail_path(trail: _Trail) -> str:
     return path
 
 
-@attrs.define
-class _End:
-    """One interface the topology makes: where it is, its name, its address."""
-
-    namespace: str | None
-    name: str
-    address: validate.IPInterface | None
-    path: str
-
-
-class _Place:
-    """The interfaces of one namespace, indexed for the checks of routes through it.
-
-    Whether a gateway is in a connected subnet is asked once per route; scanning
-    every interface each time was quadratic in a hub with thousands of links.  The
-    subnets are kept as (version, prefix length, network bits), so that the question
-    costs one set lookup per distinct prefix length in the namespace.
-    """
-
-    def __init__(self) -> None:
-        self.ends: dict[str, _End] = {}  # by interface name
-        self.own: set[validate.IPAddress] = set()  # the interfaces' addresses
-        self.networks: set[tuple[int, int, int]] = set()
-        self.prefixes: set[tuple[int, int]] = set()  # (version, prefix length)
-        # What the messages show, made once: a namespace may have thousands of
-        # interfaces and as many routes wrong.
-        self._names: _Names | None = None
-        self._subnets: list[str] | None = None
-
-    def add(self, end: _End) -> None:
-        self.ends[end.name] = end
-        self._names = self._subnets = None
-        if end.address is not None:
-            network = end.address.network
-            self.own.add(end.address.ip)
-            self.networks.add(_network_key(network.version, network.prefixlen, end.address.ip))
-            self.prefixes.add((network.version, network.prefixlen))
-
-    def connects(self, via: validate.IPAddress) -> bool:
-        """Whether ``via`` is in the subnet of one of the interfaces."""
-        return any(
-            _network_key(version, prefixlen, via) in self.networks
-            for version, prefixlen in self.prefixes
-            if version == via.version
-        )
-
-    def subnets(self) -> list[str]:
-        if self._subnets is None:
-            self._subnets = sorted(
-                {str(end.address.network) for end in self.ends.values() if end.address is not None}
-            )
-        return self._subnets
-
-    def have(self) -> str:
-        """The interface names, for "(it has: ...)"."""
-        return _listing(self.ends) or "none"
-
-    def names(self) -> _Names:
-        if self._names is None:
-            self._names = _Names(self.ends)
-        return self._names
-
-
-def _network_key(version: int, prefixlen: int, address: validate.IPAddress) -> tuple[int, int, int]:
-    bits = 32 if version == 4 else 128
-    return version, prefixlen, int(address) >> (bits - prefixlen)
-
-
-class _Reader:
+class Checker:
     """Reads a topology dict section by section, collecting problems as it goes.
 
     Items with a problem in their own fields are left out of the checks that need
@@ -605,11 +138,11 @@ class _Reader:
         self.namespaces: dict[str, str] = {}  # name -> path
         self.bridges: dict[str, tuple[str, BridgeSpec]] = {}  # name -> (path, spec)
         self.written: set[str] = set()  # every namespace/bridge name written, valid or not
-        self.ends: list[_End] = []
+        self.ends: list[End] = []
         # Built on first use, for the checks that look things up once per item: a
         # scan of every name or interface per item made whole-file checks quadratic.
-        self._choices: dict[tuple[bool, int, int], _Names] = {}
-        self._places: dict[str | None, _Place] = {}
+        self._choices: dict[tuple[bool, int, int], Names] = {}
+        self._places: dict[str | None, Place] = {}
         self._placed = 0  # how many of self.ends self._places holds
 
     # -- helpers ---------------------------------------------------------------------
@@ -632,7 +165,7 @@ class _Reader:
     ) -> None:
         for key in table:
             if key not in allowed:
-                self.add(_at(path, key), "unknown key" + _suggest(key, allowed))
+                self.add(_at(path, key), "unknown key" + suggest(key, allowed))
         for key in required:
             if key not in table:
                 self.add(_at(path, key), "required key is missing")
@@ -669,16 +202,16 @@ class _Reader:
             self.add(
                 path,
                 f"{name!r} is not {what} of this lab"
-                + _suggest(name, self.choices(bridges=bridges), listing="defined"),
+                + suggest(name, self.choices(bridges=bridges), listing="defined"),
             )
         return None
 
-    def choices(self, *, bridges: bool) -> _Names:
+    def choices(self, *, bridges: bool) -> Names:
         """The names a reference may use, indexed once (until more are defined)."""
         key = (bridges, len(self.namespaces), len(self.bridges))
         if key not in self._choices:
             names = list(self.namespaces) + (list(self.bridges) if bridges else [])
-            self._choices[key] = _Names(names)
+            self._choices[key] = Names(names)
         return self._choices[key]
 
     # -- the whole -------------------------------------------------------------------
@@ -827,7 +360,7 @@ class _Reader:
             return None
         spec = BridgeSpec(name, None if address is None else str(address))
         self.bridges[name] = (path, spec)
-        self.ends.append(_End(None, name, address, _at(path, "name")))
+        self.ends.append(End(None, name, address, _at(path, "name")))
         return spec
 
     def host_address(self, path: str, address: validate.IPInterface) -> None:
@@ -927,7 +460,7 @@ class _Reader:
                     )
                 else:
                     by_name[where, name] = name_path
-                    self.ends.append(_End(where, name, addresses[end], name_path))
+                    self.ends.append(End(where, name, addresses[end], name_path))
             self.link_subnets(path, link, addresses, bridge, on_bridge)
 
     def link_subnets(
@@ -984,7 +517,7 @@ class _Reader:
         name = self.reference(_at(path, "namespace"), item["namespace"], bridges=False)
         return name is not None, name
 
-    def place(self, namespace: str | None) -> _Place | None:
+    def place(self, namespace: str | None) -> Place | None:
         """The interfaces the lab makes there, indexed; None when unknown (the host side
         of a lab that is not isolated)."""
         if namespace is None and not self.isolated:
@@ -992,10 +525,10 @@ class _Reader:
         if self._placed != len(self.ends):
             self._places = {}
             for end in self.ends:
-                self._places.setdefault(end.namespace, _Place()).add(end)
+                self._places.setdefault(end.namespace, Place()).add(end)
             self._placed = len(self.ends)
         found = self._places.get(namespace)
-        return found if found is not None else _Place()
+        return found if found is not None else Place()
 
     def check_routes(self, items: list[tuple[str, Mapping[str, object]]]) -> list[RouteSpec]:
         routes = []
@@ -1015,17 +548,12 @@ class _Reader:
             damaged = (via is None and _given(item, "via")) or (dev is None and _given(item, "dev"))
             if not known or destination is None or damaged:
                 continue
-            if (
-                via is not None
-                and destination != "default"
-                and ipaddress.ip_network(destination).version != via.version
-            ):
-                self.add(
-                    _at(path, "via"),
-                    f"'{via}' is IPv{via.version} but the destination {destination} is not",
-                )
+            gateway = None if via is None else str(via)
+            problem = route_mismatch(destination, gateway)
+            if problem is not None:
+                self.add(_at(path, "via"), f"'{via}' {problem}")
                 continue
-            version = via.version if via is not None and destination == "default" else 4
+            version = route_version(destination, gateway)
             network = ipaddress.ip_network(
                 ("0.0.0.0/0" if version == 4 else "::/0")
                 if destination == "default"
@@ -1065,14 +593,14 @@ class _Reader:
             self.add(
                 _at(path, "dev"),
                 f"{dev!r} is not an interface in {_where(namespace)} (it has: {place.have()})"
-                + _did_you_mean(dev, place.names()),
+                + did_you_mean(dev, place.names()),
             )
             return False
         if via is None or (via.version == 6 and via.is_link_local):
             return True
         if dev is not None:  # only that interface's own subnet
             end = place.ends.get(dev)
-            place = _Place()
+            place = Place()
             if end is not None:
                 place.add(end)
         if via in place.own:
@@ -1081,7 +609,7 @@ class _Reader:
         if not place.connects(via):
             subnets = place.subnets()
             onto = f" on {dev!r}" if dev is not None else ""
-            have = f"connected: {_listing(subnets)}" if subnets else "it has no addresses" + onto
+            have = f"connected: {short_list(subnets)}" if subnets else "it has no addresses" + onto
             self.add(
                 _at(path, "via"),
                 f"'{via}' is not in a subnet connected to {_where(namespace)}{onto} ({have})",

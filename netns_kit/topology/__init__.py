@@ -1,0 +1,94 @@
+"""Topology files: a whole lab in one TOML (or YAML) file, checked before anything runs.
+
+A file is read into a plain dict (``tomllib``, or PyYAML's ``safe_load`` for ``.yaml``
+and ``.yml`` when the ``yaml`` extra is installed), then checked *completely*: every
+problem is collected, each with its path in the file, and all of them are raised
+together in one :class:`TopologyError`.  Fixing a file should take one round, not one
+round per typo, and nothing has touched the machine when the error comes.
+
+The format (TOML; YAML has the same keys)::
+
+    name = "bridge"            # required: the lab's name, namespace rules, <= 58 bytes
+    isolated = true            # optional (default false): give the lab its own host
+                               # namespace, so bridges, host routes, sysctls and NAT
+                               # never touch the machine's root namespace
+    ipv6_link_local = false    # optional (default false): see below
+    namespaces = ["red", "blue"]
+
+    [[bridges]]                # on the lab's host side
+    name = "v-net-0"           # required, an interface name (1-15 bytes)
+    address = "192.168.15.5/24"   # optional: the host side's own address on it
+
+    [[links]]                  # a veth pair
+    a = "red"                  # required: a namespace
+    b = "v-net-0"              # required: another namespace, or a bridge
+    addresses = ["192.168.15.1/24"]   # optional: one per end, [a] or [a, b];
+                               # "" leaves an end without one; a bridge end
+                               # usually has none (the bridge holds the address)
+    names = ["veth-red", "veth-red-br"]   # optional: the two ends' interface names
+    mtu = 1400                 # optional, 68-65535
+
+    [[routes]]
+    namespace = "red"          # optional: left out means the lab's host side
+    destination = "default"    # required: "default" or a network ("10.0.0.0/8")
+    via = "192.168.15.5"       # a gateway, and/or
+    dev = "veth-red"           # an interface; at least one of the two
+
+    [[sysctls]]
+    namespace = "red"          # optional: left out means the lab's host side
+    key = "net.ipv4.ip_forward"   # required
+    value = 1                  # required, a string or an integer
+
+    [[masquerade]]             # NAT on the lab's host side
+    source = "192.168.15.0/24" # required, a network
+    out_interface = "wan0"     # optional
+
+Default interface names follow :class:`netns_kit.spec.LinkNamer` (``veth-red`` /
+``veth-blue`` between namespaces, ``veth-red`` / ``veth-red-br`` to a bridge).
+
+A link with no IPv6 address comes up without an IPv6 link-local address either
+(``addrgenmode none``), unless ``ipv6_link_local = true``: every such address starts
+DAD, MLD and router-solicitation traffic that a bridge floods to all its ports.
+
+What is checked, beyond each value's own rules (:mod:`netns_kit.validate`): unknown keys
+(with a "did you mean"), wrong types, missing required keys, references to namespaces or
+bridges that are not defined, duplicate names (a namespace and a bridge may not share
+one either, nor a namespace and an isolated lab's ``<name>-host``), two interfaces of
+the same name in one namespace (after default naming), a link from a namespace to
+itself, the two ends of a link in different subnets, a bridge link's address outside the
+bridge's subnet, an address used twice on one segment, a network or broadcast address
+given to an interface, a route whose gateway is in none of its namespace's connected
+subnets or whose ``dev`` is not there, and the same route, sysctl or masquerade given
+twice.  On the host side of a lab that is not isolated the root namespace's own
+interfaces are unknown, so host-side ``dev``, ``via`` and ``out_interface`` are only
+checked in isolated labs.
+
+A file may come from anywhere, so reading one is bounded whatever it holds: at most
+:data:`MAX_FILE_BYTES` are read, data nested deeper than :data:`MAX_DEPTH` levels or
+holding more than :data:`MAX_VALUES` values is refused before any check walks it, and
+every value a message shows goes through :func:`netns_kit.errors.bounded_repr`.  A
+hostile file gets a :class:`TopologyError` like any other bad file, never a traceback.
+Checking costs about the same per item however big the file, right or wrong: names
+and interfaces are looked up in indexes, not scanned per item, and a message lists the
+first :data:`SHOWN_PROBLEMS` problems and counts the rest.
+"""
+
+from __future__ import annotations
+
+from .check import MAX_DEPTH, MAX_VALUES
+from .dicts import check, from_dict, to_dict
+from .files import MAX_FILE_BYTES, load, read
+from .problems import SHOWN_PROBLEMS, TopologyError
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_VALUES",
+    "SHOWN_PROBLEMS",
+    "TopologyError",
+    "check",
+    "from_dict",
+    "load",
+    "read",
+    "to_dict",
+]

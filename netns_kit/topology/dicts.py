@@ -1,0 +1,62 @@
+"""Topologies as dicts (the shape of a file): checked in, written out."""
+
+from __future__ import annotations
+
+from ..spec import LinkSpec, Topology
+from .check import Checker
+
+
+def from_dict(d: object, *, source: str = "<dict>") -> Topology:
+    """Check a topology given as a dict (the shape of the file) and return it.
+
+    Raises :class:`TopologyError` listing every problem found.
+    """
+    return Checker(source).topology(d)
+
+
+def check(topology: Topology, *, source: str = "<topology>") -> Topology:
+    """Run a topology made in Python through the same checks as a file."""
+    return from_dict(to_dict(topology), source=source)
+
+
+def to_dict(topology: Topology) -> dict[str, object]:
+    """The file form of ``topology`` (what :func:`from_dict` reads back)."""
+    out: dict[str, object] = {"name": topology.name, "isolated": topology.isolated}
+    if topology.ipv6_link_local:
+        out["ipv6_link_local"] = True
+    out["namespaces"] = list(topology.namespaces)
+    if topology.bridges:
+        out["bridges"] = [_without_none(name=b.name, address=b.address) for b in topology.bridges]
+    if topology.links:
+        out["links"] = [_link_dict(link) for link in topology.links]
+    if topology.routes:
+        out["routes"] = [
+            _without_none(namespace=r.namespace, destination=r.destination, via=r.via, dev=r.dev)
+            for r in topology.routes
+        ]
+    if topology.sysctls:
+        out["sysctls"] = [
+            _without_none(namespace=s.namespace, key=s.key, value=s.value) for s in topology.sysctls
+        ]
+    if topology.masquerades:
+        out["masquerade"] = [
+            _without_none(source=m.source, out_interface=m.out_interface)
+            for m in topology.masquerades
+        ]
+    return out
+
+
+def _link_dict(link: LinkSpec) -> dict[str, object]:
+    out = _without_none(a=link.a, b=link.b, mtu=link.mtu)
+    if link.names is not None:
+        out["names"] = list(link.names)
+    first, second = link.addresses
+    if second is not None:
+        out["addresses"] = [first or "", second]
+    elif first is not None:
+        out["addresses"] = [first]
+    return out
+
+
+def _without_none(**values: object) -> dict[str, object]:
+    return {key: value for key, value in values.items() if value is not None}
