@@ -255,16 +255,6 @@ def test_the_command_releases_its_executors_threads_before_exit(
     close.assert_called_once_with()
 
 
-def test_closing_a_shell_executor_stops_its_setns_workers(mocker: MockerFixture) -> None:
-    ex = ShellExecutor()
-    spawner = mocker.Mock()
-    ex._spawner = spawner
-    ex.close()
-    ex.close()  # twice is harmless
-    spawner.close.assert_called_once_with()
-    assert ex._spawner is None
-
-
 def test_up_twice_is_refused(run: Invoke) -> None:
     assert run("up", BRIDGE).code == 0
     again = run("up", BRIDGE)

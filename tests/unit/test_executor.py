@@ -354,24 +354,22 @@ def test_shell_logs_every_command_at_debug(caplog: pytest.LogCaptureFixture) -> 
 
 
 # -- ShellExecutor's namespace path, with what it calls patched (pytest-mock) ------------
-def test_a_command_that_can_run_inside_its_namespace_starts_from_a_setns_worker(
+def test_a_command_that_can_run_inside_its_namespace_starts_from_setns(
     mocker: MockerFixture,
 ) -> None:
-    """Not through ip -n (which copies the mount table on every call): the worker
-    thread enters the namespace and starts the command's ``inside`` argv there."""
+    """Not through ip -n (which copies the mount table on every call): the calling
+    thread enters the namespace, starts the command's ``inside`` argv, comes back."""
     mocker.patch("os.geteuid", return_value=0)
     mocker.patch("netns_kit.executor.os.path.exists", return_value=True)
-    enter = mocker.patch("netns_kit.executor._NetnsSpawner._enter")
+    enter = mocker.patch("netns_kit.executor._Setns._enter")
     opened = mocker.patch("netns_kit.executor.os.open", return_value=99)
     mocker.patch("netns_kit.executor.os.close")
     done = subprocess.CompletedProcess(["ip"], 0, "out", "")
     run = mocker.patch("netns_kit.executor.subprocess.run", return_value=done)
+    mocker.patch("netns_kit.executor.shutil.which", return_value="/usr/sbin/ip")
     ex = ShellExecutor()
-    try:
-        assert ex.parallel == 2
-        result = ex.execute(ip("link", "set", "dev", "x", "up", namespace="red"))
-    finally:
-        ex.close()
+    assert ex.parallel == 2
+    result = ex.execute(ip("link", "set", "dev", "x", "up", namespace="red"))
     assert result == Result(("ip", "-n", "red", "link", "set", "dev", "x", "up"), 0, "out", "")
     assert run.call_args.args[0] == ("ip", "link", "set", "dev", "x", "up")
     assert mocker.call("/run/netns/red", mocker.ANY) in opened.call_args_list
