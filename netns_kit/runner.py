@@ -115,6 +115,13 @@ class Runner:
         todo = list(commands)
         return self._execute(todo, in_order(todo), keep_going=keep_going)
 
+    def run_each(self, commands: Sequence[Command]) -> RunReport:
+        """Independent commands (reads, probes), each in a lane of its own, overlapped
+        as far as the executor allows.  Every one runs, whatever the others gave."""
+        todo = list(commands)
+        lanes = tuple((Run((i,), None, c.namespace),) for i, c in enumerate(todo))
+        return self._execute(todo, [Wave(lanes)] if lanes else [], keep_going=True)
+
     def _execute(
         self, commands: list[Command], waves: list[Wave], *, keep_going: bool
     ) -> RunReport:
