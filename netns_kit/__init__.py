@@ -27,6 +27,7 @@ from .link import Bridge, Interface, VethPair
 from .namespace import Namespace, list_namespaces
 from .nat import Masquerade, Sysctl
 from .ping import PingResult
+from .reachability import Failure, Reachability, Target
 from .registry import recover, stale_labs
 from .result import Result
 from .route import Route
@@ -43,6 +44,7 @@ __all__ = [
     "CommandTimeoutError",
     "Entry",
     "Executor",
+    "Failure",
     "Interface",
     "Lab",
     "LabBusyError",
@@ -54,6 +56,7 @@ __all__ = [
     "Phase",
     "PingResult",
     "Process",
+    "Reachability",
     "RecordingExecutor",
     "Result",
     "Route",
@@ -63,6 +66,7 @@ __all__ = [
     "ShellExecutor",
     "Step",
     "Sysctl",
+    "Target",
     "TeardownError",
     "ToolMissingError",
     "ValidationError",

@@ -32,9 +32,12 @@ from .batch import Batch
 from .command import Command, in_namespace
 from .errors import LabBusyError, NetnsKitError, ValidationError
 from .executor import Executor, Process, ScriptExecutor, ShellExecutor, default_executor
+from .expect import Expectations
 from .journal import held_signals
 from .kept import KeptLab, kept_labs
 from .lab import Lab
+from .probes import ProbeAnswer, ProbeJob
+from .reachability import Reachability
 from .registry import Registry, recover, state_dir
 from .render import text_table
 from .result import Result
@@ -90,6 +93,26 @@ class Watched:
     def start(self, command: Command) -> Process:
         self._show([command])
         return self.inner.start(command)
+
+    @property
+    def can_probe(self) -> bool:
+        return bool(getattr(self.inner, "can_probe", False))
+
+    def probe(
+        self, lanes: Sequence[Sequence[ProbeJob]], *, timeout: float, count: int
+    ) -> list[list[ProbeAnswer]]:
+        jobs = [job for lane in lanes for job in lane]
+        probes = sum(job.probes for job in jobs)
+        print(
+            f"+ probe: {probes} echo request(s) from {len(jobs)} namespace(s), "
+            f"raw ICMP sockets, {len(lanes)} worker(s)",
+            file=self.echo,
+            flush=True,
+        )
+        answers: list[list[ProbeAnswer]] = self.inner.probe(  # type: ignore[attr-defined]
+            lanes, timeout=timeout, count=count
+        )
+        return answers
 
 
 class _Progress:
@@ -182,6 +205,9 @@ def _summary(topo: Topology) -> str:
 
 def cmd_up(ctx: _Context) -> int:
     topo = topology.load(ctx.args.file)
+    expect = Expectations.load(ctx.args.expect) if ctx.args.expect else None
+    if expect is not None and not ctx.args.check:
+        raise UsageError("--expect goes with --check")
     if ctx.args.name:
         topo = topology.check(attrs.evolve(topo, name=ctx.args.name), source=ctx.args.file)
     existing = ctx.registry.read(topo.name)
@@ -209,6 +235,12 @@ def cmd_up(ctx: _Context) -> int:
         ctx.print(f"{_summary(built)} is up.  Tear it down with: {PROG} down {topo.name}")
     if held:
         print(f"{PROG}: interrupted after the lab was built: it is up", file=ctx.err)
+        return 0
+    if ctx.args.check:
+        ctx.print()
+        kept = ctx.lab(topo.name)
+        result = kept.check(ctx.executor, timeout=ctx.args.timeout, count=ctx.args.count)
+        return _report_check(ctx, result, expect)
     return 0
 
 
@@ -247,6 +279,32 @@ def _up_table(topo: Topology, host: str | None) -> str:
             [(r.namespace or host_name, r.destination, r.via, r.dev) for r in topo.routes],
         )
     return text.rstrip("\n")
+
+
+def cmd_check(ctx: _Context) -> int:
+    lab = ctx.lab(ctx.args.name)
+    expect = Expectations.load(ctx.args.expect) if ctx.args.expect else None
+    result = lab.check(ctx.executor, timeout=ctx.args.timeout, count=ctx.args.count)
+    return _report_check(ctx, result, expect)
+
+
+def _report_check(ctx: _Context, result: Reachability, expect: Expectations | None) -> int:
+    """Print a check (text or ``--json``); 0 when it is as expected, else 1."""
+    verdict = expect.verdict(result) if expect is not None else None
+    ok = verdict.ok if verdict is not None else result.ok
+    if getattr(ctx.args, "json", False):
+        data = result.to_dict()
+        if verdict is not None:
+            data["expect"] = verdict.to_dict()
+        data["as_expected"] = ok
+        ctx.print(json.dumps(data, indent=2))
+        return 0 if ok else 1
+    full = getattr(ctx.args, "full", False)
+    ctx.print(result.to_text(compact=False if full else None).rstrip("\n"))
+    if verdict is not None:
+        ctx.print("\n".join(verdict.lines()))
+        ctx.print("as expected" if ok else "NOT as expected")
+    return 0 if ok else 1
 
 
 def cmd_down(ctx: _Context) -> int:
@@ -447,6 +505,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--name", help="the lab's name instead of the file's (namespaces keep their names)"
     )
 
+    _check_options(up, up=True)
+
+    check = add(
+        "check",
+        cmd_check,
+        "probe every address of every namespace from every other namespace; "
+        "exit 0 when every pair answers (or exactly the --expect pairs fail), else 1",
+    )
+    check.add_argument("name", metavar="NAME")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument(
+        "--full", action="store_true", help="the whole matrix, however many namespaces"
+    )
+    _check_options(check, up=False)
+
     down = add("down", cmd_down, "tear a lab down from its record (also after a crash)")
     down.add_argument("name", metavar="NAME")
 
@@ -482,6 +555,22 @@ def build_parser() -> argparse.ArgumentParser:
     validate = add("validate", cmd_validate, "check a topology file, changing nothing")
     validate.add_argument("file", metavar="FILE")
     return parser
+
+
+def _check_options(command: argparse.ArgumentParser, *, up: bool) -> None:
+    if up:
+        command.add_argument(
+            "--check", action="store_true", help="then check it, as `netns-kit check` does"
+        )
+    command.add_argument(
+        "--expect",
+        metavar="FILE",
+        help="a TOML file of pairs expected to fail ([[fail]] from = ..., to = ...)",
+    )
+    command.add_argument(
+        "--timeout", type=float, default=1.0, metavar="S", help="seconds to wait for replies"
+    )
+    command.add_argument("--count", type=int, default=1, metavar="N", help="echo requests per pair")
 
 
 def entry() -> None:

@@ -21,6 +21,7 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "iptables-save": "iptables",
     "sysctl": "procps",
     "ping": "iputils-ping",
+    "fping": "fping",
     "nsenter": "util-linux",
     "sudo": "sudo",
 }

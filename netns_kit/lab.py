@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from . import topology, validate
+from . import checker, topology, validate
 from .errors import LabBusyError, NetnsKitError, TeardownError, ValidationError
 from .executor import Executor, Process, default_executor
 from .holdings import Holdings
@@ -30,6 +30,8 @@ from .journal import Journal, shielded
 from .link import Bridge, VethPair
 from .namespace import Namespace
 from .nat import Masquerade, Sysctl
+from .neighbours import LabKeeper
+from .reachability import Reachability
 from .registry import Record, Registry, tag_for, undo_record
 from .route import Route
 from .runner import Progress, Runner
@@ -322,6 +324,27 @@ class Lab(LabViews):
         self.held.saved(forwarding)
         self.held.add(rule, MasqueradeSpec(rule.source, rule.out_interface))
         return rule
+
+    # -- checking -----------------------------------------------------------------
+    def reachability(
+        self, sources: Any = None, targets: Any = None, *, timeout: float = 1.0, count: int = 1
+    ) -> Reachability:
+        """Probe every global address of every namespace from every other one (or
+        only ``sources``, to ``targets``: namespaces or addresses).  A neighbour-limit
+        raise is recorded in the lab's record and put back (:mod:`netns_kit.checker`)."""
+        if self._state != "open" or self._queue is not None:
+            raise NetnsKitError(f"lab {self.name!r} is {self._state}: check it once built")
+        return checker.run(
+            self.ex,
+            read=self.sides_and_namespaces(),
+            namespaces=list(self.held.namespaces),
+            sources=sources,
+            targets=targets,
+            timeout=timeout,
+            count=count,
+            keeper=LabKeeper(self.journal),
+            lab=self.name,
+        )
 
     # -- topologies ---------------------------------------------------------------
     def apply(self, blueprint: Topology) -> Self:

@@ -27,6 +27,7 @@ introductions only ever save time, they never make a pair answer.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import struct
 from collections.abc import Iterable
@@ -65,11 +66,16 @@ def _introductions(value: Iterable[Introduction]) -> tuple[Introduction, ...]:
     return tuple(value)
 
 
-def _mac(value: object) -> str:
-    text = str(value).lower()
+@functools.lru_cache(maxsize=65536)
+def _mac_text(value: str) -> str:
+    text = value.lower()
     if len(bytes.fromhex(text.replace(":", ""))) != 6:
         raise ValueError(f"not a MAC address: {value!r}")
     return text
+
+
+def _mac(value: object) -> str:
+    return _mac_text(str(value))
 
 
 @attrs.frozen
@@ -123,8 +129,9 @@ class ProbeAnswer:
     errors: tuple[str | None, ...] = attrs.field(converter=_reasons)
 
 
+@functools.lru_cache(maxsize=65536)
 def family_of(address: str) -> int:
-    """4 or 6."""
+    """4 or 6 (a check asks this of the same few hundred addresses many times)."""
     return 4 if ipaddress.ip_address(address).version == 4 else 6
 
 

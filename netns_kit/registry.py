@@ -56,6 +56,12 @@ def state_dir(override: str | os.PathLike[str] | None = None) -> Path:
     return Path(override or os.environ.get("NETNS_KIT_STATE_DIR") or DEFAULT_STATE_DIR)
 
 
+def check_lease(lab: str) -> str:
+    """The record a check of a kept lab keeps while it holds root settings raised
+    (:mod:`netns_kit.neighbours`); ``:`` keeps it from ever naming a lab."""
+    return f"{lab}:check"
+
+
 def tag_for(lab: str) -> str:
     """The alias and iptables comment that mark what a lab made."""
     return f"netns-kit:{lab}"
@@ -314,12 +320,12 @@ def recover(
     registry = Registry(state_dir)
     with registry.held(name):
         record = registry.read(name)
-        if record is None:
-            registry.remove(name)
-            return []
-        removed = undo_record(record, ex)
+        removed = [] if record is None else undo_record(record, ex)
         registry.remove(name)
-        return removed
+    lease = check_lease(name)
+    if ":" not in name and registry.read(lease) is not None and not registry.is_live(lease):
+        removed += recover(lease, executor=ex, state_dir=state_dir)  # a check that died
+    return removed
 
 
 def undo_record(record: Record, ex: Executor) -> list[str]:

@@ -44,6 +44,12 @@ class LabViews:
         except KeyError:
             raise KeyError(f"lab {self.name!r} has no namespace {name!r}") from None
 
+    def sides_and_namespaces(self) -> list[str | None]:
+        """What a snapshot reads: the host side (when it holds anything), then the
+        lab's namespaces."""
+        sides: list[str | None] = [self.host] if self.host or self.held.bridges else []
+        return [*sides, *self.held.namespaces]
+
     def snapshot(self) -> Snapshot:
         """The lab's live state, read with ``ip -j``: its host side, then its namespaces.
 
@@ -52,8 +58,7 @@ class LabViews:
         the lab's tag are kept, with their addresses and routes: the machine's own
         interfaces and other labs' are none of this lab's business.
         """
-        sides: list[str | None] = [self.host] if self.host or self.held.bridges else []
-        snap = state.snapshot(self.ex, [*sides, *self.held.namespaces])
+        snap = state.snapshot(self.ex, self.sides_and_namespaces())
         if self.host is not None or not self.held.bridges:
             return snap
         return Snapshot(

@@ -71,7 +71,9 @@ def main() -> int:
             command = read_command(ns)
             done = subprocess.run(command.argv, input=command.stdin, capture_output=True, text=True)
             (out / f"{ns}.read.txt").write_text(done.stdout)
-            ids = subprocess.run(["ip", "-n", ns, "-j", "netns", "list-id"], capture_output=True, text=True)
+            ids = subprocess.run(
+                ["ip", "-n", ns, "-j", "netns", "list-id"], capture_output=True, text=True
+            )
             (out / f"{ns}.list-id.json").write_text(ids.stdout)
     finally:
         for ns in names:

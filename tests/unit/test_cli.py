@@ -430,7 +430,13 @@ def test_show_json(run: Invoke, state: Path) -> None:
     ex = RecordingExecutor()
     namespaces_answer(ex, "demo-host", "red")
     links = [
-        {"ifindex": 1, "ifname": "lo", "operstate": "UNKNOWN", "mtu": 65536, "link_type": "loopback"},
+        {
+            "ifindex": 1,
+            "ifname": "lo",
+            "operstate": "UNKNOWN",
+            "mtu": 65536,
+            "link_type": "loopback",
+        },
         {
             "ifindex": 2,
             "ifname": "veth-red",
