@@ -110,7 +110,7 @@ def check(
     """
     started = time.monotonic()
     unique, notes = _unique(targets)
-    planned = reach_plan.pairs(sources, unique, chosen)
+    planned = reach_plan.pairs(sources, unique, chosen, reach_plan.families_of(targets))
     involved = list(flush_in or dict.fromkeys([*sources, *(t.namespace for _, t in planned)]))
     probe = _Probe(executor, snap, timeout=timeout, count=count)
     runner = Runner(executor)
@@ -146,7 +146,7 @@ def check(
         log.info("check: %d pair(s) answered only on the second try", retried)
     return Reachability(
         tuple(sources),
-        tuple(t for t in unique if chosen is None or t.namespace in chosen or t.address in chosen),
+        tuple(dict.fromkeys(t for _, t in planned)),
         rtts,
         errors,
         seconds=time.monotonic() - started,

@@ -102,15 +102,33 @@ def _address(value: object) -> str | None:
 
 
 def pairs(
-    sources: Sequence[str], targets: Sequence[Target], chosen: Sequence[str] | None = None
+    sources: Sequence[str],
+    targets: Sequence[Target],
+    chosen: Sequence[str] | None = None,
+    families: Mapping[str, Collection[int]] | None = None,
 ) -> list[ProbePair]:
-    """Every (source, target) to probe: never a namespace's own addresses.
+    """Every (source, target) to probe: never a namespace's own addresses, and only
+    over the IP versions the source has a global address of (``families``, when
+    given: a namespace without IPv6 cannot be expected to reach an IPv6 address).
 
     ``chosen`` narrows the targets to these namespaces and addresses.
     """
     keep = None if chosen is None else set(chosen)
     picked = [t for t in targets if keep is None or t.namespace in keep or t.address in keep]
-    return [(source, t) for source in sources for t in picked if t.namespace != source]
+    return [
+        (source, t)
+        for source in sources
+        for t in picked
+        if t.namespace != source and (families is None or t.family in families.get(source, ()))
+    ]
+
+
+def families_of(targets: Iterable[Target]) -> dict[str, set[int]]:
+    """The IP versions each namespace has a global address of."""
+    out: dict[str, set[int]] = {}
+    for target in targets:
+        out.setdefault(target.namespace, set()).add(target.family)
+    return out
 
 
 # -- segments and introductions ------------------------------------------------------------
