@@ -185,27 +185,34 @@ def reply_filter(family: int) -> tuple[int, int, bytes]:
 
 
 # -- introductions ----------------------------------------------------------------------
+@functools.lru_cache(maxsize=65536)
+def _packed(address: str) -> bytes:
+    """An address's bytes (a check builds tens of thousands of frames from a few
+    hundred addresses)."""
+    return ipaddress.ip_address(address).packed
+
+
+@functools.lru_cache(maxsize=65536)
+def _mac_bytes(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
+
+
 def _ethernet(destination: str, source: str, kind: int) -> bytes:
-    return (
-        bytes.fromhex(destination.replace(":", ""))
-        + bytes.fromhex(source.replace(":", ""))
-        + struct.pack("!H", kind)
-    )
+    return _mac_bytes(destination) + _mac_bytes(source) + struct.pack("!H", kind)
 
 
 def arp_request(mac: str, address: str, peer_mac: str, peer_address: str) -> bytes:
     """Who has ``peer_address``? Tell ``address`` (at ``mac``): sent to ``peer_mac``."""
-    sender = bytes.fromhex(mac.replace(":", ""))
     body = _ARP.pack(
         1,  # Ethernet
         0x0800,  # IPv4
         6,
         4,
         1,  # request
-        sender,
-        ipaddress.IPv4Address(address).packed,
+        _mac_bytes(mac),
+        _packed(address),
         bytes(6),
-        ipaddress.IPv4Address(peer_address).packed,
+        _packed(peer_address),
     )
     return _ethernet(peer_mac, mac, ETH_ARP) + body
 
@@ -214,9 +221,8 @@ def neighbour_solicitation(mac: str, address: str, peer_mac: str, peer_address: 
     """An RFC 4861 neighbour solicitation for ``peer_address``, unicast to it, from
     ``address`` with our MAC in a source link-layer address option (hop limit 255,
     as the receiver insists)."""
-    source = ipaddress.IPv6Address(address).packed
-    target = ipaddress.IPv6Address(peer_address).packed
-    option = struct.pack("!BB", 1, 1) + bytes.fromhex(mac.replace(":", ""))
+    source, target = _packed(address), _packed(peer_address)
+    option = struct.pack("!BB", 1, 1) + _mac_bytes(mac)
     message = struct.pack("!BBHI", NEIGHBOUR_SOLICITATION, 0, 0, 0) + target + option
     pseudo = source + target + struct.pack("!I3xB", len(message), IPPROTO_ICMPV6)
     total = checksum(pseudo + message)
