@@ -17,12 +17,17 @@ from collections.abc import Collection, Sequence
 #: Which Debian package brings each tool we start, for ToolMissingError's hint.
 DEBIAN_PACKAGES: dict[str, str] = {
     "ip": "iproute2",
+    "bridge": "iproute2",
+    "ip6tables": "iptables",
     "iptables": "iptables",
     "iptables-save": "iptables",
     "sysctl": "procps",
     "ping": "iputils-ping",
     "nsenter": "util-linux",
     "sudo": "sudo",
+    "tee": "coreutils",
+    "mkdir": "coreutils",
+    "ls": "coreutils",
 }
 
 

@@ -23,24 +23,28 @@ from types import TracebackType
 from typing import Any, Self
 
 from . import topology, validate
+from .blueprint import build
 from .errors import LabBusyError, NetnsKitError, TeardownError, ValidationError
 from .executor import Executor, Process, default_executor
 from .holdings import Holdings
+from .hosts import HostsFiles
 from .journal import Journal, shielded
 from .link import Bridge, VethPair
 from .namespace import Namespace
-from .nat import Masquerade, Sysctl
+from .nat import Sysctl
+from .ready import wait_settled
 from .registry import Record, Registry, tag_for, undo_record
 from .route import Route
+from .rules import RuleBuilders
 from .runner import Progress, Runner
-from .spec import BridgeSpec, LinkSpec, MasqueradeSpec, RouteSpec, SysctlSpec, Topology
+from .spec import BridgeSpec, RouteSpec, SysctlSpec, Topology
 from .step import Step
 from .views import LabViews
 
 log = logging.getLogger("netns_kit")
 
 
-class Lab(LabViews):
+class Lab(RuleBuilders, LabViews):
     """A temporary lab.  Use it as a context manager, or call :meth:`close`.
 
     ``isolated=True`` puts the lab's host side (bridges, host addresses, forwarding,
@@ -216,6 +220,7 @@ class Lab(LabViews):
             self._queue = None
         self.journal.refuse_taken(queued)
         self.journal.apply(queued, rollback=False)
+        self._settle()
 
     # -- builders -----------------------------------------------------------------
     def namespace(self, name: str) -> Namespace:
@@ -230,17 +235,34 @@ class Lab(LabViews):
         self.held.add(ns, ns.name)
         return ns
 
-    def bridge(self, name: str, address: str | None = None) -> Bridge:
-        """Create a bridge on the host side, up, with the host side's ``address``."""
-        bridge = Bridge(name, self.host, executor=self.executor)
+    def bridge(
+        self,
+        name: str,
+        address: str | None = None,
+        *,
+        namespace: Namespace | str | None = None,
+        stp: bool = False,
+    ) -> Bridge:
+        """Create a bridge (a switch), up: on the host side, or in ``namespace``.
+
+        ``address`` is that namespace's own address on it.  ``stp=True`` runs spanning
+        tree with the shortest timers the kernel takes, for rings: a build then waits
+        until its ports settle (4-5 s).
+        """
+        where = self.held.side(namespace)
+        if not isinstance(stp, bool):
+            raise ValidationError("stp", stp, "must be True or False")
+        bridge = Bridge(name, where, executor=self.executor, stp=stp)
         cidr = None if address is None else str(validate.interface(address, "address"))
-        if bridge.name in self.held.bridges or self.held.names.is_taken(None, bridge.name):
-            raise ValidationError("name", name, f"is already an interface of lab {self.name!r}")
-        steps = self.held.prepare("switch", [self.host])
+        place = self.held.place(where)
+        if self.held.names.is_taken(place, bridge.name):
+            inside = place or "the host side"
+            raise ValidationError("name", name, f"is already an interface in {inside}")
+        steps = self.held.prepare("switch", [where])
         if cidr is not None and ":" in cidr:
-            steps += self.held.prepare("ipv6", [self.host])
+            steps += self.held.prepare("ipv6", [where])
         self._run(steps + bridge.steps(tag=self.tag, address=cidr))
-        self.held.add(bridge, BridgeSpec(bridge.name, cidr))
+        self.held.add(bridge, BridgeSpec(bridge.name, cidr, place, stp))
         return bridge
 
     def link(
@@ -252,28 +274,30 @@ class Lab(LabViews):
         names: Sequence[str] | None = None,
         mtu: int | None = None,
     ) -> VethPair:
-        """Join two namespaces, or a namespace and a bridge, with a veth pair (both up)."""
-        ends = self.held.ends(a, b, addresses, names)
+        """Join any two ends with a veth pair (both up): namespaces, or bridges
+        wherever they live (a bridge end is a port of it).  A bridge is given as its
+        object, or by name when no other bridge of the lab has that name."""
         if mtu is not None:
             validate.positive_int(mtu, "mtu", minimum=68, maximum=65535)
-        where_b = self.host if ends.bridge is not None else ends.b
-        pair = VethPair(*ends.names, ends.a, where_b, executor=self.executor)
+        ends = self.held.ends(a, b, addresses, names)
+        pair = ends.veth(self.executor)
         # Without an IPv6 address a link needs no IPv6 link-local address either, and
         # each of those starts DAD, MLD and router solicitations that a bridge floods
         # to every port: kernel work that grows with the square of the lab's size.
         link_local = self.ipv6_link_local or any(c and ":" in c for c in ends.addresses)
-        steps = self.held.prepare("ipv6", [ends.a, where_b]) if link_local else []
+        where = [pair.namespace, pair.peer_namespace]
+        steps = self.held.prepare("ipv6", where) if link_local else []
         steps += pair.steps(
             tag=self.tag,
-            addresses=ends.addresses,
+            addresses=ends.veth_addresses(),
             mtu=mtu,
-            bridge=ends.bridge,
+            ports=ends.ports(),
             link_local=link_local,
         )
         self._run(steps)
-        self.held.names.take(ends.a, ends.names[0])
-        self.held.names.take(None if ends.bridge else ends.b, ends.names[1])
-        self.held.add(pair, LinkSpec(ends.a, ends.b, ends.names, ends.addresses, mtu))
+        self.held.add_link(pair, ends, mtu)
+        if self._queue is None:
+            self._settle()
         return pair
 
     def route(
@@ -310,41 +334,32 @@ class Lab(LabViews):
         self.held.add(setting, SysctlSpec(setting.key, setting.value, spec_ns))
         return setting
 
-    def masquerade(self, source: str, out_interface: str | None = None) -> Masquerade:
-        """NAT by masquerade for ``source`` on the host side, tagged with the lab's name."""
-        rule = Masquerade(source, out_interface, self.host, self.tag, executor=self.executor)
-        if MasqueradeSpec(rule.source, rule.out_interface) in self.held.specs(MasqueradeSpec):
-            # -C would skip the second -A, but its undo would delete the rule twice
-            raise ValidationError("source", source, f"is already masqueraded by lab {self.name!r}")
-        # forwarding and the rule are one builder: if the rule fails, forwarding is undone
-        forwarding = self.held.setting_steps(rule.forwarding())
-        self._run([*forwarding, rule.rule_step()])
-        self.held.saved(forwarding)
-        self.held.add(rule, MasqueradeSpec(rule.source, rule.out_interface))
-        return rule
+    def hosts(self) -> HostsFiles:
+        """Name every namespace: write ``/etc/netns/<ns>/hosts`` for each, so that
+        ``red.run(["ping", "-c1", "blue"])`` works (see :mod:`netns_kit.hosts`).
+
+        The files hold the addresses given so far; call it again after adding more.
+        They are removed at teardown; the machine's /etc/hosts is never touched.
+        """
+        if self._state == "new":
+            self.open()
+        files = self.held.hosts_files()
+        listing = self.journal.runner.run(files.list_command(), check=False)
+        present = files.present(listing.returncode, listing.stdout)
+        self._run(files.steps(present, self.held.hosts_made))
+        self.held.add(files, None)
+        return files
+
+    def _settle(self) -> None:
+        """Wait for the spanning-tree bridges that got ports (see :mod:`netns_kit.ready`)."""
+        bridges = self.held.take_unsettled()
+        if bridges:
+            wait_settled(self.journal.runner, bridges)
 
     # -- topologies ---------------------------------------------------------------
     def apply(self, blueprint: Topology) -> Self:
         """Check a whole topology, then build it in a handful of processes (a batch)."""
-        blueprint = topology.check(blueprint).with_link_names()
-        with self.batch():
-            places: dict[str, Any] = {n: self.namespace(n) for n in blueprint.namespaces}
-            for b in blueprint.bridges:
-                places[b.name] = self.bridge(b.name, b.address)
-            for link in blueprint.links:
-                self.link(
-                    places[link.a],
-                    places[link.b],
-                    addresses=link.addresses,
-                    names=link.names,
-                    mtu=link.mtu,
-                )
-            for r in blueprint.routes:
-                self.route(r.destination, via=r.via, dev=r.dev, namespace=r.namespace)
-            for s in blueprint.sysctls:
-                self.sysctl(s.key, s.value, namespace=s.namespace)
-            for m in blueprint.masquerades:
-                self.masquerade(m.source, m.out_interface)
+        build(self, topology.check(blueprint).with_link_names())
         return self
 
     @classmethod

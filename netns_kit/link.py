@@ -148,12 +148,25 @@ class Interface:
         act(self._ex, self.delete_commands())
 
 
+#: Spanning tree as short as the kernel allows (centiseconds): forward_delay >= 200,
+#: hello_time >= 100 and max_age >= 600 with STP on.  A ring of three bridges then
+#: converges in 4-5 s instead of the 30 s of the defaults.
+STP_TIMERS = (("forward_delay", 200), ("hello_time", 100), ("max_age", 600))
+
+
 @attrs.define
 class Bridge(Interface):
-    """A Linux bridge (``ip link add name X type bridge``)."""
+    """A Linux bridge (``ip link add name X type bridge``); ``stp`` runs spanning tree
+    (the kernel's own, with :data:`STP_TIMERS`), which a ring of bridges needs."""
+
+    stp: bool = attrs.field(default=False, kw_only=True)
 
     def create_commands(self) -> list[Command]:
-        return [self._ip("link", "add", "name", self.name, "type", "bridge")]
+        options: list[str] = []
+        if self.stp:
+            options += [word for key, value in STP_TIMERS for word in (key, str(value))]
+            options += ["stp_state", "1"]
+        return [self._ip("link", "add", "name", self.name, "type", "bridge", *options)]
 
     def attach_commands(self, interface: Interface | str) -> list[Command]:
         port = _port_name(interface)
@@ -198,6 +211,12 @@ def _port_name(interface: Interface | str) -> str:
     return validate.interface_name(name, "interface")
 
 
+def _index(value: object) -> int | None:
+    if value is None:
+        return None
+    return validate.positive_int(value, "index", minimum=2, maximum=2**31 - 1)
+
+
 @attrs.define
 class VethPair:
     """Two linked virtual Ethernet ends, each made directly in its namespace.
@@ -205,6 +224,12 @@ class VethPair:
     One ``ip link add name A netns NSA type veth peer name B netns NSB`` creates both
     ends in place.  Creating in the root namespace and moving afterwards costs about
     17 ms a move, and leaves a dangling veth when interrupted in between.
+
+    ``index``/``peer_index`` give an end its interface index.  A bridge port whose veth
+    peer has the same index in another namespace stays ``disabled`` for about a
+    second (the kernel then takes the veth for a device of its own kind and delays
+    its carrier event), and fresh namespaces collide often: see
+    :meth:`netns_kit.holdings.Holdings.ends`.
     """
 
     name: str = attrs.field(converter=_ifname)
@@ -212,6 +237,8 @@ class VethPair:
     namespace: str | None = attrs.field(default=None, converter=_ns)
     peer_namespace: str | None = attrs.field(default=None, converter=_peer_ns)
     executor: Executor | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
+    index: int | None = attrs.field(default=None, kw_only=True, converter=_index)
+    peer_index: int | None = attrs.field(default=None, kw_only=True, converter=_index)
 
     def __attrs_post_init__(self) -> None:
         if self.name == self.peer and self.namespace == self.peer_namespace:
@@ -236,9 +263,13 @@ class VethPair:
         argv: list[str] = ["link", "add", "name", self.name]
         if self.namespace:
             argv += ["netns", self.namespace]
+        if self.index is not None:
+            argv += ["index", str(self.index)]
         argv += ["type", "veth", "peer", "name", self.peer]
         if self.peer_namespace:
             argv += ["netns", self.peer_namespace]
+        if self.peer_index is not None:
+            argv += ["index", str(self.peer_index)]
         return [ip(*argv)]
 
     def delete_commands(self) -> list[Command]:
@@ -251,10 +282,11 @@ class VethPair:
         tag: str | None,
         addresses: Sequence[str | None] = (None, None),
         mtu: int | None = None,
-        bridge: Bridge | None = None,
+        ports: Sequence[Bridge | None] = (None, None),
         link_local: bool = True,
     ) -> list[Step]:
-        """Create the pair, set both ends up (``bridge``: the peer end is its port).
+        """Create the pair, set both ends up; ``ports`` are the bridges each end is a
+        port of (or ``None``).
 
         The record names the end that outlives the lab's own namespaces (a root-side
         end): deleting it deletes the pair, synchronously.
@@ -263,8 +295,9 @@ class VethPair:
         survivor = ends[1] if self.peer_namespace is None else ends[0]
         lives_in = frozenset({self.namespace, self.peer_namespace})
         steps = [survivor.created(self.create_commands()[0], lives_in=lives_in)]
-        if bridge is not None:
-            steps.append(bridge.port_step(self.peer_end))
+        for end, bridge in zip(ends, ports, strict=True):
+            if bridge is not None:
+                steps.append(bridge.port_step(end))
         for end, cidr in zip(ends, addresses, strict=True):
             given = [cidr] if cidr is not None else []
             steps += end.settings(tag=tag, mtu=mtu, addresses=given, link_local=link_local)

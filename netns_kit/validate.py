@@ -211,3 +211,51 @@ def lab_name(value: object, field: str = "name") -> str:
             "names add a suffix to it)",
         )
     return name
+
+
+_PORTS = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?\Z")
+
+
+def ports(value: object, field: str = "port") -> tuple[int, int]:
+    """A port (1-65535), or a range ``"FIRST-LAST"``: the first and last port."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValidationError(field, value, "is not a port (1-65535) or a range 'FIRST-LAST'")
+    if isinstance(value, int):
+        return (positive_int(value, field, maximum=65535),) * 2
+    found = _PORTS.match(value)
+    if found is None:
+        raise ValidationError(field, value, "is not a port (1-65535) or a range 'FIRST-LAST'")
+    first = int(found.group(1))
+    last = int(found.group(2) or first)
+    if not 1 <= first <= 65535 or not 1 <= last <= 65535:
+        raise ValidationError(field, value, "holds a port outside 1-65535")
+    if last < first:
+        raise ValidationError(field, value, "is a range that ends before it starts")
+    return first, last
+
+
+def port_text(span: tuple[int, int], sep: str = "-") -> str:
+    """``8080``, or ``8000-8010`` (``sep`` is ``:`` for iptables' ``--dport``)."""
+    first, last = span
+    return str(first) if first == last else f"{first}{sep}{last}"
+
+
+def target(value: object, field: str = "to") -> tuple[IPAddress, tuple[int, int] | None]:
+    """Where a port forward goes: ``ADDR``, ``ADDR:PORT``, ``[V6ADDR]:PORT`` or a bare
+    IPv6 address; ports as :func:`ports` reads them."""
+    if not isinstance(value, str):
+        raise ValidationError(field, value, "is not an address, or ADDR:PORT (a string)")
+    text, port = value, None
+    if value.startswith("["):
+        head, bracket, rest = value[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValidationError(field, value, "is not '[IPV6]:PORT'")
+        text, port = head, (rest[1:] if rest else None)
+    elif value.count(":") == 1:
+        text, _, port = value.partition(":")
+    host = address(text, field)
+    if value.startswith("[") and host.version != 6:
+        raise ValidationError(field, value, "puts an IPv4 address in brackets (write ADDR:PORT)")
+    if host.is_unspecified or host.is_multicast or host.is_loopback:
+        raise ValidationError(field, value, "is not an address a forwarded port can go to")
+    return host, None if port is None else ports(port, field)

@@ -173,7 +173,8 @@ def test_script_prints_what_up_would_run(run: Invoke, state: Path) -> None:
     assert lines[:3] == ["#!/usr/bin/env bash", "set -euo pipefail", "ip netns add bridge-host"]
     assert "ip netns add red" in lines
     assert (
-        "ip link add name veth-red netns red type veth peer name veth-red-br netns bridge-host"
+        "ip link add name veth-red netns red index 1000001 type veth "
+        "peer name veth-red-br netns bridge-host"
         in lines
     )
     assert "ip -n bridge-host link set dev veth-red-br master v-net-0" in lines
@@ -286,7 +287,7 @@ def test_a_failing_command_exits_1_names_it_and_undoes_the_lab(run: Invoke, stat
     )
     result = run("up", BRIDGE, ex=ex)
     assert result.code == 1
-    assert "ip link add name veth-blue netns blue type veth" in result.err
+    assert "ip link add name veth-blue netns blue index 1000002 type veth" in result.err
     assert "File exists" in result.err
     assert "Traceback" not in result.err
     assert "ip netns delete bridge-host" in result.lines, "the half-built lab is torn down"
