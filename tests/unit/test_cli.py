@@ -174,8 +174,7 @@ def test_script_prints_what_up_would_run(run: Invoke, state: Path) -> None:
     assert "ip netns add red" in lines
     assert (
         "ip link add name veth-red netns red index 1000001 type veth "
-        "peer name veth-red-br netns bridge-host"
-        in lines
+        "peer name veth-red-br netns bridge-host" in lines
     )
     assert "ip -n bridge-host link set dev veth-red-br master v-net-0" in lines
     assert "ip -n red addr add 192.168.15.1/24 dev veth-red" in lines

@@ -662,7 +662,8 @@ def test_every_misspelt_reference_in_a_big_lab_gets_its_suggestion() -> None:
     assert len(error.problems) == 5000
     for i in (0, 7, 1234, 4999):
         assert error.problems[i] == (
-            f"links[{i}].a: 'rde{i}' is not a namespace or bridge of this lab (did you mean 'red{i}'?)"
+            f"links[{i}].a: 'rde{i}' is not a namespace or bridge of this lab "
+            f"(did you mean 'red{i}'?)"
         )
 
 
@@ -709,8 +710,8 @@ def test_a_listing_of_many_names_is_cut() -> None:
         }
     )
     assert found == [
-        "links[0].a: 'zzzz' is not a namespace or bridge of this lab (defined: n000, n001, n002, n003, "
-        "n004, n005, n006, n007, n008, n009, … and 90 more)"
+        "links[0].a: 'zzzz' is not a namespace or bridge of this lab (defined: n000, n001, "
+        "n002, n003, n004, n005, n006, n007, n008, n009, … and 90 more)"
     ]
 
 
