@@ -176,6 +176,10 @@ def _summary(topo: Topology) -> str:
         parts.append(_count(len(topo.sysctls), "sysctl"))
     if topo.masquerades:
         parts.append(_count(len(topo.masquerades), "masquerade"))
+    if topo.port_forwards:
+        parts.append(_count(len(topo.port_forwards), "port forward"))
+    if topo.hosts:
+        parts.append("hosts files")
     isolated = "isolated " if topo.isolated else ""
     return f"{isolated}lab {topo.name!r}: " + ", ".join(parts)
 
@@ -226,26 +230,45 @@ def _interrupts_held() -> Iterator[list[int]]:
 def _up_table(topo: Topology, host: str | None) -> str:
     """What was built, one row per interface: where, name, address, what it joins."""
     host_name = host or "(root)"
+
+    def where(place: str | None) -> str:
+        return host_name if place is None else place
+
     rows: list[tuple[str, str, str | None, str]] = []
     for bridge in topo.bridges:
-        rows.append((host_name, bridge.name, bridge.address, "bridge"))
-    bridges = {b.name for b in topo.bridges}
+        kind = "bridge (stp)" if bridge.stp else "bridge"
+        rows.append((where(bridge.namespace), bridge.name, bridge.address, kind))
+    ends = topo.ends()
     for link in topo.with_link_names().links:
         assert link.names is not None
-        a_name, b_name = link.names
-        if link.b in bridges:
-            rows.append((link.a, a_name, link.addresses[0], f"veth to {link.b} ({b_name})"))
-            rows.append((host_name, b_name, link.addresses[1], f"port of {link.b}"))
-        else:
-            rows.append((link.a, a_name, link.addresses[0], f"veth to {link.b}/{b_name}"))
-            rows.append((link.b, b_name, link.addresses[1], f"veth to {link.a}/{a_name}"))
+        pair = (ends.end(link.a), ends.end(link.b))
+        for i, end in enumerate(pair):
+            other = pair[1 - i]
+            if end is None or other is None:
+                continue
+            if end.bridge is not None:
+                joins = f"port of {end.name}"
+            elif other.bridge is not None:
+                joins = f"veth to {other.name} ({link.names[1 - i]})"
+            else:
+                joins = f"veth to {where(other.namespace)}/{link.names[1 - i]}"
+            rows.append((where(end.namespace), link.names[i], link.addresses[i], joins))
     rows.sort(key=lambda row: (row[0] != host_name, row[0]))
     text = text_table(("NAMESPACE", "INTERFACE", "ADDRESS", "JOINS"), rows)
     if topo.routes:
         text += "\n" + text_table(
             ("NAMESPACE", "ROUTE", "VIA", "DEV"),
-            [(r.namespace or host_name, r.destination, r.via, r.dev) for r in topo.routes],
+            [(where(r.namespace), r.destination, r.via, r.dev) for r in topo.routes],
         )
+    rules = [
+        (where(m.namespace), "masquerade", m.source, m.out_interface) for m in topo.masquerades
+    ]
+    rules += [
+        (where(f.namespace), f"forward {f.protocol} {f.port}", f.to, f.in_interface)
+        for f in topo.port_forwards
+    ]
+    if rules:
+        text += "\n" + text_table(("NAMESPACE", "NAT", "TO", "INTERFACE"), rules)
     return text.rstrip("\n")
 
 
