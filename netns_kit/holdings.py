@@ -145,6 +145,8 @@ class Holdings:
         self.unsettled: dict[_BridgeKey, Bridge] = {}
         self._done: set[tuple[str, str | None]] = set()
         self._indexes = 0
+        self._written: dict[tuple[str, str], str] = {}  # settings made in lab namespaces
+        self._pending: dict[int, tuple[tuple[str, str], str]] = {}  # ... once they ran
         #: Namespaces whose /etc/netns directory this lab made (Lab.hosts).
         self.hosts_made: set[str] = set()
 
@@ -341,7 +343,18 @@ class Holdings:
     def setting_steps(self, setting: Sysctl) -> list[Step]:
         """A kernel setting's write; in the root namespace, at its first change, with
         the restore of the value it had (read now)."""
-        if setting.namespace is not None or ("saved", setting.key) in self._done:
+        self._pending.clear()  # what an earlier builder left, if it failed
+        if setting.namespace is not None:
+            # a lab's own namespace: no restore; the same value twice is written once
+            # (a masquerade and a port forward both want forwarding on)
+            where = (setting.namespace, setting.key)
+            setting.changed = True
+            if self._written.get(where) == setting.value:
+                return []
+            steps = setting.steps(None, restore=False)
+            self._pending.update({id(step): (where, setting.value) for step in steps})
+            return steps
+        if ("saved", setting.key) in self._done:
             setting.changed = True
             return setting.steps(None, restore=False)
         current = setting.read()
@@ -351,7 +364,11 @@ class Holdings:
         return steps
 
     def saved(self, steps: Sequence[Step]) -> None:
-        """Mark a root setting saved once the write that restores it ran (or queued)."""
+        """Mark settings made once their writes ran (or queued): a root setting is
+        saved, a lab namespace's need not be written again."""
         for step in steps:
             if step.undo and step.entry is not None and step.entry.kind == "sysctl":
                 self._done.add(("saved", step.entry.name))
+            written = self._pending.pop(id(step), None)
+            if written is not None:
+                self._written[written[0]] = written[1]
