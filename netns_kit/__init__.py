@@ -22,10 +22,11 @@ from .executor import (
     default_executor,
     use_executor,
 )
+from .hosts import HostsFiles
 from .lab import Lab
 from .link import Bridge, Interface, VethPair
 from .namespace import Namespace, list_namespaces
-from .nat import Masquerade, Sysctl
+from .nat import Masquerade, PortForward, Sysctl
 from .ping import PingResult
 from .registry import recover, stale_labs
 from .result import Result
@@ -43,6 +44,7 @@ __all__ = [
     "CommandTimeoutError",
     "Entry",
     "Executor",
+    "HostsFiles",
     "Interface",
     "Lab",
     "LabBusyError",
@@ -53,6 +55,7 @@ __all__ = [
     "PermissionDeniedError",
     "Phase",
     "PingResult",
+    "PortForward",
     "Process",
     "RecordingExecutor",
     "Result",
