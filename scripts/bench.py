@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Benchmark: build and tear down the seed's bridge lab at N namespaces, four ways.
+"""Benchmark: build and tear down the seed's bridge lab at N namespaces, four ways, and
+a tree of switches in namespaces (``netns_kit-tree``).
 
 Each lab is the seed's bridge recipe scaled to N namespaces, inside an isolated host
 namespace: the host namespace holds bridge ``br0`` with 10.77.0.1/16; namespace ``i``
@@ -14,6 +15,9 @@ holds ``eth0`` with 10.77.x.y/16 (x.y = i + 2), a veth to ``v<i>``, a port of
   pyroute2               netlink, no fork per namespace: the process's own thread
                          enters each new namespace (netns.setns(fork=False)) to make
                          it and open a socket there, veth peers made in place
+  netns_kit-tree         another lab: N namespaces as a tree of switches (bridges
+                         inside namespaces, switch-to-switch links), 4 children per
+                         switch, leaves as hosts; see NetnsKitTree
 
 Every (method, N, repeat) runs in a child process of its own, so peak RSS
 (``ru_maxrss``) is that method's alone; methods are interleaved within each repeat.
@@ -27,6 +31,7 @@ lab's uniquely named namespaces come and go.  Ctrl-C tears down what is up.
     sudo .venv/bin/python scripts/bench.py                       # 10,50,200,400 x 5
     sudo .venv/bin/python scripts/bench.py --sizes 200 --repeat 3 --methods seed-script,pyroute2
     sudo .venv/bin/python scripts/bench.py --json bench.json
+    sudo .venv/bin/python scripts/bench.py --sizes 100,200 --methods netns_kit-tree
     .venv/bin/python scripts/bench.py --plan-only                # no root needed
 
 pyroute2 comes with the ``bench`` extra: ``pip install -e .[bench]``.
@@ -55,7 +60,9 @@ NETNS_DIR = "/run/netns"
 BRIDGE = "br0"
 NS_IF = "eth0"
 HOST_CIDR = "10.77.0.1/16"
-METHODS = ("seed-script", "netns_kit-per-command", "netns_kit", "pyroute2")
+METHODS = ("seed-script", "netns_kit-per-command", "netns_kit", "pyroute2", "netns_kit-tree")
+#: Children per switch in the netns_kit-tree lab.
+TREE_FANOUT = 4
 NOT_AVAILABLE = "not available yet"
 
 
@@ -238,6 +245,50 @@ class NetnsKit(_NetnsKitMethod):
         self.lab_obj.open()
 
 
+class NetnsKitTree(_NetnsKitMethod):
+    """Not the bridge lab: a tree of N namespaces, switches inside namespaces (issue 11).
+
+    Namespace ``i``'s parent is ``(i - 1) // TREE_FANOUT``, so namespace 0 is the root.
+    A namespace with children is a switch: it holds bridge ``b<i>`` with its address
+    ``address(i)``, joined to its parent's bridge by a switch-to-switch link (``up`` in
+    it, ``d<i>`` in the parent).  A leaf is a host: ``eth0`` with ``address(i)``, on its
+    parent's bridge as ``d<i>``.  The whole tree is one switched network, so the last
+    namespace (a host) pings the first (the root switch) across every level.  Built
+    from a Topology in one batch, like ``netns_kit``.
+    """
+
+    def topology(self) -> Any:
+        from netns_kit import spec
+
+        n = len(self.namespaces)
+        switch = [TREE_FANOUT * i + 1 < n for i in range(n)]
+        bridges = [
+            spec.BridgeSpec(f"b{i}", address(i), namespace=ns)
+            for i, ns in enumerate(self.namespaces)
+            if switch[i]
+        ]
+        links = []
+        for i in range(1, n):
+            parent = f"b{(i - 1) // TREE_FANOUT}"
+            if switch[i]:
+                links.append(spec.LinkSpec(f"b{i}", parent, names=("up", f"d{i}")))
+            else:
+                ns = self.namespaces[i]
+                names, addresses = ("eth0", f"d{i}"), (address(i), None)
+                links.append(spec.LinkSpec(ns, parent, names=names, addresses=addresses))
+        return spec.Topology(
+            name=self.lab,
+            isolated=True,
+            namespaces=tuple(self.namespaces),
+            bridges=tuple(bridges),
+            links=tuple(links),
+        )
+
+    def setup(self) -> None:
+        self.lab_obj = self.Lab.from_topology(self.topology(), state_dir=self.state_dir)
+        self.lab_obj.open()
+
+
 class Pyroute2(Method):
     """pyroute2's fastest path we found: no process at all.
 
@@ -318,6 +369,7 @@ METHOD_CLASSES: dict[str, Callable[[str, int, str], Method]] = {
     "netns_kit-per-command": NetnsKitPerCommand,
     "netns_kit": NetnsKit,
     "pyroute2": Pyroute2,
+    "netns_kit-tree": NetnsKitTree,
 }
 
 
@@ -515,7 +567,7 @@ def bench(args: argparse.Namespace) -> int:
     if shutil.which("ip") is None or shutil.which("ping") is None:
         print("bench.py needs iproute2 (ip) and ping", file=sys.stderr)
         return 2
-    run_id = "nkb" + secrets.token_hex(3)
+    run_id = args.prefix + secrets.token_hex(3)
     state_dir = tempfile.mkdtemp(prefix="netns-kit-bench-")
     runs: list[dict[str, Any]] = []
     interrupted = False
@@ -662,6 +714,12 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=0.0,
         metavar="SECONDS",
         help="extra pause between runs (35 when /run/netns is not on tmpfs, for growth)",
+    )
+    parser.add_argument(
+        "--prefix",
+        default="nkb",
+        help="the start of every name a run makes (default nkb): give each user of a "
+        "shared machine their own",
     )
     parser.add_argument(
         "--plan-only", action="store_true", help="time planning only (RecordingExecutor)"
