@@ -392,7 +392,7 @@ class _Svg:
                 [
                     self.grid_right + _MARGIN,
                     host_w + 2 * _PAD + 2 * _MARGIN,
-                    _LEGEND_W + 2 * _MARGIN,
+                    self.legend_width + 2 * _MARGIN,
                 ]
                 + [right + _PAD + _MARGIN for _, right in self.spans]
             )
@@ -557,6 +557,15 @@ class _Svg:
                 colour = COLOURS["nat"] if kind == "nat" else COLOURS["note"]
                 add(_text(x, y, note, _SIZE, colour))
 
+    @property
+    def legend_width(self) -> float:
+        """The legend shows what the picture uses: a switch's port tab only where there
+        are switches, so a lab without them keeps its narrow picture."""
+        host = (
+            _w("veth-x-br port of a bridge", _SMALL) if self.m.bridges or not self.m.switches else 0
+        )
+        return 380 + (150 if self.m.switches else 0) + host
+
     def _legend(self, add: _Add) -> None:
         y = self.legend_y
         x = float(_MARGIN)
@@ -575,14 +584,13 @@ class _Svg:
         add(_tab(x + 20, y - 4, "eth0"))
         add(_text(x + 50, y, "interface", _SMALL, "#444"))
         x += 130
-        add(_tab(x + 20, y - 4, "eth1", switch=True))
-        add(_text(x + 50, y, "port of a switch", _SMALL, "#444"))
-        x += 170
-        add(_text(x, y, "veth-x-br", _SMALL, COLOURS["bridge"], italic=True))
-        add(_text(x + _w("veth-x-br ", _SMALL), y, "port of a host bridge", _SMALL, "#444"))
-
-
-_LEGEND_W = 550 + _w("veth-x-br port of a host bridge", _SMALL)
+        if self.m.switches:
+            add(_tab(x + 20, y - 4, "eth1", switch=True))
+            add(_text(x + 50, y, "switch port", _SMALL, "#444"))
+            x += 150
+        if self.m.bridges or not self.m.switches:  # bars on the host side
+            add(_text(x, y, "veth-x-br", _SMALL, COLOURS["bridge"], italic=True))
+            add(_text(x + _w("veth-x-br ", _SMALL), y, "port of a bridge", _SMALL, "#444"))
 
 
 def _close(ports: list[_Port], others: list[_Port]) -> bool:
