@@ -261,14 +261,19 @@ def _up_table(topo: Topology, host: str | None) -> str:
             [(where(r.namespace), r.destination, r.via, r.dev) for r in topo.routes],
         )
     rules = [
-        (where(m.namespace), "masquerade", m.source, m.out_interface) for m in topo.masquerades
+        (where(m.namespace), f"masquerade {m.source}", m.out_interface and f"out {m.out_interface}")
+        for m in topo.masquerades
     ]
     rules += [
-        (where(f.namespace), f"forward {f.protocol} {f.port}", f.to, f.in_interface)
+        (
+            where(f.namespace),
+            f"forward {f.protocol} {f.port} -> {f.to}",
+            f.in_interface and f"in {f.in_interface}",
+        )
         for f in topo.port_forwards
     ]
     if rules:
-        text += "\n" + text_table(("NAMESPACE", "NAT", "TO", "INTERFACE"), rules)
+        text += "\n" + text_table(("NAMESPACE", "NAT", "INTERFACE"), rules)
     return text.rstrip("\n")
 
 

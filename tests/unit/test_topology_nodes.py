@@ -216,3 +216,28 @@ def test_a_bridge_link_may_start_at_the_bridge() -> None:
     assert lab.with_link_names().links[0] == LinkSpec(
         "lan0", "pc", ("veth-pc-br", "veth-pc"), (None, "192.168.1.10/24")
     )
+
+
+def test_netns_kit_up_shows_switches_anywhere_and_the_nat_rules(tmp_path: Path) -> None:
+    import io
+
+    from netns_kit.cli import main
+
+    from .conftest import RecordingExecutor
+
+    out, err = io.StringIO(), io.StringIO()
+    state = str(tmp_path / "state")
+    args = ["--state-dir", state, "up", str(LABS / "home-router.toml")]
+    assert main(args, executor=RecordingExecutor(), stdout=out, stderr=err) == 0, err.getvalue()
+    text = out.getvalue()
+    for row in (
+        "pc1        eth0       192.168.1.10/24  veth to lan0 (lan0-pc1)",
+        "router     lan0       192.168.1.1/24   bridge",
+        "router     lan0-pc1                    port of lan0",
+        "router     wan0       203.0.113.2/24   veth to isp/eth0",
+        "router     masquerade 192.168.1.0/24            out wan0",
+        "router     forward tcp 8080 -> 192.168.1.10:80  in wan0",
+    ):
+        assert row in text.splitlines(), row
+    assert "1 port forward, hosts files is up" in text
+    main(["--state-dir", state, "down", "home-router"], executor=RecordingExecutor(), stdout=out)
