@@ -221,9 +221,8 @@ def test_a_bridge_link_may_start_at_the_bridge() -> None:
 def test_netns_kit_up_shows_switches_anywhere_and_the_nat_rules(tmp_path: Path) -> None:
     import io
 
+    from netns_kit import RecordingExecutor
     from netns_kit.cli import main
-
-    from .conftest import RecordingExecutor
 
     out, err = io.StringIO(), io.StringIO()
     state = str(tmp_path / "state")
