@@ -48,13 +48,14 @@ class LabViews:
         """The lab's live state, read with ``ip -j``: its host side, then its namespaces.
 
         The host side of a lab that is not isolated is the root namespace; it is read
-        only when the lab put something there (a bridge), and only the links carrying
+        only when the lab put a bridge there, and only the links carrying
         the lab's tag are kept, with their addresses and routes: the machine's own
         interfaces and other labs' are none of this lab's business.
         """
-        sides: list[str | None] = [self.host] if self.host or self.held.bridges else []
+        on_host = self.held.host_bridges()
+        sides: list[str | None] = [self.host] if self.host or on_host else []
         snap = state.snapshot(self.ex, [*sides, *self.held.namespaces])
-        if self.host is not None or not self.held.bridges:
+        if self.host is not None or not on_host:
             return snap
         return Snapshot(
             tuple(state.only_tagged(s, self.tag) if s.name is None else s for s in snap)
