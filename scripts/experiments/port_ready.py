@@ -32,6 +32,7 @@ import re
 import secrets
 import statistics
 import subprocess
+import tempfile
 import time
 
 NETNS_DIR = "/run/netns"
@@ -131,7 +132,7 @@ def stp_ring() -> tuple[float, bool]:
     from netns_kit import Lab
 
     p = f"na{secrets.token_hex(2)}"
-    with Lab(p, isolated=True, state_dir=f"/tmp/{p}-state") as lab:
+    with tempfile.TemporaryDirectory() as state, Lab(p, isolated=True, state_dir=state) as lab:
         switches = [lab.namespace(f"{p}-s{i}") for i in range(3)]
         bridges = [lab.bridge("br0", namespace=s, stp=True) for s in switches]
         hosts = [lab.namespace(f"{p}-h{i}") for i in range(3)]
