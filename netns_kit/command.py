@@ -89,9 +89,7 @@ class Command:
         return f"{line} <<'{tag}'\n{body}{tag}"
 
 
-def _program(
-    program: str, args: tuple[str, ...], namespace: str | None, read: bool
-) -> Command:
+def _program(program: str, args: tuple[str, ...], namespace: str | None, read: bool) -> Command:
     """``program [-n NS] ARGS``: iproute2's own way into a namespace.  Global options
     (``-6``, ``-j``) cannot go on a batch line, so such commands are not batchable."""
     prefix: tuple[str, ...] = (program, "-n", namespace) if namespace else (program,)
