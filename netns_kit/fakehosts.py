@@ -116,6 +116,16 @@ class FakeHost:
             "GlobalKnownHostsFile=/dev/null",
         )
 
+    def stop(self) -> None:
+        """Power the host off: its sshd and everything its sessions run end (by PID),
+        and with them its namespaces.  Connections to it die: for testing how code
+        copes with a machine that goes away."""
+        if self.sshd is not None:
+            _stop_tree(self.sshd.pid)
+            with contextlib.suppress(Exception):
+                self.sshd.wait(5.0)
+            self.sshd = None
+
     def executor(self, **options: Any) -> SSHExecutor:
         """An SSHExecutor for this host; :meth:`FakeHosts.close` closes it."""
         ex = SSHExecutor(
@@ -304,11 +314,7 @@ class FakeHosts(Sequence[FakeHost]):
                 problems.append(error)
         self.executors.clear()
         for host in self.hosts:
-            if host.sshd is not None:
-                _stop_tree(host.sshd.pid)
-                with contextlib.suppress(Exception):
-                    host.sshd.wait(5.0)
-                host.sshd = None
+            host.stop()
         if self._lab is not None:
             try:
                 self._lab.close()

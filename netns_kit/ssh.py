@@ -418,6 +418,9 @@ class _RemoteProcess:
         self.ex.execute(kill, timeout=30)
 
     def wait(self, timeout: float | None) -> Result:
+        """The client's end, and all the program printed.  Through a master the far
+        side writes to our pipes itself (the client hands them over), so the output
+        ends when the remote program does, not when the local client does."""
         try:
             code = self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -425,7 +428,11 @@ class _RemoteProcess:
                 self.argv, -9, "", f"still running after {timeout} s", host=self.ex.host
             ) from None
         for reader in self._readers:
-            reader.join()
+            reader.join(timeout)
+            if reader.is_alive():
+                raise CommandTimeoutError(
+                    self.argv, -9, "", f"still printing after {timeout} s", host=self.ex.host
+                )
         return Result(self.argv, code, "".join(self._out), "".join(self._err), host=self.ex.host)
 
 
