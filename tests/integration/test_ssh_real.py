@@ -25,6 +25,7 @@ from netns_kit import (
     FakeHosts,
     HostUnreachableError,
     Namespace,
+    NetnsKitError,
     Runner,
     SSHExecutor,
     Vxlan,
@@ -218,3 +219,19 @@ def test_nothing_is_left_after_close(kernel: Kernel, uid: str) -> None:
     assert not [p for p in pids if Path(f"/proc/{p}").exists()]
     assert not [n for n in kernel.namespaces() if n.startswith(f"mh-{uid}")]
     assert os.geteuid() == 0
+
+
+def test_a_host_that_fails_to_boot_leaves_nothing(
+    kernel: Kernel, uid: str, mocker: MockerFixture
+) -> None:
+    import tempfile
+
+    mocker.patch.object(FakeHosts, "_config", return_value="NoSuchKeyword yes\n")
+    made = mocker.spy(tempfile, "mkdtemp")
+    hosts = FakeHosts(2, name=f"mh-{uid}")
+    with pytest.raises(NetnsKitError, match="did not start") as caught:
+        hosts.start()
+    assert "NoSuchKeyword" in str(caught.value)  # sshd's own complaint, from its log
+    assert all(h.sshd is None for h in hosts)
+    assert not [n for n in kernel.namespaces() if n.startswith(f"mh-{uid}")]
+    assert made.spy_return is not None and not Path(made.spy_return).exists()  # the keys
