@@ -99,12 +99,13 @@ def test_a_batch_is_one_ssh_client(two: FakeHosts, mocker: MockerFixture) -> Non
     assert {f"d{i}" for i in range(200)} <= names
 
 
-def test_hostile_words_reach_the_remote_program_unchanged(two: FakeHosts) -> None:
-    words = ["$(touch /tmp/mh-pwned)", "`id`", "a; echo no", "it's", "x\ny", "*", "", "-n"]
-    result = two[0].executor().execute(Command(("printf", "%s\\0", *words)))
+def test_hostile_words_reach_the_remote_program_unchanged(two: FakeHosts, tmp_path: Path) -> None:
+    trap = tmp_path / "injected"
+    words = [f"$(touch {trap})", f"`touch {trap}`", f"a; touch {trap}", "it's", "x\ny", "*", ""]
+    result = two[0].executor().execute(Command(("printf", "%s\\0", *words, "-n")))
     assert result.returncode == 0
-    assert result.stdout.split("\0")[:-1] == words
-    assert not Path("/tmp/mh-pwned").exists()
+    assert result.stdout.split("\0")[:-1] == [*words, "-n"]
+    assert not trap.exists()
 
 
 def descendants_named(pid: int, comm: str) -> list[int]:

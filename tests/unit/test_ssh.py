@@ -12,6 +12,7 @@ from __future__ import annotations
 import pickle
 import shlex
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,12 @@ from netns_kit import (
 from netns_kit.batch import Batch
 from netns_kit.command import Command, ip
 
+#: Words a shell would act on.  Harmless even if run: should quoting ever break, the
+#: test fails without doing anything worse than echo (and runs in a scratch directory).
 HOSTILE = [
-    "$(touch /tmp/pwned)",
-    "`id`",
-    "a; rm -rf /",
+    "$(echo injected)",
+    "`echo injected`",
+    "a; echo injected",
     "it's",
     'say "hi"',
     "back\\slash",
@@ -203,8 +206,12 @@ def test_control_argv_is_local() -> None:
 
 # -- quoting ----------------------------------------------------------------------------
 def _through_sh(line: str) -> list[str]:
-    """What a POSIX shell (sshd hands it the line) passes to the program."""
-    done = subprocess.run(["sh", "-c", line], capture_output=True, timeout=10, check=True)
+    """What a POSIX shell (sshd hands it the line) passes to the program.  It runs in
+    a scratch directory: were the quoting broken, a stray ``>name`` lands there."""
+    with tempfile.TemporaryDirectory(prefix="mh-quoting-") as scratch:
+        done = subprocess.run(
+            ["sh", "-c", line], capture_output=True, timeout=10, check=True, cwd=scratch
+        )
     return done.stdout.decode().split("\0")[:-1]
 
 
