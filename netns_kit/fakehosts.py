@@ -65,7 +65,7 @@ NEEDS = {
 _BOOT = (
     "mount -t tmpfs -o mode=0755 netns-kit-fake-host /run"
     " && mkdir -p /run/netns /run/sshd"
-    " && rc=~root/.bashrc && { [ ! -f \"$rc\" ] || mount --bind /dev/null \"$rc\"; }"
+    ' && rc=~root/.bashrc && { [ ! -f "$rc" ] || mount --bind /dev/null "$rc"; }'
     f' && exec {SSHD} -D -f "$1" -E "$2"'
 )
 
