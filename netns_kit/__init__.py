@@ -5,6 +5,7 @@ from .errors import (
     AlreadyExistsError,
     CommandError,
     CommandTimeoutError,
+    HostUnreachableError,
     LabBusyError,
     NetnsKitError,
     NotFoundError,
@@ -22,6 +23,7 @@ from .executor import (
     default_executor,
     use_executor,
 )
+from .fakehosts import FakeHost, FakeHosts
 from .lab import Lab
 from .link import Bridge, Interface, VethPair
 from .namespace import Namespace, list_namespaces
@@ -31,7 +33,9 @@ from .registry import recover, stale_labs
 from .result import Result
 from .route import Route
 from .runner import Runner, RunReport
+from .ssh import SSHExecutor
 from .step import Entry, Phase, Step
+from .vxlan import Vxlan
 
 __version__ = "0.2.0"
 
@@ -43,6 +47,9 @@ __all__ = [
     "CommandTimeoutError",
     "Entry",
     "Executor",
+    "FakeHost",
+    "FakeHosts",
+    "HostUnreachableError",
     "Interface",
     "Lab",
     "LabBusyError",
@@ -59,6 +66,7 @@ __all__ = [
     "Route",
     "RunReport",
     "Runner",
+    "SSHExecutor",
     "ScriptExecutor",
     "ShellExecutor",
     "Step",
@@ -67,6 +75,7 @@ __all__ = [
     "ToolMissingError",
     "ValidationError",
     "VethPair",
+    "Vxlan",
     "default_executor",
     "list_namespaces",
     "recover",

@@ -13,6 +13,10 @@ import math
 import re
 import shlex
 from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .result import Result
 
 #: Which Debian package brings each tool we start, for ToolMissingError's hint.
 DEBIAN_PACKAGES: dict[str, str] = {
@@ -22,7 +26,12 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "sysctl": "procps",
     "ping": "iputils-ping",
     "nsenter": "util-linux",
+    "unshare": "util-linux",
     "sudo": "sudo",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+    "sshd": "openssh-server",
+    "/usr/sbin/sshd": "openssh-server",
 }
 
 
@@ -183,11 +192,15 @@ class CommandError(NetnsKitError):
         returncode: int,
         stdout: str = "",
         stderr: str = "",
+        *,
+        host: str | None = None,
     ) -> None:
         self.argv = tuple(argv)
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
+        #: The machine the command ran on, when not this one (an SSHExecutor's host).
+        self.host = host
         super().__init__(self._message())
 
     @property
@@ -196,13 +209,21 @@ class CommandError(NetnsKitError):
 
     def _message(self) -> str:
         said = (self.stderr.strip() or self.stdout.strip() or "(no output)").replace("\n", "\n  ")
-        text = f"`{self.command_line}` failed with exit code {self.returncode}:\n  {said}"
+        where = "" if self.host is None else f" on host {bounded_repr(self.host)}"
+        text = f"`{self.command_line}` failed{where} with exit code {self.returncode}:\n  {said}"
         if self.hint:
             text += f"\nhint: {self.hint}"
         return text
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.argv, self.returncode, self.stdout, self.stderr))
+        # pickle calls the class with positional arguments only: the host (and any
+        # notes) travel in the state, and the message is made again from all of it
+        args = (self.argv, self.returncode, self.stdout, self.stderr)
+        return (type(self), args, dict(self.__dict__))
+
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        self.__dict__.update(state or {})
+        self.args = (self._message(),)
 
 
 class AlreadyExistsError(CommandError):
@@ -223,6 +244,29 @@ class PermissionDeniedError(CommandError):
     hint = "run as root, or with CAP_NET_ADMIN and CAP_SYS_ADMIN, or use ShellExecutor(sudo=True)"
 
 
+class HostUnreachableError(NetnsKitError):
+    """Another machine could not be reached, or its connection died (an
+    :class:`~netns_kit.SSHExecutor` could not run a command there).
+
+    ``host`` is the machine as the executor names it, ``said`` what ssh said.  The
+    command that raised it did not run there, or was cut off: a connection that dies
+    in the middle of a command leaves no way to tell how far it got.
+    """
+
+    def __init__(self, host: str, said: str) -> None:
+        self.host = host
+        self.said = said.strip()
+        text = self.said.replace("\n", "\n  ") or "(ssh said nothing)"
+        super().__init__(
+            f"host {bounded_repr(host)} is unreachable over ssh:\n  {text}\n"
+            "hint: check that the machine is up, that sshd listens on it, and the ssh "
+            "target, port, user and key"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.host, self.said))
+
+
 class CommandTimeoutError(CommandError):
     """The command did not finish in the time it was given."""
 
@@ -234,6 +278,8 @@ _EXEC_FAILED = re.compile(r'exec of "([^"]+)" failed: No such file or directory'
 # Order matters: the first match wins.
 _PATTERNS: tuple[tuple[str, type[CommandError]], ...] = (
     ("File exists", AlreadyExistsError),
+    # VXLAN: a device with this VNI and port already uses this underlay (EEXIST)
+    ("with the specified VNI already exists", AlreadyExistsError),
     ("Cannot find device", NotFoundError),
     ("does not exist", NotFoundError),
     ("No such file", NotFoundError),
@@ -246,13 +292,33 @@ _PATTERNS: tuple[tuple[str, type[CommandError]], ...] = (
 
 
 def command_error(
-    argv: Sequence[str], returncode: int, stdout: str = "", stderr: str = ""
+    argv: Sequence[str],
+    returncode: int,
+    stdout: str = "",
+    stderr: str = "",
+    *,
+    host: str | None = None,
 ) -> NetnsKitError:
-    """Turn a failed command into the most specific error the kernel's words allow."""
+    """Turn a failed command into the most specific error the kernel's words allow.
+
+    ``host`` names the machine it ran on when that is not this one: the error says
+    so, since "File exists" on one of three machines is only half an answer.
+    """
     missing = _EXEC_FAILED.search(stderr)
     if missing:
-        return ToolMissingError(missing.group(1))
+        error = ToolMissingError(missing.group(1))
+        if host is not None:
+            error.add_note(f"on host {bounded_repr(host)}")
+        return error
     for needle, cls in _PATTERNS:
         if needle in stderr:
-            return cls(argv, returncode, stdout, stderr)
-    return CommandError(argv, returncode, stdout, stderr)
+            return cls(argv, returncode, stdout, stderr, host=host)
+    return CommandError(argv, returncode, stdout, stderr, host=host)
+
+
+def result_error(result: Result) -> NetnsKitError:
+    """The error a failed :class:`~netns_kit.result.Result` stands for (see
+    :func:`command_error`), naming the host it ran on."""
+    return command_error(
+        result.argv, result.returncode, result.stdout, result.stderr, host=result.host
+    )

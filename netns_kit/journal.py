@@ -20,7 +20,7 @@ import attrs
 
 from . import state
 from .command import Command
-from .errors import AlreadyExistsError, NetnsKitError, NotFoundError, command_error
+from .errors import AlreadyExistsError, NetnsKitError, NotFoundError, result_error
 from .registry import Record, Registry
 from .runner import Runner
 from .step import Entry, Step
@@ -189,7 +189,7 @@ class Journal:
         for result, may_be_absent in zip(report.results, tolerant, strict=True):
             if result is None or result:
                 continue
-            failed = command_error(result.argv, result.returncode, result.stdout, result.stderr)
+            failed = result_error(result)
             if not (may_be_absent and isinstance(failed, NotFoundError)):
                 problems.append(failed)
         if report.error is not None and report.failed is None:

@@ -8,6 +8,12 @@ netns_kit gets them without a ``conftest.py``:
 - ``lab``: a real, isolated :class:`~netns_kit.Lab`, open, with a name unique to the
   test and its records in a temporary directory.  It is torn down after the test,
   whatever the test did, and the test is skipped, saying why, without root.
+- ``fake_hosts``: a factory, ``fake_hosts(n)``, of fake machines on this one, each a
+  namespace with its own sshd and its own ``/run/netns``, reached over ssh through an
+  underlay that exists only in the test's namespaces
+  (:class:`~netns_kit.fakehosts.FakeHosts`): ``fake_hosts(2)[0].executor()`` is an
+  :class:`~netns_kit.SSHExecutor`.  Every sshd, namespace and key is gone after the
+  test, whatever it did; without root or OpenSSH the test is skipped, saying why.
 
 The lab's host side is its own namespace (``lab.host``), but the namespaces a test
 makes are named exactly as given, machine-wide: prefix them with ``lab.name`` (as in
@@ -20,11 +26,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from .executor import RecordingExecutor
+from .fakehosts import FakeHosts
+from .fakehosts import skip_reason as fake_hosts_skip_reason
 from .lab import Lab
 
 
@@ -61,3 +69,33 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield the_lab
     finally:
         the_lab.close()
+
+
+@pytest.fixture
+def fake_hosts() -> Iterator[Callable[..., FakeHosts]]:
+    """``fake_hosts(n, prefix="fh")``: n fake machines reached over ssh, always removed.
+
+    Their names start with ``<prefix>-<6 hex>``; ``subnet=`` changes their underlay
+    range (``10.250.0.0/24``, which exists only inside their namespaces).
+    """
+    reason = fake_hosts_skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    made: list[FakeHosts] = []
+
+    def make(count: int = 2, *, prefix: str = "fh", subnet: str = "10.250.0.0/24") -> FakeHosts:
+        hosts = FakeHosts(count, name=unique_lab_name(prefix), subnet=subnet)
+        made.append(hosts)
+        return hosts.start()
+
+    try:
+        yield make
+    finally:
+        problems: list[BaseException] = []
+        for hosts in reversed(made):
+            try:
+                hosts.close()
+            except Exception as error:
+                problems.append(error)
+        if problems:
+            raise problems[0]

@@ -49,3 +49,45 @@ def test_plugin_fixtures_are_listed(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         ["recording_executor*", "*fresh fake executor*", "lab *", "*real isolated lab*"]
     )
+
+
+def test_plugin_fake_hosts_skip_with_a_reason_without_root(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    pytester.makepyfile(
+        """
+        def test_needs_hosts(fake_hosts):
+            raise AssertionError("must not run without root")
+        """
+    )
+    result = pytester.runpytest_inprocess("-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*fake hosts need root*"])
+
+
+def test_plugin_fake_hosts_skip_naming_the_missing_package(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    real = shutil.which
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr(
+        "shutil.which", lambda name, *a, **k: None if name.endswith("sshd") else real(name)
+    )
+    pytester.makepyfile(
+        """
+        def test_needs_hosts(fake_hosts):
+            raise AssertionError("must not run without sshd")
+        """
+    )
+    result = pytester.runpytest_inprocess("-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*apt-get install openssh-server*"])
+
+
+def test_plugin_lists_fake_hosts(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest_inprocess("--fixtures", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["fake_hosts *", "*fake_hosts(n*"])
