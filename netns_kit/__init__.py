@@ -9,6 +9,8 @@ from .errors import (
     NetnsKitError,
     NotFoundError,
     PermissionDeniedError,
+    RootlessUnavailableError,
+    SandboxGoneError,
     TeardownError,
     ToolMissingError,
     ValidationError,
@@ -31,6 +33,7 @@ from .registry import recover, stale_labs
 from .result import Result
 from .route import Route
 from .runner import Runner, RunReport
+from .sandbox import Sandbox, SandboxExecutor
 from .step import Entry, Phase, Step
 
 __version__ = "0.2.0"
@@ -56,9 +59,13 @@ __all__ = [
     "Process",
     "RecordingExecutor",
     "Result",
+    "RootlessUnavailableError",
     "Route",
     "RunReport",
     "Runner",
+    "Sandbox",
+    "SandboxExecutor",
+    "SandboxGoneError",
     "ScriptExecutor",
     "ShellExecutor",
     "Step",
