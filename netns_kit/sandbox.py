@@ -206,8 +206,9 @@ def _stat(pid: int) -> _Stat | None:
     return _Stat(fields[0], int(fields[1]), int(fields[19]))
 
 
-def _is_ours(ref: HolderRef) -> bool:
-    """Whether ``ref`` is still the process it was, alive, and this user's."""
+def holder_alive(ref: HolderRef) -> bool:
+    """Whether the holder a record names still runs: alive, this user's, and the same
+    process (its start time), not another that got its PID."""
     found = _stat(ref.pid)
     if found is None or found.started != ref.started or found.state in ("Z", "X"):
         return False
@@ -215,11 +216,6 @@ def _is_ours(ref: HolderRef) -> bool:
         return os.stat(f"/proc/{ref.pid}").st_uid == os.geteuid()
     except OSError:
         return False
-
-
-def holder_alive(ref: HolderRef) -> bool:
-    """Whether the sandbox a record names still runs (its holder, not a reused PID)."""
-    return _is_ours(ref)
 
 
 def _children(parent: int) -> list[int]:
@@ -233,22 +229,17 @@ def _children(parent: int) -> list[int]:
     return found
 
 
-def _kill_holder(ref: HolderRef) -> bool:
-    """SIGKILL the holder if it is still ours; wait until it is gone.  Whether it ran."""
-    if not _is_ours(ref):
+def stop_holder(ref: HolderRef) -> bool:
+    """End a sandbox: SIGKILL its holder if it is still ours, and wait until it is gone;
+    the kernel frees everything in the sandbox with it.  Whether it was running."""
+    if not holder_alive(ref):
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(ref.pid, signal.SIGKILL)
     deadline = time.monotonic() + STOP_WAIT
-    while _is_ours(ref) and time.monotonic() < deadline:
+    while holder_alive(ref) and time.monotonic() < deadline:
         time.sleep(0.005)
     return True
-
-
-def stop_holder(ref: HolderRef) -> bool:
-    """End a sandbox a record names (a kept lab's, or a dead owner's): what the kernel
-    holds for it goes with the holder.  Whether it was still running."""
-    return _kill_holder(ref)
 
 
 # -- the sandbox ---------------------------------------------------------------------------
@@ -286,7 +277,7 @@ class Sandbox:
 
     @property
     def running(self) -> bool:
-        return self.ref is not None and _is_ours(self.ref)
+        return self.ref is not None and holder_alive(self.ref)
 
     def start(self) -> HolderRef:
         """Start the holder and wait until it is ready; name the setting that refuses."""
@@ -358,7 +349,7 @@ class Sandbox:
         ref = self.ref
         self.ref = None
         if ref is not None:
-            _kill_holder(ref)
+            stop_holder(ref)
         self._end_popen(kill=False)
 
     def _end_popen(self, *, kill: bool) -> None:
