@@ -263,7 +263,10 @@ class NotFoundError(CommandError):
 class PermissionDeniedError(CommandError):
     """The kernel refused: we are not privileged enough."""
 
-    hint = "run as root, or with CAP_NET_ADMIN and CAP_SYS_ADMIN, or use ShellExecutor(sudo=True)"
+    hint = (
+        "run as root, or with CAP_NET_ADMIN and CAP_SYS_ADMIN, or use "
+        "ShellExecutor(sudo=True); or build the lab without root: Lab(..., rootless=True)"
+    )
 
 
 class CommandTimeoutError(CommandError):
