@@ -350,6 +350,7 @@ class Sandbox:
         self.ref = None
         if ref is not None:
             stop_holder(ref)
+            log.debug("sandbox: holder %d ended, and everything in the sandbox with it", ref.pid)
         self._end_popen(kill=False)
 
     def _end_popen(self, *, kill: bool) -> None:
@@ -460,7 +461,6 @@ class SandboxExecutor:
         return (*enter_argv(holder, root=root, wd=_cwd()), *command.argv)
 
     def execute(self, command: Command, timeout: float | None = None) -> Result:
-        log.debug("sandbox: %s", command)
         result = _run(self.argv(command), command.stdin, timeout)
         if result is None:
             raise CommandTimeoutError(command.argv, -9, "", f"timed out after {timeout} s")
@@ -471,7 +471,7 @@ class SandboxExecutor:
 
     def start(self, command: Command) -> Process:
         """Start ``command`` in the background; its output goes to files, read at the end."""
-        log.debug("sandbox start: %s", command)
+        log.debug("start: %s", command)
         argv = self.argv(command)
         with contextlib.ExitStack() as files:
             out = files.enter_context(tempfile.TemporaryFile())
