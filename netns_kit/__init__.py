@@ -10,6 +10,8 @@ from .errors import (
     NetnsKitError,
     NotFoundError,
     PermissionDeniedError,
+    RootlessUnavailableError,
+    SandboxGoneError,
     TeardownError,
     ToolMissingError,
     ValidationError,
@@ -33,6 +35,7 @@ from .registry import recover, stale_labs
 from .result import Result
 from .route import Route
 from .runner import Runner, RunReport
+from .sandbox import Sandbox, SandboxExecutor
 from .ssh import SSHExecutor
 from .step import Entry, Phase, Step
 from .vxlan import Vxlan
@@ -63,10 +66,14 @@ __all__ = [
     "Process",
     "RecordingExecutor",
     "Result",
+    "RootlessUnavailableError",
     "Route",
     "RunReport",
     "Runner",
     "SSHExecutor",
+    "Sandbox",
+    "SandboxExecutor",
+    "SandboxGoneError",
     "ScriptExecutor",
     "ShellExecutor",
     "Step",

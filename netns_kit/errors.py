@@ -170,6 +170,48 @@ class LabBusyError(NetnsKitError):
     """A lab of that name is already open, in this process or another live one."""
 
 
+class RootlessUnavailableError(NetnsKitError):
+    """The kernel refuses the user namespace a rootless lab needs.
+
+    ``setting`` names the kernel setting that refuses, with its ``value``, and
+    ``allow`` the value that would allow it; all ``None`` when none of the settings
+    known to refuse does (the message then says what ``unshare`` said, as a note).
+    """
+
+    def __init__(
+        self,
+        setting: str | None = None,
+        value: str | None = None,
+        meaning: str = "",
+        allow: str | None = None,
+    ) -> None:
+        self.setting = setting
+        self.value = value
+        self.allow = allow
+        if setting is None:
+            text = (
+                "the kernel refused to make the user namespace a rootless lab needs "
+                "(run the lab as root instead)"
+            )
+        else:
+            text = (
+                f"a rootless lab needs a user namespace, but {setting} is {value}: "
+                f"{meaning} (as root: sysctl -w {setting}={allow}; or run the lab as root)"
+            )
+        super().__init__(text)
+
+
+class SandboxGoneError(NetnsKitError):
+    """A rootless lab's sandbox is not running any more: what it held went with it."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        super().__init__(
+            f"the lab's rootless sandbox (holder process {pid}) is gone, and everything "
+            "it held went with it"
+        )
+
+
 class ToolMissingError(NetnsKitError):
     """A program we need is not installed; the message names the Debian package."""
 
@@ -241,7 +283,10 @@ class NotFoundError(CommandError):
 class PermissionDeniedError(CommandError):
     """The kernel refused: we are not privileged enough."""
 
-    hint = "run as root, or with CAP_NET_ADMIN and CAP_SYS_ADMIN, or use ShellExecutor(sudo=True)"
+    hint = (
+        "run as root, or with CAP_NET_ADMIN and CAP_SYS_ADMIN, or use "
+        "ShellExecutor(sudo=True); or build the lab without root: Lab(..., rootless=True)"
+    )
 
 
 class HostUnreachableError(NetnsKitError):
@@ -273,7 +318,11 @@ class CommandTimeoutError(CommandError):
     hint = "the command was killed after its timeout"
 
 
-_EXEC_FAILED = re.compile(r'exec of "([^"]+)" failed: No such file or directory')
+#: How ``ip netns exec`` and ``nsenter`` say that the program is not there.
+_EXEC_FAILED = re.compile(
+    r'exec of "([^"]+)" failed: No such file or directory'
+    r"|failed to execute (\S+): No such file or directory"
+)
 
 # Order matters: the first match wins.
 _PATTERNS: tuple[tuple[str, type[CommandError]], ...] = (
@@ -306,7 +355,7 @@ def command_error(
     """
     missing = _EXEC_FAILED.search(stderr)
     if missing:
-        error = ToolMissingError(missing.group(1))
+        error = ToolMissingError(missing.group(1) or missing.group(2))
         if host is not None:
             error.add_note(f"on host {bounded_repr(host)}")
         return error

@@ -172,6 +172,10 @@ class Journal:
         deleted = {u.deletes for u in self._undo if u.deletes is not None}
         return [u for u in reversed(self._undo) if not (u.lives_in and u.lives_in <= deleted)]
 
+    def forget_undo(self) -> None:
+        """Drop the undo log: what it would undo is gone already (a sandbox ended)."""
+        self._undo.clear()
+
     def teardown_commands(self) -> list[Command]:
         return [c for undo in self._teardown_plan() for c in undo.commands]
 

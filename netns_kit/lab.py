@@ -9,7 +9,8 @@ after a crash through :func:`~netns_kit.recover`.
 
 Teardown does no avoidable kernel work: what lives in a namespace that is being
 deleted goes with it, so only the namespaces (and whatever lives in namespaces that
-survive, such as the root side of a veth) are deleted explicitly.
+survive, such as the root side of a veth) are deleted explicitly.  A rootless lab
+(:mod:`netns_kit.sandbox`) does none at all: its sandbox takes everything with it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .nat import Masquerade, Sysctl
 from .registry import Record, Registry, tag_for, undo_record
 from .route import Route
 from .runner import Progress, Runner
+from .sandbox import SandboxExecutor, lab_sandbox
 from .spec import BridgeSpec, LinkSpec, MasqueradeSpec, RouteSpec, SysctlSpec, Topology
 from .step import Step
 from .views import LabViews
@@ -48,6 +50,11 @@ class Lab(LabViews):
     machine's network is never changed.  ``isolated=False`` uses the root namespace,
     as the iproute2 recipes do.  ``on_progress(done, total)`` hears of every process
     a build starts.
+
+    ``rootless=True`` builds the lab in a sandbox of its own (:mod:`netns_kit.sandbox`),
+    without root: its host side is the sandbox's network namespace, and nothing of it
+    is visible from, or can reach, the machine's network.  ``None`` (the default)
+    means rootless for a user who is not root, the machine's namespaces for root.
     """
 
     def __init__(
@@ -59,11 +66,13 @@ class Lab(LabViews):
         state_dir: str | os.PathLike[str] | None = None,
         ipv6_link_local: bool = False,
         on_progress: Progress | None = None,
+        rootless: bool | None = None,
     ) -> None:
         self.name = validate.lab_name(name)
         self.isolated = bool(isolated)
         self.ipv6_link_local = bool(ipv6_link_local)
-        self.executor = executor
+        self.sandbox = lab_sandbox(rootless, executor, self.name)
+        self.executor = executor if executor or not self.sandbox else SandboxExecutor(self.sandbox)
         self.tag = tag_for(self.name)
         self.host: str | None = f"{self.name}-host" if self.isolated else None
         self.registry = Registry(state_dir)
@@ -81,6 +90,10 @@ class Lab(LabViews):
     @property
     def ex(self) -> Executor:
         return self.executor or default_executor()
+
+    @property
+    def rootless(self) -> bool:
+        return self.sandbox is not None
 
     @property
     def state(self) -> str:
@@ -114,6 +127,7 @@ class Lab(LabViews):
         # the executor is the one in force when the lab opens, for its whole life
         self.journal.runner = Runner(self.ex, on_progress=self._on_progress)
         try:
+            holder = self.sandbox.start() if self.sandbox is not None else None
             leftover = self.registry.read(self.name)
             if leftover is not None and leftover.state == "kept":
                 raise LabBusyError(
@@ -123,7 +137,8 @@ class Lab(LabViews):
             if leftover is not None:  # its owner is dead: we hold the lock
                 log.warning("lab %r: cleaning up what a dead process left", self.name)
                 undo_record(leftover, self.ex)
-            self.journal.begin(Record(self.name, os.getpid(), self.isolated, self.host))
+            record = Record(self.name, os.getpid(), self.isolated, self.host, sandbox=holder)
+            self.journal.begin(record)
             self._state = "open"
             if self.host is not None:
                 self._run(Namespace(self.host).create_steps(self.tag))
@@ -142,6 +157,8 @@ class Lab(LabViews):
         together as a :class:`TeardownError`.
         """
         if self._state != "open":
+            if self.sandbox is not None and self._state != "kept":
+                self.sandbox.stop()  # an open that failed
             self.journal.release()
             return
         problems: list[BaseException] = []
@@ -153,7 +170,11 @@ class Lab(LabViews):
                     except Exception as stopping:
                         problems.append(stopping)
                 self.processes.clear()
-                problems += self.journal.teardown()
+                if self.sandbox is None:
+                    problems += self.journal.teardown()
+                else:  # everything goes with the sandbox
+                    self.sandbox.stop()
+                    self.journal.forget_undo()
             finally:
                 self._state = "closed"
                 if not problems:
@@ -173,6 +194,8 @@ class Lab(LabViews):
         """
         if self._state != "open":
             raise NetnsKitError(f"lab {self.name!r} is not open")
+        if self.sandbox is not None:
+            self.sandbox.keep()
         self.journal.set_state("kept")
         self._state = "kept"
         self.journal.release()
@@ -352,7 +375,7 @@ class Lab(LabViews):
         """A lab named and isolated as ``blueprint`` says, built when it opens.
 
         ``options`` are the other arguments of :class:`Lab` (``executor``,
-        ``state_dir``, ``on_progress``).
+        ``state_dir``, ``on_progress``, ``rootless``).
         """
         lab = cls(
             blueprint.name,

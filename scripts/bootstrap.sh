@@ -10,7 +10,7 @@ command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 command -v sysctl >/dev/null 2>&1 || need+=(procps)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)     # SSHExecutor
-command -v unshare >/dev/null 2>&1 || need+=(util-linux)     # nsenter, unshare
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)     # rootless labs: unshare, nsenter
 # sshd for the tests' fake hosts (netns_kit.fakehosts): installed, never started as a service
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
