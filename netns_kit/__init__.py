@@ -5,6 +5,7 @@ from .errors import (
     AlreadyExistsError,
     CommandError,
     CommandTimeoutError,
+    KernelFeatureMissingError,
     LabBusyError,
     NetnsKitError,
     NotFoundError,
@@ -24,6 +25,7 @@ from .executor import (
 )
 from .lab import Lab
 from .link import Bridge, Interface, VethPair
+from .measure import Throughput
 from .namespace import Namespace, list_namespaces
 from .nat import Masquerade, Sysctl
 from .ping import PingResult
@@ -31,6 +33,7 @@ from .registry import recover, stale_labs
 from .result import Result
 from .route import Route
 from .runner import Runner, RunReport
+from .shaping import QdiscInfo, Shape
 from .step import Entry, Phase, Step
 
 __version__ = "0.2.0"
@@ -44,6 +47,7 @@ __all__ = [
     "Entry",
     "Executor",
     "Interface",
+    "KernelFeatureMissingError",
     "Lab",
     "LabBusyError",
     "Masquerade",
@@ -54,16 +58,19 @@ __all__ = [
     "Phase",
     "PingResult",
     "Process",
+    "QdiscInfo",
     "RecordingExecutor",
     "Result",
     "Route",
     "RunReport",
     "Runner",
     "ScriptExecutor",
+    "Shape",
     "ShellExecutor",
     "Step",
     "Sysctl",
     "TeardownError",
+    "Throughput",
     "ToolMissingError",
     "ValidationError",
     "VethPair",

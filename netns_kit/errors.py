@@ -23,6 +23,9 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "ping": "iputils-ping",
     "nsenter": "util-linux",
     "sudo": "sudo",
+    "tc": "iproute2",
+    "unshare": "util-linux",
+    "iperf3": "iperf3",
 }
 
 
@@ -229,10 +232,71 @@ class CommandTimeoutError(CommandError):
     hint = "the command was killed after its timeout"
 
 
+class KernelFeatureMissingError(CommandError):
+    """The kernel lacks what a command needs: a qdisc kind (``tc`` says "Specified
+    qdisc kind is unknown"), which is a kernel module that is not there.
+
+    ``module`` names it (``sch_netem``), taken from the qdisc kind the command asks
+    for; the message says how to get it.
+    """
+
+    def __init__(
+        self, argv: Sequence[str], returncode: int = 2, stdout: str = "", stderr: str = ""
+    ) -> None:
+        kind = qdisc_kind(argv)
+        self.kind = kind
+        self.module = None if kind is None else f"sch_{kind}"
+        super().__init__(argv, returncode, stdout, stderr)
+
+    def _message(self) -> str:
+        said = (self.stderr.strip() or "(no output)").replace("\n", "\n  ")
+        if self.module is None:
+            lead = "this kernel lacks the qdisc kind this command asks for"
+        else:
+            config = f"CONFIG_NET_SCH_{(self.kind or '').upper()}"
+            lead = (
+                f"this kernel has no {self.kind} qdisc (kernel module {self.module}): "
+                f"load it with `modprobe {self.module}`, or use a kernel built with "
+                f"{config}"
+            )
+        return f"{lead}\n`{self.command_line}` failed with exit code {self.returncode}:\n  {said}"
+
+
+#: The words of ``tc qdisc VERB`` that come before the qdisc's kind, with how many
+#: values each takes.
+_QDISC_WORDS = {
+    "dev": 1,
+    "handle": 1,
+    "parent": 1,
+    "estimator": 2,
+    "ingress_block": 1,
+    "egress_block": 1,
+    "root": 0,
+    "ingress": 0,
+    "clsact": 0,
+}
+
+
+def qdisc_kind(argv: Sequence[str]) -> str | None:
+    """The qdisc kind a ``tc qdisc add|replace|change`` argv asks for, if it has one."""
+    words = list(argv)
+    if "qdisc" not in words:
+        return None
+    rest = words[words.index("qdisc") + 2 :]  # past the verb
+    i = 0
+    while i < len(rest):
+        word = rest[i]
+        if word not in _QDISC_WORDS:
+            return word if re.fullmatch(r"[a-z][a-z0-9_]*", word) else None
+        i += 1 + _QDISC_WORDS[word]
+    return None
+
+
 _EXEC_FAILED = re.compile(r'exec of "([^"]+)" failed: No such file or directory')
 
 # Order matters: the first match wins.
 _PATTERNS: tuple[tuple[str, type[CommandError]], ...] = (
+    ("Specified qdisc kind is unknown", KernelFeatureMissingError),
     ("File exists", AlreadyExistsError),
     ("Cannot find device", NotFoundError),
     ("does not exist", NotFoundError),
