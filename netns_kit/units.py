@@ -53,10 +53,10 @@ def _number(value: object, field: str, what: str) -> float | None:
     return float(value)
 
 
-def _split(value: str, field: str, what: str, example: str) -> tuple[float, str]:
+def _split(value: str, field: str, what: str) -> tuple[float, str]:
     match = _NUMBER.match(value)
     if match is None:
-        raise ValidationError(field, value, f"is not {what} (e.g. {example!r})")
+        raise ValidationError(field, value, f"is not {what}")
     return float(match.group(1)), match.group(2).lower()
 
 
@@ -66,7 +66,7 @@ def rate(value: object, field: str = "rate") -> int:
     number = _number(value, field, what)
     if number is None:
         assert isinstance(value, str)
-        amount, unit = _split(value, field, what, "10mbit")
+        amount, unit = _split(value, field, what)
         if not unit:
             raise ValidationError(field, value, "has no unit: write e.g. '10mbit' (tc's units)")
         if unit not in _RATE_UNITS:
@@ -86,7 +86,7 @@ def duration(value: object, field: str = "delay") -> int:
     number = _number(value, field, what)
     if number is None:
         assert isinstance(value, str)
-        amount, unit = _split(value, field, what, "20ms")
+        amount, unit = _split(value, field, what)
         if not unit:
             raise ValidationError(field, value, "has no unit: write e.g. '20ms' (tc's units)")
         if unit not in _TIME_UNITS:
@@ -110,7 +110,7 @@ def percent(value: object, field: str = "loss") -> float:
     number = _number(value, field, what)
     if number is None:
         assert isinstance(value, str)
-        number, unit = _split(value, field, what, "1%")
+        number, unit = _split(value, field, what)
         if unit not in ("", "%"):
             raise ValidationError(field, value, f"is not {what}")
     if not 0 <= number <= 100:
