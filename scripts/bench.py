@@ -11,6 +11,8 @@ holds ``eth0`` with 10.77.x.y/16 (x.y = i + 2), a veth to ``v<i>``, a port of
                          recipe), teardown one ``ip netns delete`` per namespace
   netns_kit-per-command  Lab builders, unbatched (one process per command)
   netns_kit              Lab.from_topology(...).open(): the declarative fast path
+  netns_kit-shaped       the same, every link shaped (rate 100mbit both ways: tbf,
+                         a `tc -n NS -batch -` per namespace and one on the host side)
   pyroute2               netlink, no fork per namespace: the process's own thread
                          enters each new namespace (netns.setns(fork=False)) to make
                          it and open a socket there, veth peers made in place
@@ -55,7 +57,9 @@ NETNS_DIR = "/run/netns"
 BRIDGE = "br0"
 NS_IF = "eth0"
 HOST_CIDR = "10.77.0.1/16"
-METHODS = ("seed-script", "netns_kit-per-command", "netns_kit", "pyroute2")
+METHODS = ("seed-script", "netns_kit-per-command", "netns_kit", "netns_kit-shaped", "pyroute2")
+#: The rate every link of the shaped lab gets (a rate alone: tbf, which this kernel has).
+SHAPED_RATE = "100mbit"
 NOT_AVAILABLE = "not available yet"
 
 
@@ -238,6 +242,20 @@ class NetnsKit(_NetnsKitMethod):
         self.lab_obj.open()
 
 
+class NetnsKitShaped(NetnsKit):
+    """The declarative fast path with every link shaped (a tbf on each end)."""
+
+    def topology(self) -> Any:
+        import attrs
+
+        from netns_kit import Shape
+
+        plain = super().topology()
+        shape = Shape.of(rate=SHAPED_RATE)
+        links = tuple(attrs.evolve(link, shape=shape) for link in plain.links)
+        return attrs.evolve(plain, links=links)
+
+
 class Pyroute2(Method):
     """pyroute2's fastest path we found: no process at all.
 
@@ -317,6 +335,7 @@ METHOD_CLASSES: dict[str, Callable[[str, int, str], Method]] = {
     "seed-script": SeedScript,
     "netns_kit-per-command": NetnsKitPerCommand,
     "netns_kit": NetnsKit,
+    "netns_kit-shaped": NetnsKitShaped,
     "pyroute2": Pyroute2,
 }
 
@@ -440,7 +459,11 @@ def summarize(
 
     ratios = {
         f"{top}/{bottom}": {str(n): ratio(top, bottom, n) for n in sizes}
-        for top, bottom in (("seed-script", "netns_kit"), ("netns_kit", "pyroute2"))
+        for top, bottom in (
+            ("seed-script", "netns_kit"),
+            ("netns_kit", "pyroute2"),
+            ("netns_kit-shaped", "netns_kit"),
+        )
     }
     growth: dict[str, Any] = {}
     pair = (200, 400) if {200, 400} <= set(sizes) else tuple(sorted(sizes)[-2:])

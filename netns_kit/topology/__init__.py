@@ -67,9 +67,9 @@ given to an interface, a route whose gateway is in none of its namespace's conne
 subnets or whose ``dev`` is not there, the same route, sysctl or masquerade given
 twice, and a link's shaping: units and ranges (a rate from 8bit to 1tbit, times up to
 an hour, loss from 0 to 100), a jitter without a delay or larger than it, and a
-direction with nothing to shape.  On the host side of a lab that is not isolated the root namespace's own
-interfaces are unknown, so host-side ``dev``, ``via`` and ``out_interface`` are only
-checked in isolated labs.
+direction with nothing to shape.  On the host side of a lab that is not isolated the
+root namespace's own interfaces are unknown, so host-side ``dev``, ``via`` and
+``out_interface`` are only checked in isolated labs.
 
 A file may come from anywhere, so reading one is bounded whatever it holds: at most
 :data:`MAX_FILE_BYTES` are read, data nested deeper than :data:`MAX_DEPTH` levels or
