@@ -138,7 +138,7 @@ class Namespace:
         result = Runner(self._ex).run(command, check=False, timeout=budget)
         if result.returncode not in (0, 1):  # 1 is "no reply"; anything else is an error
             raise command_error(result.argv, result.returncode, result.stdout, result.stderr)
-        return PingResult.parse(str(command.argv[-1]), result.stdout)
+        return PingResult.parse(str(validate.address(address)), result.stdout)
 
     # -- readers (ip -j, see netns_kit.state) ------------------------------------
     def links(self) -> list[LinkInfo]:
