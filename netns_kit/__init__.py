@@ -6,6 +6,7 @@ from .errors import (
     CommandError,
     CommandTimeoutError,
     HostUnreachableError,
+    KernelFeatureMissingError,
     LabBusyError,
     NetnsKitError,
     NotFoundError,
@@ -28,6 +29,7 @@ from .executor import (
 from .fakehosts import FakeHost, FakeHosts
 from .lab import Lab
 from .link import Bridge, Interface, VethPair
+from .measure import Throughput
 from .namespace import Namespace, list_namespaces
 from .nat import Masquerade, Sysctl
 from .ping import PingResult
@@ -36,6 +38,7 @@ from .result import Result
 from .route import Route
 from .runner import Runner, RunReport
 from .sandbox import Sandbox, SandboxExecutor
+from .shaping import QdiscInfo, Shape
 from .ssh import SSHExecutor
 from .step import Entry, Phase, Step
 from .vxlan import Vxlan
@@ -54,6 +57,7 @@ __all__ = [
     "FakeHosts",
     "HostUnreachableError",
     "Interface",
+    "KernelFeatureMissingError",
     "Lab",
     "LabBusyError",
     "Masquerade",
@@ -64,6 +68,7 @@ __all__ = [
     "Phase",
     "PingResult",
     "Process",
+    "QdiscInfo",
     "RecordingExecutor",
     "Result",
     "RootlessUnavailableError",
@@ -75,10 +80,12 @@ __all__ = [
     "SandboxExecutor",
     "SandboxGoneError",
     "ScriptExecutor",
+    "Shape",
     "ShellExecutor",
     "Step",
     "Sysctl",
     "TeardownError",
+    "Throughput",
     "ToolMissingError",
     "ValidationError",
     "VethPair",

@@ -45,6 +45,7 @@ from .render import text_table
 from .result import Result
 from .runner import Runner
 from .sandbox import SandboxExecutor
+from .shaping import egress
 from .spec import Topology
 from .state import NamespaceState, Snapshot, namespace_names
 from .validate import lab_name
@@ -243,21 +244,23 @@ def _interrupts_held() -> Iterator[list[int]]:
 def _up_table(topo: Topology, host: str | None) -> str:
     """What was built, one row per interface: where, name, address, what it joins."""
     host_name = host or "(root)"
-    rows: list[tuple[str, str, str | None, str]] = []
+    rows: list[tuple[str, str, str | None, str, str | None]] = []
     for bridge in topo.bridges:
-        rows.append((host_name, bridge.name, bridge.address, "bridge"))
+        rows.append((host_name, bridge.name, bridge.address, "bridge", None))
     bridges = {b.name for b in topo.bridges}
     for link in topo.with_link_names().links:
         assert link.names is not None
         a_name, b_name = link.names
+        out_a, out_b = (None if s is None else s.label for s in egress(link.shape, link.direction))
         if link.b in bridges:
-            rows.append((link.a, a_name, link.addresses[0], f"veth to {link.b} ({b_name})"))
-            rows.append((host_name, b_name, link.addresses[1], f"port of {link.b}"))
+            joins = f"veth to {link.b} ({b_name})"
+            rows.append((link.a, a_name, link.addresses[0], joins, out_a))
+            rows.append((host_name, b_name, link.addresses[1], f"port of {link.b}", out_b))
         else:
-            rows.append((link.a, a_name, link.addresses[0], f"veth to {link.b}/{b_name}"))
-            rows.append((link.b, b_name, link.addresses[1], f"veth to {link.a}/{a_name}"))
+            rows.append((link.a, a_name, link.addresses[0], f"veth to {link.b}/{b_name}", out_a))
+            rows.append((link.b, b_name, link.addresses[1], f"veth to {link.a}/{a_name}", out_b))
     rows.sort(key=lambda row: (row[0] != host_name, row[0]))
-    text = text_table(("NAMESPACE", "INTERFACE", "ADDRESS", "JOINS"), rows)
+    text = text_table(("NAMESPACE", "INTERFACE", "ADDRESS", "JOINS", "SHAPING"), rows)
     if topo.routes:
         text += "\n" + text_table(
             ("NAMESPACE", "ROUTE", "VIA", "DEV"),
@@ -349,13 +352,15 @@ def _show_text(snap: Snapshot, root: str = "(root)") -> str:
             addrs = [
                 a.address for a in state.addresses if a.interface == link.name and a.scope != "link"
             ]
+            shaping = link.qdisc.label if link.qdisc is not None else ""
             for address in addrs or [""]:
-                rows.append((where, link.name, address, link.state, _joins(state, link.name)))
+                joins = _joins(state, link.name)
+                rows.append((where, link.name, address, link.state, joins, shaping))
         for route in state.routes:
             if route.family == "inet6" and route.destination.startswith("fe80::"):
                 continue
             routes.append((where, route.destination, route.via, route.dev, route.protocol))
-    text = text_table(("NAMESPACE", "INTERFACE", "ADDRESS", "STATE", "JOINS"), rows)
+    text = text_table(("NAMESPACE", "INTERFACE", "ADDRESS", "STATE", "JOINS", "SHAPING"), rows)
     text += "\n" + text_table(("NAMESPACE", "ROUTE", "VIA", "DEV", "PROTOCOL"), routes)
     return text.rstrip("\n")
 

@@ -32,6 +32,8 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "ssh-keygen": "openssh-client",
     "sshd": "openssh-server",
     "/usr/sbin/sshd": "openssh-server",
+    "tc": "iproute2",
+    "iperf3": "iperf3",
 }
 
 
@@ -318,6 +320,76 @@ class CommandTimeoutError(CommandError):
     hint = "the command was killed after its timeout"
 
 
+class KernelFeatureMissingError(CommandError):
+    """The kernel lacks what a command needs: a qdisc kind (``tc`` says "Specified
+    qdisc kind is unknown"), which is a kernel module that is not there.
+
+    ``module`` names it (``sch_netem``), taken from the qdisc kind the command asks
+    for; the message says how to get it.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        returncode: int = 2,
+        stdout: str = "",
+        stderr: str = "",
+        *,
+        host: str | None = None,
+    ) -> None:
+        kind = qdisc_kind(argv)
+        self.kind = kind
+        self.module = None if kind is None else f"sch_{kind}"
+        super().__init__(argv, returncode, stdout, stderr, host=host)
+
+    def _message(self) -> str:
+        said = (self.stderr.strip() or "(no output)").replace("\n", "\n  ")
+        where = "" if self.host is None else f" on host {bounded_repr(self.host)}"
+        if self.module is None:
+            lead = "this kernel lacks the qdisc kind this command asks for"
+        else:
+            config = f"CONFIG_NET_SCH_{(self.kind or '').upper()}"
+            lead = (
+                f"this kernel has no {self.kind} qdisc (kernel module {self.module}): "
+                f"load it with `modprobe {self.module}`, or use a kernel built with "
+                f"{config}"
+            )
+        return (
+            f"{lead}\n`{self.command_line}` failed{where} with exit code "
+            f"{self.returncode}:\n  {said}"
+        )
+
+
+#: The words of ``tc qdisc VERB`` that come before the qdisc's kind, with how many
+#: values each takes.
+_QDISC_WORDS = {
+    "dev": 1,
+    "handle": 1,
+    "parent": 1,
+    "estimator": 2,
+    "ingress_block": 1,
+    "egress_block": 1,
+    "root": 0,
+    "ingress": 0,
+    "clsact": 0,
+}
+
+
+def qdisc_kind(argv: Sequence[str]) -> str | None:
+    """The qdisc kind a ``tc qdisc add|replace|change`` argv asks for, if it has one."""
+    words = list(argv)
+    if "qdisc" not in words:
+        return None
+    rest = words[words.index("qdisc") + 2 :]  # past the verb
+    i = 0
+    while i < len(rest):
+        word = rest[i]
+        if word not in _QDISC_WORDS:
+            return word if re.fullmatch(r"[a-z][a-z0-9_]*", word) else None
+        i += 1 + _QDISC_WORDS[word]
+    return None
+
+
 #: How ``ip netns exec`` and ``nsenter`` say that the program is not there.
 _EXEC_FAILED = re.compile(
     r'exec of "([^"]+)" failed: No such file or directory'
@@ -326,6 +398,7 @@ _EXEC_FAILED = re.compile(
 
 # Order matters: the first match wins.
 _PATTERNS: tuple[tuple[str, type[CommandError]], ...] = (
+    ("Specified qdisc kind is unknown", KernelFeatureMissingError),
     ("File exists", AlreadyExistsError),
     # VXLAN: a device with this VNI and port already uses this underlay (EEXIST)
     ("with the specified VNI already exists", AlreadyExistsError),

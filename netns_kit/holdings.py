@@ -11,6 +11,7 @@ namespace or bridge an argument means, and what a link's ends are called.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ import attrs
 
 from . import validate
 from .errors import ValidationError
-from .link import Bridge
+from .link import Bridge, VethPair
 from .namespace import Namespace
 from .nat import Sysctl
 from .spec import (
@@ -56,13 +57,15 @@ class Held:
 @attrs.frozen
 class Ends:
     """A link's two ends as a builder resolved them: ``a`` is always a namespace;
-    ``b`` a namespace, or the lab's host side when ``bridge`` is given."""
+    ``b`` a namespace, or the lab's host side when ``bridge`` is given.  ``swapped``:
+    the builder was given the bridge first (its direction words turn round too)."""
 
     a: str
     b: str  # the namespace or bridge name given
     bridge: Bridge | None
     names: tuple[str, str]
     addresses: tuple[str | None, str | None]
+    swapped: bool = False
 
 
 class Holdings:
@@ -92,6 +95,31 @@ class Holdings:
     def specs(self, kind: type[Any]) -> tuple[Any, ...]:
         return tuple(held.spec for held in self.items if isinstance(held.spec, kind))
 
+    def links(self) -> tuple[LinkSpec, ...]:
+        """The links, each with the shaping its pair has now (it changes while the lab
+        runs)."""
+        return tuple(
+            attrs.evolve(held.spec, shape=held.obj.shaping, direction=held.obj.direction)
+            if isinstance(held.obj, VethPair)
+            else held.spec
+            for held in self.items
+            if isinstance(held.spec, LinkSpec)
+        )
+
+    def owner(self, address: validate.IPAddress) -> str | None:
+        """The namespace the lab gave ``address`` to: one of its namespaces, or its
+        host side (``None`` when that is the root).  KeyError if it gave it to none."""
+        for held in self.items:
+            spec = held.spec
+            if isinstance(spec, BridgeSpec) and _is(spec.address, address):
+                return self.host
+            if isinstance(spec, LinkSpec):
+                b = self.host if spec.b in self.bridges else spec.b
+                for where, cidr in zip((spec.a, b), spec.addresses, strict=True):
+                    if _is(cidr, address):
+                        return where
+        raise KeyError(str(address))
+
     def topology(self, isolated: bool, ipv6_link_local: bool) -> Topology:
         """What the lab built, as an inert description (for pictures and files)."""
         return Topology(
@@ -99,7 +127,7 @@ class Holdings:
             isolated,
             self.specs(str),
             self.specs(BridgeSpec),
-            self.specs(LinkSpec),
+            self.links(),
             self.specs(RouteSpec),
             self.specs(SysctlSpec),
             self.specs(MasqueradeSpec),
@@ -151,7 +179,7 @@ class Holdings:
         ]
         bridge = self.bridges.get(end_b) if a_bridge or b_bridge else None
         picked = self.names.pick(end_a, end_b, names, bridge=bridge is not None)
-        return Ends(end_a, end_b, bridge, picked, (cidrs[0], cidrs[1]))
+        return Ends(end_a, end_b, bridge, picked, (cidrs[0], cidrs[1]), a_bridge)
 
     # -- settings made once -----------------------------------------------------------
     def prepare(self, what: str, namespaces: Sequence[str | None]) -> list[Step]:
@@ -187,3 +215,7 @@ class Holdings:
         for step in steps:
             if step.undo and step.entry is not None and step.entry.kind == "sysctl":
                 self._done.add(("saved", step.entry.name))
+
+
+def _is(cidr: str | None, address: validate.IPAddress) -> bool:
+    return cidr is not None and ipaddress.ip_interface(cidr).ip == address

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from . import topology, validate
+from . import measure, shaping, topology, validate
 from .errors import LabBusyError, NetnsKitError, TeardownError, ValidationError
 from .executor import Executor, Process, default_executor
 from .holdings import Holdings
@@ -274,13 +274,23 @@ class Lab(LabViews):
         addresses: Sequence[str | None] = (None, None),
         names: Sequence[str] | None = None,
         mtu: int | None = None,
+        rate: str | float | None = None,
+        delay: str | float | None = None,
+        jitter: str | float | None = None,
+        loss: str | float | None = None,
+        direction: str = "both",
     ) -> VethPair:
-        """Join two namespaces, or a namespace and a bridge, with a veth pair (both up)."""
+        """Join two namespaces, or a namespace and a bridge, with a veth pair (both up),
+        shaped by ``rate``, ``delay``, ``jitter``, ``loss`` as :meth:`VethPair.shape`."""
+        shape, way = shaping.given(rate, delay, jitter, loss, direction)
         ends = self.held.ends(a, b, addresses, names)
         if mtu is not None:
             validate.positive_int(mtu, "mtu", minimum=68, maximum=65535)
+        way = shaping.flipped(way) if ends.swapped else way
         where_b = self.host if ends.bridge is not None else ends.b
-        pair = VethPair(*ends.names, ends.a, where_b, executor=self.executor)
+        pair = VethPair(*ends.names, ends.a, where_b, executor=self.executor, mtu=mtu)
+        if shape is not None:  # the kernel has the qdisc, or nothing runs
+            shaping.require(self.ex, shape.kind)
         # Without an IPv6 address a link needs no IPv6 link-local address either, and
         # each of those starts DAD, MLD and router solicitations that a bridge floods
         # to every port: kernel work that grows with the square of the lab's size.
@@ -293,10 +303,11 @@ class Lab(LabViews):
             bridge=ends.bridge,
             link_local=link_local,
         )
-        self._run(steps)
+        self._run(steps + pair.shaping_steps(shape, way))
+        pair.shaping, pair.direction = shape, way
         self.held.names.take(ends.a, ends.names[0])
         self.held.names.take(None if ends.bridge else ends.b, ends.names[1])
-        self.held.add(pair, LinkSpec(ends.a, ends.b, ends.names, ends.addresses, mtu))
+        self.held.add(pair, LinkSpec(ends.a, ends.b, ends.names, ends.addresses, mtu, shape, way))
         return pair
 
     def route(
@@ -346,6 +357,14 @@ class Lab(LabViews):
         self.held.add(rule, MasqueradeSpec(rule.source, rule.out_interface))
         return rule
 
+    def throughput(
+        self, src: Namespace | str | None, dst_address: str, seconds: int = 2, **options: Any
+    ) -> measure.Throughput:
+        """iperf3 from ``src`` to ``dst_address`` (found in the lab): Mbit/s, retransmits,
+        seconds.  ``options``: ``protocol`` (``tcp``/``udp``), ``reverse``, ``port``,
+        ``bitrate``, ``congestion`` (see :func:`netns_kit.measure.throughput`)."""
+        return measure.in_lab(self, src, dst_address, seconds=seconds, **options)
+
     # -- topologies ---------------------------------------------------------------
     def apply(self, blueprint: Topology) -> Self:
         """Check a whole topology, then build it in a handful of processes (a batch)."""
@@ -361,6 +380,8 @@ class Lab(LabViews):
                     addresses=link.addresses,
                     names=link.names,
                     mtu=link.mtu,
+                    direction=link.direction,
+                    **shaping.settings(link.shape),
                 )
             for r in blueprint.routes:
                 self.route(r.destination, via=r.via, dev=r.dev, namespace=r.namespace)

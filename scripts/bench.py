@@ -17,6 +17,8 @@ holds ``eth0`` with 10.77.x.y/16 (x.y = i + 2), a veth to ``v<i>``, a port of
                          as root it takes the same path but keeps root's
                          credentials; run the bench as a normal user with
                          --methods netns_kit-rootless for the unprivileged figure
+  netns_kit-shaped       the same, every link shaped (rate 100mbit both ways: tbf,
+                         a `tc -n NS -batch -` per namespace and one on the host side)
   pyroute2               netlink, no fork per namespace: the process's own thread
                          enters each new namespace (netns.setns(fork=False)) to make
                          it and open a socket there, veth peers made in place
@@ -62,7 +64,16 @@ NETNS_DIR = "/run/netns"
 BRIDGE = "br0"
 NS_IF = "eth0"
 HOST_CIDR = "10.77.0.1/16"
-METHODS = ("seed-script", "netns_kit-per-command", "netns_kit", "netns_kit-rootless", "pyroute2")
+METHODS = (
+    "seed-script",
+    "netns_kit-per-command",
+    "netns_kit",
+    "netns_kit-shaped",
+    "netns_kit-rootless",
+    "pyroute2",
+)
+#: The rate every link of the shaped lab gets (a rate alone: tbf, which this kernel has).
+SHAPED_RATE = "100mbit"
 NOT_AVAILABLE = "not available yet"
 
 
@@ -268,6 +279,20 @@ class NetnsKitRootless(NetnsKit):
             raise RuntimeError(f"the sandbox's holder {holder} outlived the lab")
 
 
+class NetnsKitShaped(NetnsKit):
+    """The declarative fast path with every link shaped (a tbf on each end)."""
+
+    def topology(self) -> Any:
+        import attrs
+
+        from netns_kit import Shape
+
+        plain = super().topology()
+        shape = Shape.of(rate=SHAPED_RATE)
+        links = tuple(attrs.evolve(link, shape=shape) for link in plain.links)
+        return attrs.evolve(plain, links=links)
+
+
 class Pyroute2(Method):
     """pyroute2's fastest path we found: no process at all.
 
@@ -348,6 +373,7 @@ METHOD_CLASSES: dict[str, Callable[[str, int, str], Method]] = {
     "netns_kit-per-command": NetnsKitPerCommand,
     "netns_kit": NetnsKit,
     "netns_kit-rootless": NetnsKitRootless,
+    "netns_kit-shaped": NetnsKitShaped,
     "pyroute2": Pyroute2,
 }
 
@@ -475,6 +501,7 @@ def summarize(
             ("seed-script", "netns_kit"),
             ("netns_kit", "pyroute2"),
             ("netns_kit-rootless", "netns_kit"),
+            ("netns_kit-shaped", "netns_kit"),
         )
     }
     growth: dict[str, Any] = {}

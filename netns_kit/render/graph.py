@@ -42,7 +42,7 @@ def to_mermaid(topology: Topology) -> str:
         lines.append(f'  {ns_id[name]}("{_label(*body)}")')
     for wire in model.wires:
         target = br_id[wire.bridge] if wire.bridge else ns_id[wire.ns_b or ""]
-        edge = _label(f"{wire.if_a} -- {wire.if_b}")
+        edge = _label(f"{wire.if_a} -- {wire.if_b}", *([wire.shaping] if wire.shaping else []))
         lines.append(f'  {ns_id[wire.ns_a]} ---|"{edge}"| {target}')
     lines.append("  classDef hostside fill:#fff4dc,stroke:#d08a00,stroke-dasharray:6 4")
     lines.append("  class host hostside")
@@ -92,9 +92,10 @@ def to_dot(topology: Topology) -> str:
         )
     for wire in model.wires:
         target = _dot("bridge:" + wire.bridge) if wire.bridge else _dot(f"ns:{wire.ns_b}")
+        shaped = f", label={_dot(wire.shaping)}" if wire.shaping else ""
         out.append(
             f"  {_dot('ns:' + wire.ns_a)} -- {target} "
-            f"[taillabel={_dot(wire.if_a)}, headlabel={_dot(wire.if_b)}];"
+            f"[taillabel={_dot(wire.if_a)}, headlabel={_dot(wire.if_b)}{shaped}];"
         )
     out.append("}")
     return "\n".join(out) + "\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 
+from ..shaping import describe
 from ..spec import Topology
 
 
@@ -17,6 +18,8 @@ class Wire:
     ns_b: str | None = None
     bridge: str | None = None
     addresses: tuple[str | None, str | None] = (None, None)
+    #: The link's shaping as its label shows it (``10mbit 20ms 1%``), if it is shaped.
+    shaping: str | None = None
 
 
 @attrs.frozen
@@ -63,22 +66,25 @@ def build_model(topology: Topology) -> Model:
     namespaces = list(topo.namespaces)
     wires: list[Wire] = []
     notes: list[str] = []
+    routes: dict[str | None, list[str]] = {}
     for link in topo.links:
         a, b = link.a, link.b
         names = link.names or (f"veth-{a}", f"veth-{b}")
         addrs = link.addresses
+        shaping = describe(link.shape, link.direction, a, b)
         if a in bridge_names and b not in bridge_names:  # keep the namespace first
             a, b, names, addrs = b, a, (names[1], names[0]), (addrs[1], addrs[0])
         for end in (a, b):
             if end not in bridge_names and end not in namespaces:
                 namespaces.append(end)
+        if shaping is not None:  # on the namespace end's box, beside its other notes
+            routes.setdefault(a, []).append(f"{names[0]}: {shaping}")
         if b in bridge_names:
-            wires.append(Wire(a, names[0], names[1], bridge=b, addresses=addrs))
+            wires.append(Wire(a, names[0], names[1], bridge=b, addresses=addrs, shaping=shaping))
             if addrs[1]:
                 notes.append(f"{names[1]} {addrs[1]}")
         else:
-            wires.append(Wire(a, names[0], names[1], ns_b=b, addresses=addrs))
-    routes: dict[str | None, list[str]] = {}
+            wires.append(Wire(a, names[0], names[1], b, addresses=addrs, shaping=shaping))
     for route in topo.routes:
         text = _route_text(route.destination, route.via, route.dev)
         routes.setdefault(route.namespace, []).append(text)

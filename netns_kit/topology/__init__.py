@@ -27,6 +27,12 @@ The format (TOML; YAML has the same keys)::
                                # usually has none (the bridge holds the address)
     names = ["veth-red", "veth-red-br"]   # optional: the two ends' interface names
     mtu = 1400                 # optional, 68-65535
+    rate = "10mbit"            # optional: shaping (netns_kit.shaping); a rate in tc's
+                               # units or bits/s; a rate alone uses tbf
+    delay = "20ms"             # optional: tc's units or seconds; delay, jitter and
+    jitter = "5ms"             # loss (in percent) use netem, which the kernel may
+    loss = 1                   # not have (sch_netem)
+    direction = "a->b"         # optional: "both" (default), "a->b" or "b->a"
 
     [[routes]]
     namespace = "red"          # optional: left out means the lab's host side
@@ -58,10 +64,12 @@ the same name in one namespace (after default naming), a link from a namespace t
 itself, the two ends of a link in different subnets, a bridge link's address outside the
 bridge's subnet, an address used twice on one segment, a network or broadcast address
 given to an interface, a route whose gateway is in none of its namespace's connected
-subnets or whose ``dev`` is not there, and the same route, sysctl or masquerade given
-twice.  On the host side of a lab that is not isolated the root namespace's own
-interfaces are unknown, so host-side ``dev``, ``via`` and ``out_interface`` are only
-checked in isolated labs.
+subnets or whose ``dev`` is not there, the same route, sysctl or masquerade given
+twice, and a link's shaping: units and ranges (a rate from 8bit to 1tbit, times up to
+an hour, loss from 0 to 100), a jitter without a delay or larger than it, and a
+direction with nothing to shape.  On the host side of a lab that is not isolated the
+root namespace's own interfaces are unknown, so host-side ``dev``, ``via`` and
+``out_interface`` are only checked in isolated labs.
 
 A file may come from anywhere, so reading one is bounded whatever it holds: at most
 :data:`MAX_FILE_BYTES` are read, data nested deeper than :data:`MAX_DEPTH` levels or

@@ -17,6 +17,7 @@ from ..errors import ValidationError, bounded_repr
 from ..route import mismatch as route_mismatch
 from ..route import version as route_version
 from ..spec import BridgeSpec, LinkSpec, MasqueradeSpec, RouteSpec, SysctlSpec, Topology
+from . import shaped
 from .places import End, Place
 from .problems import TopologyError
 from .suggest import Names, did_you_mean, short_list, suggest
@@ -47,7 +48,7 @@ _TOP_KEYS = (
 #: Each section's keys, and which of them are required.
 _SECTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "bridges": (("name", "address"), ("name",)),
-    "links": (("a", "b", "addresses", "names", "mtu"), ("a", "b")),
+    "links": (("a", "b", "addresses", "names", "mtu", *shaped.KEYS), ("a", "b")),
     "routes": (("namespace", "destination", "via", "dev"), ("destination",)),
     "sysctls": (("namespace", "key", "value"), ("key", "value")),
     "masquerade": (("source", "out_interface"), ("source",)),
@@ -395,9 +396,10 @@ class Checker:
         if _given(item, "mtu"):
             mtu = self.checked(_at(path, "mtu"), item["mtu"], _mtu)
             whole = whole and mtu is not None
-        if not whole or a is None or b is None:
+        shaping = shaped.read_shaping(self, path, item)
+        if not whole or a is None or b is None or shaping is None:
             return None
-        return path, LinkSpec(a, b, names=names, addresses=addresses, mtu=mtu)
+        return path, LinkSpec(a, b, names, addresses, mtu, *shaping)
 
     def link_names(self, path: str, value: object) -> tuple[str, str] | None:
         if not isinstance(value, list) or len(value) != 2:
