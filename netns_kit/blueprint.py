@@ -1,10 +1,14 @@
-"""Building a whole topology: a checked :class:`~netns_kit.spec.Topology` in, builder
-calls out, all in one batch (what ``Lab.apply`` and ``netns-kit up`` do)."""
+"""Labs from topologies: a checked :class:`~netns_kit.spec.Topology` in, builder calls
+out, all in one batch (what ``Lab.apply`` and ``netns-kit up`` do), and the
+constructors of a lab from a topology, a dict or a file."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
 
+from . import shaping, topology
 from .spec import Topology
 
 if TYPE_CHECKING:
@@ -28,6 +32,8 @@ def build(lab: Lab, blueprint: Topology) -> None:
                 addresses=link.addresses,
                 names=link.names,
                 mtu=link.mtu,
+                direction=link.direction,
+                **shaping.settings(link.shape),
             )
         for r in blueprint.routes:
             lab.route(r.destination, via=r.via, dev=r.dev, namespace=r.namespace)
@@ -45,3 +51,39 @@ def build(lab: Lab, blueprint: Topology) -> None:
             )
         if blueprint.hosts:
             lab.hosts()
+
+
+class FromTopology:
+    """``Lab.from_topology``, ``from_dict`` and ``from_file`` (mixed into
+    :class:`~netns_kit.Lab`): a lab built from its blueprint when it opens."""
+
+    _blueprint: Topology | None
+
+    def __init__(self, name: str, **options: Any) -> None:  # the Lab's own runs instead
+        raise NotImplementedError
+
+    @classmethod
+    def from_topology(cls, blueprint: Topology, **options: Any) -> Self:
+        """A lab named and isolated as ``blueprint`` says, built when it opens.
+
+        ``options`` are the other arguments of :class:`Lab` (``executor``,
+        ``state_dir``, ``on_progress``, ``rootless``).
+        """
+        lab = cls(
+            blueprint.name,
+            isolated=blueprint.isolated,
+            ipv6_link_local=blueprint.ipv6_link_local,
+            **options,
+        )
+        lab._blueprint = blueprint
+        return lab
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **options: Any) -> Self:
+        """A lab from a topology dict (checked completely first), built when it opens."""
+        return cls.from_topology(topology.from_dict(data), **options)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], **options: Any) -> Self:
+        """A lab from a TOML (or YAML) topology file, built when it opens."""
+        return cls.from_topology(topology.load(Path(path)), **options)

@@ -6,6 +6,11 @@ Every subcommand is a thin layer over the library: ``up`` is
 :class:`~netns_kit.kept.KeptLab` values, and ``script`` runs ``up`` against a
 :class:`~netns_kit.executor.ScriptExecutor`.
 
+``--rootless`` (the default for a user who is not root, unless ``--sudo``) builds the
+lab in a sandbox (:mod:`netns_kit.sandbox`) whose holder ``up`` leaves running; every
+subcommand that reaches a lab (:meth:`_Context.reach`) enters a rootless lab's
+sandbox, whatever the flags.
+
 Exit codes: 0 on success, 1 when a command (or the lab's state) said no, 2 for bad
 usage or a bad topology file.  Expected errors print one message, never a traceback;
 ``exec`` passes on the exit code of the command it ran.
@@ -39,6 +44,8 @@ from .registry import Registry, recover, state_dir
 from .render import text_table
 from .result import Result
 from .runner import Runner
+from .sandbox import SandboxExecutor
+from .shaping import egress
 from .spec import Topology
 from .state import NamespaceState, Snapshot, namespace_names
 from .validate import lab_name
@@ -67,7 +74,7 @@ class Watched:
     """
 
     def __init__(self, inner: Executor, *, echo: TextIO) -> None:
-        self.inner = inner
+        self.inner = inner  # also how a lab finds the sandbox a rootless run goes to
         self.echo = echo
         self.parallel = getattr(inner, "parallel", 1)
         self.handles_guards = getattr(inner, "handles_guards", False)
@@ -128,12 +135,26 @@ class _Context:
         self.args = args
         self.out = out
         self.err = err
-        self.state_dir = _state_dir(args)
+        if args.rootless and args.sudo:
+            raise UsageError("--rootless and --sudo do not go together: choose one")
+        #: Whether ``up`` builds in a sandbox: asked for, or not root and no --sudo.
+        self.rootless = bool(args.rootless) or (
+            executor is None and not args.sudo and os.geteuid() != 0
+        )
+        self.state_dir = state_dir(args.state_dir)
         self.registry = Registry(self.state_dir)
         base = executor or (ShellExecutor(sudo=True) if args.sudo else default_executor())
         self.echo = err if args.verbose else None
-        self.executor: Executor = Watched(base, echo=self.echo) if self.echo else base
+        self.executor: Executor = self.watched(base)
         self.base = base
+
+    def watched(self, executor: Executor) -> Executor:
+        """``executor``, echoing every command with ``-v``."""
+        return Watched(executor, echo=self.echo) if self.echo else executor
+
+    def reach(self, lab: KeptLab) -> Executor:
+        """The executor that reaches ``lab``: its sandbox when it is rootless."""
+        return self.executor if not lab.rootless else self.watched(lab.executor(self.base))
 
     def lab(self, name: str) -> KeptLab:
         lab_name(name)
@@ -144,16 +165,6 @@ class _Context:
 
     def print(self, text: str = "") -> None:
         print(text, file=self.out)
-
-
-def _state_dir(args: argparse.Namespace) -> Path:
-    """``--state-dir``, else the registry's default; a ``--sudo`` user gets their own."""
-    if args.state_dir:
-        return Path(args.state_dir)
-    if args.sudo and os.geteuid() != 0 and not os.environ.get("NETNS_KIT_STATE_DIR"):
-        runtime = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-        return Path(runtime) / f"netns-kit-{os.geteuid()}"
-    return state_dir()
 
 
 # -- subcommands -----------------------------------------------------------------------
@@ -195,8 +206,13 @@ def cmd_up(ctx: _Context) -> int:
             "or give another --name"
         )
     progress = _Progress(ctx.err, f"building {topo.name}") if ctx.err.isatty() else None
+    executor = ctx.watched(SandboxExecutor()) if ctx.rootless else ctx.executor
     lab = Lab.from_topology(
-        topo, executor=ctx.executor, state_dir=ctx.state_dir, on_progress=progress
+        topo,
+        executor=executor,
+        state_dir=ctx.state_dir,
+        on_progress=progress,
+        rootless=ctx.rootless,
     )
     try:
         lab.open()
@@ -209,8 +225,10 @@ def cmd_up(ctx: _Context) -> int:
     with _interrupts_held() as held:
         lab.keep()
         built = lab.topology()
-        ctx.print(_up_table(built, lab.host))
-        ctx.print(f"{_summary(built)} is up.  Tear it down with: {PROG} down {topo.name}")
+        host = lab.host or ("(sandbox)" if lab.rootless else None)
+        ctx.print(_up_table(built, host))
+        where = f" in a rootless sandbox (holder {lab.sandbox.pid})" if lab.sandbox else ""
+        ctx.print(f"{_summary(built)} is up{where}.  Tear it down with: {PROG} down {topo.name}")
     if held:
         print(f"{PROG}: interrupted after the lab was built: it is up", file=ctx.err)
     return 0
@@ -234,14 +252,15 @@ def _up_table(topo: Topology, host: str | None) -> str:
     def where(place: str | None) -> str:
         return host_name if place is None else place
 
-    rows: list[tuple[str, str, str | None, str]] = []
+    rows: list[tuple[str, str, str | None, str, str | None]] = []
     for bridge in topo.bridges:
         kind = "bridge (stp)" if bridge.stp else "bridge"
-        rows.append((where(bridge.namespace), bridge.name, bridge.address, kind))
+        rows.append((where(bridge.namespace), bridge.name, bridge.address, kind, None))
     ends = topo.ends()
     for link in topo.with_link_names().links:
         assert link.names is not None
         pair = (ends.end(link.a), ends.end(link.b))
+        out = tuple(None if s is None else s.label for s in egress(link.shape, link.direction))
         for i, end in enumerate(pair):
             other = pair[1 - i]
             if end is None or other is None:
@@ -252,9 +271,9 @@ def _up_table(topo: Topology, host: str | None) -> str:
                 joins = f"veth to {other.name} ({link.names[1 - i]})"
             else:
                 joins = f"veth to {where(other.namespace)}/{link.names[1 - i]}"
-            rows.append((where(end.namespace), link.names[i], link.addresses[i], joins))
+            rows.append((where(end.namespace), link.names[i], link.addresses[i], joins, out[i]))
     rows.sort(key=lambda row: (row[0] != host_name, row[0]))
-    text = text_table(("NAMESPACE", "INTERFACE", "ADDRESS", "JOINS"), rows)
+    text = text_table(("NAMESPACE", "INTERFACE", "ADDRESS", "JOINS", "SHAPING"), rows)
     if topo.routes:
         text += "\n" + text_table(
             ("NAMESPACE", "ROUTE", "VIA", "DEV"),
@@ -296,6 +315,7 @@ def cmd_ls(ctx: _Context) -> int:
             "name": lab.name,
             "state": lab.status(present),
             "isolated": lab.record.isolated,
+            "rootless": lab.rootless,
             "namespaces": len(lab.own_namespaces()),
             "pid": lab.record.pid,
         }
@@ -306,30 +326,33 @@ def cmd_ls(ctx: _Context) -> int:
     elif not labs:
         ctx.print(f"no labs (state directory {ctx.registry.directory})")
     else:
-        rows = [
-            (x["name"], x["state"], "yes" if x["isolated"] else "no", x["namespaces"], x["pid"])
-            for x in labs
-        ]
+        rows = [(x["name"], x["state"], _isolation(x), x["namespaces"], x["pid"]) for x in labs]
         header = ("NAME", "STATE", "ISOLATED", "NAMESPACES", "PID")
         ctx.print(text_table(header, rows).rstrip("\n"))
     return 0
 
 
+def _isolation(lab: dict[str, Any]) -> str:
+    """The ISOLATED column: a rootless lab is in a sandbox of its own."""
+    return "sandbox" if lab["rootless"] else "yes" if lab["isolated"] else "no"
+
+
 def cmd_show(ctx: _Context) -> int:
     lab = ctx.lab(ctx.args.name)
-    snap, missing = lab.snapshot(ctx.executor)
+    snap, missing = lab.snapshot(ctx.reach(lab))
     if ctx.args.json:
         record = lab.record
         data: dict[str, Any] = {
             "name": record.name,
             "isolated": record.isolated,
+            "rootless": lab.rootless,
             "host": record.host,
             "missing": missing,
         }
         data.update(snap.to_dict())
         ctx.print(json.dumps(data, indent=2))
         return 0
-    ctx.print(_show_text(snap))
+    ctx.print(_show_text(snap, "(sandbox)" if lab.rootless else "(root)"))
     if missing:
         ctx.print(f"\nmissing namespaces: {', '.join(missing)}")
     return 0
@@ -344,24 +367,27 @@ def _joins(state: NamespaceState, name: str) -> str:
     return link.kind or ""
 
 
-def _show_text(snap: Snapshot) -> str:
+def _show_text(snap: Snapshot, root: str = "(root)") -> str:
+    """The tables of ``show``; ``root`` names the namespace without a name."""
     rows = []
     routes = []
     for state in snap:
-        where = state.name or "(root)"
+        where = state.name or root
         for link in state.links:
             if link.kind == "loopback":
                 continue
             addrs = [
                 a.address for a in state.addresses if a.interface == link.name and a.scope != "link"
             ]
+            shaping = link.qdisc.label if link.qdisc is not None else ""
             for address in addrs or [""]:
-                rows.append((where, link.name, address, link.state, _joins(state, link.name)))
+                joins = _joins(state, link.name)
+                rows.append((where, link.name, address, link.state, joins, shaping))
         for route in state.routes:
             if route.family == "inet6" and route.destination.startswith("fe80::"):
                 continue
             routes.append((where, route.destination, route.via, route.dev, route.protocol))
-    text = text_table(("NAMESPACE", "INTERFACE", "ADDRESS", "STATE", "JOINS"), rows)
+    text = text_table(("NAMESPACE", "INTERFACE", "ADDRESS", "STATE", "JOINS", "SHAPING"), rows)
     text += "\n" + text_table(("NAMESPACE", "ROUTE", "VIA", "DEV", "PROTOCOL"), routes)
     return text.rstrip("\n")
 
@@ -380,7 +406,7 @@ def cmd_exec(ctx: _Context) -> int:
         argv = argv[1:]
     if not argv:
         raise UsageError(f"no command given: {PROG} exec {lab.name} {namespace} -- CMD...")
-    result = Runner(ctx.executor).run(in_namespace(argv, namespace), check=False)
+    result = Runner(ctx.reach(lab)).run(in_namespace(argv, namespace), check=False)
     ctx.out.write(result.stdout)
     ctx.out.flush()
     ctx.err.write(result.stderr)
@@ -411,7 +437,8 @@ def cmd_graph(ctx: _Context) -> int:
     if Path(target).suffix.lower() in (".toml", ".yaml", ".yml") or os.sep in target:
         topo = topology.load(target)
     else:
-        topo = ctx.lab(target).topology(ctx.executor)
+        lab = ctx.lab(target)
+        topo = lab.topology(ctx.reach(lab))
     draw = pictures.to_dot if ctx.args.format == "dot" else pictures.to_mermaid
     ctx.out.write(draw(topo).rstrip("\n") + "\n")
     return 0
@@ -422,7 +449,7 @@ def cmd_cleanup(ctx: _Context) -> int:
     cleaned = 0
     for lab in kept_labs(ctx.registry):
         record = lab.record
-        if record.state == "kept" or ctx.registry.is_live(record.name):
+        if lab.status(set()) != "stale":  # open, building, or kept up
             continue
         try:
             removed = recover(record.name, executor=ctx.executor, state_dir=ctx.state_dir)
@@ -455,12 +482,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--sudo", action="store_true", help="run every command through `sudo -n`")
     parser.add_argument(
+        "--rootless",
+        action="store_true",
+        help="build labs in a sandbox of their own, without root "
+        "(the default when not root, unless --sudo)",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="store_true", help="print every command as it runs (stderr)"
     )
     parser.add_argument(
         "--state-dir",
         metavar="DIR",
-        help="where lab records live (default: $NETNS_KIT_STATE_DIR or /run/netns-kit)",
+        help="where lab records live (default: $NETNS_KIT_STATE_DIR, /run/netns-kit for "
+        "root, $XDG_RUNTIME_DIR/netns-kit-UID for others)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

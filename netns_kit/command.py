@@ -89,36 +89,29 @@ class Command:
         return f"{line} <<'{tag}'\n{body}{tag}"
 
 
-def ip(*args: str, namespace: str | None = None, read: bool = False) -> Command:
-    """An ``ip`` command, run in ``namespace`` through ``ip -n`` (cheaper than exec).
-
-    Global options (``-6``, ``-j``) cannot go on a batch line, so such commands are
-    not batchable.
-    """
-    prefix: tuple[str, ...] = ("ip", "-n", namespace) if namespace else ("ip",)
+def _program(program: str, args: tuple[str, ...], namespace: str | None, read: bool) -> Command:
+    """``program [-n NS] ARGS``: iproute2's own way into a namespace.  Global options
+    (``-6``, ``-j``) cannot go on a batch line, so such commands are not batchable."""
+    prefix: tuple[str, ...] = (program, "-n", namespace) if namespace else (program,)
     batchable = bool(args) and not args[0].startswith("-")
     return Command(
         prefix + args,
         namespace=namespace,
         read=read,
-        inside=("ip", *args) if namespace else None,
-        family="ip" if batchable else None,
+        inside=(program, *args) if namespace else None,
+        family=program if batchable else None,
         line=args if batchable else None,
     )
+
+
+def ip(*args: str, namespace: str | None = None, read: bool = False) -> Command:
+    """An ``ip`` command, run in ``namespace`` through ``ip -n`` (cheaper than exec)."""
+    return _program("ip", args, namespace, read)
 
 
 def tc(*args: str, namespace: str | None = None, read: bool = False) -> Command:
     """A ``tc`` command, run in ``namespace`` through ``tc -n``; batched by ``tc -batch``."""
-    prefix: tuple[str, ...] = ("tc", "-n", namespace) if namespace else ("tc",)
-    batchable = bool(args) and not args[0].startswith("-")
-    return Command(
-        prefix + args,
-        namespace=namespace,
-        read=read,
-        inside=("tc", *args) if namespace else None,
-        family="tc" if batchable else None,
-        line=args if batchable else None,
-    )
+    return _program("tc", args, namespace, read)
 
 
 def in_namespace(

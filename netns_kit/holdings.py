@@ -17,12 +17,13 @@ it, or ``NAMESPACE/NAME``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ipaddress
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
 
-from . import validate
+from . import shaping, validate
 from .errors import ValidationError
 from .executor import Executor
 from .hosts import Address, HostsFiles, entries
@@ -70,6 +71,7 @@ class Held:
 
     obj: Any
     spec: Spec
+    flipped: bool = False  # a link whose veth starts at the spec's b end
 
 
 @attrs.frozen
@@ -102,11 +104,17 @@ class LinkEnds:
     addresses: tuple[str | None, str | None]
     indexes: tuple[int | None, int | None] = (None, None)
 
-    def _order(self) -> tuple[int, int]:
-        """Which end the veth is made from: the seed puts a namespace first."""
-        return (1, 0) if self.a.bridge is not None and self.b.bridge is None else (0, 1)
+    @property
+    def flipped(self) -> bool:
+        """Whether the veth starts at ``b``: the seed puts a namespace end first, so a
+        link given as (bridge, namespace) is made from the namespace.  Shaping words
+        (``a->b``) turn round with it."""
+        return self.a.bridge is not None and self.b.bridge is None
 
-    def veth(self, executor: Executor | None) -> VethPair:
+    def _order(self) -> tuple[int, int]:
+        return (1, 0) if self.flipped else (0, 1)
+
+    def veth(self, executor: Executor | None, mtu: int | None = None) -> VethPair:
         first, second = self._order()
         ends = (self.a, self.b)
         return VethPair(
@@ -117,6 +125,7 @@ class LinkEnds:
             executor=executor,
             index=self.indexes[first],
             peer_index=self.indexes[second],
+            mtu=mtu,
         )
 
     def ports(self) -> tuple[Bridge | None, Bridge | None]:
@@ -150,8 +159,8 @@ class Holdings:
         #: Namespaces whose /etc/netns directory this lab made (Lab.hosts).
         self.hosts_made: set[str] = set()
 
-    def add(self, obj: Any, spec: Spec) -> None:
-        self.items.append(Held(obj, spec))
+    def add(self, obj: Any, spec: Spec, *, flipped: bool = False) -> None:
+        self.items.append(Held(obj, spec, flipped))
         if isinstance(obj, Namespace):
             self.namespaces[obj.name] = obj
         elif isinstance(obj, Bridge):
@@ -168,7 +177,8 @@ class Holdings:
             self.names.take(end.endpoint.namespace, name)
             if end.bridge is not None and end.bridge.stp:
                 self.unsettled[(end.endpoint.namespace, end.bridge.name)] = end.bridge
-        self.add(pair, LinkSpec(ends.a.key, ends.b.key, ends.names, ends.addresses, mtu))
+        spec = LinkSpec(ends.a.key, ends.b.key, ends.names, ends.addresses, mtu)
+        self.add(pair, spec, flipped=ends.flipped)
 
     @property
     def resources(self) -> list[Any]:
@@ -181,6 +191,50 @@ class Holdings:
         """Whether any bridge lives on the host side."""
         return any(place is None for place, _ in self.bridges)
 
+    def links(self) -> tuple[LinkSpec, ...]:
+        """The links, each with the shaping its pair has now (it changes while the lab
+        runs), its direction in the link's own terms (``a`` is what the builder was
+        given first; the pair may start at the other end: :meth:`LinkEnds.veth`)."""
+        found = []
+        for held in self.items:
+            if not isinstance(held.spec, LinkSpec):
+                continue
+            spec, pair = held.spec, held.obj
+            if isinstance(pair, VethPair):
+                way = shaping.flipped(pair.direction) if held.flipped else pair.direction
+                spec = attrs.evolve(spec, shape=pair.shaping, direction=way)
+            found.append(spec)
+        return tuple(found)
+
+    def addressed(self) -> Iterator[tuple[str | None, str, str]]:
+        """Every address the lab gave, in the order it gave them: (the namespace the
+        kernel holds it in, the interface, the CIDR)."""
+        for held in self.items:
+            spec = held.spec
+            if isinstance(spec, BridgeSpec) and spec.address is not None:
+                yield (
+                    (self.host if spec.namespace is None else spec.namespace),
+                    spec.name,
+                    (spec.address),
+                )
+            elif isinstance(spec, LinkSpec):
+                assert spec.names is not None
+                for key, name, cidr in zip(
+                    (spec.a, spec.b), spec.names, spec.addresses, strict=True
+                ):
+                    # a bridge port's key is NAMESPACE/BRIDGE ("/BRIDGE": the host side)
+                    where = key if "/" not in key else (key.split("/")[0] or self.host)
+                    if cidr is not None:
+                        yield where, name, cidr
+
+    def owner(self, address: validate.IPAddress) -> str | None:
+        """The namespace the lab gave ``address`` to: one of its namespaces, or its
+        host side (``None`` when that is the root).  KeyError if it gave it to none."""
+        for where, _, cidr in self.addressed():
+            if ipaddress.ip_interface(cidr).ip == address:
+                return where
+        raise KeyError(str(address))
+
     def topology(self, isolated: bool, ipv6_link_local: bool) -> Topology:
         """What the lab built, as an inert description (for pictures and files)."""
         bridges = self.specs(BridgeSpec)
@@ -189,9 +243,7 @@ class Holdings:
         def ref(key: str) -> str:
             return ends.ref(ends.by_key[key]) if key in ends.by_key else key
 
-        links = tuple(
-            attrs.evolve(link, a=ref(link.a), b=ref(link.b)) for link in self.specs(LinkSpec)
-        )
+        links = tuple(attrs.evolve(link, a=ref(link.a), b=ref(link.b)) for link in self.links())
         return Topology(
             self.lab,
             isolated,
@@ -209,22 +261,7 @@ class Holdings:
     def hosts_files(self) -> HostsFiles:
         """The hosts files for every namespace of the lab (its host namespace too),
         from the addresses it gave, in the order it gave them."""
-        found: list[Address] = []
-        for held in self.items:
-            spec = held.spec
-            if isinstance(spec, BridgeSpec) and spec.address is not None:
-                where = self.host if spec.namespace is None else spec.namespace
-                if where is not None:
-                    found.append(Address(where, spec.name, spec.address))
-            elif isinstance(spec, LinkSpec):
-                assert spec.names is not None
-                for key, name, address in zip(
-                    (spec.a, spec.b), spec.names, spec.addresses, strict=True
-                ):
-                    # a bridge port's key is NAMESPACE/BRIDGE ("/BRIDGE": the host side)
-                    where = key if "/" not in key else (key.split("/")[0] or self.host)
-                    if address is not None and where is not None:
-                        found.append(Address(where, name, address))
+        found = [Address(w, name, cidr) for w, name, cidr in self.addressed() if w is not None]
         namespaces = tuple(self.namespaces) + ((self.host,) if self.host else ())
         return HostsFiles(self.lab, namespaces, tuple(entries(found)))
 

@@ -9,7 +9,8 @@ after a crash through :func:`~netns_kit.recover`.
 
 Teardown does no avoidable kernel work: what lives in a namespace that is being
 deleted goes with it, so only the namespaces (and whatever lives in namespaces that
-survive, such as the root side of a veth) are deleted explicitly.
+survive, such as the root side of a veth) are deleted explicitly.  A rootless lab
+(:mod:`netns_kit.sandbox`) does none at all: its sandbox takes everything with it.
 """
 
 from __future__ import annotations
@@ -18,16 +19,14 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from . import topology, validate
-from .blueprint import build
+from . import measure, shaping, topology, validate
+from .blueprint import FromTopology, build
 from .errors import LabBusyError, NetnsKitError, TeardownError, ValidationError
 from .executor import Executor, Process, default_executor
 from .holdings import Holdings
-from .hosts import HostsFiles
 from .journal import Journal, shielded
 from .link import Bridge, VethPair
 from .namespace import Namespace
@@ -37,6 +36,7 @@ from .registry import Record, Registry, tag_for, undo_record
 from .route import Route
 from .rules import RuleBuilders
 from .runner import Progress, Runner
+from .sandbox import SandboxExecutor, lab_sandbox
 from .spec import BridgeSpec, RouteSpec, SysctlSpec, Topology
 from .step import Step
 from .views import LabViews
@@ -44,7 +44,7 @@ from .views import LabViews
 log = logging.getLogger("netns_kit")
 
 
-class Lab(RuleBuilders, LabViews):
+class Lab(RuleBuilders, FromTopology, LabViews):
     """A temporary lab.  Use it as a context manager, or call :meth:`close`.
 
     ``isolated=True`` puts the lab's host side (bridges, host addresses, forwarding,
@@ -52,6 +52,11 @@ class Lab(RuleBuilders, LabViews):
     machine's network is never changed.  ``isolated=False`` uses the root namespace,
     as the iproute2 recipes do.  ``on_progress(done, total)`` hears of every process
     a build starts.
+
+    ``rootless=True`` builds the lab in a sandbox of its own (:mod:`netns_kit.sandbox`),
+    without root: its host side is the sandbox's network namespace, and nothing of it
+    is visible from, or can reach, the machine's network.  ``None`` (the default)
+    means rootless for a user who is not root, the machine's namespaces for root.
     """
 
     def __init__(
@@ -63,11 +68,13 @@ class Lab(RuleBuilders, LabViews):
         state_dir: str | os.PathLike[str] | None = None,
         ipv6_link_local: bool = False,
         on_progress: Progress | None = None,
+        rootless: bool | None = None,
     ) -> None:
         self.name = validate.lab_name(name)
         self.isolated = bool(isolated)
         self.ipv6_link_local = bool(ipv6_link_local)
-        self.executor = executor
+        self.sandbox = lab_sandbox(rootless, executor, self.name)
+        self.executor = executor if executor or not self.sandbox else SandboxExecutor(self.sandbox)
         self.tag = tag_for(self.name)
         self.host: str | None = f"{self.name}-host" if self.isolated else None
         self.registry = Registry(state_dir)
@@ -85,6 +92,10 @@ class Lab(RuleBuilders, LabViews):
     @property
     def ex(self) -> Executor:
         return self.executor or default_executor()
+
+    @property
+    def rootless(self) -> bool:
+        return self.sandbox is not None
 
     @property
     def state(self) -> str:
@@ -118,6 +129,7 @@ class Lab(RuleBuilders, LabViews):
         # the executor is the one in force when the lab opens, for its whole life
         self.journal.runner = Runner(self.ex, on_progress=self._on_progress)
         try:
+            holder = self.sandbox.start() if self.sandbox is not None else None
             leftover = self.registry.read(self.name)
             if leftover is not None and leftover.state == "kept":
                 raise LabBusyError(
@@ -127,7 +139,8 @@ class Lab(RuleBuilders, LabViews):
             if leftover is not None:  # its owner is dead: we hold the lock
                 log.warning("lab %r: cleaning up what a dead process left", self.name)
                 undo_record(leftover, self.ex)
-            self.journal.begin(Record(self.name, os.getpid(), self.isolated, self.host))
+            record = Record(self.name, os.getpid(), self.isolated, self.host, sandbox=holder)
+            self.journal.begin(record)
             self._state = "open"
             if self.host is not None:
                 self._run(Namespace(self.host).create_steps(self.tag))
@@ -146,6 +159,8 @@ class Lab(RuleBuilders, LabViews):
         together as a :class:`TeardownError`.
         """
         if self._state != "open":
+            if self.sandbox is not None and self._state != "kept":
+                self.sandbox.stop()  # an open that failed
             self.journal.release()
             return
         problems: list[BaseException] = []
@@ -157,7 +172,11 @@ class Lab(RuleBuilders, LabViews):
                     except Exception as stopping:
                         problems.append(stopping)
                 self.processes.clear()
-                problems += self.journal.teardown()
+                if self.sandbox is None:
+                    problems += self.journal.teardown()
+                else:  # everything goes with the sandbox
+                    self.sandbox.stop()
+                    self.journal.forget_undo()
             finally:
                 self._state = "closed"
                 if not problems:
@@ -177,6 +196,8 @@ class Lab(RuleBuilders, LabViews):
         """
         if self._state != "open":
             raise NetnsKitError(f"lab {self.name!r} is not open")
+        if self.sandbox is not None:
+            self.sandbox.keep()
         self.journal.set_state("kept")
         self._state = "kept"
         self.journal.release()
@@ -273,14 +294,24 @@ class Lab(RuleBuilders, LabViews):
         addresses: Sequence[str | None] = (None, None),
         names: Sequence[str] | None = None,
         mtu: int | None = None,
+        rate: str | float | None = None,
+        delay: str | float | None = None,
+        jitter: str | float | None = None,
+        loss: str | float | None = None,
+        direction: str = "both",
     ) -> VethPair:
         """Join any two ends with a veth pair (both up): namespaces, or bridges
-        wherever they live (a bridge end is a port of it).  A bridge is given as its
-        object, or by name when no other bridge of the lab has that name."""
+        wherever they live (a bridge end is a port of it; a bridge is given as its
+        object, or by name when no other bridge of the lab has that name), shaped by
+        ``rate``, ``delay``, ``jitter``, ``loss`` as :meth:`VethPair.shape`."""
+        shape, way = shaping.given(rate, delay, jitter, loss, direction)
         if mtu is not None:
             validate.positive_int(mtu, "mtu", minimum=68, maximum=65535)
         ends = self.held.ends(a, b, addresses, names)
-        pair = ends.veth(self.executor)
+        way = shaping.flipped(way) if ends.flipped else way  # in the pair's terms
+        pair = ends.veth(self.executor, mtu)
+        if shape is not None:  # the kernel has the qdisc, or nothing runs
+            shaping.require(self.ex, shape.kind)
         # Without an IPv6 address a link needs no IPv6 link-local address either, and
         # each of those starts DAD, MLD and router solicitations that a bridge floods
         # to every port: kernel work that grows with the square of the lab's size.
@@ -294,7 +325,8 @@ class Lab(RuleBuilders, LabViews):
             ports=ends.ports(),
             link_local=link_local,
         )
-        self._run(steps)
+        self._run(steps + pair.shaping_steps(shape, way))
+        pair.shaping, pair.direction = shape, way
         self.held.add_link(pair, ends, mtu)
         if self._queue is None:
             self._settle()
@@ -334,56 +366,22 @@ class Lab(RuleBuilders, LabViews):
         self.held.add(setting, SysctlSpec(setting.key, setting.value, spec_ns))
         return setting
 
-    def hosts(self) -> HostsFiles:
-        """Name every namespace: write ``/etc/netns/<ns>/hosts`` for each, so that
-        ``red.run(["ping", "-c1", "blue"])`` works (see :mod:`netns_kit.hosts`).
-
-        The files hold the addresses given so far; call it again after adding more.
-        They are removed at teardown; the machine's /etc/hosts is never touched.
-        """
-        if self._state == "new":
-            self.open()
-        files = self.held.hosts_files()
-        listing = self.journal.runner.run(files.list_command(), check=False)
-        present = files.present(listing.returncode, listing.stdout)
-        self._run(files.steps(present, self.held.hosts_made))
-        self.held.add(files, None)
-        return files
-
     def _settle(self) -> None:
         """Wait for the spanning-tree bridges that got ports (see :mod:`netns_kit.ready`)."""
         bridges = self.held.take_unsettled()
         if bridges:
             wait_settled(self.journal.runner, bridges)
 
+    def throughput(
+        self, src: Namespace | str | None, dst_address: str, seconds: int = 2, **options: Any
+    ) -> measure.Throughput:
+        """iperf3 from ``src`` to ``dst_address`` (found in the lab): Mbit/s, retransmits,
+        seconds.  ``options``: ``protocol`` (``tcp``/``udp``), ``reverse``, ``port``,
+        ``bitrate``, ``congestion`` (see :func:`netns_kit.measure.throughput`)."""
+        return measure.in_lab(self, src, dst_address, seconds=seconds, **options)
+
     # -- topologies ---------------------------------------------------------------
     def apply(self, blueprint: Topology) -> Self:
         """Check a whole topology, then build it in a handful of processes (a batch)."""
         build(self, topology.check(blueprint).with_link_names())
         return self
-
-    @classmethod
-    def from_topology(cls, blueprint: Topology, **options: Any) -> Lab:
-        """A lab named and isolated as ``blueprint`` says, built when it opens.
-
-        ``options`` are the other arguments of :class:`Lab` (``executor``,
-        ``state_dir``, ``on_progress``).
-        """
-        lab = cls(
-            blueprint.name,
-            isolated=blueprint.isolated,
-            ipv6_link_local=blueprint.ipv6_link_local,
-            **options,
-        )
-        lab._blueprint = blueprint
-        return lab
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], **options: Any) -> Lab:
-        """A lab from a topology dict (checked completely first), built when it opens."""
-        return cls.from_topology(topology.from_dict(data), **options)
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str], **options: Any) -> Lab:
-        """A lab from a TOML (or YAML) topology file, built when it opens."""
-        return cls.from_topology(topology.load(Path(path)), **options)

@@ -1,8 +1,9 @@
-"""The lab's firewall builders: NAT out (masquerade) and ports in (port forwards).
+"""The lab's builders for what acts once the links are there: NAT out (masquerade),
+ports in (port forwards), and names (the hosts files).
 
-Mixed into :class:`~netns_kit.Lab`.  Either one makes its namespace a router: the
-rule and the forwarding it needs are one builder, so a rule that fails takes its
-forwarding back with it.
+Mixed into :class:`~netns_kit.Lab`.  A masquerade or a port forward makes its
+namespace a router: the rule and the forwarding it needs are one builder, so a rule
+that fails takes its forwarding back with it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 from .errors import ValidationError
 from .executor import Executor
 from .holdings import Holdings
+from .hosts import HostsFiles
+from .journal import Journal
 from .namespace import Namespace
 from .nat import Masquerade, PortForward, overlap
 from .spec import MasqueradeSpec, PortForwardSpec
@@ -19,12 +22,13 @@ from .step import Step
 
 
 class RuleBuilders:
-    """``masquerade`` and ``port_forward`` (mixed into :class:`~netns_kit.Lab`)."""
+    """``masquerade``, ``port_forward`` and ``hosts`` (mixed into :class:`~netns_kit.Lab`)."""
 
     name: str
     tag: str
     executor: Executor | None
     held: Holdings
+    journal: Journal
 
     def _run(self, steps: list[Step]) -> None:
         raise NotImplementedError
@@ -78,3 +82,18 @@ class RuleBuilders:
         self._run([*forwarding, rule.rule_step()])
         self.held.saved(forwarding)
         self.held.add(rule, spec)
+
+    def hosts(self) -> HostsFiles:
+        """Name every namespace: write ``/etc/netns/<ns>/hosts`` for each, so that
+        ``red.run(["ping", "-c1", "blue"])`` works (see :mod:`netns_kit.hosts`).
+
+        The files hold the addresses given so far; call it again after adding more.
+        They are removed at teardown; the machine's /etc/hosts is never touched.
+        """
+        self._run([])  # opens a new lab: the listing below needs its runner
+        files = self.held.hosts_files()
+        listing = self.journal.runner.run(files.list_command(), check=False)
+        present = files.present(listing.returncode, listing.stdout)
+        self._run(files.steps(present, self.held.hosts_made))
+        self.held.add(files, None)
+        return files

@@ -22,6 +22,7 @@ import attrs
 
 from . import validate
 from .errors import ValidationError
+from .shaping import Shape
 from .validate import IFNAME_MAX
 
 
@@ -49,6 +50,8 @@ class LinkSpec:
     ``names`` are the interface names at ``a`` and at ``b``; ``None`` means the
     default names (see :class:`LinkNamer`).  ``addresses`` are CIDRs or ``None``; an
     end that is a bridge port has none.
+    ``shape`` is the link's shaping (``None``: none) and ``direction`` which way it
+    shapes (``both``, ``a->b`` or ``b->a``; see :mod:`netns_kit.shaping`).
     """
 
     a: str
@@ -56,6 +59,8 @@ class LinkSpec:
     names: tuple[str, str] | None = None
     addresses: tuple[str | None, str | None] = (None, None)
     mtu: int | None = None
+    shape: Shape | None = None
+    direction: str = "both"
 
 
 @attrs.frozen

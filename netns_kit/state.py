@@ -24,7 +24,7 @@ from typing import Any, Self
 
 import attrs
 
-from . import validate
+from . import shaping, validate
 from .command import Command, ip
 from .errors import CommandError
 from .executor import Executor
@@ -58,6 +58,8 @@ class LinkInfo:
     ``kind`` is iproute2's ``info_kind`` (``veth``, ``bridge``...), ``loopback`` for
     ``lo``, ``None`` for a plain device.  ``state`` is the operational state (``UP``,
     ``DOWN``, ``UNKNOWN``, ``LOWERLAYERDOWN``...).  ``alias`` is the ``ifalias`` tag.
+    ``qdisc`` is its root qdisc from ``tc -j qdisc show`` (``None``: the device's own
+    ``noqueue``), which is how a shaped link shows (:mod:`netns_kit.shaping`).
     """
 
     name: str
@@ -69,6 +71,7 @@ class LinkInfo:
     alias: str | None = None
     peer: PeerInfo | None = None
     index: int | None = attrs.field(default=None, eq=False, repr=False)
+    qdisc: shaping.QdiscInfo | None = None
 
 
 @attrs.frozen
@@ -166,9 +169,13 @@ class Snapshot:
 
 def _state_from_dict(data: Mapping[str, Any]) -> NamespaceState:
     def link(item: Mapping[str, Any]) -> LinkInfo:
-        peer = item.get("peer")
-        fields = {k: v for k, v in item.items() if k != "peer"}
-        return LinkInfo(**fields, peer=PeerInfo(**peer) if peer else None)
+        peer, qdisc = item.get("peer"), item.get("qdisc")
+        fields = {k: v for k, v in item.items() if k not in ("peer", "qdisc")}
+        return LinkInfo(
+            **fields,
+            peer=PeerInfo(**peer) if peer else None,
+            qdisc=shaping.QdiscInfo(**qdisc) if qdisc else None,
+        )
 
     return NamespaceState(
         name=data["name"],
@@ -333,9 +340,18 @@ class Reader:
         return self._nsids[namespace]
 
     def links(self, namespace: str | None = None, *, resolve: bool = True) -> list[LinkInfo]:
+        """``resolve``: the peers named and the qdiscs read (else names and flags only)."""
         namespace = _ns(namespace)
         parsed = [parse_link(entry) for entry in self.raw_links(namespace)]
-        return self.resolve_peers(parsed, namespace) if resolve else parsed
+        if not resolve:
+            return parsed
+        qdiscs = self.qdiscs(namespace)  # shaping: one `tc -j qdisc show` a namespace
+        parsed = [attrs.evolve(link, qdisc=qdiscs.get(link.name)) for link in parsed]
+        return self.resolve_peers(parsed, namespace)
+
+    def qdiscs(self, namespace: str | None = None) -> dict[str, shaping.QdiscInfo]:
+        """Each link's root qdisc (but ``noqueue``), by link name."""
+        return shaping.parse_qdiscs(self._read(shaping.qdiscs_command(namespace)))
 
     def bridge_ports(self, bridge: str, namespace: str | None = None) -> list[LinkInfo]:
         parsed = [parse_link(entry) for entry in self._read(ports_command(bridge, namespace))]
@@ -504,9 +520,11 @@ def topology_of(snapshot: Snapshot, *, name: str, isolated: bool, host: str | No
                 continue
             names = (link.name, peer.name)
             addresses = (_first_address(state, link.name), _first_address(other, peer.name))
+            shape, way = _shaping(link, other, peer.name)
             if "/" in a and "/" not in b:  # the seed's order: the namespace end first
                 a, b, names, addresses = b, a, names[::-1], addresses[::-1]
-            links.append(LinkSpec(a, b, names, addresses))
+                way = shaping.flipped(way)
+            links.append(LinkSpec(a, b, names, addresses, None, shape, way))
     ends = Ends(namespaces, bridges)
     named = [
         attrs.evolve(
@@ -523,6 +541,14 @@ def topology_of(snapshot: Snapshot, *, name: str, isolated: bool, host: str | No
         if r.protocol not in ("kernel", "ra") and not r.destination.startswith("fe80::")
     ]
     return Topology(name, isolated, tuple(namespaces), tuple(bridges), tuple(named), tuple(routes))
+
+
+def _shaping(
+    link: LinkInfo, peer_state: NamespaceState | None, peer: str
+) -> tuple[shaping.Shape | None, str]:
+    """A link's shaping and its direction, from the qdiscs of its two ends."""
+    other = peer_state.link(peer).qdisc if peer_state is not None else None
+    return shaping.link_shaping(link.qdisc, other)
 
 
 def _first_address(state: NamespaceState | None, interface: str) -> str | None:

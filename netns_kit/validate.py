@@ -259,3 +259,45 @@ def target(value: object, field: str = "to") -> tuple[IPAddress, tuple[int, int]
     if host.is_unspecified or host.is_multicast or host.is_loopback:
         raise ValidationError(field, value, "is not an address a forwarded port can go to")
     return host, None if port is None else ports(port, field)
+
+
+_SSH_HOST = re.compile(r"[A-Za-z0-9_.:%-]{1,255}\Z")
+_SSH_USER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}\Z")
+
+
+def ssh_host(value: object, field: str = "host") -> str:
+    """A machine as ssh names it: a host name, an ``ssh_config`` alias or an IP
+    address (IPv6 without brackets).  No user (``user=`` says it), no port
+    (``port=``), and never a leading ``-``, which ssh would take as an option."""
+    if not isinstance(value, str):
+        raise ValidationError(field, value, "is not a host name or address (a string)")
+    if "@" in value:
+        raise ValidationError(field, value, "holds '@': give the user as user=...")
+    if value.startswith("-"):
+        raise ValidationError(field, value, "starts with '-' and would be read as an option")
+    if not _SSH_HOST.match(value):
+        raise ValidationError(
+            field, value, "is not a host name or address (letters, digits and . _ - : % only)"
+        )
+    return value
+
+
+def ssh_user(value: object, field: str = "user") -> str:
+    """A login name: letters, digits, ``.``, ``_`` and ``-``, not starting with ``-``."""
+    if not isinstance(value, str) or not _SSH_USER.match(value):
+        raise ValidationError(
+            field, value, "is not a login name (up to 32 letters, digits, '.', '_' or '-')"
+        )
+    return value
+
+
+def options(value: object, field: str = "ssh_options") -> tuple[str, ...]:
+    """Extra arguments for a program (``ssh -o ...``): a sequence of strings, never
+    one string (which would split into letters), and no NUL byte (execve refuses it)."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ValidationError(
+            field, value, "must be a list of arguments, e.g. ('-o', 'ConnectTimeout=5')"
+        )
+    if not all(isinstance(a, str) and "\0" not in a for a in value):
+        raise ValidationError(field, value, "must hold strings without NUL bytes")
+    return tuple(value)

@@ -83,7 +83,7 @@ def to_mermaid(topology: Topology) -> str:
         lines.append(f"  class {ns_id[name]}box inside")
     for wire in model.wires:
         a, b = _ends(model, wire, ids)
-        edge = _label(f"{wire.if_a} -- {wire.if_b}")
+        edge = _label(f"{wire.if_a} -- {wire.if_b}", *([wire.shaping] if wire.shaping else []))
         lines.append(f'  {a} ---|"{edge}"| {b}')
     lines.append("  classDef hostside fill:#fff4dc,stroke:#d08a00,stroke-dasharray:6 4")
     lines.append("  classDef inside fill:#eef4fb,stroke:#4f79a8")
@@ -164,6 +164,9 @@ def to_dot(topology: Topology) -> str:
             b = sw(wire.ns_b or "", wire.ports[1])
         else:
             b = _dot(node[wire.ns_b or ""])
-        out.append(f"  {a} -- {b} [taillabel={_dot(wire.if_a)}, headlabel={_dot(wire.if_b)}];")
+        shaped = f", label={_dot(wire.shaping)}" if wire.shaping else ""
+        out.append(
+            f"  {a} -- {b} [taillabel={_dot(wire.if_a)}, headlabel={_dot(wire.if_b)}{shaped}];"
+        )
     out.append("}")
     return "\n".join(out) + "\n"

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
+from ..shaping import describe
 from ..spec import Endpoint, Topology
 
 #: How the notes of NAT rules start (see :func:`_nat_notes`).
@@ -35,6 +36,8 @@ class Wire:
     bridge: str | None = None
     addresses: tuple[str | None, str | None] = (None, None)
     ports: tuple[str | None, str | None] = (None, None)
+    #: The link's shaping as its label shows it (``10mbit 20ms 1%``), if it is shaped.
+    shaping: str | None = None
 
 
 @attrs.frozen
@@ -128,11 +131,12 @@ def build_model(topology: Topology) -> Model:
     counts: dict[tuple[str | None, str], int] = {}
     wires: list[Wire] = []
     notes: list[str] = []
-    inside: dict[str, list[str]] = {}
+    inside: dict[str | None, list[str]] = {}  # notes for a box (None: the host side)
     for link in topo.links:
         a, b = _end(resolve.end(link.a), link.a), _end(resolve.end(link.b), link.b)
         names = link.names or (f"veth-{a.name}", f"veth-{b.name}")
         addrs = link.addresses
+        shaping = describe(link.shape, link.direction, link.a, link.b)
         if a.namespace is None and b.namespace is not None:  # the host end last
             a, b, names, addrs = b, a, (names[1], names[0]), (addrs[1], addrs[0])
         for end in (a, b):
@@ -145,6 +149,8 @@ def build_model(topology: Topology) -> Model:
             a.name if a.bridge is not None else None,
             b.name if b.bridge is not None else None,
         )
+        if shaping is not None:  # on the first end's box, beside its other notes
+            inside.setdefault(a.namespace, []).append(f"{names[0]}: {shaping}")
         if a.namespace is None:  # both ends on the host side: two of its bridges
             notes.append(f"veth {names[0]} -- {names[1]} joins {a.name} and {b.name}")
         elif a.namespace == b.namespace:  # two bridges of one namespace
@@ -153,15 +159,12 @@ def build_model(topology: Topology) -> Model:
             )
         elif b.namespace is None and b.bridge is not None:
             wire = Wire(a.namespace, names[0], names[1], bridge=b.name, addresses=addrs)
-            wires.append(attrs.evolve(wire, ports=(ports[0], None)))
+            wires.append(attrs.evolve(wire, ports=(ports[0], None), shaping=shaping))
             if addrs[1]:
                 notes.append(f"{names[1]} {addrs[1]}")
         elif b.namespace is not None:
-            wires.append(
-                Wire(
-                    a.namespace, names[0], names[1], ns_b=b.namespace, addresses=addrs, ports=ports
-                )
-            )
+            wire = Wire(a.namespace, names[0], names[1], ns_b=b.namespace, addresses=addrs)
+            wires.append(attrs.evolve(wire, ports=ports, shaping=shaping))
     switches: dict[str, tuple[Switch, ...]] = {}
     for bridge in topo.bridges:
         if bridge.namespace is not None:

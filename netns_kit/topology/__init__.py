@@ -33,6 +33,12 @@ The format (TOML; YAML has the same keys)::
                                # usually has none (the bridge holds the address)
     names = ["veth-red", "veth-red-br"]   # optional: the two ends' interface names
     mtu = 1400                 # optional, 68-65535
+    rate = "10mbit"            # optional: shaping (netns_kit.shaping); a rate in tc's
+                               # units or bits/s; a rate alone uses tbf
+    delay = "20ms"             # optional: tc's units or seconds; delay, jitter and
+    jitter = "5ms"             # loss (in percent) use netem, which the kernel may
+    loss = 1                   # not have (sch_netem)
+    direction = "a->b"         # optional: "both" (default), "a->b" or "b->a"
 
     [[routes]]
     namespace = "red"          # optional: left out means the lab's host side
@@ -79,8 +85,10 @@ network or broadcast address given to an interface, a route whose gateway is in 
 of its namespace's connected subnets or whose ``dev`` is not there, a masquerade's
 ``out_interface`` or a port forward's ``in_interface`` that is not in its namespace, a
 port forward whose target is in no subnet its namespace is connected to or has a route
-to, and the same route, sysctl or masquerade given twice, or port forwards that catch
-the same connections.  On the host side of a lab that is not isolated the root
+to, the same route, sysctl or masquerade given twice, port forwards that catch the
+same connections, and a link's shaping: units and ranges (a rate from 8bit to 1tbit,
+times up to an hour, loss from 0 to 100), a jitter without a delay or larger than it,
+and a direction with nothing to shape.  On the host side of a lab that is not isolated the root
 namespace's own interfaces are unknown, so host-side ``dev``, ``via``,
 ``out_interface``, ``in_interface`` and ``to`` are only checked in isolated labs.
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from .. import validate
 from ..errors import ValidationError, bounded_repr
 from ..spec import BridgeSpec
+from . import shaped
 from .places import End, Place
 from .suggest import Names, suggest
 
@@ -31,7 +32,7 @@ TOP_KEYS = (
 #: Each section's keys, and which of them are required.
 SECTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "bridges": (("name", "address", "namespace", "stp"), ("name",)),
-    "links": (("a", "b", "addresses", "names", "mtu"), ("a", "b")),
+    "links": (("a", "b", "addresses", "names", "mtu", *shaped.KEYS), ("a", "b")),
     "routes": (("namespace", "destination", "via", "dev"), ("destination",)),
     "sysctls": (("namespace", "key", "value"), ("key", "value")),
     "masquerade": (("namespace", "source", "out_interface"), ("source",)),

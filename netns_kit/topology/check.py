@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import validate
 from ..spec import BridgeSpec, LinkSpec, Topology
+from . import shaped
 from .base import TOP_KEYS, at, given, kind, where_text
 from .places import End
 from .problems import TopologyError
@@ -245,9 +246,10 @@ class Checker(RuleChecks):
         if given(item, "mtu"):
             mtu = self.checked(at(path, "mtu"), item["mtu"], _mtu)
             whole = whole and mtu is not None
-        if not whole or a is None or b is None:
+        shaping = shaped.read_shaping(self, path, item)
+        if not whole or a is None or b is None or shaping is None:
             return None
-        return path, LinkSpec(a, b, names=names, addresses=addresses, mtu=mtu)
+        return path, LinkSpec(a, b, names, addresses, mtu, *shaping)
 
     def two_ends(self, path: str, a: str, b: str) -> bool:
         """A link needs two ends, and a namespace is not linked to a bridge inside it."""

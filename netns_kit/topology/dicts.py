@@ -64,6 +64,10 @@ def to_dict(topology: Topology) -> dict[str, object]:
 
 def _link_dict(link: LinkSpec) -> dict[str, object]:
     out = _without_none(a=link.a, b=link.b, mtu=link.mtu)
+    if link.shape is not None:
+        out.update(link.shape.settings())
+        if link.direction != "both":
+            out["direction"] = link.direction
     if link.names is not None:
         out["names"] = list(link.names)
     first, second = link.addresses

@@ -537,7 +537,9 @@ def test_sudo_user_gets_a_state_dir_of_their_own(
     monkeypatch.delenv("NETNS_KIT_STATE_DIR", raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     args = cli.build_parser().parse_args(["--sudo", "ls"])
-    assert cli._state_dir(args) == tmp_path / "netns-kit-1000"
+    ctx = cli._Context(args, None, io.StringIO(), io.StringIO())
+    assert ctx.state_dir == tmp_path / "netns-kit-1000"
+    assert not ctx.rootless  # --sudo: the machine's namespaces, through sudo
 
 
 def test_watched_prints_every_command_of_a_batch_and_hands_it_on() -> None:
