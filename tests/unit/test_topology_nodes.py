@@ -64,14 +64,14 @@ def test_the_mininet_tree_example() -> None:
     assert topology.from_dict(topology.to_dict(lab)) == lab
 
 
-def test_a_file_builds_what_the_builders_build() -> None:
+def test_a_file_builds_what_the_builders_build(state: Path) -> None:
     ex = fresh(host="gw")
     data = router(
         masquerade=[{"namespace": "gw", "source": "192.168.1.0/24", "out_interface": "wan0"}],
         port_forwards=[{"namespace": "gw", "port": 8080, "to": "192.168.1.10:80"}],
         hosts=True,
     )
-    with Lab.from_dict(data, executor=ex, state_dir="/nonexistent-state") as lab:
+    with Lab.from_dict(data, executor=ex, state_dir=state) as lab:
         built = lab.topology()
         done = lines(ex.commands)
     assert built.port_forwards == (PortForwardSpec("8080", "192.168.1.10:80", namespace="gw"),)
