@@ -5,10 +5,14 @@ from .errors import (
     AlreadyExistsError,
     CommandError,
     CommandTimeoutError,
+    HostUnreachableError,
+    KernelFeatureMissingError,
     LabBusyError,
     NetnsKitError,
     NotFoundError,
     PermissionDeniedError,
+    RootlessUnavailableError,
+    SandboxGoneError,
     TeardownError,
     ToolMissingError,
     ValidationError,
@@ -22,17 +26,24 @@ from .executor import (
     default_executor,
     use_executor,
 )
+from .fakehosts import FakeHost, FakeHosts
+from .hosts import HostsFiles
 from .lab import Lab
 from .link import Bridge, Interface, VethPair
+from .measure import Throughput
 from .namespace import Namespace, list_namespaces
-from .nat import Masquerade, Sysctl
+from .nat import Masquerade, PortForward, Sysctl
 from .ping import PingResult
 from .reachability import Failure, Reachability, Target
 from .registry import recover, stale_labs
 from .result import Result
 from .route import Route
 from .runner import Runner, RunReport
+from .sandbox import Sandbox, SandboxExecutor
+from .shaping import QdiscInfo, Shape
+from .ssh import SSHExecutor
 from .step import Entry, Phase, Step
+from .vxlan import Vxlan
 
 __version__ = "0.2.0"
 
@@ -45,7 +56,12 @@ __all__ = [
     "Entry",
     "Executor",
     "Failure",
+    "FakeHost",
+    "FakeHosts",
+    "HostUnreachableError",
+    "HostsFiles",
     "Interface",
+    "KernelFeatureMissingError",
     "Lab",
     "LabBusyError",
     "Masquerade",
@@ -55,22 +71,32 @@ __all__ = [
     "PermissionDeniedError",
     "Phase",
     "PingResult",
+    "PortForward",
     "Process",
+    "QdiscInfo",
     "Reachability",
     "RecordingExecutor",
     "Result",
+    "RootlessUnavailableError",
     "Route",
     "RunReport",
     "Runner",
+    "SSHExecutor",
+    "Sandbox",
+    "SandboxExecutor",
+    "SandboxGoneError",
     "ScriptExecutor",
+    "Shape",
     "ShellExecutor",
     "Step",
     "Sysctl",
     "Target",
     "TeardownError",
+    "Throughput",
     "ToolMissingError",
     "ValidationError",
     "VethPair",
+    "Vxlan",
     "default_executor",
     "list_namespaces",
     "recover",

@@ -82,17 +82,20 @@ def split(commands: Sequence[Command], batch: Result, *, force: bool) -> list[Re
     Without ``force`` the list ends at the failed line (later lines never ran).  A
     batch that failed without saying which line is blamed on its first line.
     """
+    host = batch.host
     if batch:
-        return [Result(c.argv, 0) for c in commands]
+        return [Result(c.argv, 0, host=host) for c in commands]
     failed = dict(failures(batch.stderr))
     if not failed:
         failed = {0: batch.stderr.strip()}
     results = []
     for index, command in enumerate(commands):
         if index in failed:
-            results.append(Result(command.argv, batch.returncode or 1, "", failed[index]))
+            results.append(
+                Result(command.argv, batch.returncode or 1, "", failed[index], host=host)
+            )
             if not force:
                 break
         else:
-            results.append(Result(command.argv, 0))
+            results.append(Result(command.argv, 0, host=host))
     return results

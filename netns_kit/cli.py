@@ -3,8 +3,14 @@
 Every subcommand is a thin layer over the library: ``up`` is
 ``Lab.from_topology(load(FILE)).open()`` followed by ``keep()``, ``down`` is
 :func:`netns_kit.recover`, ``ls``, ``show`` and ``graph`` read
-:class:`~netns_kit.kept.KeptLab` values, and ``script`` runs ``up`` against a
-:class:`~netns_kit.executor.ScriptExecutor`.
+:class:`~netns_kit.kept.KeptLab` values, ``check`` probes a kept lab's pairs
+(:meth:`KeptLab.check <netns_kit.kept.KeptLab.check>`, exit code 1 when a pair does not
+answer), and ``script`` runs ``up`` against a :class:`~netns_kit.executor.ScriptExecutor`.
+
+``--rootless`` (the default for a user who is not root, unless ``--sudo``) builds the
+lab in a sandbox (:mod:`netns_kit.sandbox`) whose holder ``up`` leaves running; every
+subcommand that reaches a lab (:meth:`_Context.reach`) enters a rootless lab's
+sandbox, whatever the flags.
 
 Exit codes: 0 on success, 1 when a command (or the lab's state) said no, 2 for bad
 usage or a bad topology file.  Expected errors print one message, never a traceback;
@@ -27,7 +33,7 @@ from typing import Any, TextIO
 
 import attrs
 
-from . import __version__, topology
+from . import __version__, check_report, topology
 from .batch import Batch
 from .command import Command, in_namespace
 from .errors import LabBusyError, NetnsKitError, ValidationError
@@ -42,6 +48,8 @@ from .registry import Registry, recover, state_dir
 from .render import text_table
 from .result import Result
 from .runner import Runner
+from .sandbox import SandboxExecutor
+from .shaping import egress
 from .spec import Topology
 from .state import NamespaceState, Snapshot, namespace_names
 from .validate import lab_name
@@ -70,7 +78,7 @@ class Watched:
     """
 
     def __init__(self, inner: Executor, *, echo: TextIO) -> None:
-        self.inner = inner
+        self.inner = inner  # also how a lab finds the sandbox a rootless run goes to
         self.echo = echo
         self.parallel = getattr(inner, "parallel", 1)
         self.handles_guards = getattr(inner, "handles_guards", False)
@@ -151,12 +159,26 @@ class _Context:
         self.args = args
         self.out = out
         self.err = err
-        self.state_dir = _state_dir(args)
+        if args.rootless and args.sudo:
+            raise UsageError("--rootless and --sudo do not go together: choose one")
+        #: Whether ``up`` builds in a sandbox: asked for, or not root and no --sudo.
+        self.rootless = bool(args.rootless) or (
+            executor is None and not args.sudo and os.geteuid() != 0
+        )
+        self.state_dir = state_dir(args.state_dir)
         self.registry = Registry(self.state_dir)
         base = executor or (ShellExecutor(sudo=True) if args.sudo else default_executor())
         self.echo = err if args.verbose else None
-        self.executor: Executor = Watched(base, echo=self.echo) if self.echo else base
+        self.executor: Executor = self.watched(base)
         self.base = base
+
+    def watched(self, executor: Executor) -> Executor:
+        """``executor``, echoing every command with ``-v``."""
+        return Watched(executor, echo=self.echo) if self.echo else executor
+
+    def reach(self, lab: KeptLab) -> Executor:
+        """The executor that reaches ``lab``: its sandbox when it is rootless."""
+        return self.executor if not lab.rootless else self.watched(lab.executor(self.base))
 
     def lab(self, name: str) -> KeptLab:
         lab_name(name)
@@ -167,16 +189,6 @@ class _Context:
 
     def print(self, text: str = "") -> None:
         print(text, file=self.out)
-
-
-def _state_dir(args: argparse.Namespace) -> Path:
-    """``--state-dir``, else the registry's default; a ``--sudo`` user gets their own."""
-    if args.state_dir:
-        return Path(args.state_dir)
-    if args.sudo and os.geteuid() != 0 and not os.environ.get("NETNS_KIT_STATE_DIR"):
-        runtime = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-        return Path(runtime) / f"netns-kit-{os.geteuid()}"
-    return state_dir()
 
 
 # -- subcommands -----------------------------------------------------------------------
@@ -199,13 +211,17 @@ def _summary(topo: Topology) -> str:
         parts.append(_count(len(topo.sysctls), "sysctl"))
     if topo.masquerades:
         parts.append(_count(len(topo.masquerades), "masquerade"))
+    if topo.port_forwards:
+        parts.append(_count(len(topo.port_forwards), "port forward"))
+    if topo.hosts:
+        parts.append("hosts files")
     isolated = "isolated " if topo.isolated else ""
     return f"{isolated}lab {topo.name!r}: " + ", ".join(parts)
 
 
 def cmd_up(ctx: _Context) -> int:
     topo = topology.load(ctx.args.file)
-    expect = Expectations.load(ctx.args.expect) if ctx.args.expect else None
+    expect = check_report.expectations(ctx.args)
     if expect is not None and not ctx.args.check:
         raise UsageError("--expect goes with --check")
     if ctx.args.name:
@@ -217,8 +233,13 @@ def cmd_up(ctx: _Context) -> int:
             "or give another --name"
         )
     progress = _Progress(ctx.err, f"building {topo.name}") if ctx.err.isatty() else None
+    executor = ctx.watched(SandboxExecutor()) if ctx.rootless else ctx.executor
     lab = Lab.from_topology(
-        topo, executor=ctx.executor, state_dir=ctx.state_dir, on_progress=progress
+        topo,
+        executor=executor,
+        state_dir=ctx.state_dir,
+        on_progress=progress,
+        rootless=ctx.rootless,
     )
     try:
         lab.open()
@@ -231,15 +252,17 @@ def cmd_up(ctx: _Context) -> int:
     with _interrupts_held() as held:
         lab.keep()
         built = lab.topology()
-        ctx.print(_up_table(built, lab.host))
-        ctx.print(f"{_summary(built)} is up.  Tear it down with: {PROG} down {topo.name}")
+        host = lab.host or ("(sandbox)" if lab.rootless else None)
+        ctx.print(_up_table(built, host))
+        where = f" in a rootless sandbox (holder {lab.sandbox.pid})" if lab.sandbox else ""
+        ctx.print(f"{_summary(built)} is up{where}.  Tear it down with: {PROG} down {topo.name}")
     if held:
         print(f"{PROG}: interrupted after the lab was built: it is up", file=ctx.err)
         return 0
     if ctx.args.check:
         ctx.print()
         kept = ctx.lab(topo.name)
-        result = kept.check(ctx.executor, timeout=ctx.args.timeout, count=ctx.args.count)
+        result = kept.check(ctx.reach(kept), timeout=ctx.args.timeout, count=ctx.args.count)
         return _report_check(ctx, result, expect)
     return 0
 
@@ -258,53 +281,70 @@ def _interrupts_held() -> Iterator[list[int]]:
 def _up_table(topo: Topology, host: str | None) -> str:
     """What was built, one row per interface: where, name, address, what it joins."""
     host_name = host or "(root)"
-    rows: list[tuple[str, str, str | None, str]] = []
+
+    def where(place: str | None) -> str:
+        return host_name if place is None else place
+
+    rows: list[tuple[str, str, str | None, str, str | None]] = []
     for bridge in topo.bridges:
-        rows.append((host_name, bridge.name, bridge.address, "bridge"))
-    bridges = {b.name for b in topo.bridges}
+        kind = "bridge (stp)" if bridge.stp else "bridge"
+        rows.append((where(bridge.namespace), bridge.name, bridge.address, kind, None))
+    ends = topo.ends()
     for link in topo.with_link_names().links:
         assert link.names is not None
-        a_name, b_name = link.names
-        if link.b in bridges:
-            rows.append((link.a, a_name, link.addresses[0], f"veth to {link.b} ({b_name})"))
-            rows.append((host_name, b_name, link.addresses[1], f"port of {link.b}"))
-        else:
-            rows.append((link.a, a_name, link.addresses[0], f"veth to {link.b}/{b_name}"))
-            rows.append((link.b, b_name, link.addresses[1], f"veth to {link.a}/{a_name}"))
+        pair = (ends.end(link.a), ends.end(link.b))
+        out = tuple(None if s is None else s.label for s in egress(link.shape, link.direction))
+        for i, end in enumerate(pair):
+            other = pair[1 - i]
+            if end is None or other is None:
+                continue
+            if end.bridge is not None:
+                joins = f"port of {end.name}"
+            elif other.bridge is not None:
+                joins = f"veth to {other.name} ({link.names[1 - i]})"
+            else:
+                joins = f"veth to {where(other.namespace)}/{link.names[1 - i]}"
+            rows.append((where(end.namespace), link.names[i], link.addresses[i], joins, out[i]))
     rows.sort(key=lambda row: (row[0] != host_name, row[0]))
-    text = text_table(("NAMESPACE", "INTERFACE", "ADDRESS", "JOINS"), rows)
+    text = text_table(("NAMESPACE", "INTERFACE", "ADDRESS", "JOINS", "SHAPING"), rows)
     if topo.routes:
         text += "\n" + text_table(
             ("NAMESPACE", "ROUTE", "VIA", "DEV"),
-            [(r.namespace or host_name, r.destination, r.via, r.dev) for r in topo.routes],
+            [(where(r.namespace), r.destination, r.via, r.dev) for r in topo.routes],
         )
+    rules = [
+        (where(m.namespace), f"masquerade {m.source}", m.out_interface and f"out {m.out_interface}")
+        for m in topo.masquerades
+    ]
+    rules += [
+        (
+            where(f.namespace),
+            f"forward {f.protocol} {f.port} -> {f.to}",
+            f.in_interface and f"in {f.in_interface}",
+        )
+        for f in topo.port_forwards
+    ]
+    if rules:
+        text += "\n" + text_table(("NAMESPACE", "NAT", "INTERFACE"), rules)
     return text.rstrip("\n")
 
 
 def cmd_check(ctx: _Context) -> int:
     lab = ctx.lab(ctx.args.name)
-    expect = Expectations.load(ctx.args.expect) if ctx.args.expect else None
-    result = lab.check(ctx.executor, timeout=ctx.args.timeout, count=ctx.args.count)
+    expect = check_report.expectations(ctx.args)
+    result = lab.check(ctx.reach(lab), timeout=ctx.args.timeout, count=ctx.args.count)
     return _report_check(ctx, result, expect)
 
 
 def _report_check(ctx: _Context, result: Reachability, expect: Expectations | None) -> int:
-    """Print a check (text or ``--json``); 0 when it is as expected, else 1."""
-    verdict = expect.verdict(result) if expect is not None else None
-    ok = verdict.ok if verdict is not None else result.ok
-    if getattr(ctx.args, "json", False):
-        data = result.to_dict()
-        if verdict is not None:
-            data["expect"] = verdict.to_dict()
-        data["as_expected"] = ok
-        ctx.print(json.dumps(data, indent=2))
-        return 0 if ok else 1
-    full = getattr(ctx.args, "full", False)
-    ctx.print(result.to_text(compact=False if full else None).rstrip("\n"))
-    if verdict is not None:
-        ctx.print("\n".join(verdict.lines()))
-        ctx.print("as expected" if ok else "NOT as expected")
-    return 0 if ok else 1
+    text, code = check_report.report(
+        result,
+        expect,
+        as_json=getattr(ctx.args, "json", False),
+        full=getattr(ctx.args, "full", False),
+    )
+    ctx.print(text)
+    return code
 
 
 def cmd_down(ctx: _Context) -> int:
@@ -326,6 +366,7 @@ def cmd_ls(ctx: _Context) -> int:
             "name": lab.name,
             "state": lab.status(present),
             "isolated": lab.record.isolated,
+            "rootless": lab.rootless,
             "namespaces": len(lab.own_namespaces()),
             "pid": lab.record.pid,
         }
@@ -336,30 +377,33 @@ def cmd_ls(ctx: _Context) -> int:
     elif not labs:
         ctx.print(f"no labs (state directory {ctx.registry.directory})")
     else:
-        rows = [
-            (x["name"], x["state"], "yes" if x["isolated"] else "no", x["namespaces"], x["pid"])
-            for x in labs
-        ]
+        rows = [(x["name"], x["state"], _isolation(x), x["namespaces"], x["pid"]) for x in labs]
         header = ("NAME", "STATE", "ISOLATED", "NAMESPACES", "PID")
         ctx.print(text_table(header, rows).rstrip("\n"))
     return 0
 
 
+def _isolation(lab: dict[str, Any]) -> str:
+    """The ISOLATED column: a rootless lab is in a sandbox of its own."""
+    return "sandbox" if lab["rootless"] else "yes" if lab["isolated"] else "no"
+
+
 def cmd_show(ctx: _Context) -> int:
     lab = ctx.lab(ctx.args.name)
-    snap, missing = lab.snapshot(ctx.executor)
+    snap, missing = lab.snapshot(ctx.reach(lab))
     if ctx.args.json:
         record = lab.record
         data: dict[str, Any] = {
             "name": record.name,
             "isolated": record.isolated,
+            "rootless": lab.rootless,
             "host": record.host,
             "missing": missing,
         }
         data.update(snap.to_dict())
         ctx.print(json.dumps(data, indent=2))
         return 0
-    ctx.print(_show_text(snap))
+    ctx.print(_show_text(snap, "(sandbox)" if lab.rootless else "(root)"))
     if missing:
         ctx.print(f"\nmissing namespaces: {', '.join(missing)}")
     return 0
@@ -374,24 +418,27 @@ def _joins(state: NamespaceState, name: str) -> str:
     return link.kind or ""
 
 
-def _show_text(snap: Snapshot) -> str:
+def _show_text(snap: Snapshot, root: str = "(root)") -> str:
+    """The tables of ``show``; ``root`` names the namespace without a name."""
     rows = []
     routes = []
     for state in snap:
-        where = state.name or "(root)"
+        where = state.name or root
         for link in state.links:
             if link.kind == "loopback":
                 continue
             addrs = [
                 a.address for a in state.addresses if a.interface == link.name and a.scope != "link"
             ]
+            shaping = link.qdisc.label if link.qdisc is not None else ""
             for address in addrs or [""]:
-                rows.append((where, link.name, address, link.state, _joins(state, link.name)))
+                joins = _joins(state, link.name)
+                rows.append((where, link.name, address, link.state, joins, shaping))
         for route in state.routes:
             if route.family == "inet6" and route.destination.startswith("fe80::"):
                 continue
             routes.append((where, route.destination, route.via, route.dev, route.protocol))
-    text = text_table(("NAMESPACE", "INTERFACE", "ADDRESS", "STATE", "JOINS"), rows)
+    text = text_table(("NAMESPACE", "INTERFACE", "ADDRESS", "STATE", "JOINS", "SHAPING"), rows)
     text += "\n" + text_table(("NAMESPACE", "ROUTE", "VIA", "DEV", "PROTOCOL"), routes)
     return text.rstrip("\n")
 
@@ -410,7 +457,7 @@ def cmd_exec(ctx: _Context) -> int:
         argv = argv[1:]
     if not argv:
         raise UsageError(f"no command given: {PROG} exec {lab.name} {namespace} -- CMD...")
-    result = Runner(ctx.executor).run(in_namespace(argv, namespace), check=False)
+    result = Runner(ctx.reach(lab)).run(in_namespace(argv, namespace), check=False)
     ctx.out.write(result.stdout)
     ctx.out.flush()
     ctx.err.write(result.stderr)
@@ -441,7 +488,8 @@ def cmd_graph(ctx: _Context) -> int:
     if Path(target).suffix.lower() in (".toml", ".yaml", ".yml") or os.sep in target:
         topo = topology.load(target)
     else:
-        topo = ctx.lab(target).topology(ctx.executor)
+        lab = ctx.lab(target)
+        topo = lab.topology(ctx.reach(lab))
     draw = pictures.to_dot if ctx.args.format == "dot" else pictures.to_mermaid
     ctx.out.write(draw(topo).rstrip("\n") + "\n")
     return 0
@@ -452,7 +500,7 @@ def cmd_cleanup(ctx: _Context) -> int:
     cleaned = 0
     for lab in kept_labs(ctx.registry):
         record = lab.record
-        if record.state == "kept" or ctx.registry.is_live(record.name):
+        if lab.status(set()) != "stale":  # open, building, or kept up
             continue
         try:
             removed = recover(record.name, executor=ctx.executor, state_dir=ctx.state_dir)
@@ -485,12 +533,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--sudo", action="store_true", help="run every command through `sudo -n`")
     parser.add_argument(
+        "--rootless",
+        action="store_true",
+        help="build labs in a sandbox of their own, without root "
+        "(the default when not root, unless --sudo)",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="store_true", help="print every command as it runs (stderr)"
     )
     parser.add_argument(
         "--state-dir",
         metavar="DIR",
-        help="where lab records live (default: $NETNS_KIT_STATE_DIR or /run/netns-kit)",
+        help="where lab records live (default: $NETNS_KIT_STATE_DIR, /run/netns-kit for "
+        "root, $XDG_RUNTIME_DIR/netns-kit-UID for others)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -505,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--name", help="the lab's name instead of the file's (namespaces keep their names)"
     )
 
-    _check_options(up, up=True)
+    check_report.add_options(up, up=True)
 
     check = add(
         "check",
@@ -518,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--full", action="store_true", help="the whole matrix, however many namespaces"
     )
-    _check_options(check, up=False)
+    check_report.add_options(check, up=False)
 
     down = add("down", cmd_down, "tear a lab down from its record (also after a crash)")
     down.add_argument("name", metavar="NAME")
@@ -555,22 +610,6 @@ def build_parser() -> argparse.ArgumentParser:
     validate = add("validate", cmd_validate, "check a topology file, changing nothing")
     validate.add_argument("file", metavar="FILE")
     return parser
-
-
-def _check_options(command: argparse.ArgumentParser, *, up: bool) -> None:
-    if up:
-        command.add_argument(
-            "--check", action="store_true", help="then check it, as `netns-kit check` does"
-        )
-    command.add_argument(
-        "--expect",
-        metavar="FILE",
-        help="a TOML file of pairs expected to fail ([[fail]] from = ..., to = ...)",
-    )
-    command.add_argument(
-        "--timeout", type=float, default=1.0, metavar="S", help="seconds to wait for replies"
-    )
-    command.add_argument("--count", type=int, default=1, metavar="N", help="echo requests per pair")
 
 
 def entry() -> None:

@@ -13,17 +13,33 @@ import math
 import re
 import shlex
 from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .result import Result
 
 #: Which Debian package brings each tool we start, for ToolMissingError's hint.
 DEBIAN_PACKAGES: dict[str, str] = {
     "ip": "iproute2",
+    "bridge": "iproute2",
+    "ip6tables": "iptables",
     "iptables": "iptables",
     "iptables-save": "iptables",
     "sysctl": "procps",
     "ping": "iputils-ping",
     "fping": "fping",
     "nsenter": "util-linux",
+    "unshare": "util-linux",
     "sudo": "sudo",
+    "tee": "coreutils",
+    "mkdir": "coreutils",
+    "ls": "coreutils",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+    "sshd": "openssh-server",
+    "/usr/sbin/sshd": "openssh-server",
+    "tc": "iproute2",
+    "iperf3": "iperf3",
 }
 
 
@@ -162,6 +178,48 @@ class LabBusyError(NetnsKitError):
     """A lab of that name is already open, in this process or another live one."""
 
 
+class RootlessUnavailableError(NetnsKitError):
+    """The kernel refuses the user namespace a rootless lab needs.
+
+    ``setting`` names the kernel setting that refuses, with its ``value``, and
+    ``allow`` the value that would allow it; all ``None`` when none of the settings
+    known to refuse does (the message then says what ``unshare`` said, as a note).
+    """
+
+    def __init__(
+        self,
+        setting: str | None = None,
+        value: str | None = None,
+        meaning: str = "",
+        allow: str | None = None,
+    ) -> None:
+        self.setting = setting
+        self.value = value
+        self.allow = allow
+        if setting is None:
+            text = (
+                "the kernel refused to make the user namespace a rootless lab needs "
+                "(run the lab as root instead)"
+            )
+        else:
+            text = (
+                f"a rootless lab needs a user namespace, but {setting} is {value}: "
+                f"{meaning} (as root: sysctl -w {setting}={allow}; or run the lab as root)"
+            )
+        super().__init__(text)
+
+
+class SandboxGoneError(NetnsKitError):
+    """A rootless lab's sandbox is not running any more: what it held went with it."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        super().__init__(
+            f"the lab's rootless sandbox (holder process {pid}) is gone, and everything "
+            "it held went with it"
+        )
+
+
 class ToolMissingError(NetnsKitError):
     """A program we need is not installed; the message names the Debian package."""
 
@@ -184,11 +242,15 @@ class CommandError(NetnsKitError):
         returncode: int,
         stdout: str = "",
         stderr: str = "",
+        *,
+        host: str | None = None,
     ) -> None:
         self.argv = tuple(argv)
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
+        #: The machine the command ran on, when not this one (an SSHExecutor's host).
+        self.host = host
         super().__init__(self._message())
 
     @property
@@ -197,13 +259,21 @@ class CommandError(NetnsKitError):
 
     def _message(self) -> str:
         said = (self.stderr.strip() or self.stdout.strip() or "(no output)").replace("\n", "\n  ")
-        text = f"`{self.command_line}` failed with exit code {self.returncode}:\n  {said}"
+        where = "" if self.host is None else f" on host {bounded_repr(self.host)}"
+        text = f"`{self.command_line}` failed{where} with exit code {self.returncode}:\n  {said}"
         if self.hint:
             text += f"\nhint: {self.hint}"
         return text
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.argv, self.returncode, self.stdout, self.stderr))
+        # pickle calls the class with positional arguments only: the host (and any
+        # notes) travel in the state, and the message is made again from all of it
+        args = (self.argv, self.returncode, self.stdout, self.stderr)
+        return (type(self), args, dict(self.__dict__))
+
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        self.__dict__.update(state or {})
+        self.args = (self._message(),)
 
 
 class AlreadyExistsError(CommandError):
@@ -221,7 +291,33 @@ class NotFoundError(CommandError):
 class PermissionDeniedError(CommandError):
     """The kernel refused: we are not privileged enough."""
 
-    hint = "run as root, or with CAP_NET_ADMIN and CAP_SYS_ADMIN, or use ShellExecutor(sudo=True)"
+    hint = (
+        "run as root, or with CAP_NET_ADMIN and CAP_SYS_ADMIN, or use "
+        "ShellExecutor(sudo=True); or build the lab without root: Lab(..., rootless=True)"
+    )
+
+
+class HostUnreachableError(NetnsKitError):
+    """Another machine could not be reached, or its connection died (an
+    :class:`~netns_kit.SSHExecutor` could not run a command there).
+
+    ``host`` is the machine as the executor names it, ``said`` what ssh said.  The
+    command that raised it did not run there, or was cut off: a connection that dies
+    in the middle of a command leaves no way to tell how far it got.
+    """
+
+    def __init__(self, host: str, said: str) -> None:
+        self.host = host
+        self.said = said.strip()
+        text = self.said.replace("\n", "\n  ") or "(ssh said nothing)"
+        super().__init__(
+            f"host {bounded_repr(host)} is unreachable over ssh:\n  {text}\n"
+            "hint: check that the machine is up, that sshd listens on it, and the ssh "
+            "target, port, user and key"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.host, self.said))
 
 
 class CommandTimeoutError(CommandError):
@@ -230,11 +326,88 @@ class CommandTimeoutError(CommandError):
     hint = "the command was killed after its timeout"
 
 
-_EXEC_FAILED = re.compile(r'exec of "([^"]+)" failed: No such file or directory')
+class KernelFeatureMissingError(CommandError):
+    """The kernel lacks what a command needs: a qdisc kind (``tc`` says "Specified
+    qdisc kind is unknown"), which is a kernel module that is not there.
+
+    ``module`` names it (``sch_netem``), taken from the qdisc kind the command asks
+    for; the message says how to get it.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        returncode: int = 2,
+        stdout: str = "",
+        stderr: str = "",
+        *,
+        host: str | None = None,
+    ) -> None:
+        kind = qdisc_kind(argv)
+        self.kind = kind
+        self.module = None if kind is None else f"sch_{kind}"
+        super().__init__(argv, returncode, stdout, stderr, host=host)
+
+    def _message(self) -> str:
+        said = (self.stderr.strip() or "(no output)").replace("\n", "\n  ")
+        where = "" if self.host is None else f" on host {bounded_repr(self.host)}"
+        if self.module is None:
+            lead = "this kernel lacks the qdisc kind this command asks for"
+        else:
+            config = f"CONFIG_NET_SCH_{(self.kind or '').upper()}"
+            lead = (
+                f"this kernel has no {self.kind} qdisc (kernel module {self.module}): "
+                f"load it with `modprobe {self.module}`, or use a kernel built with "
+                f"{config}"
+            )
+        return (
+            f"{lead}\n`{self.command_line}` failed{where} with exit code "
+            f"{self.returncode}:\n  {said}"
+        )
+
+
+#: The words of ``tc qdisc VERB`` that come before the qdisc's kind, with how many
+#: values each takes.
+_QDISC_WORDS = {
+    "dev": 1,
+    "handle": 1,
+    "parent": 1,
+    "estimator": 2,
+    "ingress_block": 1,
+    "egress_block": 1,
+    "root": 0,
+    "ingress": 0,
+    "clsact": 0,
+}
+
+
+def qdisc_kind(argv: Sequence[str]) -> str | None:
+    """The qdisc kind a ``tc qdisc add|replace|change`` argv asks for, if it has one."""
+    words = list(argv)
+    if "qdisc" not in words:
+        return None
+    rest = words[words.index("qdisc") + 2 :]  # past the verb
+    i = 0
+    while i < len(rest):
+        word = rest[i]
+        if word not in _QDISC_WORDS:
+            return word if re.fullmatch(r"[a-z][a-z0-9_]*", word) else None
+        i += 1 + _QDISC_WORDS[word]
+    return None
+
+
+#: How ``ip netns exec`` and ``nsenter`` say that the program is not there.
+_EXEC_FAILED = re.compile(
+    r'exec of "([^"]+)" failed: No such file or directory'
+    r"|failed to execute (\S+): No such file or directory"
+)
 
 # Order matters: the first match wins.
 _PATTERNS: tuple[tuple[str, type[CommandError]], ...] = (
+    ("Specified qdisc kind is unknown", KernelFeatureMissingError),
     ("File exists", AlreadyExistsError),
+    # VXLAN: a device with this VNI and port already uses this underlay (EEXIST)
+    ("with the specified VNI already exists", AlreadyExistsError),
     ("Cannot find device", NotFoundError),
     ("does not exist", NotFoundError),
     ("No such file", NotFoundError),
@@ -247,13 +420,33 @@ _PATTERNS: tuple[tuple[str, type[CommandError]], ...] = (
 
 
 def command_error(
-    argv: Sequence[str], returncode: int, stdout: str = "", stderr: str = ""
+    argv: Sequence[str],
+    returncode: int,
+    stdout: str = "",
+    stderr: str = "",
+    *,
+    host: str | None = None,
 ) -> NetnsKitError:
-    """Turn a failed command into the most specific error the kernel's words allow."""
+    """Turn a failed command into the most specific error the kernel's words allow.
+
+    ``host`` names the machine it ran on when that is not this one: the error says
+    so, since "File exists" on one of three machines is only half an answer.
+    """
     missing = _EXEC_FAILED.search(stderr)
     if missing:
-        return ToolMissingError(missing.group(1))
+        error = ToolMissingError(missing.group(1) or missing.group(2))
+        if host is not None:
+            error.add_note(f"on host {bounded_repr(host)}")
+        return error
     for needle, cls in _PATTERNS:
         if needle in stderr:
-            return cls(argv, returncode, stdout, stderr)
-    return CommandError(argv, returncode, stdout, stderr)
+            return cls(argv, returncode, stdout, stderr, host=host)
+    return CommandError(argv, returncode, stdout, stderr, host=host)
+
+
+def result_error(result: Result) -> NetnsKitError:
+    """The error a failed :class:`~netns_kit.result.Result` stands for (see
+    :func:`command_error`), naming the host it ran on."""
+    return command_error(
+        result.argv, result.returncode, result.stdout, result.stderr, host=result.host
+    )

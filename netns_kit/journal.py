@@ -20,7 +20,7 @@ import attrs
 
 from . import state
 from .command import Command
-from .errors import AlreadyExistsError, NetnsKitError, NotFoundError, command_error
+from .errors import AlreadyExistsError, NetnsKitError, NotFoundError, result_error
 from .registry import Record, Registry
 from .runner import Runner
 from .step import Entry, Step
@@ -194,6 +194,10 @@ class Journal:
         deleted = {u.deletes for u in self._undo if u.deletes is not None}
         return [u for u in reversed(self._undo) if not (u.lives_in and u.lives_in <= deleted)]
 
+    def forget_undo(self) -> None:
+        """Drop the undo log: what it would undo is gone already (a sandbox ended)."""
+        self._undo.clear()
+
     def teardown_commands(self) -> list[Command]:
         return [c for undo in self._teardown_plan() for c in undo.commands]
 
@@ -211,7 +215,7 @@ class Journal:
         for result, may_be_absent in zip(report.results, tolerant, strict=True):
             if result is None or result:
                 continue
-            failed = command_error(result.argv, result.returncode, result.stdout, result.stderr)
+            failed = result_error(result)
             if not (may_be_absent and isinstance(failed, NotFoundError)):
                 problems.append(failed)
         if report.error is not None and report.failed is None:

@@ -1,7 +1,8 @@
 """Labs known from their record: kept up by ``netns-kit up``, or left by a dead process.
 
 What the command line shows of such a lab (its status, its live state, its picture)
-is library code, so the Python API has it too.
+is library code, so the Python API has it too.  A rootless lab is entered through its
+sandbox (:meth:`KeptLab.executor`): its namespaces exist nowhere else.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .executor import Executor
 from .neighbours import LeaseKeeper
 from .reachability import Reachability
 from .registry import Record, Registry, tag_for
+from .sandbox import SandboxExecutor, holder_alive
 from .spec import Topology
 from .state import Snapshot
 
@@ -38,11 +40,23 @@ class KeptLab:
     def own_namespaces(self) -> list[str]:
         return [n for n in self.record.namespaces() if n != self.record.host]
 
+    @property
+    def rootless(self) -> bool:
+        return self.record.sandbox is not None
+
+    def executor(self, machine: Executor) -> Executor:
+        """What reaches the lab: its sandbox for a rootless lab (SandboxGoneError when
+        that ended), else ``machine``, the executor of the machine's namespaces."""
+        if self.record.sandbox is None:
+            return machine
+        return SandboxExecutor.attach(self.record.sandbox)
+
     def status(self, present: set[str]) -> str:
         """up, open, building, checking, stale (its process died) or partial (pieces are
         missing).
 
-        ``present`` is the set of namespaces the machine has now.
+        ``present`` is the set of namespaces the machine has now.  A rootless lab is
+        up while its sandbox runs, and stale once that is gone.
         """
         if self.registry.is_live(self.name):
             if self.record.state == "checking":  # a check's record (netns_kit.neighbours)
@@ -50,6 +64,8 @@ class KeptLab:
             return "open" if self.record.state == "up" else "building"
         if self.record.state != "kept":
             return "stale"
+        if self.record.sandbox is not None:
+            return "up" if holder_alive(self.record.sandbox) else "stale"
         return "partial" if any(n not in present for n in self.namespaces()) else "up"
 
     def snapshot(self, executor: Executor) -> tuple[Snapshot, list[str]]:

@@ -9,7 +9,8 @@ after a crash through :func:`~netns_kit.recover`.
 
 Teardown does no avoidable kernel work: what lives in a namespace that is being
 deleted goes with it, so only the namespaces (and whatever lives in namespaces that
-survive, such as the root side of a veth) are deleted explicitly.
+survive, such as the root side of a veth) are deleted explicitly.  A rootless lab
+(:mod:`netns_kit.sandbox`) does none at all: its sandbox takes everything with it.
 """
 
 from __future__ import annotations
@@ -18,31 +19,32 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from . import checker, topology, validate
+from . import measure, shaping, topology, validate
+from .blueprint import FromTopology, build
 from .errors import LabBusyError, NetnsKitError, TeardownError, ValidationError
 from .executor import Executor, Process, default_executor
 from .holdings import Holdings
 from .journal import Journal, shielded
 from .link import Bridge, VethPair
 from .namespace import Namespace
-from .nat import Masquerade, Sysctl
-from .neighbours import LabKeeper
-from .reachability import Reachability
+from .nat import Sysctl
+from .ready import wait_settled
 from .registry import Record, Registry, tag_for, undo_record
 from .route import Route
+from .rules import RuleBuilders
 from .runner import Progress, Runner
-from .spec import BridgeSpec, LinkSpec, MasqueradeSpec, RouteSpec, SysctlSpec, Topology
+from .sandbox import SandboxExecutor, lab_sandbox
+from .spec import BridgeSpec, RouteSpec, SysctlSpec, Topology
 from .step import Step
 from .views import LabViews
 
 log = logging.getLogger("netns_kit")
 
 
-class Lab(LabViews):
+class Lab(RuleBuilders, FromTopology, LabViews):
     """A temporary lab.  Use it as a context manager, or call :meth:`close`.
 
     ``isolated=True`` puts the lab's host side (bridges, host addresses, forwarding,
@@ -50,6 +52,11 @@ class Lab(LabViews):
     machine's network is never changed.  ``isolated=False`` uses the root namespace,
     as the iproute2 recipes do.  ``on_progress(done, total)`` hears of every process
     a build starts.
+
+    ``rootless=True`` builds the lab in a sandbox of its own (:mod:`netns_kit.sandbox`),
+    without root: its host side is the sandbox's network namespace, and nothing of it
+    is visible from, or can reach, the machine's network.  ``None`` (the default)
+    means rootless for a user who is not root, the machine's namespaces for root.
     """
 
     def __init__(
@@ -61,11 +68,13 @@ class Lab(LabViews):
         state_dir: str | os.PathLike[str] | None = None,
         ipv6_link_local: bool = False,
         on_progress: Progress | None = None,
+        rootless: bool | None = None,
     ) -> None:
         self.name = validate.lab_name(name)
         self.isolated = bool(isolated)
         self.ipv6_link_local = bool(ipv6_link_local)
-        self.executor = executor
+        self.sandbox = lab_sandbox(rootless, executor, self.name)
+        self.executor = executor if executor or not self.sandbox else SandboxExecutor(self.sandbox)
         self.tag = tag_for(self.name)
         self.host: str | None = f"{self.name}-host" if self.isolated else None
         self.registry = Registry(state_dir)
@@ -83,6 +92,10 @@ class Lab(LabViews):
     @property
     def ex(self) -> Executor:
         return self.executor or default_executor()
+
+    @property
+    def rootless(self) -> bool:
+        return self.sandbox is not None
 
     @property
     def state(self) -> str:
@@ -116,6 +129,7 @@ class Lab(LabViews):
         # the executor is the one in force when the lab opens, for its whole life
         self.journal.runner = Runner(self.ex, on_progress=self._on_progress)
         try:
+            holder = self.sandbox.start() if self.sandbox is not None else None
             leftover = self.registry.read(self.name)
             if leftover is not None and leftover.state == "kept":
                 raise LabBusyError(
@@ -125,7 +139,8 @@ class Lab(LabViews):
             if leftover is not None:  # its owner is dead: we hold the lock
                 log.warning("lab %r: cleaning up what a dead process left", self.name)
                 undo_record(leftover, self.ex)
-            self.journal.begin(Record(self.name, os.getpid(), self.isolated, self.host))
+            record = Record(self.name, os.getpid(), self.isolated, self.host, sandbox=holder)
+            self.journal.begin(record)
             self._state = "open"
             if self.host is not None:
                 self._run(Namespace(self.host).create_steps(self.tag))
@@ -144,6 +159,8 @@ class Lab(LabViews):
         together as a :class:`TeardownError`.
         """
         if self._state != "open":
+            if self.sandbox is not None and self._state != "kept":
+                self.sandbox.stop()  # an open that failed
             self.journal.release()
             return
         problems: list[BaseException] = []
@@ -155,7 +172,11 @@ class Lab(LabViews):
                     except Exception as stopping:
                         problems.append(stopping)
                 self.processes.clear()
-                problems += self.journal.teardown()
+                if self.sandbox is None:
+                    problems += self.journal.teardown()
+                else:  # everything goes with the sandbox
+                    self.sandbox.stop()
+                    self.journal.forget_undo()
             finally:
                 self._state = "closed"
                 if not problems:
@@ -175,6 +196,8 @@ class Lab(LabViews):
         """
         if self._state != "open":
             raise NetnsKitError(f"lab {self.name!r} is not open")
+        if self.sandbox is not None:
+            self.sandbox.keep()
         self.journal.set_state("kept")
         self._state = "kept"
         self.journal.release()
@@ -218,6 +241,7 @@ class Lab(LabViews):
             self._queue = None
         self.journal.refuse_taken(queued)
         self.journal.apply(queued, rollback=False)
+        self._settle()
 
     # -- builders -----------------------------------------------------------------
     def namespace(self, name: str) -> Namespace:
@@ -232,17 +256,34 @@ class Lab(LabViews):
         self.held.add(ns, ns.name)
         return ns
 
-    def bridge(self, name: str, address: str | None = None) -> Bridge:
-        """Create a bridge on the host side, up, with the host side's ``address``."""
-        bridge = Bridge(name, self.host, executor=self.executor)
+    def bridge(
+        self,
+        name: str,
+        address: str | None = None,
+        *,
+        namespace: Namespace | str | None = None,
+        stp: bool = False,
+    ) -> Bridge:
+        """Create a bridge (a switch), up: on the host side, or in ``namespace``.
+
+        ``address`` is that namespace's own address on it.  ``stp=True`` runs spanning
+        tree with the shortest timers the kernel takes, for rings: a build then waits
+        until its ports settle (4-5 s).
+        """
+        where = self.held.side(namespace)
+        if not isinstance(stp, bool):
+            raise ValidationError("stp", stp, "must be True or False")
+        bridge = Bridge(name, where, executor=self.executor, stp=stp)
         cidr = None if address is None else str(validate.interface(address, "address"))
-        if bridge.name in self.held.bridges or self.held.names.is_taken(None, bridge.name):
-            raise ValidationError("name", name, f"is already an interface of lab {self.name!r}")
-        steps = self.held.prepare("switch", [self.host])
+        place = self.held.place(where)
+        if self.held.names.is_taken(place, bridge.name):
+            inside = place or "the host side"
+            raise ValidationError("name", name, f"is already an interface in {inside}")
+        steps = self.held.prepare("switch", [where])
         if cidr is not None and ":" in cidr:
-            steps += self.held.prepare("ipv6", [self.host])
+            steps += self.held.prepare("ipv6", [where])
         self._run(steps + bridge.steps(tag=self.tag, address=cidr))
-        self.held.add(bridge, BridgeSpec(bridge.name, cidr))
+        self.held.add(bridge, BridgeSpec(bridge.name, cidr, place, stp))
         return bridge
 
     def link(
@@ -253,29 +294,42 @@ class Lab(LabViews):
         addresses: Sequence[str | None] = (None, None),
         names: Sequence[str] | None = None,
         mtu: int | None = None,
+        rate: str | float | None = None,
+        delay: str | float | None = None,
+        jitter: str | float | None = None,
+        loss: str | float | None = None,
+        direction: str = "both",
     ) -> VethPair:
-        """Join two namespaces, or a namespace and a bridge, with a veth pair (both up)."""
-        ends = self.held.ends(a, b, addresses, names)
+        """Join any two ends with a veth pair (both up): namespaces, or bridges
+        wherever they live (a bridge end is a port of it; a bridge is given as its
+        object, or by name when no other bridge of the lab has that name), shaped by
+        ``rate``, ``delay``, ``jitter``, ``loss`` as :meth:`VethPair.shape`."""
+        shape, way = shaping.given(rate, delay, jitter, loss, direction)
         if mtu is not None:
             validate.positive_int(mtu, "mtu", minimum=68, maximum=65535)
-        where_b = self.host if ends.bridge is not None else ends.b
-        pair = VethPair(*ends.names, ends.a, where_b, executor=self.executor)
+        ends = self.held.ends(a, b, addresses, names)
+        way = shaping.flipped(way) if ends.flipped else way  # in the pair's terms
+        pair = ends.veth(self.executor, mtu)
+        if shape is not None:  # the kernel has the qdisc, or nothing runs
+            shaping.require(self.ex, shape.kind)
         # Without an IPv6 address a link needs no IPv6 link-local address either, and
         # each of those starts DAD, MLD and router solicitations that a bridge floods
         # to every port: kernel work that grows with the square of the lab's size.
         link_local = self.ipv6_link_local or any(c and ":" in c for c in ends.addresses)
-        steps = self.held.prepare("ipv6", [ends.a, where_b]) if link_local else []
+        where = [pair.namespace, pair.peer_namespace]
+        steps = self.held.prepare("ipv6", where) if link_local else []
         steps += pair.steps(
             tag=self.tag,
-            addresses=ends.addresses,
+            addresses=ends.veth_addresses(),
             mtu=mtu,
-            bridge=ends.bridge,
+            ports=ends.ports(),
             link_local=link_local,
         )
-        self._run(steps)
-        self.held.names.take(ends.a, ends.names[0])
-        self.held.names.take(None if ends.bridge else ends.b, ends.names[1])
-        self.held.add(pair, LinkSpec(ends.a, ends.b, ends.names, ends.addresses, mtu))
+        self._run(steps + pair.shaping_steps(shape, way))
+        pair.shaping, pair.direction = shape, way
+        self.held.add_link(pair, ends, mtu)
+        if self._queue is None:
+            self._settle()
         return pair
 
     def route(
@@ -312,86 +366,22 @@ class Lab(LabViews):
         self.held.add(setting, SysctlSpec(setting.key, setting.value, spec_ns))
         return setting
 
-    def masquerade(self, source: str, out_interface: str | None = None) -> Masquerade:
-        """NAT by masquerade for ``source`` on the host side, tagged with the lab's name."""
-        rule = Masquerade(source, out_interface, self.host, self.tag, executor=self.executor)
-        if MasqueradeSpec(rule.source, rule.out_interface) in self.held.specs(MasqueradeSpec):
-            # -C would skip the second -A, but its undo would delete the rule twice
-            raise ValidationError("source", source, f"is already masqueraded by lab {self.name!r}")
-        # forwarding and the rule are one builder: if the rule fails, forwarding is undone
-        forwarding = self.held.setting_steps(rule.forwarding())
-        self._run([*forwarding, rule.rule_step()])
-        self.held.saved(forwarding)
-        self.held.add(rule, MasqueradeSpec(rule.source, rule.out_interface))
-        return rule
+    def _settle(self) -> None:
+        """Wait for the spanning-tree bridges that got ports (see :mod:`netns_kit.ready`)."""
+        bridges = self.held.take_unsettled()
+        if bridges:
+            wait_settled(self.journal.runner, bridges)
 
-    # -- checking -----------------------------------------------------------------
-    def reachability(
-        self, sources: Any = None, targets: Any = None, *, timeout: float = 1.0, count: int = 1
-    ) -> Reachability:
-        """Probe every global address of every namespace from every other one (or
-        only ``sources``, to ``targets``: namespaces or addresses).  A neighbour-limit
-        raise is recorded in the lab's record and put back (:mod:`netns_kit.checker`)."""
-        if self._state != "open" or self._queue is not None:
-            raise NetnsKitError(f"lab {self.name!r} is {self._state}: check it once built")
-        return checker.run(
-            self.ex,
-            read=self.sides_and_namespaces(),
-            namespaces=list(self.held.namespaces),
-            sources=sources,
-            targets=targets,
-            timeout=timeout,
-            count=count,
-            keeper=LabKeeper(self.journal),
-            lab=self.name,
-        )
+    def throughput(
+        self, src: Namespace | str | None, dst_address: str, seconds: int = 2, **options: Any
+    ) -> measure.Throughput:
+        """iperf3 from ``src`` to ``dst_address`` (found in the lab): Mbit/s, retransmits,
+        seconds.  ``options``: ``protocol`` (``tcp``/``udp``), ``reverse``, ``port``,
+        ``bitrate``, ``congestion`` (see :func:`netns_kit.measure.throughput`)."""
+        return measure.in_lab(self, src, dst_address, seconds=seconds, **options)
 
     # -- topologies ---------------------------------------------------------------
     def apply(self, blueprint: Topology) -> Self:
         """Check a whole topology, then build it in a handful of processes (a batch)."""
-        blueprint = topology.check(blueprint).with_link_names()
-        with self.batch():
-            places: dict[str, Any] = {n: self.namespace(n) for n in blueprint.namespaces}
-            for b in blueprint.bridges:
-                places[b.name] = self.bridge(b.name, b.address)
-            for link in blueprint.links:
-                self.link(
-                    places[link.a],
-                    places[link.b],
-                    addresses=link.addresses,
-                    names=link.names,
-                    mtu=link.mtu,
-                )
-            for r in blueprint.routes:
-                self.route(r.destination, via=r.via, dev=r.dev, namespace=r.namespace)
-            for s in blueprint.sysctls:
-                self.sysctl(s.key, s.value, namespace=s.namespace)
-            for m in blueprint.masquerades:
-                self.masquerade(m.source, m.out_interface)
+        build(self, topology.check(blueprint).with_link_names())
         return self
-
-    @classmethod
-    def from_topology(cls, blueprint: Topology, **options: Any) -> Lab:
-        """A lab named and isolated as ``blueprint`` says, built when it opens.
-
-        ``options`` are the other arguments of :class:`Lab` (``executor``,
-        ``state_dir``, ``on_progress``).
-        """
-        lab = cls(
-            blueprint.name,
-            isolated=blueprint.isolated,
-            ipv6_link_local=blueprint.ipv6_link_local,
-            **options,
-        )
-        lab._blueprint = blueprint
-        return lab
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], **options: Any) -> Lab:
-        """A lab from a topology dict (checked completely first), built when it opens."""
-        return cls.from_topology(topology.from_dict(data), **options)
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str], **options: Any) -> Lab:
-        """A lab from a TOML (or YAML) topology file, built when it opens."""
-        return cls.from_topology(topology.load(Path(path)), **options)

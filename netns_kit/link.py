@@ -20,7 +20,8 @@ from . import validate
 from .command import Command, ip
 from .errors import ValidationError
 from .executor import Executor, default_executor
-from .runner import act
+from .runner import act, apply_steps
+from .shaping import Shape, egress, given, require, shape_command
 from .state import LinkInfo, Reader
 from .step import Entry, Phase, Step
 
@@ -148,12 +149,25 @@ class Interface:
         act(self._ex, self.delete_commands())
 
 
+#: Spanning tree as short as the kernel allows (centiseconds): forward_delay >= 200,
+#: hello_time >= 100 and max_age >= 600 with STP on.  A ring of three bridges then
+#: converges in 4-5 s instead of the 30 s of the defaults.
+STP_TIMERS = (("forward_delay", 200), ("hello_time", 100), ("max_age", 600))
+
+
 @attrs.define
 class Bridge(Interface):
-    """A Linux bridge (``ip link add name X type bridge``)."""
+    """A Linux bridge (``ip link add name X type bridge``); ``stp`` runs spanning tree
+    (the kernel's own, with :data:`STP_TIMERS`), which a ring of bridges needs."""
+
+    stp: bool = attrs.field(default=False, kw_only=True)
 
     def create_commands(self) -> list[Command]:
-        return [self._ip("link", "add", "name", self.name, "type", "bridge")]
+        options: list[str] = []
+        if self.stp:
+            options += [word for key, value in STP_TIMERS for word in (key, str(value))]
+            options += ["stp_state", "1"]
+        return [self._ip("link", "add", "name", self.name, "type", "bridge", *options)]
 
     def attach_commands(self, interface: Interface | str) -> list[Command]:
         port = _port_name(interface)
@@ -193,9 +207,37 @@ class Bridge(Interface):
         return Reader(self._ex).bridge_ports(self.name, self.namespace)
 
 
+def lost_on_down(reader: Reader, end: Interface) -> list[Command]:
+    """The commands that put back what the kernel removes when ``end`` goes down: its
+    IPv6 addresses (``keep_addr_on_down`` is off by default) and the routes through
+    it that it did not make itself, IPv4 and IPv6."""
+    six = [
+        a.address
+        for a in reader.addresses(end.namespace)
+        if a.interface == end.name and a.family == "inet6" and a.scope == "global"
+    ]
+    commands = [end.add_address_commands(cidr)[0] for cidr in six]
+    for route in reader.routes(end.namespace):
+        if route.dev != end.name or route.protocol in ("kernel", "ra"):
+            continue
+        if route.destination.startswith("fe80:"):
+            continue
+        args = ["-6"] if route.family == "inet6" else []
+        args += ["route", "replace", route.destination]
+        args += ["via", route.via] if route.via else []
+        commands.append(ip(*args, "dev", end.name, namespace=end.namespace))
+    return commands
+
+
 def _port_name(interface: Interface | str) -> str:
     name = interface.name if isinstance(interface, Interface) else interface
     return validate.interface_name(name, "interface")
+
+
+def _index(value: object) -> int | None:
+    if value is None:
+        return None
+    return validate.positive_int(value, "index", minimum=2, maximum=2**31 - 1)
 
 
 @attrs.define
@@ -205,6 +247,18 @@ class VethPair:
     One ``ip link add name A netns NSA type veth peer name B netns NSB`` creates both
     ends in place.  Creating in the root namespace and moving afterwards costs about
     17 ms a move, and leaves a dangling veth when interrupted in between.
+
+    ``index``/``peer_index`` give an end its interface index.  A bridge port whose veth
+    peer has the same index in another namespace stays ``disabled`` for about a
+    second (the kernel then takes the veth for a device of its own kind and delays
+    its carrier event), and fresh namespaces collide often: see
+    :meth:`netns_kit.holdings.Holdings.ends`.
+
+    The first end (``name``) is end ``a`` and the peer end ``b``, for shaping
+    (``direction="a->b"`` shapes what the first end sends) and for :meth:`down`.
+    ``shaping`` and ``direction`` say how the pair is shaped now, as far as this
+    object knows: the shaping it made.  ``mtu`` (the MTU it was made with) sizes a
+    tbf's burst.
     """
 
     name: str = attrs.field(converter=_ifname)
@@ -212,6 +266,13 @@ class VethPair:
     namespace: str | None = attrs.field(default=None, converter=_ns)
     peer_namespace: str | None = attrs.field(default=None, converter=_peer_ns)
     executor: Executor | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
+    index: int | None = attrs.field(default=None, kw_only=True, converter=_index)
+    peer_index: int | None = attrs.field(default=None, kw_only=True, converter=_index)
+    mtu: int | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
+    shaping: Shape | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
+    direction: str = attrs.field(default="both", kw_only=True, eq=False, repr=False)
+    #: What :meth:`up` puts back on an end that :meth:`down` took down, by end name.
+    _lost: dict[str, list[Command]] = attrs.field(factory=dict, init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.name == self.peer and self.namespace == self.peer_namespace:
@@ -236,9 +297,13 @@ class VethPair:
         argv: list[str] = ["link", "add", "name", self.name]
         if self.namespace:
             argv += ["netns", self.namespace]
+        if self.index is not None:
+            argv += ["index", str(self.index)]
         argv += ["type", "veth", "peer", "name", self.peer]
         if self.peer_namespace:
             argv += ["netns", self.peer_namespace]
+        if self.peer_index is not None:
+            argv += ["index", str(self.peer_index)]
         return [ip(*argv)]
 
     def delete_commands(self) -> list[Command]:
@@ -251,10 +316,11 @@ class VethPair:
         tag: str | None,
         addresses: Sequence[str | None] = (None, None),
         mtu: int | None = None,
-        bridge: Bridge | None = None,
+        ports: Sequence[Bridge | None] = (None, None),
         link_local: bool = True,
     ) -> list[Step]:
-        """Create the pair, set both ends up (``bridge``: the peer end is its port).
+        """Create the pair, set both ends up; ``ports`` are the bridges each end is a
+        port of (or ``None``).
 
         The record names the end that outlives the lab's own namespaces (a root-side
         end): deleting it deletes the pair, synchronously.
@@ -263,12 +329,80 @@ class VethPair:
         survivor = ends[1] if self.peer_namespace is None else ends[0]
         lives_in = frozenset({self.namespace, self.peer_namespace})
         steps = [survivor.created(self.create_commands()[0], lives_in=lives_in)]
-        if bridge is not None:
-            steps.append(bridge.port_step(self.peer_end))
+        for end, bridge in zip(ends, ports, strict=True):
+            if bridge is not None:
+                steps.append(bridge.port_step(end))
         for end, cidr in zip(ends, addresses, strict=True):
             given = [cidr] if cidr is not None else []
             steps += end.settings(tag=tag, mtu=mtu, addresses=given, link_local=link_local)
         return steps
+
+    def shaping_steps(
+        self, shape: Shape | None, direction: str = "both", *, restore: bool = False
+    ) -> list[Step]:
+        """The steps that take the pair from its shaping now to ``shape`` (``None``:
+        unshaped) in ``direction``: a ``tc qdisc replace`` on each end that carries it,
+        a ``tc qdisc del`` on each end that no longer does, nothing where nothing
+        changes.
+
+        At build time the steps need no undo: deleting the link deletes its qdiscs.
+        ``restore`` gives each step an undo that puts its end back as it was, for a
+        change while the lab runs, so that a failure leaves no half-shaped link.
+        """
+        steps = []
+        ends = (self.end, self.peer_end)
+        now = egress(self.shaping, self.direction)
+        for end, before, after in zip(ends, now, egress(shape, direction), strict=True):
+            if before == after:
+                continue
+            undo = (shape_command(end.name, end.namespace, before, self.mtu),) if restore else ()
+            steps.append(Step(shape_command(end.name, end.namespace, after, self.mtu), undo))
+        return steps
+
+    def shape(
+        self,
+        rate: str | float | None = None,
+        delay: str | float | None = None,
+        jitter: str | float | None = None,
+        loss: str | float | None = None,
+        direction: str = "both",
+    ) -> Self:
+        """Shape the link, or change how it is shaped, while it carries traffic.
+
+        ``rate`` as tc writes it (``"10mbit"``) or in bits per second, ``delay`` and
+        ``jitter`` as ``"20ms"`` or in seconds, ``loss`` in percent.  ``direction`` is
+        ``"both"``, ``"a->b"`` (what the first end sends) or ``"b->a"``.  This is the
+        link's whole shaping: an end it leaves out is unshaped.  An end keeps its
+        old qdisc until ``tc qdisc replace`` puts the new one in its place; if any
+        step fails, the ends that changed are put back.
+        """
+        shape, way = given(rate, delay, jitter, loss, direction)
+        if shape is None:
+            raise ValidationError(
+                "shape", None, "needs a rate, delay, jitter or loss (unshape() removes shaping)"
+            )
+        require(self._ex, shape.kind)
+        apply_steps(self._ex, self.shaping_steps(shape, way, restore=True))
+        self.shaping, self.direction = shape, way
+        return self
+
+    def unshape(self) -> Self:
+        """Remove the shaping: both ends back to the veth's own (no) qdisc."""
+        apply_steps(self._ex, self.shaping_steps(None, restore=True))
+        self.shaping, self.direction = None, "both"
+        return self
+
+    def _ends(self, end: str) -> list[Interface]:
+        """``both``, ``a`` (the first end), ``b`` (the peer), or an end's name."""
+        if end == "both":
+            return [self.end, self.peer_end]
+        if end in ("a", self.name):
+            return [self.end]
+        if end in ("b", self.peer):
+            return [self.peer_end]
+        raise ValidationError(
+            "end", end, f"is not 'both', 'a', 'b', {self.name!r} or {self.peer!r}"
+        )
 
     def create(self) -> Self:
         act(self._ex, self.create_commands())
@@ -277,7 +411,27 @@ class VethPair:
     def delete(self) -> None:
         act(self._ex, self.delete_commands())
 
-    def up(self) -> Self:
-        """Bring both ends up."""
-        act(self._ex, self.end.up_commands() + self.peer_end.up_commands())
+    def up(self, end: str = "both") -> Self:
+        """Bring both ends up, or one (``"a"``, ``"b"`` or its name), with what the
+        kernel took from them when :meth:`down` took them down."""
+        ends = self._ends(end)
+        commands = [c for i in ends for c in i.up_commands()]
+        act(self._ex, commands + [c for i in ends for c in self._lost.get(i.name, [])])
+        for i in ends:
+            self._lost.pop(i.name, None)
+        return self
+
+    def down(self, end: str = "both") -> Self:
+        """Take both ends down, or one: a link fault, until :meth:`up`.
+
+        An end taken down loses its IPv6 addresses and the routes through it (the
+        kernel removes them; an end whose peer is down keeps its own and just loses
+        its carrier).  They are read first, and :meth:`up` puts them back.
+        """
+        ends = self._ends(end)
+        reader = Reader(self._ex)
+        for i in ends:
+            if i.name not in self._lost:  # not taken down by us already
+                self._lost[i.name] = lost_on_down(reader, i)
+        act(self._ex, [c for i in ends for c in i.down_commands()])
         return self

@@ -9,7 +9,7 @@ import attrs
 
 from . import validate
 from .command import Command, in_namespace, ip
-from .errors import ValidationError, command_error
+from .errors import ValidationError, result_error
 from .executor import Executor, Process, default_executor
 from .ping import PingResult
 from .result import Result
@@ -137,7 +137,7 @@ class Namespace:
         budget = count * interval + timeout + 5.0
         result = Runner(self._ex).run(command, check=False, timeout=budget)
         if result.returncode not in (0, 1):  # 1 is "no reply"; anything else is an error
-            raise command_error(result.argv, result.returncode, result.stdout, result.stderr)
+            raise result_error(result)
         return PingResult.parse(str(validate.address(address)), result.stdout)
 
     # -- readers (ip -j, see netns_kit.state) ------------------------------------

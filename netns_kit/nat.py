@@ -1,4 +1,4 @@
-"""Kernel settings and NAT: :class:`Sysctl` and :class:`Masquerade`.
+"""Kernel settings and NAT: :class:`Sysctl`, :class:`Masquerade`, :class:`PortForward`.
 
 Both emit steps (:mod:`netns_kit.step`), as every object does: the change, and what
 undoes it, decided at the time of the change.  A :class:`~netns_kit.Lab` journals
@@ -16,8 +16,10 @@ import attrs
 
 from . import validate
 from .command import Command, in_namespace
+from .errors import ValidationError
 from .executor import Executor, default_executor
 from .runner import Runner, apply_steps, undo_of
+from .spec import PortForwardSpec
 from .step import Entry, Phase, Step
 
 
@@ -193,3 +195,139 @@ class Masquerade:
         self._undo = None
         self.added = None
         Runner(self._ex).run_all(undo, keep_going=True).check()
+
+
+#: What a port forward forwards: TCP connections, or UDP datagrams (conntrack keeps
+#: a UDP "connection" too, so the replies go back through the same translation).
+PROTOCOLS = ("tcp", "udp")
+
+
+def _protocol(value: object) -> str:
+    if value not in PROTOCOLS:
+        raise ValidationError("protocol", value, "must be 'tcp' or 'udp' (forward both: twice)")
+    return str(value)
+
+
+def _in(value: object) -> str | None:
+    return None if value is None else validate.interface_name(value, "in_interface")
+
+
+def _port(value: object) -> str:
+    return validate.port_text(validate.ports(value, "port"))
+
+
+def _to(value: object) -> str:
+    host, span = validate.target(value, "to")
+    shown = f"[{host}]" if host.version == 6 and span is not None else str(host)
+    return shown if span is None else f"{shown}:{validate.port_text(span)}"
+
+
+@attrs.define
+class PortForward:
+    """A port forward: connections to ``port`` (arriving on ``in_interface``, or on any
+    interface) are sent on to ``to``, by DNAT in the nat table's PREROUTING chain,
+    tagged with ``comment``.
+
+    ``port`` is a port or a range ``"8000-8010"``; ``to`` is ``ADDR`` (the port stays
+    the same), ``ADDR:PORT`` or ``[IPV6]:PORT``.  A range keeps each connection's port:
+    ``to`` then has no port, or exactly the same range (anything else would send many
+    ports to one, or map them in no order).  Only traffic that passes through the
+    namespace is forwarded: a connection the namespace makes itself, or one from the
+    target's own network to the namespace's address (hairpin), is not.  Like a
+    masquerade, it needs forwarding on (:meth:`forwarding`): without it the kernel
+    drops a forwarded connection silently.
+    """
+
+    port: str = attrs.field(converter=_port)
+    to: str = attrs.field(converter=_to)
+    namespace: str | None = attrs.field(default=None, converter=_ns)
+    in_interface: str | None = attrs.field(default=None, converter=_in)
+    protocol: str = attrs.field(default="tcp", converter=_protocol)
+    comment: str = attrs.field(default="netns-kit", converter=_comment)
+    executor: Executor | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        span = validate.ports(self.port)
+        _, target = validate.target(self.to)
+        if span[0] != span[1] and target is not None and target != span:
+            raise ValidationError(
+                "to",
+                self.to,
+                f"gives ports for the range {self.port}: a range keeps each port, so 'to' "
+                "takes no port (or the same range)",
+            )
+        if span[0] != span[1] and target is not None:  # the same range: the same rule
+            self.to = str(self.address)
+
+    @property
+    def address(self) -> validate.IPAddress:
+        return validate.target(self.to)[0]
+
+    @property
+    def ports(self) -> tuple[int, int]:
+        return validate.ports(self.port)
+
+    @property
+    def version(self) -> int:
+        return self.address.version
+
+    def forwarding(self) -> Sysctl:
+        """The setting the rule needs: forwarding on, in the rule's namespace."""
+        key = "net.ipv4.ip_forward" if self.version == 4 else "net.ipv6.conf.all.forwarding"
+        return Sysctl(key, "1", self.namespace, executor=self.executor)
+
+    def _iptables(self, operation: str) -> Command:
+        tool = "iptables" if self.version == 4 else "ip6tables"
+        argv = [tool, "-w", "-t", "nat", operation, "PREROUTING"]
+        if self.in_interface:
+            argv += ["-i", self.in_interface]
+        argv += ["-p", self.protocol, "--dport", validate.port_text(self.ports, ":")]
+        argv += ["-m", "comment", "--comment", self.comment]
+        argv += ["-j", "DNAT", "--to-destination", self.to]
+        return in_namespace(argv, self.namespace, read=operation == "-C", mounts=False)
+
+    def check_command(self) -> Command:
+        return self._iptables("-C")
+
+    def add_commands(self) -> list[Command]:
+        """Append the rule unless an identical one is already there."""
+        return [attrs.evolve(self._iptables("-A"), unless=self.check_command())]
+
+    def delete_commands(self) -> list[Command]:
+        return [self._iptables("-D")]
+
+    def rule_step(self) -> Step:
+        """The rule, recorded with the check that tells recovery it is still there."""
+        delete = self.delete_commands()[0]
+        entry = Entry(
+            "iptables",
+            f"{self.protocol} {self.port}",
+            self.namespace,
+            undo=delete.argv,
+            check=self.check_command().argv,
+        )
+        return Step(self.add_commands()[0], (delete,), entry, Phase.FILTER)
+
+    def spec(self, namespace: str | None) -> PortForwardSpec:
+        """Its description; ``namespace`` as a topology says it (``None``: host side)."""
+        return PortForwardSpec(self.port, self.to, self.protocol, self.in_interface, namespace)
+
+    def exists(self) -> bool:
+        return bool(Runner(self._ex).run(self.check_command(), check=False))
+
+    @property
+    def _ex(self) -> Executor:
+        return self.executor or default_executor()
+
+
+def overlap(a: PortForwardSpec, b: PortForwardSpec) -> bool:
+    """Whether two forwards would catch the same connections: the same namespace and
+    protocol, ports in common, and the same interface or either on every interface.
+    The second such rule would never see a connection, and its undo would remove the
+    first one's rule when the two are the same."""
+    if (a.namespace, a.protocol) != (b.namespace, b.protocol):
+        return False
+    if a.in_interface and b.in_interface and a.in_interface != b.in_interface:
+        return False
+    first, second = validate.ports(a.port), validate.ports(b.port)
+    return first[0] <= second[1] and second[0] <= first[1]

@@ -7,12 +7,20 @@ netns_kit gets them without a ``conftest.py``:
   exact commands a piece of code would run, without root;
 - ``lab``: a real, isolated :class:`~netns_kit.Lab`, open, with a name unique to the
   test and its records in a temporary directory.  It is torn down after the test,
-  whatever the test did, and the test is skipped, saying why, without root.
+  whatever the test did.  Without root it is a rootless lab (:mod:`netns_kit.sandbox`),
+  so network tests run in an unprivileged CI job too; the test is skipped, saying
+  why, only where the kernel refuses that (or iproute2 is missing).
+- ``fake_hosts``: a factory, ``fake_hosts(n)``, of fake machines on this one, each a
+  namespace with its own sshd and its own ``/run/netns``, reached over ssh through an
+  underlay that exists only in the test's namespaces
+  (:class:`~netns_kit.fakehosts.FakeHosts`): ``fake_hosts(2)[0].executor()`` is an
+  :class:`~netns_kit.SSHExecutor`.  Every sshd, namespace and key is gone after the
+  test, whatever it did; without root or OpenSSH the test is skipped, saying why.
 
 The lab's host side is its own namespace (``lab.host``), but the namespaces a test
-makes are named exactly as given, machine-wide: prefix them with ``lab.name`` (as in
-``lab.namespace(f"{lab.name}-red")``) so that tests running at the same time, or a
-test and the machine's own namespaces, never share a name.
+makes are named exactly as given, machine-wide (as root): prefix them with
+``lab.name`` (as in ``lab.namespace(f"{lab.name}-red")``) so that tests running at
+the same time, or a test and the machine's own namespaces, never share a name.
 """
 
 from __future__ import annotations
@@ -20,20 +28,24 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from .errors import RootlessUnavailableError, ToolMissingError
 from .executor import RecordingExecutor
+from .fakehosts import FakeHosts
+from .fakehosts import skip_reason as fake_hosts_skip_reason
 from .lab import Lab
 
 
 def lab_skip_reason() -> str | None:
-    """Why a real lab cannot be built here, or ``None`` when it can."""
-    if os.geteuid() != 0:
-        return "the netns_kit `lab` fixture needs root (it builds namespaces on the real kernel)"
+    """Why a real lab cannot be built here, or ``None`` when it can (as far as we can
+    tell without trying: a kernel that refuses a rootless lab says so when it opens)."""
     if shutil.which("ip") is None:
         return "the netns_kit `lab` fixture needs iproute2 (`ip`): apt-get install iproute2"
+    if os.geteuid() != 0 and not (shutil.which("unshare") and shutil.which("nsenter")):
+        return "the netns_kit `lab` fixture needs root, or util-linux for a rootless lab"
     return None
 
 
@@ -50,14 +62,48 @@ def recording_executor() -> RecordingExecutor:
 
 @pytest.fixture
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """A real isolated lab, already open, unique to this test, always torn down."""
+    """A real isolated lab, already open, unique to this test, always torn down
+    (rootless when not root)."""
     reason = lab_skip_reason()
     if reason is not None:
         pytest.skip(reason)
     state = tmp_path_factory.mktemp("netns-kit-state")
     the_lab = Lab(unique_lab_name(), isolated=True, state_dir=state)
     try:
-        the_lab.open()
+        try:
+            the_lab.open()
+        except (RootlessUnavailableError, ToolMissingError) as refused:
+            pytest.skip(f"the netns_kit `lab` fixture cannot build a lab here: {refused}")
         yield the_lab
     finally:
         the_lab.close()
+
+
+@pytest.fixture
+def fake_hosts() -> Iterator[Callable[..., FakeHosts]]:
+    """``fake_hosts(n, prefix="fh")``: n fake machines reached over ssh, always removed.
+
+    Their names start with ``<prefix>-<6 hex>``; ``subnet=`` changes their underlay
+    range (``10.250.0.0/24``, which exists only inside their namespaces).
+    """
+    reason = fake_hosts_skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    made: list[FakeHosts] = []
+
+    def make(count: int = 2, *, prefix: str = "fh", subnet: str = "10.250.0.0/24") -> FakeHosts:
+        hosts = FakeHosts(count, name=unique_lab_name(prefix), subnet=subnet)
+        made.append(hosts)
+        return hosts.start()
+
+    try:
+        yield make
+    finally:
+        problems: list[BaseException] = []
+        for hosts in reversed(made):
+            try:
+                hosts.close()
+            except Exception as error:
+                problems.append(error)
+        if problems:
+            raise problems[0]

@@ -1,7 +1,8 @@
 """Write-ahead lab records, lab locks and stale-lab cleanup.
 
 A lab writes down what it is *about* to create before it creates it, as one JSON file
-per lab in the state directory (``/run/netns-kit``, or ``NETNS_KIT_STATE_DIR``).  If
+per lab in the state directory (``/run/netns-kit``, or ``NETNS_KIT_STATE_DIR``; a user
+who is not root gets one of their own, see :func:`state_dir`).  If
 the process dies (``kill -9``, a crash, a closed laptop), :func:`recover` reads the
 record and removes what the lab made.  It removes only what carries the lab's tag:
 a namespace whose ``lo`` has the alias ``netns-kit:<lab>``, an interface with that
@@ -16,6 +17,10 @@ stdin, and as long as it runs nobody may recover the lab, or recovery would dele
 what exists and then watch the orphan create the rest.  Recovery therefore waits, a
 bounded time, for the programs of a dead owner to finish.
 
+A rootless lab's record also names its sandbox's holder process (PID and start
+time).  Its kernel state cannot leak, the kernel frees it with the holder; recovery
+kills that holder, if it is still the same process, and removes the record.
+
 Looking never changes anything: :meth:`Registry.is_live` opens the lock file without
 creating it and takes a *shared* lock for an instant.  An opener that meets such an
 observer retries for a moment instead of failing.
@@ -28,6 +33,8 @@ import fcntl
 import json
 import logging
 import os
+import stat
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +47,7 @@ from .errors import LabBusyError, NetnsKitError
 from .executor import Executor, default_executor, inherit_in_children, stop_inheriting
 from .namespace import Namespace
 from .runner import Runner
+from .sandbox import HolderRef, stop_holder
 from .step import Entry
 
 log = logging.getLogger("netns_kit")
@@ -52,8 +60,19 @@ ORPHAN_WAIT = 30.0
 
 
 def state_dir(override: str | os.PathLike[str] | None = None) -> Path:
-    """Where lab records live: ``override``, ``$NETNS_KIT_STATE_DIR`` or /run/netns-kit."""
-    return Path(override or os.environ.get("NETNS_KIT_STATE_DIR") or DEFAULT_STATE_DIR)
+    """Where lab records live: ``override``, ``$NETNS_KIT_STATE_DIR``, /run/netns-kit
+    for root, and :func:`user_state_dir` for anyone else (/run is root's)."""
+    chosen = override or os.environ.get("NETNS_KIT_STATE_DIR")
+    if chosen:
+        return Path(chosen)
+    return Path(DEFAULT_STATE_DIR) if os.geteuid() == 0 else user_state_dir()
+
+
+def user_state_dir() -> Path:
+    """A user's own state directory: ``$XDG_RUNTIME_DIR/netns-kit-UID``, or the same
+    name in the temporary directory (``/tmp``) where there is no runtime directory."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(runtime) / f"netns-kit-{os.geteuid()}"
 
 
 def check_lease(lab: str) -> str:
@@ -77,6 +96,8 @@ class Record:
     host: str | None = None
     state: str = "building"
     resources: list[Entry] = attrs.field(factory=list)
+    #: A rootless lab's sandbox: its holder process.
+    sandbox: HolderRef | None = None
 
     def namespaces(self) -> list[str]:
         """The namespaces the lab made, its host side first (the record's order)."""
@@ -86,8 +107,12 @@ class Record:
         # One resource a line: readable, and written often (before every change), so
         # neither attrs.asdict's deep copy nor a fully indented dump.
         head = {
-            f.name: getattr(self, f.name) for f in attrs.fields(Record) if f.name != "resources"
+            f.name: getattr(self, f.name)
+            for f in attrs.fields(Record)
+            if f.name not in ("resources", "sandbox")
         }
+        if self.sandbox is not None:
+            head["sandbox"] = self.sandbox.to_dict()
         lines = ",\n".join(json.dumps(entry.to_dict()) for entry in self.resources)
         return json.dumps(head)[:-1] + f', "resources": [\n{lines}\n]}}\n'
 
@@ -96,6 +121,8 @@ class Record:
         data = json.loads(text)
         fields = {f.name: data[f.name] for f in attrs.fields(cls) if f.name in data}
         fields["resources"] = [Entry.from_dict(e) for e in fields.get("resources", [])]
+        if fields.get("sandbox") is not None:
+            fields["sandbox"] = HolderRef.from_dict(fields["sandbox"])
         return cls(**fields)
 
 
@@ -104,6 +131,9 @@ class Registry:
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
         self.directory = state_dir(directory)
+        #: A user's own directory, in a place others may write to (``/tmp``): it must
+        #: be theirs and closed to everyone else.
+        self.private = self.directory == user_state_dir() and os.geteuid() != 0
 
     def record_path(self, name: str) -> Path:
         return self.directory / f"{name}.json"
@@ -114,9 +144,24 @@ class Registry:
     def temp_path(self, name: str) -> Path:
         return self.directory / f".{name}.json.tmp"
 
+    def make_directory(self) -> None:
+        """Make the state directory; a user's own is 0700 and must be theirs."""
+        if not self.private:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            return
+        with contextlib.suppress(FileExistsError):
+            self.directory.mkdir(mode=0o700, parents=True)
+        found = os.lstat(self.directory)
+        mine = found.st_uid == os.geteuid() and stat.S_ISDIR(found.st_mode)
+        if not mine or found.st_mode & 0o077:
+            raise NetnsKitError(
+                f"state directory {self.directory} is not a directory of yours closed to "
+                "others (mode 0700): remove it, or choose one with NETNS_KIT_STATE_DIR"
+            )
+
     def write(self, record: Record) -> None:
         """Atomically: a reader sees the old record or the new one, never half."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.make_directory()
         # named before it exists, so that whatever interrupts us (Ctrl-C lands anywhere)
         # can remove it; only the holder of the lab's lock writes its record
         tmp = self.temp_path(record.name)
@@ -166,7 +211,7 @@ class Registry:
         owner that died is waited out longer (``ORPHAN_WAIT``): they are finishing
         the owner's last batch.  A live owner makes it fail at once.
         """
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.make_directory()
         path = self.lock_path(name)
         start = time.monotonic()
         orphans_seen = False
@@ -333,8 +378,13 @@ def undo_record(record: Record, ex: Executor) -> list[str]:
 
     A link must still carry the lab's alias, a sysctl must still hold the value the
     lab set, and an entry with a ``check`` argv (an iptables ``-C``) must still pass
-    it.  What lives in a namespace that is being deleted goes with it.
+    it.  What lives in a namespace that is being deleted goes with it.  A rootless
+    lab's resources all go with its sandbox's holder, which is killed if it still runs.
     """
+    if record.sandbox is not None:
+        holder = stop_holder(record.sandbox)
+        gone = [f"namespace {n}" for n in reversed(record.namespaces())]
+        return gone + ([f"sandbox holder {record.sandbox.pid}"] if holder else [])
     tag = tag_for(record.name)
     alive = set(state.namespace_names(ex))
     doomed = [n for n in record.namespaces() if n in alive and _namespace_is_ours(ex, n, tag)]

@@ -20,7 +20,7 @@ import attrs
 
 from . import batch as batches
 from .command import Command
-from .errors import NetnsKitError, command_error
+from .errors import NetnsKitError, result_error
 from .executor import Executor, quiet_thread
 from .plan import Run, Wave, in_order, schedule
 from .result import Result
@@ -60,11 +60,7 @@ class RunReport:
 
     def failures(self) -> list[NetnsKitError]:
         """Every failed command's error (with ``keep_going`` there may be many)."""
-        return [
-            command_error(r.argv, r.returncode, r.stdout, r.stderr)
-            for r in self.results
-            if r is not None and not r
-        ]
+        return [result_error(r) for r in self.results if r is not None and not r]
 
     def check(self) -> RunReport:
         """Raise the first failure, if any; else return the report."""
@@ -89,7 +85,7 @@ class Runner:
         """Run one command (its guard first); raise its error when ``check``."""
         result, _ = self._single(command, timeout)
         if check and not result:
-            raise command_error(result.argv, result.returncode, result.stdout, result.stderr)
+            raise result_error(result)
         return result
 
     def _single(self, command: Command, timeout: float | None = None) -> tuple[Result, bool]:
@@ -205,9 +201,7 @@ class _State:
                 self.skipped.add(index)
             self.finished += 1
             if not result and self.error is None:
-                self.error = command_error(
-                    result.argv, result.returncode, result.stdout, result.stderr
-                )
+                self.error = result_error(result)
                 self.failed = index
             finished = self.finished
         if self.on_progress is not None:

@@ -28,10 +28,13 @@ namespaces read, cost a ``netns list-id`` in their namespace.  As before, a peer
 in the root namespace (which has no name under ``/run/netns``) stays unnamed when
 read from a lab namespace.
 
-One more per-namespace read (a ``tc -j qdisc show`` for queueing disciplines,
-which cannot be a line of an ``ip`` batch) belongs in :func:`read_commands`: it
-returns every command a namespace is read with, and the runner starts them all,
-overlapped; :func:`namespace_state` then gets each command's result.
+Queueing disciplines (:mod:`netns_kit.shaping`) cannot be read by an ``ip`` batch:
+``tc -j qdisc show`` is a process of its own.  But ``ip link`` already names each
+link's root qdisc, and a veth, a bridge and ``lo`` have ``noqueue``, which is no
+qdisc at all: so ``tc`` runs, in a second overlapped wave, only in the namespaces
+where some link has another one (a shaped link, a link that is down).  An
+unshaped lab costs one process per namespace, a shaped one two where it is shaped.
+Another read of that kind belongs beside it in :func:`read_snapshot`.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from .errors import command_error
 from .executor import Executor
 from .result import Result
 from .runner import Runner
+from .shaping import QdiscInfo, parse_qdiscs, qdiscs_command
 from .state import (
     JSON,
     LinkInfo,
@@ -78,11 +82,6 @@ def read_command(namespace: str | None) -> Command:
     return attrs.evolve(command, stdin=stdin)
 
 
-def read_commands(namespace: str | None) -> list[Command]:
-    """Every process a namespace is read with (see the module docstring)."""
-    return [read_command(namespace)]
-
-
 def split_output(command: Command, result: Result) -> dict[str, list[JSON]]:
     """The batch's output, one JSON list per read line; a failed line reads as empty.
 
@@ -103,11 +102,12 @@ def _main_table(entries: Iterable[JSON]) -> list[JSON]:
 
 
 def namespace_state(
-    namespace: str | None, commands: Sequence[Command], results: Sequence[Result]
-) -> NamespaceState:
-    """A namespace's state from its reads' results (peers not resolved yet)."""
-    parts = split_output(commands[0], results[0])
-    return NamespaceState(
+    namespace: str | None, command: Command, result: Result
+) -> tuple[NamespaceState, list[JSON]]:
+    """A namespace's state from its read's result (peers and qdiscs not read yet), and
+    its raw link entries."""
+    parts = split_output(command, result)
+    state = NamespaceState(
         name=namespace,
         links=tuple(parse_link(entry) for entry in parts["links"]),
         addresses=tuple(parse_addresses(parts["addresses"])),
@@ -116,6 +116,12 @@ def namespace_state(
             + parse_routes(_main_table(parts["routes6"]), "inet6")
         ),
     )
+    return state, parts["links"]
+
+
+def needs_tc(entries: Iterable[JSON]) -> bool:
+    """Whether a link of the namespace has a root qdisc other than ``noqueue``."""
+    return any(entry.get("qdisc", "") != "noqueue" for entry in entries)
 
 
 def read_snapshot(executor: Executor, namespaces: Iterable[str | None]) -> Snapshot:
@@ -125,19 +131,41 @@ def read_snapshot(executor: Executor, namespaces: Iterable[str | None]) -> Snaps
     """
     names = list(dict.fromkeys(validate.optional_namespace(n) for n in namespaces))
     runner = Runner(executor)
-    plans = {name: read_commands(name) for name in names}
-    flat = [command for name in names for command in plans[name]]
-    report = runner.run_each(flat)
+    commands = [read_command(name) for name in names]
+    report = runner.run_each(commands)
     if report.error is not None and report.failed is None:
         raise report.error  # not a command's failure: a missing program
-    results = iter(report.results)
     states: dict[str | None, NamespaceState] = {}
-    for name in names:
-        got = [(next(results), command) for command in plans[name]]
-        done = [r if r is not None else Result(c.argv, 1, "", "did not run") for r, c in got]
-        states[name] = namespace_state(name, plans[name], done)
+    shaped: list[str | None] = []
+    for name, command, got in zip(names, commands, report.results, strict=True):
+        result = got if got is not None else Result(command.argv, 1, "", "did not run")
+        states[name], entries = namespace_state(name, command, result)
+        if needs_tc(entries):
+            shaped.append(name)
+    for name, qdiscs in _qdiscs(runner, shaped).items():
+        state = states[name]
+        with_qdiscs = tuple(attrs.evolve(x, qdisc=qdiscs.get(x.name)) for x in state.links)
+        states[name] = attrs.evolve(state, links=with_qdiscs)
     resolved = Peers(runner, states).resolve()
     return Snapshot(tuple(resolved[name] for name in names))
+
+
+def _qdiscs(runner: Runner, names: Sequence[str | None]) -> dict[str | None, dict[str, QdiscInfo]]:
+    """``tc -j qdisc show`` in each namespace, overlapped: root qdiscs by link name."""
+    commands = [qdiscs_command(name) for name in names]
+    report = runner.run_each(commands)
+    if report.error is not None and report.failed is None:
+        raise report.error
+    out: dict[str | None, dict[str, QdiscInfo]] = {}
+    for name, command, result in zip(names, commands, report.results, strict=True):
+        if result is None or not result:
+            raise (
+                command_error(command.argv, 1, "", "")
+                if result is None
+                else command_error(result.argv, result.returncode, result.stdout, result.stderr)
+            )
+        out[name] = parse_qdiscs(parse_json(command, result.stdout))
+    return out
 
 
 class Peers:

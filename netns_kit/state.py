@@ -24,12 +24,12 @@ from typing import Any, Self
 
 import attrs
 
-from . import validate
+from . import shaping, validate
 from .command import Command, ip
 from .errors import CommandError
 from .executor import Executor
 from .runner import Runner
-from .spec import BridgeSpec, LinkSpec, RouteSpec, Topology
+from .spec import BridgeSpec, Ends, LinkSpec, RouteSpec, Topology
 
 JSON = dict[str, Any]
 
@@ -58,6 +58,8 @@ class LinkInfo:
     ``kind`` is iproute2's ``info_kind`` (``veth``, ``bridge``...), ``loopback`` for
     ``lo``, ``None`` for a plain device.  ``state`` is the operational state (``UP``,
     ``DOWN``, ``UNKNOWN``, ``LOWERLAYERDOWN``...).  ``alias`` is the ``ifalias`` tag.
+    ``qdisc`` is its root qdisc from ``tc -j qdisc show`` (``None``: the device's own
+    ``noqueue``), which is how a shaped link shows (:mod:`netns_kit.shaping`).
     """
 
     name: str
@@ -69,6 +71,7 @@ class LinkInfo:
     alias: str | None = None
     peer: PeerInfo | None = None
     index: int | None = attrs.field(default=None, eq=False, repr=False)
+    qdisc: shaping.QdiscInfo | None = None
 
 
 @attrs.frozen
@@ -166,9 +169,13 @@ class Snapshot:
 
 def _state_from_dict(data: Mapping[str, Any]) -> NamespaceState:
     def link(item: Mapping[str, Any]) -> LinkInfo:
-        peer = item.get("peer")
-        fields = {k: v for k, v in item.items() if k != "peer"}
-        return LinkInfo(**fields, peer=PeerInfo(**peer) if peer else None)
+        peer, qdisc = item.get("peer"), item.get("qdisc")
+        fields = {k: v for k, v in item.items() if k not in ("peer", "qdisc")}
+        return LinkInfo(
+            **fields,
+            peer=PeerInfo(**peer) if peer else None,
+            qdisc=shaping.QdiscInfo(**qdisc) if qdisc else None,
+        )
 
     return NamespaceState(
         name=data["name"],
@@ -333,9 +340,18 @@ class Reader:
         return self._nsids[namespace]
 
     def links(self, namespace: str | None = None, *, resolve: bool = True) -> list[LinkInfo]:
+        """``resolve``: the peers named and the qdiscs read (else names and flags only)."""
         namespace = _ns(namespace)
         parsed = [parse_link(entry) for entry in self.raw_links(namespace)]
-        return self.resolve_peers(parsed, namespace) if resolve else parsed
+        if not resolve:
+            return parsed
+        qdiscs = self.qdiscs(namespace)  # shaping: one `tc -j qdisc show` a namespace
+        parsed = [attrs.evolve(link, qdisc=qdiscs.get(link.name)) for link in parsed]
+        return self.resolve_peers(parsed, namespace)
+
+    def qdiscs(self, namespace: str | None = None) -> dict[str, shaping.QdiscInfo]:
+        """Each link's root qdisc (but ``noqueue``), by link name."""
+        return shaping.parse_qdiscs(self._read(shaping.qdiscs_command(namespace)))
 
     def bridge_ports(self, bridge: str, namespace: str | None = None) -> list[LinkInfo]:
         parsed = [parse_link(entry) for entry in self._read(ports_command(bridge, namespace))]
@@ -464,45 +480,76 @@ def topology_of(snapshot: Snapshot, *, name: str, isolated: bool, host: str | No
     """A running lab's topology, rebuilt from what the kernel says (for pictures).
 
     ``host`` is the lab's host namespace (``None``: the root namespace).  Bridges are
-    those of the host side; a veth whose peer is a bridge port becomes a link to that
-    bridge; routes the kernel made itself (connected, link-local) are left out.
+    found in every namespace; a veth end that is a bridge port stands for its bridge,
+    so a link may join two namespaces, a namespace and a bridge, or two bridges.
+    Routes the kernel made itself (connected, link-local) are left out, and so are
+    firewall rules, which ``ip`` does not show.
     """
     namespaces = [s.name for s in snapshot if s.name is not None and s.name != host]
-    host_state = next((s for s in snapshot if s.name == host), None)
-    bridges = []
-    if host_state is not None:
-        bridges = [
-            BridgeSpec(link.name, _first_address(host_state, link.name))
-            for link in host_state.links
-            if link.kind == "bridge"
-        ]
+    present = {s.name for s in snapshot}
+
+    def place(where: str | None) -> str | None:
+        return None if where == host else where
+
+    bridges = [
+        BridgeSpec(link.name, _first_address(state, link.name), place(state.name))
+        for state in snapshot
+        for link in state.links
+        if link.kind == "bridge"
+    ]
+
+    def end(state: NamespaceState, interface: str) -> str | None:
+        """A link end's reference: its bridge's key, or its namespace, or None."""
+        master = state.link(interface).master
+        if master is not None:
+            return f"{place(state.name) or ''}/{master}"
+        return state.name if state.name in namespaces else None
+
     links: list[LinkSpec] = []
     seen: set[tuple[str | None, str]] = set()
-    for ns in snapshot:
-        if ns.name is None or ns.name == host:
-            continue
-        for link in ns.links:
+    for state in snapshot:
+        for link in state.links:
             peer = link.peer
-            if peer is None or peer.name is None or (ns.name, link.name) in seen:
+            if peer is None or peer.name is None or (state.name, link.name) in seen:
+                continue
+            if peer.namespace not in present:
                 continue
             seen.add((peer.namespace, peer.name))
-            here = _first_address(ns, link.name)
-            if peer.namespace == host:
-                master = host_state.link(peer.name).master if host_state else None
-                if master is not None:
-                    there = _first_address(host_state, peer.name)
-                    links.append(LinkSpec(ns.name, master, (link.name, peer.name), (here, there)))
-            elif peer.namespace in namespaces:
-                there = _first_address(snapshot[peer.namespace], peer.name)
-                names = (link.name, peer.name)
-                links.append(LinkSpec(ns.name, peer.namespace, names, (here, there)))
+            other = snapshot[peer.namespace]
+            a, b = end(state, link.name), end(other, peer.name)
+            if a is None or b is None:
+                continue
+            names = (link.name, peer.name)
+            addresses = (_first_address(state, link.name), _first_address(other, peer.name))
+            shape, way = _shaping(link, other, peer.name)
+            if "/" in a and "/" not in b:  # the seed's order: the namespace end first
+                a, b, names, addresses = b, a, names[::-1], addresses[::-1]
+                way = shaping.flipped(way)
+            links.append(LinkSpec(a, b, names, addresses, None, shape, way))
+    ends = Ends(namespaces, bridges)
+    named = [
+        attrs.evolve(
+            link,
+            a=ends.ref(ends.by_key[link.a]) if link.a in ends.by_key else link.a,
+            b=ends.ref(ends.by_key[link.b]) if link.b in ends.by_key else link.b,
+        )
+        for link in links
+    ]
     routes = [
-        RouteSpec(r.destination, r.via, r.dev, None if s.name == host else s.name)
+        RouteSpec(r.destination, r.via, r.dev, place(s.name))
         for s in snapshot
         for r in s.routes
         if r.protocol not in ("kernel", "ra") and not r.destination.startswith("fe80::")
     ]
-    return Topology(name, isolated, tuple(namespaces), tuple(bridges), tuple(links), tuple(routes))
+    return Topology(name, isolated, tuple(namespaces), tuple(bridges), tuple(named), tuple(routes))
+
+
+def _shaping(
+    link: LinkInfo, peer_state: NamespaceState | None, peer: str
+) -> tuple[shaping.Shape | None, str]:
+    """A link's shaping and its direction, from the qdiscs of its two ends."""
+    other = peer_state.link(peer).qdisc if peer_state is not None else None
+    return shaping.link_shaping(link.qdisc, other)
 
 
 def _first_address(state: NamespaceState | None, interface: str) -> str | None:

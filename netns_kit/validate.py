@@ -211,3 +211,93 @@ def lab_name(value: object, field: str = "name") -> str:
             "names add a suffix to it)",
         )
     return name
+
+
+_PORTS = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?\Z")
+
+
+def ports(value: object, field: str = "port") -> tuple[int, int]:
+    """A port (1-65535), or a range ``"FIRST-LAST"``: the first and last port."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValidationError(field, value, "is not a port (1-65535) or a range 'FIRST-LAST'")
+    if isinstance(value, int):
+        return (positive_int(value, field, maximum=65535),) * 2
+    found = _PORTS.match(value)
+    if found is None:
+        raise ValidationError(field, value, "is not a port (1-65535) or a range 'FIRST-LAST'")
+    first = int(found.group(1))
+    last = int(found.group(2) or first)
+    if not 1 <= first <= 65535 or not 1 <= last <= 65535:
+        raise ValidationError(field, value, "holds a port outside 1-65535")
+    if last < first:
+        raise ValidationError(field, value, "is a range that ends before it starts")
+    return first, last
+
+
+def port_text(span: tuple[int, int], sep: str = "-") -> str:
+    """``8080``, or ``8000-8010`` (``sep`` is ``:`` for iptables' ``--dport``)."""
+    first, last = span
+    return str(first) if first == last else f"{first}{sep}{last}"
+
+
+def target(value: object, field: str = "to") -> tuple[IPAddress, tuple[int, int] | None]:
+    """Where a port forward goes: ``ADDR``, ``ADDR:PORT``, ``[V6ADDR]:PORT`` or a bare
+    IPv6 address; ports as :func:`ports` reads them."""
+    if not isinstance(value, str):
+        raise ValidationError(field, value, "is not an address, or ADDR:PORT (a string)")
+    text, port = value, None
+    if value.startswith("["):
+        head, bracket, rest = value[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValidationError(field, value, "is not '[IPV6]:PORT'")
+        text, port = head, (rest[1:] if rest else None)
+    elif value.count(":") == 1:
+        text, _, port = value.partition(":")
+    host = address(text, field)
+    if value.startswith("[") and host.version != 6:
+        raise ValidationError(field, value, "puts an IPv4 address in brackets (write ADDR:PORT)")
+    if host.is_unspecified or host.is_multicast or host.is_loopback:
+        raise ValidationError(field, value, "is not an address a forwarded port can go to")
+    return host, None if port is None else ports(port, field)
+
+
+_SSH_HOST = re.compile(r"[A-Za-z0-9_.:%-]{1,255}\Z")
+_SSH_USER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}\Z")
+
+
+def ssh_host(value: object, field: str = "host") -> str:
+    """A machine as ssh names it: a host name, an ``ssh_config`` alias or an IP
+    address (IPv6 without brackets).  No user (``user=`` says it), no port
+    (``port=``), and never a leading ``-``, which ssh would take as an option."""
+    if not isinstance(value, str):
+        raise ValidationError(field, value, "is not a host name or address (a string)")
+    if "@" in value:
+        raise ValidationError(field, value, "holds '@': give the user as user=...")
+    if value.startswith("-"):
+        raise ValidationError(field, value, "starts with '-' and would be read as an option")
+    if not _SSH_HOST.match(value):
+        raise ValidationError(
+            field, value, "is not a host name or address (letters, digits and . _ - : % only)"
+        )
+    return value
+
+
+def ssh_user(value: object, field: str = "user") -> str:
+    """A login name: letters, digits, ``.``, ``_`` and ``-``, not starting with ``-``."""
+    if not isinstance(value, str) or not _SSH_USER.match(value):
+        raise ValidationError(
+            field, value, "is not a login name (up to 32 letters, digits, '.', '_' or '-')"
+        )
+    return value
+
+
+def options(value: object, field: str = "ssh_options") -> tuple[str, ...]:
+    """Extra arguments for a program (``ssh -o ...``): a sequence of strings, never
+    one string (which would split into letters), and no NUL byte (execve refuses it)."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ValidationError(
+            field, value, "must be a list of arguments, e.g. ('-o', 'ConnectTimeout=5')"
+        )
+    if not all(isinstance(a, str) and "\0" not in a for a in value):
+        raise ValidationError(field, value, "must hold strings without NUL bytes")
+    return tuple(value)

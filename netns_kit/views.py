@@ -2,19 +2,27 @@
 
 These are the views of :class:`~netns_kit.Lab`, kept apart from its builders.  They
 only read: the lab's holdings for what it built, and ``ip -j`` for what the kernel
-holds now.
+holds now.  The one exception is :meth:`LabViews.reachability`, which may raise the
+kernel's neighbour limits for the time of a check, recorded in the lab's journal
+and put back before it returns (:mod:`netns_kit.checker`).
 """
 
 from __future__ import annotations
 
 import html
+from typing import Any
 
-from . import render, state
+from . import checker, render, state
+from .errors import NetnsKitError
 from .executor import Executor
 from .holdings import Holdings
+from .journal import Journal
 from .namespace import Namespace
+from .neighbours import LabKeeper
+from .reachability import Reachability
 from .spec import Topology
 from .state import Snapshot
+from .step import Step
 
 
 class LabViews:
@@ -26,7 +34,9 @@ class LabViews:
     host: str | None
     tag: str
     held: Holdings
+    journal: Journal
     _state: str
+    _queue: list[Step] | None
 
     @property
     def ex(self) -> Executor:
@@ -47,22 +57,47 @@ class LabViews:
     def sides_and_namespaces(self) -> list[str | None]:
         """What a snapshot reads: the host side (when it holds anything), then the
         lab's namespaces."""
-        sides: list[str | None] = [self.host] if self.host or self.held.bridges else []
+        on_host = self.held.host_bridges()
+        sides: list[str | None] = [self.host] if self.host or on_host else []
         return [*sides, *self.held.namespaces]
 
     def snapshot(self) -> Snapshot:
         """The lab's live state, read with ``ip -j``: its host side, then its namespaces.
 
         The host side of a lab that is not isolated is the root namespace; it is read
-        only when the lab put something there (a bridge), and only the links carrying
+        only when the lab put a bridge there, and only the links carrying
         the lab's tag are kept, with their addresses and routes: the machine's own
         interfaces and other labs' are none of this lab's business.
         """
         snap = state.snapshot(self.ex, self.sides_and_namespaces())
-        if self.host is not None or not self.held.bridges:
+        if self.host is not None or not self.held.host_bridges():
             return snap
         return Snapshot(
             tuple(state.only_tagged(s, self.tag) if s.name is None else s for s in snap)
+        )
+
+    def reachability(
+        self, sources: Any = None, targets: Any = None, *, timeout: float = 1.0, count: int = 1
+    ) -> Reachability:
+        """Probe every global address of every namespace from every other one (or only
+        ``sources``, to ``targets``: namespaces or addresses), IPv4 and IPv6.
+
+        Returns a :class:`~netns_kit.Reachability`: ``ok``, ``failures()``, a text
+        matrix, ``to_dict()``, a heat map in Jupyter.  A neighbour-limit raise the check
+        needs is recorded in the lab's record and put back before it returns.
+        """
+        if self._state != "open" or self._queue is not None:
+            raise NetnsKitError(f"lab {self.name!r} is {self._state}: check it once built")
+        return checker.run(
+            self.ex,
+            read=self.sides_and_namespaces(),
+            namespaces=list(self.held.namespaces),
+            sources=sources,
+            targets=targets,
+            timeout=timeout,
+            count=count,
+            keeper=LabKeeper(self.journal),
+            lab=self.name,
         )
 
     def to_mermaid(self) -> str:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Benchmark: build and tear down the seed's bridge lab at N namespaces, four ways.
+"""Benchmark: build and tear down the seed's bridge lab at N namespaces, five ways, and
+a tree of switches in namespaces (``netns_kit-tree``).
 
 Each lab is the seed's bridge recipe scaled to N namespaces, inside an isolated host
 namespace: the host namespace holds bridge ``br0`` with 10.77.0.1/16; namespace ``i``
@@ -11,9 +12,20 @@ holds ``eth0`` with 10.77.x.y/16 (x.y = i + 2), a veth to ``v<i>``, a port of
                          recipe), teardown one ``ip netns delete`` per namespace
   netns_kit-per-command  Lab builders, unbatched (one process per command)
   netns_kit              Lab.from_topology(...).open(): the declarative fast path
+  netns_kit-rootless     the same, rootless=True: in a sandbox of its own (a user
+                         namespace), every process through nsenter; its setup
+                         includes starting the sandbox, its teardown ends it.  Run
+                         as root it takes the same path but keeps root's
+                         credentials; run the bench as a normal user with
+                         --methods netns_kit-rootless for the unprivileged figure
+  netns_kit-shaped       the same, every link shaped (rate 100mbit both ways: tbf,
+                         a `tc -n NS -batch -` per namespace and one on the host side)
   pyroute2               netlink, no fork per namespace: the process's own thread
                          enters each new namespace (netns.setns(fork=False)) to make
                          it and open a socket there, veth peers made in place
+  netns_kit-tree         another lab: N namespaces as a tree of switches (bridges
+                         inside namespaces, switch-to-switch links), 4 children per
+                         switch, leaves as hosts; see NetnsKitTree
 
 Every (method, N, repeat) runs in a child process of its own, so peak RSS
 (``ru_maxrss``) is that method's alone; methods are interleaved within each repeat.
@@ -27,7 +39,9 @@ lab's uniquely named namespaces come and go.  Ctrl-C tears down what is up.
     sudo .venv/bin/python scripts/bench.py                       # 10,50,200,400 x 5
     sudo .venv/bin/python scripts/bench.py --sizes 200 --repeat 3 --methods seed-script,pyroute2
     sudo .venv/bin/python scripts/bench.py --json bench.json
+    sudo .venv/bin/python scripts/bench.py --sizes 100,200 --methods netns_kit-tree
     .venv/bin/python scripts/bench.py --plan-only                # no root needed
+    .venv/bin/python scripts/bench.py --methods netns_kit-rootless   # no root needed
 
 Checking a lab (issue 13), in the same run: ``--extras`` adds, to each netns_kit run,
 
@@ -70,7 +84,19 @@ NETNS_DIR = "/run/netns"
 BRIDGE = "br0"
 NS_IF = "eth0"
 HOST_CIDR = "10.77.0.1/16"
-METHODS = ("seed-script", "netns_kit-per-command", "netns_kit", "pyroute2")
+METHODS = (
+    "seed-script",
+    "netns_kit-per-command",
+    "netns_kit",
+    "netns_kit-shaped",
+    "netns_kit-rootless",
+    "pyroute2",
+    "netns_kit-tree",
+)
+#: Children per switch in the netns_kit-tree lab.
+TREE_FANOUT = 4
+#: The rate every link of the shaped lab gets (a rate alone: tbf, which this kernel has).
+SHAPED_RATE = "100mbit"
 EXTRAS = ("snapshot", "reachability", "pingall")
 LIMITS = [f"net.ipv{v}.neigh.default.gc_thresh{i}" for v in (4, 6) for i in (1, 2, 3)]
 NOT_AVAILABLE = "not available yet"
@@ -166,6 +192,10 @@ class Method:
     def abort(self) -> None:
         """Best effort after a failure; the caller sweeps the namespaces afterwards."""
 
+    def ping(self, target: str) -> bool:
+        """From the last namespace to ``target``, after setup."""
+        return ping(self.namespaces[-1], target)
+
 
 class SeedScript(Method):
     """The seed's recipe, one process per command, create-then-move."""
@@ -255,6 +285,83 @@ class NetnsKit(_NetnsKitMethod):
         self.lab_obj.open()
 
 
+class NetnsKitTree(_NetnsKitMethod):
+    """Not the bridge lab: a tree of N namespaces, switches inside namespaces (issue 11).
+
+    Namespace ``i``'s parent is ``(i - 1) // TREE_FANOUT``, so namespace 0 is the root.
+    A namespace with children is a switch: it holds bridge ``b<i>`` with its address
+    ``address(i)``, joined to its parent's bridge by a switch-to-switch link (``up`` in
+    it, ``d<i>`` in the parent).  A leaf is a host: ``eth0`` with ``address(i)``, on its
+    parent's bridge as ``d<i>``.  The whole tree is one switched network, so the last
+    namespace (a host) pings the first (the root switch) across every level.  Built
+    from a Topology in one batch, like ``netns_kit``.
+    """
+
+    def topology(self) -> Any:
+        from netns_kit import spec
+
+        n = len(self.namespaces)
+        switch = [TREE_FANOUT * i + 1 < n for i in range(n)]
+        bridges = [
+            spec.BridgeSpec(f"b{i}", address(i), namespace=ns)
+            for i, ns in enumerate(self.namespaces)
+            if switch[i]
+        ]
+        links = []
+        for i in range(1, n):
+            parent = f"b{(i - 1) // TREE_FANOUT}"
+            if switch[i]:
+                links.append(spec.LinkSpec(f"b{i}", parent, names=("up", f"d{i}")))
+            else:
+                ns = self.namespaces[i]
+                names, addresses = ("eth0", f"d{i}"), (address(i), None)
+                links.append(spec.LinkSpec(ns, parent, names=names, addresses=addresses))
+        return spec.Topology(
+            name=self.lab,
+            isolated=True,
+            namespaces=tuple(self.namespaces),
+            bridges=tuple(bridges),
+            links=tuple(links),
+        )
+
+    def setup(self) -> None:
+        self.lab_obj = self.Lab.from_topology(self.topology(), state_dir=self.state_dir)
+        self.lab_obj.open()
+
+
+class NetnsKitRootless(NetnsKit):
+    """The declarative path in a rootless sandbox; its namespaces exist only there."""
+
+    def setup(self) -> None:
+        self.lab_obj = self.Lab.from_topology(
+            self.topology(), state_dir=self.state_dir, rootless=True
+        )
+        self.lab_obj.open()
+
+    def ping(self, target: str) -> bool:
+        return any(self.lab_obj[self.namespaces[-1]].ping(target, timeout=2) for _ in range(3))
+
+    def teardown(self) -> None:
+        holder = self.lab_obj.sandbox.pid
+        self.lab_obj.close()  # ends the sandbox: the kernel frees everything in it
+        if os.path.exists(f"/proc/{holder}"):
+            raise RuntimeError(f"the sandbox's holder {holder} outlived the lab")
+
+
+class NetnsKitShaped(NetnsKit):
+    """The declarative fast path with every link shaped (a tbf on each end)."""
+
+    def topology(self) -> Any:
+        import attrs
+
+        from netns_kit import Shape
+
+        plain = super().topology()
+        shape = Shape.of(rate=SHAPED_RATE)
+        links = tuple(attrs.evolve(link, shape=shape) for link in plain.links)
+        return attrs.evolve(plain, links=links)
+
+
 class Pyroute2(Method):
     """pyroute2's fastest path we found: no process at all.
 
@@ -334,7 +441,10 @@ METHOD_CLASSES: dict[str, Callable[[str, int, str], Method]] = {
     "seed-script": SeedScript,
     "netns_kit-per-command": NetnsKitPerCommand,
     "netns_kit": NetnsKit,
+    "netns_kit-rootless": NetnsKitRootless,
+    "netns_kit-shaped": NetnsKitShaped,
     "pyroute2": Pyroute2,
+    "netns_kit-tree": NetnsKitTree,
 }
 
 
@@ -442,9 +552,9 @@ def child(
         out["setup_s"] = time.perf_counter() - started
         first = address(0).split("/")[0]
         started = time.perf_counter()
-        reached = ping(impl.namespaces[-1], first)
+        reached = impl.ping(first)
         out["ping_s"] = time.perf_counter() - started
-        if options is not None and reached:
+        if options is not None and reached and method == "netns_kit":
             extras(impl, options, out)
         started = time.perf_counter()
         impl.teardown()
@@ -553,7 +663,12 @@ def summarize(
 
     ratios = {
         f"{top}/{bottom}": {str(n): ratio(top, bottom, n) for n in sizes}
-        for top, bottom in (("seed-script", "netns_kit"), ("netns_kit", "pyroute2"))
+        for top, bottom in (
+            ("seed-script", "netns_kit"),
+            ("netns_kit", "pyroute2"),
+            ("netns_kit-rootless", "netns_kit"),
+            ("netns_kit-shaped", "netns_kit"),
+        )
     }
     growth: dict[str, Any] = {}
     pair = (200, 400) if {200, 400} <= set(sizes) else tuple(sorted(sizes)[-2:])
@@ -585,9 +700,9 @@ def print_report(summary: dict[str, Any], sizes: Sequence[int]) -> None:
             f"{cell['method']:24}{cell['n']:>6}{fmt(cell['setup_s'], '.3f'):>10}"
             f"{fmt(cell['teardown_s'], '.3f'):>12}{fmt(cell['peak_rss_mb'], '.1f'):>13}  {note}"
         )
-    print("\nsetup ratio (medians)" + "".join(f"{'N=' + str(n):>10}" for n in sizes))
+    print(f"\n{'setup ratio (medians)':30}" + "".join(f"{'N=' + str(n):>10}" for n in sizes))
     for name, per_n in summary["ratios"].items():
-        print(f"{name:21}" + "".join(f"{fmt(per_n[str(n)], '.2f'):>10}" for n in sizes))
+        print(f"{name:30}" + "".join(f"{fmt(per_n[str(n)], '.2f'):>10}" for n in sizes))
     checked = [c for c in summary["table"] if c.get("snapshot_s") or c.get("reachability_s")]
     if checked:
         print(
@@ -641,13 +756,17 @@ def netns_fstype() -> str:
 
 
 def bench(args: argparse.Namespace) -> int:
-    if os.geteuid() != 0:
-        print("bench.py builds namespaces: run it as root (or use --plan-only)", file=sys.stderr)
+    if os.geteuid() != 0 and args.methods != ["netns_kit-rootless"]:
+        print(
+            "bench.py builds namespaces: run it as root "
+            "(or use --plan-only, or --methods netns_kit-rootless)",
+            file=sys.stderr,
+        )
         return 2
     if shutil.which("ip") is None or shutil.which("ping") is None:
         print("bench.py needs iproute2 (ip) and ping", file=sys.stderr)
         return 2
-    run_id = "nkb" + secrets.token_hex(3)
+    run_id = args.prefix + secrets.token_hex(3)
     state_dir = tempfile.mkdtemp(prefix="netns-kit-bench-")
     runs: list[dict[str, Any]] = []
     interrupted = False
@@ -790,7 +909,7 @@ def _extras(text: str) -> list[str]:
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Build and tear down the seed's bridge lab at N namespaces, four ways.",
+        description="Build and tear down the seed's bridge lab at N namespaces, five ways.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"methods: {', '.join(METHODS)}",
     )
@@ -804,6 +923,12 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=0.0,
         metavar="SECONDS",
         help="extra pause between runs (35 when /run/netns is not on tmpfs, for growth)",
+    )
+    parser.add_argument(
+        "--prefix",
+        default="nkb",
+        help="the start of every name a run makes (default nkb): give each user of a "
+        "shared machine their own",
     )
     parser.add_argument(
         "--plan-only", action="store_true", help="time planning only (RecordingExecutor)"

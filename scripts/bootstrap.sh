@@ -10,6 +10,11 @@ command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 command -v fping >/dev/null 2>&1 || need+=(fping)
 command -v sysctl >/dev/null 2>&1 || need+=(procps)
+command -v ssh >/dev/null 2>&1 || need+=(openssh-client)     # SSHExecutor
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)     # rootless labs: unshare, nsenter
+# sshd for the tests' fake hosts (netns_kit.fakehosts): installed, never started as a service
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)  # lab.throughput, shaping tests
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if ((${#need[@]})); then
   if [ "$(id -u)" != 0 ]; then
@@ -19,7 +24,15 @@ if ((${#need[@]})); then
   echo "bootstrap: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
+  # Installing openssh-server would start sshd on every address of the machine: tell
+  # invoke-rc.d not to start services while we install (unless a policy says already).
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  if trap -p EXIT | grep -q policy; then rm -f "$policy"; trap - EXIT; fi
 fi
 
 extras="${NETNS_KIT_EXTRAS:-test}"

@@ -38,6 +38,7 @@ _HALF = _TAB_H / 2
 _LANE = 10  # distance between parallel wires in a channel
 _MARGIN = 20
 _BAR = 30  # vertical room for one bridge bar with its label
+_GLYPH = 26  # room for the little bar before a switch's name in a box
 
 COLOURS = {
     "host_fill": "#fff6e5",
@@ -50,6 +51,7 @@ COLOURS = {
     "wire": "#3d3d3d",
     "addr": "#0b5fa5",
     "note": "#6b6b6b",
+    "nat": "#a3470b",
 }
 
 
@@ -69,6 +71,7 @@ class _Port:
     note: str | None = None  # a bridge port's name, written beside the drop from the bar
     x: float = 0.0
     y: float = 0.0
+    switch: bool = False  # the interface is a port of a switch inside the box
 
     @property
     def tab(self) -> float:
@@ -96,7 +99,7 @@ class _Box:
     row: int
     col: int
     interfaces: list[tuple[str, str]]
-    notes: list[str]
+    notes: list[tuple[str, str]]  # (text, kind): see Model.styled_notes
     top: list[_Port] = attrs.Factory(list)
     bottom: list[_Port] = attrs.Factory(list)
     left: list[_Port] = attrs.Factory(list)
@@ -109,7 +112,7 @@ class _Box:
         return max((_w(name) for name, _ in self.interfaces), default=0.0) + _w("  ")
 
     def content_width(self) -> float:
-        widths = [_w(self.name, _TITLE)] + [_w(note) for note in self.notes]
+        widths = [_w(self.name, _TITLE)] + [_w(note) + _GLYPH for note, _ in self.notes]
         widths += [self.name_column + _w(address) for _, address in self.interfaces]
         return max(widths)
 
@@ -124,6 +127,32 @@ def _columns(count: int) -> int:
     if count <= 4:
         return max(count, 1)
     return min(math.ceil(math.sqrt(count)), 6)
+
+
+#: The widest a row of boxes laid out by level gets; a longer level wraps.
+_MAX_COLUMNS = 12
+
+
+def _grid(model: Model) -> tuple[int, dict[str, tuple[int, int]]]:
+    """Each box's (row, column), and how many columns there are.
+
+    Boxes wired to each other go by level (:func:`~netns_kit.render.model.levels`),
+    each row spread evenly under the widest, so a tree reads as a tree; otherwise
+    they fill a grid in order.
+    """
+    if not model.rows:
+        cols = _columns(len(model.namespaces))
+        return cols, {name: divmod(i, cols) for i, name in enumerate(model.namespaces)}
+    cols = min(max(len(row) for row in model.rows), _MAX_COLUMNS)
+    cells: dict[str, tuple[int, int]] = {}
+    row_number = 0
+    for level in model.rows:
+        for start in range(0, len(level), cols):
+            chunk = level[start : start + cols]
+            for k, name in enumerate(chunk):
+                cells[name] = (row_number, int((k + 0.5) * cols / len(chunk)))
+            row_number += 1
+    return cols, cells
 
 
 class _Svg:
@@ -141,19 +170,19 @@ class _Svg:
 
     def __init__(self, model: Model) -> None:
         self.m = model
-        self.cols = _columns(len(model.namespaces))
-        self.rows = math.ceil(len(model.namespaces) / self.cols)
+        self.cols, cells = _grid(model)
+        self.rows = 1 + max((row for row, _ in cells.values()), default=0)
         self.boxes = {
             name: _Box(
                 name,
-                i // self.cols,
-                i % self.cols,
+                *cells[name],
                 [(n, a or "") for n, a in model.interfaces(name)],
-                list(model.routes.get(name, [])),
+                model.styled_notes(name),
             )
-            for i, name in enumerate(model.namespaces)
+            for name in model.namespaces
         }
         self.bridge_index = {name: k for k, (name, _) in enumerate(model.bridges)}
+        self.show_host = model.show_host
         # channel r lies above row r; channel `rows` lies below the last row
         self.channel_lanes = [0] * (self.rows + 1)
         self.gutter_lanes = [0] * (self.cols + 1)
@@ -176,28 +205,31 @@ class _Svg:
         for i, wire in enumerate(self.m.wires):
             if wire.bridge is not None:
                 box = self.boxes[wire.ns_a]
-                box.top.append(_Port(i, wire.if_a, wire.if_b))
+                box.top.append(_Port(i, wire.if_a, wire.if_b, switch=wire.ports[0] is not None))
                 if box.row > 0:
                     if wire.bridge not in self.trunk_lane:
                         self.trunk_lane[wire.bridge] = self._take_gutter(0)
                     self.branch_lane.setdefault((wire.bridge, box.row), -1)
                 continue
             a, b, end_a, end_b = self._ordered(i)
+            flipped = a.name != wire.ns_a
+            port_a = _Port(i, end_a, switch=wire.ports[1 if flipped else 0] is not None)
+            port_b = _Port(i, end_b, switch=wire.ports[0 if flipped else 1] is not None)
             if a.row == b.row and b.col == a.col + 1:
-                a.right.append(_Port(i, end_a))
-                b.left.append(_Port(i, end_b))
+                a.right.append(port_a)
+                b.left.append(port_b)
                 self.routes[i] = _Route("side")
             elif a.row == b.row:
-                a.bottom.append(_Port(i, end_a))
-                b.bottom.append(_Port(i, end_b))
+                a.bottom.append(port_a)
+                b.bottom.append(port_b)
                 self.routes[i] = _Route("u", self._take_channel(a.row + 1))
             elif b.row == a.row + 1:
-                a.bottom.append(_Port(i, end_a))
-                b.top.append(_Port(i, end_b))
+                a.bottom.append(port_a)
+                b.top.append(port_b)
                 self.routes[i] = _Route("step", self._take_channel(b.row))
             else:
-                a.bottom.append(_Port(i, end_a))
-                b.top.append(_Port(i, end_b))
+                a.bottom.append(port_a)
+                b.top.append(port_b)
                 first = self._take_channel(a.row + 1)
                 self.routes[i] = _Route("gutter", first, self._take_gutter(b.col))
         # branches sit below the wires that leave the row above, so these never cross them
@@ -332,6 +364,8 @@ class _Svg:
         notes_h = len(self.m.host_notes) * _LINE
         self.bar_top = self.host_y + 30 + notes_h + (8 if notes_h else 0) + 22
         self.host_h = self.bar_top - self.host_y - 22 + self.tracks * _BAR + 6
+        if not self.show_host:  # nothing lives on the host side: no box for it
+            self.host_h = 0.0
         self.channel_y: list[float] = []
         y = self.host_y + self.host_h
         for r in range(self.rows + 1):
@@ -358,7 +392,7 @@ class _Svg:
                 [
                     self.grid_right + _MARGIN,
                     host_w + 2 * _PAD + 2 * _MARGIN,
-                    _LEGEND_W + 2 * _MARGIN,
+                    self.legend_width + 2 * _MARGIN,
                 ]
                 + [right + _PAD + _MARGIN for _, right in self.spans]
             )
@@ -389,7 +423,12 @@ class _Svg:
         add(f"<title>{_x('netns lab ' + self.m.name)}</title>")
         add(f'<rect x="0" y="0" width="{self.width}" height="{self.height}" fill="white"/>')
         add(_text(_MARGIN, _MARGIN + 14, f"lab: {self.m.name}", 16, "#222", bold=True))
-        self._host(add)
+        if self.m.hosts:
+            title = _w(f"lab: {self.m.name}", 16) + 24
+            hint = "names in /etc/netns/<ns>/hosts"
+            add(_text(_MARGIN + title, _MARGIN + 14, hint, _SMALL, COLOURS["note"]))
+        if self.show_host:
+            self._host(add)
         for box in self.boxes.values():
             add(
                 f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{self.bw}" height="{self.bh}" '
@@ -476,7 +515,7 @@ class _Svg:
     def _tabs(self, add: _Add) -> None:
         for box in self.boxes.values():
             for port in box.top:
-                add(_tab(port.x, box.y, port.label))
+                add(_tab(port.x, box.y, port.label, port.switch))
                 if port.note:
                     add(
                         _text(
@@ -490,11 +529,11 @@ class _Svg:
                         )
                     )
             for port in box.bottom:
-                add(_tab(port.x, box.y + self.bh, port.label))
+                add(_tab(port.x, box.y + self.bh, port.label, port.switch))
             for port in box.left:
-                add(_tab(box.x - port.tab / 2 + 3, port.y, port.label))
+                add(_tab(box.x - port.tab / 2 + 3, port.y, port.label, port.switch))
             for port in box.right:
-                add(_tab(box.x + self.bw + port.tab / 2 - 3, port.y, port.label))
+                add(_tab(box.x + self.bw + port.tab / 2 - 3, port.y, port.label, port.switch))
 
     def _box_text(self, add: _Add, box: _Box) -> None:
         x = box.x + _PAD
@@ -506,9 +545,26 @@ class _Svg:
             add(_text(x, y, name, _SIZE, "#222"))
             if address:
                 add(_text(x + box.name_column, y, address, _SIZE, COLOURS["addr"]))
-        for note in box.notes:
+        for note, kind in box.notes:
             y += _LINE
-            add(_text(x, y, note, _SIZE, COLOURS["note"]))
+            if kind == "switch":  # a switch inside the namespace: a small bar, then its name
+                add(
+                    f'<line x1="{x + 2}" y1="{y - 4}" x2="{x + _GLYPH - 8}" y2="{y - 4}" '
+                    f'stroke="{COLOURS["bridge"]}" stroke-width="6" stroke-linecap="round"/>'
+                )
+                add(_text(x + _GLYPH, y, note, _SIZE, COLOURS["bridge"], bold=True))
+            else:
+                colour = COLOURS["nat"] if kind == "nat" else COLOURS["note"]
+                add(_text(x, y, note, _SIZE, colour))
+
+    @property
+    def legend_width(self) -> float:
+        """The legend shows what the picture uses: a switch's port tab only where there
+        are switches, so a lab without them keeps its narrow picture."""
+        host = (
+            _w("veth-x-br port of a bridge", _SMALL) if self.m.bridges or not self.m.switches else 0
+        )
+        return 380 + (150 if self.m.switches else 0) + host
 
     def _legend(self, add: _Add) -> None:
         y = self.legend_y
@@ -528,11 +584,13 @@ class _Svg:
         add(_tab(x + 20, y - 4, "eth0"))
         add(_text(x + 50, y, "interface", _SMALL, "#444"))
         x += 130
-        add(_text(x, y, "veth-x-br", _SMALL, COLOURS["bridge"], italic=True))
-        add(_text(x + _w("veth-x-br ", _SMALL), y, "port of a bridge", _SMALL, "#444"))
-
-
-_LEGEND_W = 380 + _w("veth-x-br port of a bridge", _SMALL)
+        if self.m.switches:
+            add(_tab(x + 20, y - 4, "eth1", switch=True))
+            add(_text(x + 50, y, "switch port", _SMALL, "#444"))
+            x += 150
+        if self.m.bridges or not self.m.switches:  # bars on the host side
+            add(_text(x, y, "veth-x-br", _SMALL, COLOURS["bridge"], italic=True))
+            add(_text(x + _w("veth-x-br ", _SMALL), y, "port of a bridge", _SMALL, "#444"))
 
 
 def _close(ports: list[_Port], others: list[_Port]) -> bool:
@@ -563,12 +621,13 @@ def _text(
     )
 
 
-def _tab(x: float, y: float, label: str) -> str:
-    """An interface tab centred on (x, y)."""
+def _tab(x: float, y: float, label: str, switch: bool = False) -> str:
+    """An interface tab centred on (x, y); a switch's port has the bridge's colour."""
     w = _w(label, _SMALL) + 14
+    stroke, width = (COLOURS["bridge"], 2.2) if switch else (COLOURS["ns_stroke"], 1.2)
     return (
         f'<rect x="{x - w / 2:.1f}" y="{y - _HALF:.1f}" width="{w:.1f}" height="{_TAB_H}" '
-        f'rx="4" fill="white" stroke="{COLOURS["ns_stroke"]}" stroke-width="1.2"/>'
+        f'rx="4" fill="white" stroke="{stroke}" stroke-width="{width}"/>'
         + _text(x, y + 4, label, _SMALL, "#222", anchor="middle")
     )
 

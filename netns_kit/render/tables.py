@@ -19,9 +19,10 @@ class TableRow:
     address: str
     state: str
     master: str
+    shaping: str = ""
 
 
-TABLE_HEADER = ("namespace", "interface", "address", "state", "master")
+TABLE_HEADER = ("namespace", "interface", "address", "state", "master", "shaping")
 
 
 def table_rows(
@@ -30,7 +31,8 @@ def table_rows(
     """Rows for :func:`to_html_table` and :func:`to_text_table`.
 
     Loopback and IPv6 link-local addresses are left out by default: every namespace
-    has them, so they only hide what the lab itself set up.
+    has them, so they only hide what the lab itself set up.  ``shaping`` is what the
+    interface's qdisc does to what it sends (``10mbit 20ms 1%``), empty when nothing.
     """
     rows: list[TableRow] = []
     for state in snapshot.namespaces:
@@ -43,8 +45,10 @@ def table_rows(
                 for a in state.addresses
                 if a.interface == link.name and (link_local or a.scope != "link")
             ]
+            shaping = link.qdisc.label if link.qdisc is not None else ""
             for address in addrs or [""]:
-                rows.append(TableRow(where, link.name, address, link.state, link.master or ""))
+                row = TableRow(where, link.name, address, link.state, link.master or "", shaping)
+                rows.append(row)
     return rows
 
 

@@ -13,20 +13,32 @@ The format (TOML; YAML has the same keys)::
                                # namespace, so bridges, host routes, sysctls and NAT
                                # never touch the machine's root namespace
     ipv6_link_local = false    # optional (default false): see below
+    hosts = true               # optional (default false): /etc/netns/<ns>/hosts for
+                               # every namespace, so names resolve (Lab.hosts)
     namespaces = ["red", "blue"]
 
-    [[bridges]]                # on the lab's host side
-    name = "v-net-0"           # required, an interface name (1-15 bytes)
-    address = "192.168.15.5/24"   # optional: the host side's own address on it
+    [[bridges]]                # a switch
+    name = "v-net-0"           # required, an interface name (1-15 bytes), unique in
+                               # the file whatever namespace the bridge is in
+    namespace = "red"          # optional: left out means the lab's host side
+    address = "192.168.15.5/24"   # optional: that namespace's own address on it
+    stp = true                 # optional (default false): spanning tree, for rings
 
     [[links]]                  # a veth pair
-    a = "red"                  # required: a namespace
-    b = "v-net-0"              # required: another namespace, or a bridge
+    a = "red"                  # required: a namespace or a bridge
+    b = "v-net-0"              # required: another namespace or bridge; a bridge end
+                               # is one of its ports (two bridges: switch to switch)
     addresses = ["192.168.15.1/24"]   # optional: one per end, [a] or [a, b];
                                # "" leaves an end without one; a bridge end
                                # usually has none (the bridge holds the address)
     names = ["veth-red", "veth-red-br"]   # optional: the two ends' interface names
     mtu = 1400                 # optional, 68-65535
+    rate = "10mbit"            # optional: shaping (netns_kit.shaping); a rate in tc's
+                               # units or bits/s; a rate alone uses tbf
+    delay = "20ms"             # optional: tc's units or seconds; delay, jitter and
+    jitter = "5ms"             # loss (in percent) use netem, which the kernel may
+    loss = 1                   # not have (sch_netem)
+    direction = "a->b"         # optional: "both" (default), "a->b" or "b->a"
 
     [[routes]]
     namespace = "red"          # optional: left out means the lab's host side
@@ -39,12 +51,22 @@ The format (TOML; YAML has the same keys)::
     key = "net.ipv4.ip_forward"   # required
     value = 1                  # required, a string or an integer
 
-    [[masquerade]]             # NAT on the lab's host side
+    [[masquerade]]             # NAT out, with forwarding on
+    namespace = "router"       # optional: left out means the lab's host side
     source = "192.168.15.0/24" # required, a network
-    out_interface = "wan0"     # optional
+    out_interface = "wan0"     # optional: an interface in that namespace
+
+    [[port_forwards]]          # DNAT in, with forwarding on
+    namespace = "router"       # optional: left out means the lab's host side
+    port = 8080                # required: a port, or a range "8000-8010"
+    to = "192.168.15.1:80"     # required: ADDR, ADDR:PORT or [IPV6]:PORT; a range
+                               # keeps its ports (no port, or the same range)
+    protocol = "tcp"           # optional: "tcp" (default) or "udp"
+    in_interface = "wan0"      # optional: only what arrives there
 
 Default interface names follow :class:`netns_kit.spec.LinkNamer` (``veth-red`` /
-``veth-blue`` between namespaces, ``veth-red`` / ``veth-red-br`` to a bridge).
+``veth-blue`` between namespaces, ``veth-red`` / ``veth-red-br`` to a bridge, ``s1-s2``
+/ ``s2-s1`` between switches in namespaces ``s1`` and ``s2``).
 
 A link with no IPv6 address comes up without an IPv6 link-local address either
 (``addrgenmode none``), unless ``ipv6_link_local = true``: every such address starts
@@ -53,15 +75,22 @@ DAD, MLD and router-solicitation traffic that a bridge floods to all its ports.
 What is checked, beyond each value's own rules (:mod:`netns_kit.validate`): unknown keys
 (with a "did you mean"), wrong types, missing required keys, references to namespaces or
 bridges that are not defined, duplicate names (a namespace and a bridge may not share
-one either, nor a namespace and an isolated lab's ``<name>-host``), two interfaces of
-the same name in one namespace (after default naming), a link from a namespace to
-itself, the two ends of a link in different subnets, a bridge link's address outside the
-bridge's subnet, an address used twice on one segment, a network or broadcast address
-given to an interface, a route whose gateway is in none of its namespace's connected
-subnets or whose ``dev`` is not there, and the same route, sysctl or masquerade given
-twice.  On the host side of a lab that is not isolated the root namespace's own
-interfaces are unknown, so host-side ``dev``, ``via`` and ``out_interface`` are only
-checked in isolated labs.
+one either, nor two bridges in different namespaces, nor a namespace and an isolated
+lab's ``<name>-host``), two interfaces of the same name in one namespace (after default
+naming), a link from a namespace or bridge to itself, a namespace linked to a bridge
+inside it, the two ends of a link in different subnets, an address outside the subnet
+of its segment (bridges joined by links are one segment: its bridge addresses give its
+subnets, or else its first address does), an address used twice on one segment, a
+network or broadcast address given to an interface, a route whose gateway is in none
+of its namespace's connected subnets or whose ``dev`` is not there, a masquerade's
+``out_interface`` or a port forward's ``in_interface`` that is not in its namespace, a
+port forward whose target is in no subnet its namespace is connected to or has a route
+to, the same route, sysctl or masquerade given twice, port forwards that catch the
+same connections, and a link's shaping: units and ranges (a rate from 8bit to 1tbit,
+times up to an hour, loss from 0 to 100), a jitter without a delay or larger than it,
+and a direction with nothing to shape.  On the host side of a lab that is not isolated the root
+namespace's own interfaces are unknown, so host-side ``dev``, ``via``,
+``out_interface``, ``in_interface`` and ``to`` are only checked in isolated labs.
 
 A file may come from anywhere, so reading one is bounded whatever it holds: at most
 :data:`MAX_FILE_BYTES` are read, data nested deeper than :data:`MAX_DEPTH` levels or

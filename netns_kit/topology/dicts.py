@@ -25,8 +25,13 @@ def to_dict(topology: Topology) -> dict[str, object]:
     if topology.ipv6_link_local:
         out["ipv6_link_local"] = True
     out["namespaces"] = list(topology.namespaces)
+    if topology.hosts:
+        out["hosts"] = True
     if topology.bridges:
-        out["bridges"] = [_without_none(name=b.name, address=b.address) for b in topology.bridges]
+        out["bridges"] = [
+            _without_none(name=b.name, namespace=b.namespace, address=b.address, stp=b.stp or None)
+            for b in topology.bridges
+        ]
     if topology.links:
         out["links"] = [_link_dict(link) for link in topology.links]
     if topology.routes:
@@ -40,14 +45,29 @@ def to_dict(topology: Topology) -> dict[str, object]:
         ]
     if topology.masquerades:
         out["masquerade"] = [
-            _without_none(source=m.source, out_interface=m.out_interface)
+            _without_none(namespace=m.namespace, source=m.source, out_interface=m.out_interface)
             for m in topology.masquerades
+        ]
+    if topology.port_forwards:
+        out["port_forwards"] = [
+            _without_none(
+                namespace=f.namespace,
+                port=int(f.port) if f.port.isdigit() else f.port,
+                to=f.to,
+                protocol=f.protocol if f.protocol != "tcp" else None,
+                in_interface=f.in_interface,
+            )
+            for f in topology.port_forwards
         ]
     return out
 
 
 def _link_dict(link: LinkSpec) -> dict[str, object]:
     out = _without_none(a=link.a, b=link.b, mtu=link.mtu)
+    if link.shape is not None:
+        out.update(link.shape.settings())
+        if link.direction != "both":
+            out["direction"] = link.direction
     if link.names is not None:
         out["names"] = list(link.names)
     first, second = link.addresses

@@ -17,29 +17,35 @@ def did_you_mean(word: object, choices: Iterable[str] | Names) -> str:
 
 
 def suggest(
-    word: object, choices: Iterable[str] | Names, *, listing: str = "expected one of"
+    word: object,
+    choices: Iterable[str] | Names,
+    *,
+    listing: str = "expected one of",
+    limit: int | None = None,
 ) -> str:
-    """A "did you mean" when something is close, else the list of choices."""
+    """A "did you mean" when something is close, else the list of choices (the first
+    ``limit`` of them; a file's own keys are few and listed whole)."""
     names = choices if isinstance(choices, Names) else Names(choices)
     close = did_you_mean(word, names)
     if close:
         return close
     if not names.names:
         return " (none are defined)"
-    return f" ({listing}: {short_list(names.names)})"
+    return f" ({listing}: {short_list(names.names, limit)})"
 
 
 #: The most names a message lists ("defined: ...", "it has: ..."); the rest are counted.
 _LISTED = 10
 
 
-def short_list(names: Collection[str]) -> str:
+def short_list(names: Collection[str], limit: int | None = None) -> str:
     """``a, b, c``, or the first _LISTED and a count: one problem stays one short line
     when a namespace has thousands of interfaces or a lab thousands of namespaces."""
-    shown = ", ".join(itertools.islice(names, _LISTED))
-    if len(names) <= _LISTED:
+    listed = limit or _LISTED
+    shown = ", ".join(itertools.islice(names, listed))
+    if len(names) <= listed:
         return shown
-    return f"{shown}, … and {len(names) - _LISTED:,} more"
+    return f"{shown}, … and {len(names) - listed:,} more"
 
 
 #: Up to this many names, difflib compares a word with every one, as it always did.

@@ -90,3 +90,8 @@ def test_notebook_runs(kernel: Kernel, uid: str, monkeypatch: pytest.MonkeyPatch
     assert "<svg" in lab_view and "<table" in lab_view and f"{prefix}-red" in lab_view
     assert "server still running? False" in everything
     assert "namespaces left: []" in everything
+    # the shaping section: three rates measured, then the plot of measured/configured
+    for mbit in (5, 10, 20):
+        assert f"{mbit} mbit: " in everything and "Mbit/s over" in everything
+    plot = next(cell for cell in code if "plt.show()" in cell.source)
+    assert any("image/png" in output.get("data", {}) for output in plot.outputs)

@@ -173,8 +173,8 @@ def test_script_prints_what_up_would_run(run: Invoke, state: Path) -> None:
     assert lines[:3] == ["#!/usr/bin/env bash", "set -euo pipefail", "ip netns add bridge-host"]
     assert "ip netns add red" in lines
     assert (
-        "ip link add name veth-red netns red type veth peer name veth-red-br netns bridge-host"
-        in lines
+        "ip link add name veth-red netns red index 1000001 type veth "
+        "peer name veth-red-br netns bridge-host" in lines
     )
     assert "ip -n bridge-host link set dev veth-red-br master v-net-0" in lines
     assert "ip -n red addr add 192.168.15.1/24 dev veth-red" in lines
@@ -286,7 +286,7 @@ def test_a_failing_command_exits_1_names_it_and_undoes_the_lab(run: Invoke, stat
     )
     result = run("up", BRIDGE, ex=ex)
     assert result.code == 1
-    assert "ip link add name veth-blue netns blue type veth" in result.err
+    assert "ip link add name veth-blue netns blue index 1000002 type veth" in result.err
     assert "File exists" in result.err
     assert "Traceback" not in result.err
     assert "ip netns delete bridge-host" in result.lines, "the half-built lab is torn down"
@@ -526,7 +526,9 @@ def test_sudo_user_gets_a_state_dir_of_their_own(
     monkeypatch.delenv("NETNS_KIT_STATE_DIR", raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     args = cli.build_parser().parse_args(["--sudo", "ls"])
-    assert cli._state_dir(args) == tmp_path / "netns-kit-1000"
+    ctx = cli._Context(args, None, io.StringIO(), io.StringIO())
+    assert ctx.state_dir == tmp_path / "netns-kit-1000"
+    assert not ctx.rootless  # --sudo: the machine's namespaces, through sudo
 
 
 def test_watched_prints_every_command_of_a_batch_and_hands_it_on() -> None:

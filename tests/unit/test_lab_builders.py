@@ -120,10 +120,11 @@ def test_link_to_a_root_bridge(bridge_first: bool, state: Path) -> None:
             pair = lab.link(bridge, "red", addresses=(None, "10.0.0.1/24"))
         else:
             pair = lab.link(red, "br0", addresses=("10.0.0.1/24", None))
-        assert pair == VethPair("veth-red", "veth-red-br", "red", None)
+        # the namespace end gets an interface index of its own: see test_ready_indexes
+        assert pair == VethPair("veth-red", "veth-red-br", "red", None, index=1_000_001)
         runs = len(ex.runs)
         assert lines(ex.commands[start:]) == [
-            "ip link add name veth-red netns red type veth peer name veth-red-br",
+            "ip link add name veth-red netns red index 1000001 type veth peer name veth-red-br",
             "ip link set dev veth-red-br master br0",  # the port first, then its far end
             f"ip link set dev veth-red-br alias {TAG}",
             "ip link set dev veth-red-br addrgenmode none up",
@@ -149,7 +150,8 @@ def test_link_to_an_isolated_bridge(state: Path) -> None:
         start = len(ex.commands)
         lab.link("red", "br0")
         assert lines(ex.commands[start:]) == [
-            "ip link add name veth-red netns red type veth peer name veth-red-br netns t-host",
+            "ip link add name veth-red netns red index 1000001 type veth "
+            "peer name veth-red-br netns t-host",
             "ip -n t-host link set dev veth-red-br master br0",
             f"ip -n t-host link set dev veth-red-br alias {TAG}",
             "ip -n t-host link set dev veth-red-br addrgenmode none up",
@@ -227,7 +229,8 @@ def test_link_refuses_what_the_lab_does_not_know(state: Path) -> None:
         for a, b, field in (
             ("red", "nowhere", "b"),
             ("eth0", "red", "a"),
-            ("br0", "br1", "b"),
+            ("br0", "br0", "b"),
+            ("br0", Bridge("br1", "elsewhere"), "b"),
             ("red", "red", "b"),
         ):
             with pytest.raises(ValidationError) as caught:

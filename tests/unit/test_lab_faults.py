@@ -31,7 +31,8 @@ def undo_of(argv: Argv, saved: set[str]) -> tuple[Argv, frozenset[str | None]] |
     bridge, a route, an iptables rule are deleted where they were made; a veth is
     deleted by an end in a namespace that survives (the root end), or by its first
     end when both ends are in lab namespaces; a root sysctl is put back to the value
-    it had, once, at its first change.  Reads and settings of made things undo nothing.
+    it had, once, at its first change; a file or directory made in /etc/netns is
+    removed.  Reads and settings of made things undo nothing.
     """
     ns: str | None = None
     body = argv[1:]
@@ -60,6 +61,12 @@ def undo_of(argv: Argv, saved: set[str]) -> tuple[Argv, frozenset[str | None]] |
             return None
         saved.add(key)
         return ("sysctl", "-q", "-w", f"{key}={ROOT_SYSCTLS[key]}"), frozenset({None})
+    if argv[:3] == ("mkdir", "-p", "/etc/netns") and len(argv) == 3:  # made when missing
+        return ("rmdir", "--ignore-fail-on-non-empty", "/etc/netns"), frozenset({None})
+    if argv[:2] == ("mkdir", "-p"):  # the namespaces' directories in /etc/netns
+        return ("rmdir", *argv[2:]), frozenset({None})
+    if argv[0] == "tee":  # the hosts files
+        return ("rm", "-f", *argv[1:]), frozenset({None})
     tool = 4 if argv[:3] == ("ip", "netns", "exec") else 0
     if argv[tool] in ("iptables", "ip6tables") and "-A" in argv:
         where = argv[3] if tool else None

@@ -145,12 +145,12 @@ def test_lab_repr_html_has_the_svg_and_a_live_table(lab: Lab, ex: RecordingExecu
     table = page[page.index("<table") :]
     ET.fromstring(table)  # well-formed
     head = re.findall(r"<th>([^<]*)</th>", table)
-    assert head == ["namespace", "interface", "address", "state", "master"]
+    assert head == ["namespace", "interface", "address", "state", "master", "shaping"]
     rows = [re.findall(r"<td>([^<]*)</td>", row) for row in re.findall(r"<tr><td>.*?</tr>", table)]
-    assert ["views-host", "v-net-0", "192.168.15.5/24", "UP", ""] in rows
-    assert ["views-host", "veth-red-br", "", "UP", "v-net-0"] in rows
-    assert ["red", "veth-red", "192.168.15.1/24", "UP", ""] in rows
-    assert ["blue", "blue-red", "", "DOWN", ""] in rows  # state as the kernel said it
+    assert ["views-host", "v-net-0", "192.168.15.5/24", "UP", "", ""] in rows
+    assert ["views-host", "veth-red-br", "", "UP", "v-net-0", ""] in rows
+    assert ["red", "veth-red", "192.168.15.1/24", "UP", "", ""] in rows
+    assert ["blue", "blue-red", "", "DOWN", "", ""] in rows  # state as the kernel said it
     assert {row[0] for row in rows} == {"views-host", "red", "blue"}
     assert not any(row[1] == "lo" for row in rows)  # loopback is left out
     reads = since(ex, start)
@@ -172,7 +172,7 @@ def test_namespace_repr_html_shows_only_that_namespace(lab: Lab, ex: RecordingEx
     page = lab["red"]._repr_html_()
     ET.fromstring(page)
     rows = [re.findall(r"<td>([^<]*)</td>", row) for row in re.findall(r"<tr><td>.*?</tr>", page)]
-    assert ["red", "veth-red", "192.168.15.1/24", "UP", ""] in rows
+    assert ["red", "veth-red", "192.168.15.1/24", "UP", "", ""] in rows
     assert {row[0] for row in rows} == {"red"}
     assert {row[1] for row in rows} == {"veth-red", "red-blue"}
     assert {argv[2] for argv in since(ex, start) if argv[1] == "-n"} >= {"red"}

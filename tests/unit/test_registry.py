@@ -41,6 +41,7 @@ def test_state_dir_comes_from_the_argument_then_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("NETNS_KIT_STATE_DIR", raising=False)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
     assert state_dir() == Path("/run/netns-kit")
     monkeypatch.setenv("NETNS_KIT_STATE_DIR", str(tmp_path))
     assert state_dir() == tmp_path

@@ -352,10 +352,10 @@ def test_table_rows_leave_out_loopback_and_link_local() -> None:
 def test_html_table() -> None:
     table = ET.fromstring(render.to_html_table(snapshot()))
     header = [th.text for th in table.iter("th")]
-    assert header == ["namespace", "interface", "address", "state", "master"]
+    assert header == ["namespace", "interface", "address", "state", "master", "shaping"]
     rows = [[td.text or "" for td in tr.iter("td")] for tr in table.iter("tr")][1:]
-    assert rows[0] == ["red", "veth-red", "192.168.15.1/24", "UP", ""]
-    assert rows[2] == ["bridge-host", "veth-red-br", "", "UP", "v-net-0"]
+    assert rows[0] == ["red", "veth-red", "192.168.15.1/24", "UP", "", ""]
+    assert rows[2] == ["bridge-host", "veth-red-br", "", "UP", "v-net-0", ""]
 
 
 def test_html_table_escapes() -> None:
@@ -367,7 +367,7 @@ def test_html_table_escapes() -> None:
 
 def test_text_table_aligns_columns() -> None:
     lines = render.to_text_table(snapshot()).splitlines()
-    assert lines[0].split() == ["namespace", "interface", "address", "state", "master"]
+    assert lines[0].split() == ["namespace", "interface", "address", "state", "master", "shaping"]
     assert lines[1].split() == ["red", "veth-red", "192.168.15.1/24", "UP"]
     column = lines[0].index("interface")
     assert all(line[column:].startswith(("interface", "veth", "bare")) for line in lines)

@@ -37,6 +37,7 @@ def list_ids(ex: RecordingExecutor) -> list[str]:
 
 
 def test_one_read_process_per_namespace() -> None:
+    """A namespace of veths and bridges only (noqueue) costs one process."""
     command = read_command("red")
     assert command.argv == ("ip", "-n", "red", *BATCH)
     assert command.inside == ("ip", *BATCH)  # started from a thread inside red
@@ -54,6 +55,9 @@ def test_the_sample_lab_in_one_process_each() -> None:
     snap = state.snapshot(ex, [H, R, B])
     reads = [argv for argv in ex.commands if argv[-1] == "-"]
     assert reads == [("ip", "-n", ns, *BATCH) for ns in (H, R, B)]
+    # tc only where ip names a root qdisc other than noqueue: the down links' noop
+    tc = [argv[2] for argv in ex.commands if argv[0] == "tc"]
+    assert tc == [H, B]
     red = snap[R]
     assert [link.name for link in red.links] == ["lo", "veth-red", "red-blue"]
     assert red.link("red-blue").mtu == 1400

@@ -111,7 +111,10 @@ def test_no_veth_across_namespaces_means_no_list_id_read() -> None:
     ex = RecordingExecutor()
     ex.answer("ip -n x -d -j link show", stdout=sample("host.link.json").replace('"veth"', '"x"'))
     state.links(ex, "x")
-    assert ex.commands == [("ip", "-n", "x", "-d", "-j", "link", "show")]
+    assert ex.commands == [
+        ("ip", "-n", "x", "-d", "-j", "link", "show"),
+        ("tc", "-n", "x", "-j", "qdisc", "show"),  # each link's qdisc (its shaping)
+    ]
 
 
 def test_peer_in_an_unnamed_namespace_stays_unresolved() -> None:
@@ -131,8 +134,9 @@ def test_root_namespace_reads_have_no_ip_n() -> None:
     ex.answer("ip -j netns list-id", stdout=f'[{{"nsid":0,"name":"{HOST}"}}]')
     ex.answer(f"ip -n {HOST} -d -j link show", stdout=sample("host.link.json"))
     links = {link.name: link for link in state.links(ex)}
-    assert ex.commands[:2] == [
+    assert ex.commands[:3] == [
         ("ip", "-d", "-j", "link", "show"),
+        ("tc", "-j", "qdisc", "show"),
         ("ip", "-j", "netns", "list-id"),
     ]
     assert links["veth-blue"].peer == PeerInfo("veth-blue-br", HOST, index=4, netnsid=0)

@@ -122,7 +122,7 @@ def test_every_problem_is_reported_at_once() -> None:
     )
     assert found == [
         "extra: unknown key (expected one of: name, isolated, ipv6_link_local, "
-        "namespaces, bridges, links, routes, sysctls, masquerade)",
+        "namespaces, bridges, links, routes, sysctls, masquerade, port_forwards, hosts)",
         "isolated: must be true or false, not a string ('no')",
         "namespaces[2]: 'red' is listed twice (also at namespaces[0])",
         "bridges[0].address: '10.1.0.1/33' is not an IPv4 or IPv6 interface",
@@ -144,7 +144,7 @@ def test_error_message_lists_every_problem() -> None:
     assert str(error) == (
         "lab.toml: 2 problems:\n"
         "  bogus: unknown key (expected one of: name, isolated, ipv6_link_local, "
-        "namespaces, bridges, links, routes, sysctls, masquerade)\n"
+        "namespaces, bridges, links, routes, sysctls, masquerade, port_forwards, hosts)\n"
         "  namespaces[1]: 'a' is listed twice (also at namespaces[0])"
     )
     assert isinstance(error, ValidationError)
@@ -175,7 +175,7 @@ def test_single_problem_is_one_line() -> None:
         ),
         (
             {"name": "x", "namespaces": ["red", "blue"], "links": [{"a": "rde", "b": "blue"}]},
-            "links[0].a: 'rde' is not a namespace of this lab (did you mean 'red'?)",
+            "links[0].a: 'rde' is not a namespace or bridge of this lab (did you mean 'red'?)",
         ),
         (
             {
@@ -305,8 +305,8 @@ def test_a_bridge_link_address_needs_the_bridge_prefix() -> None:
     ]
 
 
-def test_a_bridge_name_clashes_with_a_host_side_veth_end() -> None:
-    found = problems_of(
+def test_a_bridge_name_taken_by_a_default_end_name_moves_the_link_to_its_pair_names() -> None:
+    lab = topology.from_dict(
         {
             "name": "x",
             "namespaces": ["red"],
@@ -314,9 +314,20 @@ def test_a_bridge_name_clashes_with_a_host_side_veth_end() -> None:
             "links": [{"a": "red", "b": "br0"}],
         }
     )
+    assert lab.with_link_names().links[0].names == ("red-br0", "br0-red")
+
+
+def test_an_explicit_name_taken_by_a_bridge_is_refused() -> None:
+    found = problems_of(
+        {
+            "name": "x",
+            "namespaces": ["red"],
+            "bridges": [{"name": "br1"}, {"name": "br0"}],
+            "links": [{"a": "red", "b": "br0", "names": ["eth0", "br1"]}],
+        }
+    )
     assert found == [
-        "links[0]: its default interface name 'veth-red-br' is already used in the lab's "
-        "host side by bridges[0].name; give this link 'names'"
+        "links[0].names[1]: 'br1' is already used in the lab's host side by bridges[0].name"
     ]
 
 
@@ -651,7 +662,8 @@ def test_every_misspelt_reference_in_a_big_lab_gets_its_suggestion() -> None:
     assert len(error.problems) == 5000
     for i in (0, 7, 1234, 4999):
         assert error.problems[i] == (
-            f"links[{i}].a: 'rde{i}' is not a namespace of this lab (did you mean 'red{i}'?)"
+            f"links[{i}].a: 'rde{i}' is not a namespace or bridge of this lab "
+            f"(did you mean 'red{i}'?)"
         )
 
 
@@ -698,8 +710,8 @@ def test_a_listing_of_many_names_is_cut() -> None:
         }
     )
     assert found == [
-        "links[0].a: 'zzzz' is not a namespace of this lab (defined: n000, n001, n002, n003, "
-        "n004, n005, n006, n007, n008, n009, … and 90 more)"
+        "links[0].a: 'zzzz' is not a namespace or bridge of this lab (defined: n000, n001, "
+        "n002, n003, n004, n005, n006, n007, n008, n009, … and 90 more)"
     ]
 
 

@@ -1,0 +1,39 @@
+"""FakeHosts before they start: the layout they promise, and their checks (no root)."""
+
+from __future__ import annotations
+
+import pytest
+
+from netns_kit import FakeHosts, NetnsKitError, ValidationError
+
+
+def test_layout_hosts_first_addresses_clients_last() -> None:
+    hosts = FakeHosts(3, name="mh-x", subnet="10.77.0.0/24")
+    assert [h.address for h in hosts] == ["10.77.0.1", "10.77.0.2", "10.77.0.3"]
+    assert [h.namespace for h in hosts] == ["mh-x-h0", "mh-x-h1", "mh-x-h2"]
+    assert {h.underlay for h in hosts} == {"eth0"}
+    assert hosts.client_address == "10.77.0.254"
+    assert hosts.client_namespace == "mh-x-host"
+    assert len(hosts) == 3 and hosts[1].name == "h1"
+
+
+def test_keys_exist_only_once_started() -> None:
+    hosts = FakeHosts(1, name="mh-x")
+    with pytest.raises(NetnsKitError, match="not started"):
+        hosts[0].ssh_options  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [
+        ("count", {"count": 0}),
+        ("subnet", {"subnet": "fd00::/64"}),
+        ("subnet", {"subnet": "10.0.0.0/30"}),
+        ("subnet", {"subnet": "10.0.0.1/24"}),
+        ("name", {"name": "-x"}),
+    ],
+)
+def test_bad_settings_are_refused(field: str, kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValidationError) as caught:
+        FakeHosts(**kwargs)  # type: ignore[arg-type]
+    assert caught.value.field == field
