@@ -276,6 +276,28 @@ def test_the_fping_fallback(prefix: str, neighbour_limits: dict[str, str], tmp_p
         assert len(result) == 6 * 5 + 2  # IPv6 only between the two that have it
 
 
+def test_a_rootless_lab_is_paced_and_says_so(neighbour_limits: dict[str, str], uid: str) -> None:
+    """In a sandbox the root namespace's limits are out of reach: the check paces its
+    probes (fping in the sandbox, rounds within the limits) and says so."""
+    if shutil.which("fping") is None:
+        pytest.skip("fping is not installed: apt-get install fping")
+    with Lab(f"rr-{uid}", rootless=True) as lab:
+        assert lab.rootless
+        with lab.batch():
+            bridge = lab.bridge("br0", "10.49.0.254/24")
+            for i in range(30):
+                ns = lab.namespace(f"rr-{uid}-{i}")
+                lab.link(
+                    ns, bridge, addresses=(f"10.49.0.{i + 1}/24", None), names=("eth0", f"p{i}")
+                )
+        result = lab.reachability()
+        assert result.ok, result.to_text(compact=True)
+        assert result.method == "fping" and result.paced and result.rounds > 1
+        assert result.notes and "neighbour limits" in result.notes[0]
+        assert "paced in" in result.summary()
+        assert limits() == neighbour_limits  # never touched
+
+
 def test_the_fast_snapshot_equals_reading_one_command_at_a_time(
     prefix: str, tmp_path: Path
 ) -> None:
