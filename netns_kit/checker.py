@@ -112,6 +112,9 @@ def check(
     unique, notes = _unique(targets)
     planned = reach_plan.pairs(sources, unique, chosen, reach_plan.families_of(targets))
     involved = list(flush_in or dict.fromkeys([*sources, *(t.namespace for _, t in planned)]))
+    if not planned:  # nothing to probe (a dry run reads an empty lab): touch nothing
+        seconds = time.monotonic() - started
+        return Reachability(tuple(sources), (), {}, seconds=seconds, notes=tuple(notes), lab=lab)
     probe = _Probe(executor, snap, timeout=timeout, count=count)
     runner = Runner(executor)
     rtts: dict[Pair, float | None] = {}

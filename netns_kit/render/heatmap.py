@@ -56,8 +56,8 @@ def _cut_off(result: Reachability, grid: Grid) -> tuple[list[str], list[str]]:
     for (source, namespace), (answered, _) in grid.items():
         reached[namespace] = reached.get(namespace, 0) + answered
         reaching[source] = reaching.get(source, 0) + answered
-    unreached = [ns for ns, count in reached.items() if count == 0]
-    lost = [source for source, count in reaching.items() if count == 0]
+    unreached = [ns for ns in result.namespaces if reached.get(ns, 1) == 0]
+    lost = [source for source in result.namespaces if reaching.get(source, 1) == 0]
     return unreached, lost
 
 
@@ -80,12 +80,18 @@ def reachability_text(result: Reachability, *, compact: bool | None = None) -> s
     lines.append(("OK: " if result.ok else "FAILED: ") + result.summary())
     if not result.rtts:
         lines.append("nothing to probe: no namespace has a global address")
-    if failures:
+    if failures and compact:  # a namespace cut off is one line, not dozens
         unreached, lost = _cut_off(result, grid)
-        if compact and unreached:
+        if unreached:
             lines.append("no source reached: " + ", ".join(unreached))
-        if compact and lost:
+        if lost:
             lines.append("reached nothing: " + ", ".join(lost))
+        rest = [f for f in failures if f.source not in lost and f.target.namespace not in unreached]
+        if rest:
+            other = " other" if unreached or lost else ""
+            lines.append(f"{len(rest)}{other} pair(s) did not answer:")
+            lines += _listed(rest)
+    elif failures:
         lines.append(f"{len(failures)} pair(s) did not answer:")
         lines += _listed(failures)
     lines += [f"note: {note}" for note in result.notes]

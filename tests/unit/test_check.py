@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import RecordingExecutor, ValidationError, cli, recover
+from netns_kit import Lab, RecordingExecutor, ScriptExecutor, ValidationError, cli, recover
 from netns_kit.command import Command
 from netns_kit.kept import KeptLab
 from netns_kit.neighbours import KEYS
@@ -224,6 +224,18 @@ def test_arguments_are_checked_before_anything_runs(state: Path) -> None:
     lab.close()
     with pytest.raises(Exception, match="closed"):
         lab.reachability()
+
+
+def test_a_dry_run_has_nothing_to_probe_and_writes_nothing(state: Path) -> None:
+    dry = ScriptExecutor()
+    with Lab("dry", executor=dry, isolated=True, state_dir=state) as lab:
+        red, blue = lab.namespace("red"), lab.namespace("blue")
+        lab.link(red, blue, addresses=("10.0.0.1/24", "10.0.0.2/24"))
+        written = list(dry.lines)
+        result = lab.reachability()
+        assert result.ok and len(result) == 0
+        assert "nothing to probe" in result.to_text()
+        assert dry.lines == written
 
 
 # -- a kept lab ---------------------------------------------------------------------------
