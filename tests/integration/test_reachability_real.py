@@ -298,6 +298,25 @@ def test_a_rootless_lab_is_paced_and_says_so(neighbour_limits: dict[str, str], u
         assert limits() == neighbour_limits  # never touched
 
 
+def test_the_prober_keeps_few_sockets_open_and_still_hears_everyone(
+    prefix: str, neighbour_limits: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for one namespace's sockets at a time per worker, every reply is still
+    matched to its request, and a dead address costs its own timeout only."""
+    from netns_kit import executor
+
+    monkeypatch.setattr(executor, "file_budget", lambda lanes: 1)
+    with Lab(prefix, isolated=True, state_dir=tmp_path) as lab:
+        names = bridge_lab(lab, 8, six=8)
+        drop = ["iptables", "-w", "-A", "INPUT", "-p", "icmp", "--icmp-type", "echo-request"]
+        drop += ["-d", "10.44.0.1", "-j", "DROP"]
+        sh("ip", "netns", "exec", names[0], *drop)  # in the lab's namespace: goes with it
+        result = lab.reachability(timeout=0.3)
+        failed = {(f.source, f.target.address) for f in result.failures()}
+        assert failed == {(s, "10.44.0.1") for s in names[1:]}
+        assert len(result) == 2 * 8 * 7
+
+
 def test_the_fast_snapshot_equals_reading_one_command_at_a_time(
     prefix: str, tmp_path: Path
 ) -> None:
