@@ -206,30 +206,47 @@ class Room:
 @contextlib.contextmanager
 def machine_lock(path: Path = LOCK_PATH, wait: float = LOCK_WAIT) -> Iterator[bool]:
     """One check at a time raises the limits on this machine; yields whether the
-    lock is held (it cannot be when the file cannot be made: not root)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError:
-        yield False
-        return
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
-                time.sleep(0.05)
+    lock is held (it cannot be when the file cannot be made: not root).
+
+    The lock file is removed when the lock is let go, before it is unlocked; a
+    waiter that then gets the lock on the removed file sees it is gone and tries
+    the path again, so two never hold it at once.
+    """
+    deadline = time.monotonic() + wait
+    while True:
         try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            yield False
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                yield False
+                return
+            time.sleep(0.05)
+            continue
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # removed by the holder that let go: try the path again
+    try:
+        yield True
     finally:
-        os.close(fd)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)  # closing unlocks
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        there = os.stat(path)
+    except FileNotFoundError:
+        return False
+    here = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 @contextlib.contextmanager

@@ -394,3 +394,22 @@ def test_cli_up_check(state: Path, tmp_path: Path) -> None:
     assert code == 0, err
     assert "is up." in out and "OK: 2/2 pairs answered" in out
     assert out.index("is up.") < out.index("lab kl: reachability")
+
+
+# -- the machine-wide lock ------------------------------------------------------------------
+def test_one_check_at_a_time_holds_the_limits(tmp_path: Path) -> None:
+    from netns_kit.neighbours import machine_lock
+
+    path = tmp_path / "locks" / "neighbour-limits.lock"
+    with machine_lock(path) as first:
+        assert first and path.exists()
+        with machine_lock(path, wait=0.1) as second:
+            assert not second  # held: the second check paces instead
+    assert not path.exists()  # nothing left behind
+    with machine_lock(path) as again:
+        assert again
+    with machine_lock(tmp_path / "file" / "x.lock") as unmakeable:
+        assert unmakeable  # its directory is made
+    (tmp_path / "blocked").write_text("a file, not a directory")
+    with machine_lock(tmp_path / "blocked" / "x.lock") as refused:
+        assert not refused
