@@ -141,6 +141,13 @@ def segments(snapshot: Snapshot) -> dict[tuple[str | None, str], Segment]:
             segment = _segment(state, link, states)
             if segment is not None:
                 found[(state.name, link.name)] = segment
+            # a port knows its far end even where the far end cannot name it back
+            # (a lab namespace's veth whose peer is a port in the root namespace)
+            peer = link.peer
+            if link.master is None or peer is None or peer.name is None:
+                continue
+            if peer.namespace != state.name:
+                found.setdefault((peer.namespace, peer.name), ("bridge", state.name, link.master))
     return found
 
 

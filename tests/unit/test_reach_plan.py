@@ -239,3 +239,26 @@ def test_fping_failing_itself_is_an_error() -> None:
         fping.parse(JOB, Result(("fping",), 3, "", "fping: bad option"))
     with pytest.raises(Exception, match="Cannot open"):
         fping.parse(JOB, Result(("fping",), 1, "", 'Cannot open network namespace "rc-a"'))
+
+
+def test_a_port_in_the_root_namespace_names_its_segment() -> None:
+    """A lab that is not isolated: from the lab's namespace, a peer in the root
+    namespace stays unnamed, but the root's port knows the far end."""
+    from netns_kit.state import LinkInfo, NamespaceState, PeerInfo
+
+    def end() -> LinkInfo:
+        return LinkInfo(
+            "eth0", "veth", "UP", 1500, "02:00:00:00:00:0a", peer=PeerInfo(None, None, 9, 0)
+        )
+
+    root = NamespaceState(
+        None,
+        (
+            LinkInfo("br0", "bridge", "UP", 1500),
+            LinkInfo("pa", "veth", "UP", 1500, master="br0", peer=PeerInfo("eth0", "a", 2, 1)),
+            LinkInfo("pb", "veth", "UP", 1500, master="br0", peer=PeerInfo("eth0", "b", 2, 2)),
+        ),
+    )
+    snap = Snapshot((root, NamespaceState("a", (end(),)), NamespaceState("b", (end(),))))
+    segments = reach_plan.segments(snap)
+    assert segments[("a", "eth0")] == segments[("b", "eth0")] == ("bridge", None, "br0")
