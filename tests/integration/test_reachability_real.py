@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import Lab, ShellExecutor, state
+from netns_kit import Lab, ShellExecutor, neighbours, state
 from netns_kit.executor import Executor
 from netns_kit.registry import Registry
 
@@ -243,6 +243,11 @@ def test_a_check_killed_while_it_holds_the_limits_is_undone_by_cleanup(
         assert cleaned.returncode == 0, cleaned.stderr
         assert limits() == neighbour_limits
         assert not lease.exists()
+        # a check after the crash works, and leaves no lock file behind
+        again = cli("check", prefix, "--timeout", "0.2", state_dir=state_dir)
+        assert again.returncode == 1 and "no source reached" in again.stdout
+        assert not neighbours.LOCK_PATH.exists()
+        assert limits() == neighbour_limits
     finally:
         cli("down", prefix, state_dir=state_dir)
 
