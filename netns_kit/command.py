@@ -53,6 +53,9 @@ class Command:
     inside: tuple[str, ...] | None = attrs.field(default=None, converter=_words, repr=False)
     family: str | None = attrs.field(default=None, repr=False)
     line: tuple[str, ...] | None = attrs.field(default=None, converter=_words, repr=False)
+    #: The kernel module the command needs (``sch_netem``), named in the error when the
+    #: kernel lacks it.
+    needs: str | None = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.argv:

@@ -85,7 +85,7 @@ class Runner:
         """Run one command (its guard first); raise its error when ``check``."""
         result, _ = self._single(command, timeout)
         if check and not result:
-            raise result_error(result)
+            raise result_error(result, module=command.needs)
         return result
 
     def _single(self, command: Command, timeout: float | None = None) -> tuple[Result, bool]:
@@ -164,15 +164,15 @@ class Runner:
         if run.family is None:
             (index,) = run.indexes
             result, skipped = self._single(given[0])
-            state.done(index, result, skipped=skipped)
+            state.done(index, result, skipped=skipped, needs=given[0].needs)
             return
         job = batches.Batch(run.family, run.namespace, tuple(given), force=keep_going)
         if log.isEnabledFor(logging.DEBUG):
             for command in given:
                 log.debug("batch in %s: %s", run.namespace or "root", command)
         outcome = batches.split(given, self.executor.execute_batch(job), force=keep_going)
-        for index, result in zip(run.indexes, outcome, strict=False):
-            state.done(index, result)
+        for index, command, result in zip(run.indexes, given, outcome, strict=False):
+            state.done(index, result, needs=command.needs)
 
 
 class _State:
@@ -193,7 +193,9 @@ class _State:
     def stopped(self) -> bool:
         return self.error is not None
 
-    def done(self, index: int, result: Result, *, skipped: bool = False) -> None:
+    def done(
+        self, index: int, result: Result, *, skipped: bool = False, needs: str | None = None
+    ) -> None:
         with self._lock:
             self.results[index] = result
             self.order.append(index)
@@ -201,7 +203,7 @@ class _State:
                 self.skipped.add(index)
             self.finished += 1
             if not result and self.error is None:
-                self.error = result_error(result)
+                self.error = result_error(result, module=needs)
                 self.failed = index
             finished = self.finished
         if self.on_progress is not None:
