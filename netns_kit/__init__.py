@@ -28,6 +28,7 @@ from .executor import (
 )
 from .fakehosts import FakeHost, FakeHosts
 from .hosts import HostsFiles
+from .kept import KeptLab, kept_labs
 from .lab import Lab
 from .link import Bridge, Interface, VethPair
 from .measure import Throughput
@@ -61,6 +62,7 @@ __all__ = [
     "HostUnreachableError",
     "HostsFiles",
     "Interface",
+    "KeptLab",
     "KernelFeatureMissingError",
     "Lab",
     "LabBusyError",
@@ -98,6 +100,7 @@ __all__ = [
     "VethPair",
     "Vxlan",
     "default_executor",
+    "kept_labs",
     "list_namespaces",
     "recover",
     "stale_labs",

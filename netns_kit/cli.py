@@ -578,7 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     down = add("down", cmd_down, "tear a lab down from its record (also after a crash)")
     down.add_argument("name", metavar="NAME")
 
-    ls = add("ls", cmd_ls, "list labs and their state (up, open, building, stale, partial)")
+    ls = add(
+        "ls", cmd_ls, "list labs and their state (up, open, building, checking, stale, partial)"
+    )
     ls.add_argument("--json", action="store_true", help="machine-readable output")
 
     show = add("show", cmd_show, "a lab's interfaces, addresses and routes, read live")

@@ -1,7 +1,7 @@
 """The process-based prober: one ``fping`` per source namespace.
 
-For executors that cannot open sockets inside namespaces (the dry run, ``sudo``, a
-remote or rootless one), a check runs ``fping`` in each source namespace, through
+For executors that cannot open sockets inside namespaces (``sudo``, a remote or
+rootless one), a check runs ``fping`` in each source namespace, through
 the executor like any command, and the runner overlaps them.  fping (the Debian
 package ``fping``) sends to all its targets at once; ``-i 0`` matters: its default
 10 ms between packets made 9,900 probes take 50 s instead of 0.9 s.  ``-r 0``: no

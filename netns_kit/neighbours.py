@@ -19,7 +19,7 @@ reported as a broken link, so a check:
   limits take a machine-wide lock, so that two never undo each other's raise;
 * flushes the lab's neighbour tables when it is done (before the limits go back),
   and between rounds;
-* where the limits cannot be raised (not root, a dry run, a rootless lab), sends
+* where the limits cannot be raised (not root, a rootless lab), sends
   its probes in rounds small enough to fit, flushing in between, and says in the
   result that it was paced.
 """
