@@ -132,6 +132,32 @@ class SSHExecutor:
     def parallel(self) -> int:
         return self._parallel
 
+    def describe(self) -> dict[str, Any]:
+        """How to reach this host again, for a lab's record (no secrets: the key is
+        named by its path)."""
+        return {
+            "host": self.host,
+            "user": self.user,
+            "port": self.port,
+            "identity_file": self.identity_file,
+            "sudo": self.sudo,
+            "ssh_options": list(self.ssh_options),
+            "local_namespace": self.local_namespace,
+        }
+
+    @classmethod
+    def from_description(cls, data: dict[str, Any]) -> SSHExecutor:
+        """An executor made from :meth:`describe` (recovery after a crash)."""
+        return cls(
+            data["host"],
+            user=data.get("user"),
+            port=data.get("port", 22),
+            identity_file=data.get("identity_file"),
+            sudo=bool(data.get("sudo", False)),
+            ssh_options=tuple(data.get("ssh_options", ())),
+            local_namespace=data.get("local_namespace"),
+        )
+
     @property
     def control_path(self) -> Path | None:
         """The master connection's socket, while the executor is connected."""
