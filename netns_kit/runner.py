@@ -167,7 +167,7 @@ class Runner:
             grouped, alone = _groupable(lanes, commands)
             jobs = [
                 functools.partial(self._group, executor, group, commands, state, keep_going)
-                for group in _groups(grouped, commands, parallel)
+                for group in _groups(grouped, parallel)
             ]
             jobs += [
                 functools.partial(self._lane, lane, commands, state, keep_going) for lane in alone
@@ -263,30 +263,13 @@ def _groupable(lanes: list[Lane], commands: list[Command]) -> tuple[list[Lane], 
     return grouped, alone
 
 
-#: The most text one group of runs sends: the far side gets it as one argument, and
-#: Linux takes no argument longer than 128 KiB.
-GROUP_TEXT = 96 * 1024
-
-
-def _groups(lanes: list[Lane], commands: list[Command], count: int) -> list[list[Run]]:
-    """Lanes dealt into ``count`` groups of neighbours (more when one would carry too
-    much text), each group the lanes' runs in order."""
-    if not lanes:
-        return []
-    size = -(-len(lanes) // count)
-    groups: list[list[Run]] = []
-    for start in range(0, len(lanes), size):
-        group: list[Run] = []
-        text = 0
-        for lane in lanes[start : start + size]:
-            weight = sum(len(str(commands[i])) + 1 for run in lane for i in run.indexes)
-            if group and text + weight > GROUP_TEXT:
-                groups.append(group)
-                group, text = [], 0
-            group.extend(lane)
-            text += weight
-        groups.append(group)
-    return groups
+def _groups(lanes: list[Lane], count: int) -> list[list[Run]]:
+    """Lanes dealt into ``count`` groups of neighbours, each group the lanes' runs in
+    order."""
+    size = -(-len(lanes) // count) if lanes else 1
+    return [
+        [run for lane in lanes[i : i + size] for run in lane] for i in range(0, len(lanes), size)
+    ]
 
 
 class _State:
