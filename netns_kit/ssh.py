@@ -369,7 +369,13 @@ class SSHExecutor:
         framed by markers that say where its output starts and how it ended."""
         lines = []
         for index, command in enumerate(commands):
-            argv = ("sudo", "-n", *command.argv) if self.sudo else command.argv
+            argv = command.argv
+            if command.namespace is not None and command.inside is not None:
+                # into the namespace as the local executor goes (setns), without the
+                # mount namespace `ip -n` copies: 1.8 ms a namespace instead of 2.4
+                enter = ("nsenter", f"--net=/run/netns/{command.namespace}", "--")
+                argv = (*enter, *command.inside)
+            argv = ("sudo", "-n", *argv) if self.sudo else argv
             lines.append(f"printf '\\n{mark} {index}\\n'; printf '\\n{mark} {index}\\n' >&2")
             line = Command(argv, stdin=command.stdin).shell()
             # the script itself is the shell's stdin: no command may read from it
