@@ -37,12 +37,13 @@ from .ping import PingResult
 from .registry import recover, stale_labs
 from .result import Result
 from .route import Route
+from .routing import RoutingExecutor
 from .runner import Runner, RunReport
 from .sandbox import Sandbox, SandboxExecutor
 from .shaping import QdiscInfo, Shape
 from .ssh import SSHExecutor
 from .step import Entry, Phase, Step
-from .vxlan import Vxlan
+from .vxlan import Vxlan, VxlanPair
 
 __version__ = "0.2.0"
 
@@ -76,6 +77,7 @@ __all__ = [
     "Result",
     "RootlessUnavailableError",
     "Route",
+    "RoutingExecutor",
     "RunReport",
     "Runner",
     "SSHExecutor",
@@ -93,6 +95,7 @@ __all__ = [
     "ValidationError",
     "VethPair",
     "Vxlan",
+    "VxlanPair",
     "default_executor",
     "list_namespaces",
     "recover",
