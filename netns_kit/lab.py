@@ -195,6 +195,8 @@ class Lab(RuleBuilders, FromTopology, LabViews):
                 if not problems:
                     self.registry.remove(self.name)
                 self.journal.release()
+                if self.machines is not None and self.machines.owned:
+                    self.machines.close()
         if problems:
             failure = TeardownError(self.name, problems)
             if error is None:
@@ -304,7 +306,8 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         if cidr is not None and ":" in cidr:
             steps += self.held.prepare("ipv6", [where], home)
         self._run(steps + bridge.steps(tag=self.tag, address=cidr), home)
-        self.held.add(bridge, BridgeSpec(bridge.name, cidr, place, stp))
+        on = home if place is None and self.machines is not None else None
+        self.held.add(bridge, BridgeSpec(bridge.name, cidr, place, stp, on))
         if self.machines is not None and home is not None:
             self.machines.bridge_homes[(place, bridge.name)] = home
         return bridge

@@ -39,6 +39,7 @@ from .errors import ValidationError
 from .executor import Executor, quiet_thread
 from .routing import RoutingExecutor, describe
 from .runner import Runner
+from .spec import HostSpec
 from .ssh import SSHExecutor
 from .step import Step, on_host
 from .vxlan import OVERHEAD, VNI_MAX
@@ -111,6 +112,8 @@ class Machines:
         #: Where each of the lab's namespaces lives, and each bridge by its key.
         self.homes: dict[str, str] = {}
         self.bridge_homes: dict[tuple[str | None, str], str] = {}
+        #: Whether the lab made the executors (from a file) and closes them.
+        self.owned = False
         #: The /etc/netns directories the lab made on each machine (``Lab.hosts``).
         self.files_made: dict[str, set[str]] = {}
         self._next_vni = vni_start(lab)
@@ -190,6 +193,18 @@ class Machines:
             name: {"executor": describe(m.executor), "underlay": m.underlay}
             for name, m in self.machines.items()
         }
+
+    def specs(self) -> tuple[HostSpec, ...]:
+        """The machines as a topology names them (a file's ``[hosts]`` table)."""
+        found = []
+        for name, machine in self.machines.items():
+            ex = machine.executor
+            if isinstance(ex, SSHExecutor):
+                spec = HostSpec(name, ex.host, ex.user, ex.port, ex.identity_file, ex.sudo)
+            else:
+                spec = HostSpec(name, "localhost")
+            found.append(attrs.evolve(spec, underlay=machine.underlay))
+        return tuple(found)
 
     def close(self) -> None:
         """Close the executors (their connections); they open again if used."""

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import html
 
+import attrs
+
 from . import render, state
 from .executor import Executor
 from .holdings import Holdings
+from .machines import Machines
 from .namespace import Namespace
 from .spec import Topology
 from .state import Snapshot
@@ -26,6 +29,7 @@ class LabViews:
     host: str | None
     tag: str
     held: Holdings
+    machines: Machines | None
     _state: str
 
     @property
@@ -54,6 +58,18 @@ class LabViews:
         """
         on_host = self.held.host_bridges()
         sides: list[str | None] = [self.host] if self.host or on_host else []
+        if self.machines is not None:  # each machine's, one after another
+            machines = self.machines
+            return Snapshot(
+                tuple(
+                    found
+                    for host in machines.names
+                    for found in state.snapshot(
+                        machines.executor_of(host),
+                        [*sides, *(n for n in self.held.namespaces if machines.homes[n] == host)],
+                    )
+                )
+            )
         snap = state.snapshot(self.ex, [*sides, *self.held.namespaces])
         if self.host is not None or not on_host:
             return snap
@@ -79,4 +95,8 @@ class LabViews:
 
     def topology(self) -> Topology:
         """What this lab built, as an inert description (for pictures and files)."""
-        return self.held.topology(self.isolated, self.ipv6_link_local)
+        found = self.held.topology(self.isolated, self.ipv6_link_local)
+        if self.machines is None:
+            return found
+        placement = tuple(self.machines.homes.items())
+        return attrs.evolve(found, machines=self.machines.specs(), placement=placement)

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import tomllib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from netns_kit import FakeHosts, HostUnreachableError, Lab, recover
+from netns_kit import FakeHosts, HostUnreachableError, Lab, VxlanPair, recover
 
 from .test_ssh_real import host_json, host_namespaces
 
@@ -56,6 +57,7 @@ def test_red_on_a_and_blue_on_b_ping_over_vxlan(two: FakeHosts, uid: str, tmp_pa
         red = lab.namespace(f"{name}-red", host="a")
         blue = lab.namespace(f"{name}-blue", host="b")
         pair = lab.link(red, blue, addresses=("192.168.50.1/24", "192.168.50.2/24"))
+        assert isinstance(pair, VxlanPair)
         # each host has its own namespaces, and its own host side
         assert host_namespaces(two[0]) == sorted([f"{name}-red", f"{name}-host"])
         assert host_namespaces(two[1]) == sorted([f"{name}-blue", f"{name}-host"])
@@ -173,3 +175,26 @@ def test_an_unreachable_host_stops_the_lab_before_anything_is_built(
     assert caught.value.host == two[1].address
     assert host_namespaces(two[0]) == []  # not even host a's host side
     assert not (tmp_path / f"{name}.json").exists()
+
+
+def test_the_two_hosts_example_runs_on_fake_hosts(
+    fake_hosts: Hosts, uid: str, tmp_path: Path
+) -> None:
+    """scripts/labs/two-hosts.toml as it is, on fake hosts at its own underlay
+    addresses (10.0.0.1 and .2 exist only inside the fake hosts' namespaces); only
+    the ssh executors are the fake hosts' own, and the lab is renamed."""
+    hosts = fake_hosts(2, prefix="mh", subnet="10.0.0.0/24")
+    data = tomllib.loads((ROOT / "scripts" / "labs" / "two-hosts.toml").read_text())
+    data["name"] = f"mh-{uid}"
+    executors = {"a": hosts[0].executor(), "b": hosts[1].executor()}
+    with Lab.from_dict(data, hosts=executors, state_dir=tmp_path) as lab:
+        red, blue = lab["red"], lab["blue"]
+        assert host_namespaces(hosts[0]) == sorted(["red", f"mh-{uid}-host"])
+        assert host_namespaces(hosts[1]) == sorted(["blue", f"mh-{uid}-host"])
+        assert red.ping("192.168.30.2", timeout=2)  # across the joined switches
+        assert red.ping("192.168.31.2", timeout=2)  # the direct tunnel
+        assert blue.ping("192.168.30.1", timeout=2)
+        # a full-size frame of the segment crosses the tunnel whole (DF set)
+        big = ["ping", "-n", "-q", "-M", "do", "-s", "1422", "-c", "1", "-W", "2"]
+        assert red.run([*big, "192.168.30.2"], check=False).returncode == 0
+    assert host_namespaces(hosts[0]) == [] and host_namespaces(hosts[1]) == []
