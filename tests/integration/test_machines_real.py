@@ -15,8 +15,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-import tomllib
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
