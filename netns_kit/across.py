@@ -19,6 +19,7 @@ from __future__ import annotations
 from .errors import ValidationError
 from .executor import Executor
 from .holdings import Holdings, LinkEnd, LinkEnds
+from .link import Bridge
 from .machines import Machines
 from .step import Step, on_host
 from .vxlan import Vxlan, VxlanPair
@@ -67,6 +68,16 @@ class AcrossMachines:
             if home is None or self.machines is None
             else self.machines.executor_of(home)
         )
+
+    def _by_machine(self, bridges: list[Bridge]) -> list[tuple[Executor | None, list[Bridge]]]:
+        """Bridges by the executor of their machine (``None``: the lab's own runner)."""
+        if self.machines is None:
+            return [(None, bridges)] if bridges else []
+        groups: dict[str, list[Bridge]] = {}
+        for bridge in bridges:
+            key = (self.held.place(bridge.namespace), bridge.name)
+            groups.setdefault(self.machines.bridge_homes[key], []).append(bridge)
+        return [(self.machines.executor_of(home), mine) for home, mine in groups.items()]
 
     def _end_home(self, end: LinkEnd) -> str | None:
         if self.machines is None:

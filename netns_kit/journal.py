@@ -21,6 +21,7 @@ import attrs
 from . import state
 from .command import Command
 from .errors import AlreadyExistsError, NetnsKitError, NotFoundError, result_error
+from .executor import Executor
 from .registry import Record, Registry
 from .runner import Runner
 from .step import Entry, Step
@@ -158,7 +159,14 @@ class Journal:
         own namespaces, in the root namespace (a lab that is not isolated).  Links in
         the lab's fresh namespaces cannot collide with anything outside the lab.
         """
-        ex = self.runner.executor
+        by_host: dict[str | None, list[Step]] = {}
+        for step in steps:
+            if step.entry is not None:
+                by_host.setdefault(step.command.host, []).append(step)
+        for host, mine in by_host.items():  # each machine has its own names
+            self._refuse_taken(mine, self.runner.executor_for(host))
+
+    def _refuse_taken(self, steps: Sequence[Step], ex: Executor) -> None:
         made = [s for s in steps if s.entry is not None and s.deletes_namespace is not None]
         roots = [s for s in steps if s.entry and s.entry.kind == "link" and not s.entry.namespace]
         taken = set(state.namespace_names(ex)) if made else set()

@@ -369,9 +369,8 @@ class Lab(RuleBuilders, FromTopology, LabViews):
 
     def _settle(self) -> None:
         """Wait for the spanning-tree bridges that got ports (see :mod:`netns_kit.ready`)."""
-        bridges = self.held.take_unsettled()
-        if bridges:
-            wait_settled(self.journal.runner, bridges)
+        for executor, bridges in self._by_machine(self.held.take_unsettled()):
+            wait_settled(self.journal.runner if executor is None else Runner(executor), bridges)
 
     def throughput(
         self, src: Namespace | str | None, dst_address: str, seconds: int = 2, **options: Any
