@@ -415,3 +415,24 @@ def test_execute_many_frames_each_command_and_stops_at_the_first_failure(
     text = SSHExecutor("h").script([ip("link", "show", namespace="red")], "M", keep_going=True)
     assert "nsenter --net=/run/netns/red -- ip link show </dev/null" in text
     assert isinstance(results[0], Result)
+
+
+def test_hosts_files_on_each_machine_name_every_namespace(
+    pair: dict[str, RecordingExecutor], tmp_path: Path
+) -> None:
+    for ex in pair.values():  # no /etc/netns yet
+        ex.answer(("ls", "-1", "-A", "/etc/netns"), returncode=2)
+    with spread_lab(pair, tmp_path) as lab:
+        red, blue = lab.namespace("red", host="a"), lab.namespace("blue", host="b")
+        lab.link(red, blue, addresses=("192.168.5.1/24", "192.168.5.2/24"))
+        files = lab.hosts()
+        for host, mine in (("a", "red"), ("b", "blue")):
+            made = [c for c in pair[host].calls if c.argv[0] in ("mkdir", "tee")]
+            assert [c.argv for c in made] == [
+                ("mkdir", "-p", "/etc/netns"),
+                ("mkdir", "-p", f"/etc/netns/{mine}", "/etc/netns/t-host"),
+                ("tee", f"/etc/netns/{mine}/hosts", "/etc/netns/t-host/hosts"),
+            ]
+            # names resolve across machines: the same text everywhere
+            assert made[-1].stdin == files.text()
+            assert "192.168.5.1\tred" in files.text() and "192.168.5.2\tblue" in files.text()
