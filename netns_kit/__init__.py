@@ -34,6 +34,7 @@ from .measure import Throughput
 from .namespace import Namespace, list_namespaces
 from .nat import Masquerade, PortForward, Sysctl
 from .ping import PingResult
+from .reachability import Failure, Reachability, Target
 from .registry import recover, stale_labs
 from .result import Result
 from .route import Route
@@ -55,6 +56,7 @@ __all__ = [
     "CommandTimeoutError",
     "Entry",
     "Executor",
+    "Failure",
     "FakeHost",
     "FakeHosts",
     "HostUnreachableError",
@@ -73,6 +75,7 @@ __all__ = [
     "PortForward",
     "Process",
     "QdiscInfo",
+    "Reachability",
     "RecordingExecutor",
     "Result",
     "RootlessUnavailableError",
@@ -89,6 +92,7 @@ __all__ = [
     "ShellExecutor",
     "Step",
     "Sysctl",
+    "Target",
     "TeardownError",
     "Throughput",
     "ToolMissingError",

@@ -3,8 +3,9 @@
 Every subcommand is a thin layer over the library: ``up`` is
 ``Lab.from_topology(load(FILE)).open()`` followed by ``keep()``, ``down`` is
 :func:`netns_kit.recover`, ``ls``, ``show`` and ``graph`` read
-:class:`~netns_kit.kept.KeptLab` values, and ``script`` runs ``up`` against a
-:class:`~netns_kit.executor.ScriptExecutor`.
+:class:`~netns_kit.kept.KeptLab` values, ``check`` probes a kept lab's pairs
+(:meth:`KeptLab.check <netns_kit.kept.KeptLab.check>`, exit code 1 when a pair does not
+answer), and ``script`` runs ``up`` against a :class:`~netns_kit.executor.ScriptExecutor`.
 
 ``--rootless`` (the default for a user who is not root, unless ``--sudo``) builds the
 lab in a sandbox (:mod:`netns_kit.sandbox`) whose holder ``up`` leaves running; every
@@ -32,14 +33,17 @@ from typing import Any, TextIO
 
 import attrs
 
-from . import __version__, topology
+from . import __version__, check_report, topology
 from .batch import Batch
 from .command import Command, in_namespace
 from .errors import LabBusyError, NetnsKitError, ValidationError
 from .executor import Executor, Process, ScriptExecutor, ShellExecutor, default_executor
+from .expect import Expectations
 from .journal import held_signals
 from .kept import KeptLab, kept_labs
 from .lab import Lab
+from .probes import ProbeAnswer, ProbeJob
+from .reachability import Reachability
 from .registry import Registry, recover, state_dir
 from .render import text_table
 from .result import Result
@@ -97,6 +101,26 @@ class Watched:
     def start(self, command: Command) -> Process:
         self._show([command])
         return self.inner.start(command)
+
+    @property
+    def can_probe(self) -> bool:
+        return bool(getattr(self.inner, "can_probe", False))
+
+    def probe(
+        self, lanes: Sequence[Sequence[ProbeJob]], *, timeout: float, count: int
+    ) -> list[list[ProbeAnswer]]:
+        jobs = [job for lane in lanes for job in lane]
+        probes = sum(job.probes for job in jobs)
+        print(
+            f"+ probe: {probes} echo request(s) from {len(jobs)} namespace(s), "
+            f"raw ICMP sockets, {len(lanes)} worker(s)",
+            file=self.echo,
+            flush=True,
+        )
+        answers: list[list[ProbeAnswer]] = self.inner.probe(  # type: ignore[attr-defined]
+            lanes, timeout=timeout, count=count
+        )
+        return answers
 
 
 class _Progress:
@@ -197,6 +221,9 @@ def _summary(topo: Topology) -> str:
 
 def cmd_up(ctx: _Context) -> int:
     topo = topology.load(ctx.args.file)
+    expect = check_report.expectations(ctx.args)
+    if expect is not None and not ctx.args.check:
+        raise UsageError("--expect goes with --check")
     if ctx.args.name:
         topo = topology.check(attrs.evolve(topo, name=ctx.args.name), source=ctx.args.file)
     existing = ctx.registry.read(topo.name)
@@ -231,6 +258,12 @@ def cmd_up(ctx: _Context) -> int:
         ctx.print(f"{_summary(built)} is up{where}.  Tear it down with: {PROG} down {topo.name}")
     if held:
         print(f"{PROG}: interrupted after the lab was built: it is up", file=ctx.err)
+        return 0
+    if ctx.args.check:
+        ctx.print()
+        kept = ctx.lab(topo.name)
+        result = kept.check(ctx.reach(kept), timeout=ctx.args.timeout, count=ctx.args.count)
+        return _report_check(ctx, result, expect)
     return 0
 
 
@@ -294,6 +327,24 @@ def _up_table(topo: Topology, host: str | None) -> str:
     if rules:
         text += "\n" + text_table(("NAMESPACE", "NAT", "INTERFACE"), rules)
     return text.rstrip("\n")
+
+
+def cmd_check(ctx: _Context) -> int:
+    lab = ctx.lab(ctx.args.name)
+    expect = check_report.expectations(ctx.args)
+    result = lab.check(ctx.reach(lab), timeout=ctx.args.timeout, count=ctx.args.count)
+    return _report_check(ctx, result, expect)
+
+
+def _report_check(ctx: _Context, result: Reachability, expect: Expectations | None) -> int:
+    text, code = check_report.report(
+        result,
+        expect,
+        as_json=getattr(ctx.args, "json", False),
+        full=getattr(ctx.args, "full", False),
+    )
+    ctx.print(text)
+    return code
 
 
 def cmd_down(ctx: _Context) -> int:
@@ -508,6 +559,21 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--name", help="the lab's name instead of the file's (namespaces keep their names)"
     )
+
+    check_report.add_options(up, up=True)
+
+    check = add(
+        "check",
+        cmd_check,
+        "probe every address of every namespace from every other namespace; "
+        "exit 0 when every pair answers (or exactly the --expect pairs fail), else 1",
+    )
+    check.add_argument("name", metavar="NAME")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument(
+        "--full", action="store_true", help="the whole matrix, however many namespaces"
+    )
+    check_report.add_options(check, up=False)
 
     down = add("down", cmd_down, "tear a lab down from its record (also after a crash)")
     down.add_argument("name", metavar="NAME")

@@ -61,6 +61,9 @@ class Command:
     #: first, machine).  Objects never set it: a lab spread over machines places its
     #: steps (:func:`netns_kit.step.on_host`), and its executor routes by it.
     host: str | None = attrs.field(default=None, repr=False)
+    #: The kernel module the command needs (``sch_netem``), named in the error when the
+    #: kernel lacks it.
+    needs: str | None = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.argv:

@@ -27,6 +27,7 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "iptables-save": "iptables",
     "sysctl": "procps",
     "ping": "iputils-ping",
+    "fping": "fping",
     "nsenter": "util-linux",
     "unshare": "util-linux",
     "sudo": "sudo",
@@ -329,8 +330,8 @@ class KernelFeatureMissingError(CommandError):
     """The kernel lacks what a command needs: a qdisc kind (``tc`` says "Specified
     qdisc kind is unknown"), which is a kernel module that is not there.
 
-    ``module`` names it (``sch_netem``), taken from the qdisc kind the command asks
-    for; the message says how to get it.
+    ``module`` names it (``sch_netem``): the command said what it needs when it was
+    built (``Command.needs``); the message says how to get it.
     """
 
     def __init__(
@@ -341,10 +342,10 @@ class KernelFeatureMissingError(CommandError):
         stderr: str = "",
         *,
         host: str | None = None,
+        module: str | None = None,
     ) -> None:
-        kind = qdisc_kind(argv)
-        self.kind = kind
-        self.module = None if kind is None else f"sch_{kind}"
+        self.module = module
+        self.kind = module.removeprefix("sch_") if module else None
         super().__init__(argv, returncode, stdout, stderr, host=host)
 
     def _message(self) -> str:
@@ -364,35 +365,9 @@ class KernelFeatureMissingError(CommandError):
             f"{self.returncode}:\n  {said}"
         )
 
-
-#: The words of ``tc qdisc VERB`` that come before the qdisc's kind, with how many
-#: values each takes.
-_QDISC_WORDS = {
-    "dev": 1,
-    "handle": 1,
-    "parent": 1,
-    "estimator": 2,
-    "ingress_block": 1,
-    "egress_block": 1,
-    "root": 0,
-    "ingress": 0,
-    "clsact": 0,
-}
-
-
-def qdisc_kind(argv: Sequence[str]) -> str | None:
-    """The qdisc kind a ``tc qdisc add|replace|change`` argv asks for, if it has one."""
-    words = list(argv)
-    if "qdisc" not in words:
-        return None
-    rest = words[words.index("qdisc") + 2 :]  # past the verb
-    i = 0
-    while i < len(rest):
-        word = rest[i]
-        if word not in _QDISC_WORDS:
-            return word if re.fullmatch(r"[a-z][a-z0-9_]*", word) else None
-        i += 1 + _QDISC_WORDS[word]
-    return None
+    def __reduce__(self) -> tuple[object, ...]:
+        state = dict(self.__dict__)
+        return (type(self), (self.argv, self.returncode, self.stdout, self.stderr), state)
 
 
 #: How ``ip netns exec`` and ``nsenter`` say that the program is not there.
@@ -425,11 +400,14 @@ def command_error(
     stderr: str = "",
     *,
     host: str | None = None,
+    module: str | None = None,
 ) -> NetnsKitError:
     """Turn a failed command into the most specific error the kernel's words allow.
 
     ``host`` names the machine it ran on when that is not this one: the error says
     so, since "File exists" on one of three machines is only half an answer.
+    ``module`` is the kernel module the command said it needs (``Command.needs``),
+    named when the kernel turns out to lack it.
     """
     missing = _EXEC_FAILED.search(stderr)
     if missing:
@@ -439,13 +417,22 @@ def command_error(
         return error
     for needle, cls in _PATTERNS:
         if needle in stderr:
+            if cls is KernelFeatureMissingError:
+                return KernelFeatureMissingError(
+                    argv, returncode, stdout, stderr, host=host, module=module
+                )
             return cls(argv, returncode, stdout, stderr, host=host)
     return CommandError(argv, returncode, stdout, stderr, host=host)
 
 
-def result_error(result: Result) -> NetnsKitError:
+def result_error(result: Result, *, module: str | None = None) -> NetnsKitError:
     """The error a failed :class:`~netns_kit.result.Result` stands for (see
     :func:`command_error`), naming the host it ran on."""
     return command_error(
-        result.argv, result.returncode, result.stdout, result.stderr, host=result.host
+        result.argv,
+        result.returncode,
+        result.stdout,
+        result.stderr,
+        host=result.host,
+        module=module,
     )

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Protocol, runtime_checkable
 
@@ -30,7 +31,9 @@ import sh
 
 from .batch import Batch
 from .command import Command
-from .errors import CommandTimeoutError, ToolMissingError
+from .errors import CommandTimeoutError, NetnsKitError, ToolMissingError
+from .pinger import Pinger, file_budget
+from .probes import ProbeAnswer, ProbeJob
 from .result import Result
 
 log = logging.getLogger("netns_kit")
@@ -149,21 +152,35 @@ class _Setns:
             code = ctypes.get_errno()
             raise OSError(code, os.strerror(code))
 
-    def run(
-        self, namespace: str, argv: tuple[str, ...], stdin: str | None, timeout: float | None
-    ) -> Result:
+    @contextlib.contextmanager
+    def entered(self, namespace: str) -> Iterator[None]:
+        """The calling thread is in ``namespace`` for the block, then back home.
+
+        OSError (with the kernel's words) when the namespace cannot be opened.
+        """
         home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             try:
                 target = os.open(f"/run/netns/{namespace}", os.O_RDONLY | os.O_CLOEXEC)
             except OSError as error:
                 said = f'Cannot open network namespace "{namespace}": {error.strerror}'
-                return Result(argv, 1, "", said)
+                raise OSError(error.errno, said) from None
             try:
                 self._enter(target)
             finally:
                 os.close(target)
             try:
+                yield
+            finally:
+                self._enter(home)
+        finally:
+            os.close(home)
+
+    def run(
+        self, namespace: str, argv: tuple[str, ...], stdin: str | None, timeout: float | None
+    ) -> Result:
+        try:
+            with self.entered(namespace):
                 done = subprocess.run(
                     argv,
                     input=stdin,
@@ -173,12 +190,12 @@ class _Setns:
                     timeout=timeout,
                     pass_fds=inherited_fds(),
                 )
-            except subprocess.TimeoutExpired:
-                return Result(argv, -9, "", f"timed out after {timeout} s")
-            finally:
-                self._enter(home)
-        finally:
-            os.close(home)
+        except subprocess.TimeoutExpired:
+            return Result(argv, -9, "", f"timed out after {timeout} s")
+        except OSError as error:
+            if error.strerror is None or not error.strerror.startswith("Cannot open"):
+                raise
+            return Result(argv, 1, "", error.strerror)
         return Result(argv, done.returncode, done.stdout, done.stderr)
 
 
@@ -243,6 +260,33 @@ class ShellExecutor:
 
     def execute_batch(self, batch: Batch) -> Result:
         return self.execute(batch.process())
+
+    @property
+    def can_probe(self) -> bool:
+        """Whether :meth:`probe` works here: raw sockets opened after setns need root."""
+        return self._can_setns()
+
+    def probe(
+        self, lanes: Sequence[Sequence[ProbeJob]], *, timeout: float, count: int
+    ) -> list[list[ProbeAnswer]]:
+        """Send each lane's echo requests from raw ICMP sockets inside the jobs'
+        namespaces, a thread per lane, and collect the replies (see
+        :mod:`netns_kit.pinger`).  Which job goes in which lane is the caller's plan."""
+        if not self.can_probe:
+            raise NetnsKitError("raw ICMP probes need root without sudo: use fping commands")
+        if self._setns is None:
+            self._setns = _Setns()
+        window = file_budget(len(lanes))
+        pinger = Pinger(self._setns.entered, timeout=timeout, count=count, window=window)
+        try:
+            if len(lanes) <= 1:
+                return [pinger.run(lane) for lane in lanes]
+            barrier = threading.Barrier(len(lanes))
+            with ThreadPoolExecutor(len(lanes), initializer=quiet_thread) as pool:
+                futures = [pool.submit(pinger.run, lane, barrier) for lane in lanes]
+                return [future.result() for future in futures]
+        finally:
+            pinger.close()
 
     def execute(self, command: Command, timeout: float | None = None) -> Result:
         if command.namespace is not None and command.inside is not None and self._can_setns():

@@ -152,6 +152,28 @@ class Journal:
         self.record.resources = [e for e in self.record.resources if id(e) not in ids]
         self.registry.write(self.record)
 
+    def revert(self, steps: Sequence[Step]) -> list[BaseException]:
+        """Undo steps that :meth:`apply` ran, now, and forget them: their undo leaves
+        the log and their entries the record (a check's raised neighbour limits).
+
+        Goes on past failures and returns them."""
+        with shielded():
+            return self._revert(steps)
+
+    def _revert(self, steps: Sequence[Step]) -> list[BaseException]:
+        undone: list[Command] = []
+        for step in reversed(steps):
+            for k in range(len(self._undo) - 1, -1, -1):
+                if self._undo[k].commands == step.undo:
+                    undone += self._undo.pop(k).commands
+                    break
+        report = self.runner.run_all(undone, keep_going=True)
+        self._forget([s.entry for s in steps if s.entry is not None])
+        problems: list[BaseException] = list(report.failures())
+        if report.error is not None and report.failed is None:
+            problems.append(report.error)
+        return problems
+
     def refuse_taken(self, steps: Sequence[Step]) -> None:
         """Refuse, before changing anything, names that already exist.
 

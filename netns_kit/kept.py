@@ -7,10 +7,15 @@ sandbox (:meth:`KeptLab.executor`): its namespaces exist nowhere else.
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
-from . import state
+from . import checker, state
+from .errors import NetnsKitError
 from .executor import Executor
+from .neighbours import LeaseKeeper
+from .reachability import Reachability
 from .registry import Record, Registry, tag_for
 from .sandbox import SandboxExecutor, holder_alive
 from .spec import Topology
@@ -47,12 +52,15 @@ class KeptLab:
         return SandboxExecutor.attach(self.record.sandbox)
 
     def status(self, present: set[str]) -> str:
-        """up, open, building, stale (its process died) or partial (pieces are missing).
+        """up, open, building, checking, stale (its process died) or partial (pieces are
+        missing).
 
         ``present`` is the set of namespaces the machine has now.  A rootless lab is
         up while its sandbox runs, and stale once that is gone.
         """
         if self.registry.is_live(self.name):
+            if self.record.state == "checking":  # a check's record (netns_kit.neighbours)
+                return "checking"
             return "open" if self.record.state == "up" else "building"
         if self.record.state != "kept":
             return "stale"
@@ -74,6 +82,43 @@ class KeptLab:
             tag = tag_for(self.name)
             snap = Snapshot(tuple(state.only_tagged(s, tag) if s.name is None else s for s in snap))
         return snap, missing
+
+    def check(
+        self,
+        executor: Executor,
+        *,
+        sources: Any = None,
+        targets: Any = None,
+        timeout: float = 1.0,
+        count: int = 1,
+    ) -> Reachability:
+        """Its reachability matrix (see :meth:`Lab.reachability <netns_kit.Lab.reachability>`).
+
+        A neighbour-limit raise is recorded in a record of its own, ``<name>:check``,
+        held while the check runs (``netns-kit cleanup`` undoes it after a crash).
+        """
+        wanted = self.namespaces()
+        present = set(state.namespace_names(executor))
+        missing = [n for n in wanted if n not in present]
+        if missing:
+            raise NetnsKitError(
+                f"lab {self.name!r} is missing namespaces: {', '.join(missing)}; "
+                f"see `netns-kit show {self.name}`"
+            )
+        read: list[str | None] = list(wanted)
+        if not self.record.isolated:
+            read.insert(0, None)
+        return checker.run(
+            executor,
+            read=read,
+            namespaces=self.own_namespaces(),
+            sources=sources,
+            targets=targets,
+            timeout=timeout,
+            count=count,
+            keeper=LeaseKeeper(self.registry, self.name, executor),
+            lab=self.name,
+        )
 
     def topology(self, executor: Executor) -> Topology:
         """Its topology as the kernel holds it now."""

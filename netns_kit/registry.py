@@ -83,6 +83,12 @@ def user_state_dir() -> Path:
     return Path(runtime) / f"netns-kit-{os.geteuid()}"
 
 
+def check_lease(lab: str) -> str:
+    """The record a check of a kept lab keeps while it holds root settings raised
+    (:mod:`netns_kit.neighbours`); ``:`` keeps it from ever naming a lab."""
+    return f"{lab}:check"
+
+
 def tag_for(lab: str) -> str:
     """The alias and iptables comment that mark what a lab made."""
     return f"netns-kit:{lab}"
@@ -379,12 +385,12 @@ def recover(
     registry = Registry(state_dir)
     with registry.held(name):
         record = registry.read(name)
-        if record is None:
-            registry.remove(name)
-            return []
-        removed = undo_record(record, ex, hosts)
+        removed = [] if record is None else undo_record(record, ex, hosts)
         registry.remove(name)
-        return removed
+    lease = check_lease(name)
+    if ":" not in name and registry.read(lease) is not None and not registry.is_live(lease):
+        removed += recover(lease, executor=ex, state_dir=state_dir)  # a check that died
+    return removed
 
 
 def undo_record(

@@ -86,7 +86,7 @@ class Runner:
         """Run one command (its guard first); raise its error when ``check``."""
         result, _ = self._single(command, timeout)
         if check and not result:
-            raise result_error(result)
+            raise result_error(result, module=command.needs)
         return result
 
     def _single(self, command: Command, timeout: float | None = None) -> tuple[Result, bool]:
@@ -117,6 +117,13 @@ class Runner:
         each command to its machine's (:class:`~netns_kit.routing.RoutingExecutor`)."""
         route = getattr(self.executor, "route", None)
         return self.executor if route is None else route(host)
+
+    def run_each(self, commands: Sequence[Command]) -> RunReport:
+        """Independent commands (reads, probes), each in a lane of its own, overlapped
+        as far as the executor allows.  Every one runs, whatever the others gave."""
+        todo = list(commands)
+        lanes = tuple((Run((i,), None, c.namespace, c.host),) for i, c in enumerate(todo))
+        return self._execute(todo, [Wave(lanes)] if lanes else [], keep_going=True)
 
     def _execute(
         self, commands: list[Command], waves: list[Wave], *, keep_going: bool
@@ -216,14 +223,13 @@ class Runner:
     def _finish(
         self, run: Run, commands: list[Command], outcome: Result, state: _State, keep_going: bool
     ) -> None:
-        if run.family is None:
-            state.done(run.indexes[0], outcome)
-            return
         given = [commands[i] for i in run.indexes]
-        for index, result in zip(
-            run.indexes, batches.split(given, outcome, force=keep_going), strict=False
-        ):
-            state.done(index, result)
+        if run.family is None:
+            state.done(run.indexes[0], outcome, needs=given[0].needs)
+            return
+        outcomes = batches.split(given, outcome, force=keep_going)
+        for index, command, result in zip(run.indexes, given, outcomes, strict=False):
+            state.done(index, result, needs=command.needs)
 
     def _lane(
         self, lane: Sequence[Run], commands: list[Command], state: _State, keep_going: bool
@@ -243,7 +249,7 @@ class Runner:
         if run.family is None:
             (index,) = run.indexes
             result, skipped = self._single(given[0])
-            state.done(index, result, skipped=skipped)
+            state.done(index, result, skipped=skipped, needs=given[0].needs)
             return
         job = batches.Batch(run.family, run.namespace, tuple(given), keep_going, run.host)
         if log.isEnabledFor(logging.DEBUG):
@@ -290,7 +296,9 @@ class _State:
     def stopped(self) -> bool:
         return self.error is not None
 
-    def done(self, index: int, result: Result, *, skipped: bool = False) -> None:
+    def done(
+        self, index: int, result: Result, *, skipped: bool = False, needs: str | None = None
+    ) -> None:
         with self._lock:
             self.results[index] = result
             self.order.append(index)
@@ -298,7 +306,7 @@ class _State:
                 self.skipped.add(index)
             self.finished += 1
             if not result and self.error is None:
-                self.error = result_error(result)
+                self.error = result_error(result, module=needs)
                 self.failed = index
             finished = self.finished
         if self.on_progress is not None:

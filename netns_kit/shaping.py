@@ -46,7 +46,7 @@ from .errors import (
     KernelFeatureMissingError,
     ToolMissingError,
     ValidationError,
-    command_error,
+    result_error,
 )
 from .executor import Executor
 from .runner import Runner
@@ -240,7 +240,10 @@ def shape_command(
     name = validate.interface_name(dev, "dev")
     if shape is None:
         return tc("qdisc", "del", "dev", name, "root", namespace=namespace)
-    return tc("qdisc", "replace", "dev", name, "root", *shape.qdisc_args(mtu), namespace=namespace)
+    command = tc(
+        "qdisc", "replace", "dev", name, "root", *shape.qdisc_args(mtu), namespace=namespace
+    )
+    return attrs.evolve(command, needs=f"sch_{shape.kind}")
 
 
 def qdiscs_command(namespace: str | None = None) -> Command:
@@ -258,7 +261,7 @@ _PROBES: dict[str, tuple[str, ...]] = {
 def probe_command(kind: str) -> Command:
     """A qdisc of ``kind`` on ``lo`` of a namespace that ends with the command."""
     argv = ("unshare", "--net", "tc", "qdisc", "add", "dev", "lo", "root", *_PROBES[kind])
-    return Command(argv, read=True)
+    return Command(argv, read=True, needs=f"sch_{kind}")
 
 
 # -- the kernel: has it the qdisc? -------------------------------------------------------
@@ -286,7 +289,7 @@ def require(executor: Executor, kind: str) -> None:
     if result:
         present.add(kind)
         return
-    error = command_error(result.argv, result.returncode, result.stdout, result.stderr)
+    error = result_error(result, module=command.needs)
     if isinstance(error, KernelFeatureMissingError):
         raise error
 

@@ -468,11 +468,12 @@ def snapshot(executor: Executor, namespaces: Iterable[str | None]) -> Snapshot:
     """Read each namespace (``None``: the root namespace) into one comparable value.
 
     Namespace names are checked before anything is read; a name given twice is read
-    once.
+    once.  Each namespace costs one process, and they overlap
+    (:mod:`netns_kit.snapshots`).
     """
-    names = list(dict.fromkeys(_ns(name) for name in namespaces))
-    reader = Reader(executor)
-    return Snapshot(tuple(reader.state(name) for name in names))
+    from .snapshots import read_snapshot  # it builds on this module's readers
+
+    return read_snapshot(executor, namespaces)
 
 
 def topology_of(snapshot: Snapshot, *, name: str, isolated: bool, host: str | None) -> Topology:

@@ -2,22 +2,30 @@
 
 These are the views of :class:`~netns_kit.Lab`, kept apart from its builders.  They
 only read: the lab's holdings for what it built, and ``ip -j`` for what the kernel
-holds now.
+holds now.  The one exception is :meth:`LabViews.reachability`, which may raise the
+kernel's neighbour limits for the time of a check, recorded in the lab's journal
+and put back before it returns (:mod:`netns_kit.checker`).
 """
 
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import attrs
 
-from . import render, state
+from . import checker, render, state
+from .errors import NetnsKitError
 from .executor import Executor
 from .holdings import Holdings
+from .journal import Journal
 from .machines import Machines
 from .namespace import Namespace
+from .neighbours import LabKeeper
+from .reachability import Reachability
 from .spec import Topology
 from .state import Snapshot
+from .step import Step
 
 
 class LabViews:
@@ -30,7 +38,9 @@ class LabViews:
     tag: str
     held: Holdings
     machines: Machines | None
+    journal: Journal
     _state: str
+    _queue: list[Step] | None
 
     @property
     def ex(self) -> Executor:
@@ -48,6 +58,13 @@ class LabViews:
         except KeyError:
             raise KeyError(f"lab {self.name!r} has no namespace {name!r}") from None
 
+    def sides_and_namespaces(self) -> list[str | None]:
+        """What a snapshot reads: the host side (when it holds anything), then the
+        lab's namespaces."""
+        on_host = self.held.host_bridges()
+        sides: list[str | None] = [self.host] if self.host or on_host else []
+        return [*sides, *self.held.namespaces]
+
     def snapshot(self) -> Snapshot:
         """The lab's live state, read with ``ip -j``: its host side, then its namespaces.
 
@@ -56,10 +73,9 @@ class LabViews:
         the lab's tag are kept, with their addresses and routes: the machine's own
         interfaces and other labs' are none of this lab's business.
         """
-        on_host = self.held.host_bridges()
-        sides: list[str | None] = [self.host] if self.host or on_host else []
         if self.machines is not None:  # each machine's, one after another
             machines = self.machines
+            sides = [self.host] if self.host or self.held.host_bridges() else []
             return Snapshot(
                 tuple(
                     found
@@ -70,11 +86,40 @@ class LabViews:
                     )
                 )
             )
-        snap = state.snapshot(self.ex, [*sides, *self.held.namespaces])
-        if self.host is not None or not on_host:
+        snap = state.snapshot(self.ex, self.sides_and_namespaces())
+        if self.host is not None or not self.held.host_bridges():
             return snap
         return Snapshot(
             tuple(state.only_tagged(s, self.tag) if s.name is None else s for s in snap)
+        )
+
+    def reachability(
+        self, sources: Any = None, targets: Any = None, *, timeout: float = 1.0, count: int = 1
+    ) -> Reachability:
+        """Probe every global address of every namespace from every other one (or only
+        ``sources``, to ``targets``: namespaces or addresses), IPv4 and IPv6.
+
+        Returns a :class:`~netns_kit.Reachability`: ``ok``, ``failures()``, a text
+        matrix, ``to_dict()``, a heat map in Jupyter.  A neighbour-limit raise the check
+        needs is recorded in the lab's record and put back before it returns.
+        """
+        if self._state != "open" or self._queue is not None:
+            raise NetnsKitError(f"lab {self.name!r} is {self._state}: check it once built")
+        if self.machines is not None:
+            raise NetnsKitError(
+                f"lab {self.name!r} spans machines: its reachability check reads one machine "
+                "(ping between its namespaces instead)"
+            )
+        return checker.run(
+            self.ex,
+            read=self.sides_and_namespaces(),
+            namespaces=list(self.held.namespaces),
+            sources=sources,
+            targets=targets,
+            timeout=timeout,
+            count=count,
+            keeper=LabKeeper(self.journal),
+            lab=self.name,
         )
 
     def to_mermaid(self) -> str:

@@ -51,6 +51,20 @@ lab's uniquely named namespaces come and go.  Ctrl-C tears down what is up.
     .venv/bin/python scripts/bench.py --plan-only                # no root needed
     .venv/bin/python scripts/bench.py --methods netns_kit-rootless   # no root needed
 
+Checking a lab (issue 13), in the same run: ``--extras`` adds, to each netns_kit run,
+
+  snapshot      ``lab.snapshot()``, median of ``--extra-repeat``: against the setup time
+                (target: at most half of it)
+  reachability  ``lab.reachability()``, all pairs, median of ``--extra-repeat``, on a
+                machine with its neighbour limits as found (the check raises and puts
+                them back itself); at N <= ``--reach-max`` only
+  pingall       the baseline: ``ip netns exec SRC ping -c1 -W1 DST`` timed on
+                ``--ping-sample`` random pairs, one after another, scaled to all pairs
+                (target: reachability at least 50x faster, and under 3 s at N=200)
+
+    sudo .venv/bin/python scripts/bench.py --sizes 200,1000 --methods netns_kit \
+        --extras snapshot,reachability,pingall --repeat 3
+
 pyroute2 comes with the ``bench`` extra: ``pip install -e .[bench]``.
 """
 
@@ -61,6 +75,7 @@ import contextlib
 import json
 import os
 import platform
+import random
 import resource
 import secrets
 import shutil
@@ -92,6 +107,8 @@ METHODS = (
 TREE_FANOUT = 4
 #: The rate every link of the shaped lab gets (a rate alone: tbf, which this kernel has).
 SHAPED_RATE = "100mbit"
+EXTRAS = ("snapshot", "reachability", "pingall")
+LIMITS = [f"net.ipv{v}.neigh.default.gc_thresh{i}" for v in (4, 6) for i in (1, 2, 3)]
 NOT_AVAILABLE = "not available yet"
 
 
@@ -523,7 +540,82 @@ def vm_hwm_mb() -> float | None:
     return None
 
 
-def child(method: str, n: int, lab: str, state_dir: str) -> dict[str, Any]:
+def neighbour_limits() -> dict[str, str]:
+    """The machine's neighbour-table limits (a check must find and leave them so)."""
+    found = {}
+    for key in LIMITS:
+        with contextlib.suppress(OSError), open("/proc/sys/" + key.replace(".", "/")) as value:
+            found[key] = value.read().strip()
+    return found
+
+
+def extras(impl: Method, options: argparse.Namespace, out: dict[str, Any]) -> None:
+    """The checking measurements (see the module docstring) on a built netns_kit lab."""
+    lab = getattr(impl, "lab_obj", None)
+    wanted = set(options.extras)
+    if lab is None or not wanted:
+        return
+    repeat = max(1, options.extra_repeat)
+    if "snapshot" in wanted:
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            lab.snapshot()
+            times.append(time.perf_counter() - started)
+        out["snapshot_s"] = statistics.median(times)
+    if impl.n > options.reach_max:
+        return
+    if "reachability" in wanted:
+        before = neighbour_limits()
+        times, answered, pairs, notes = [], [], 0, []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            result = lab.reachability()
+            times.append(time.perf_counter() - started)
+            answered.append(result.answered)
+            pairs, notes = len(result), list(result.notes)
+        out.update(
+            reachability_s=statistics.median(times),
+            reachability_pairs=pairs,
+            reachability_answered=min(answered),
+            reachability_method=result.method,
+            reachability_notes=notes,
+            limits_put_back=neighbour_limits() == before,
+        )
+        if min(answered) != pairs:
+            out["error"] = f"reachability: {min(answered)}/{pairs} pairs answered"
+        elif not out["limits_put_back"]:
+            out["error"] = "reachability: the neighbour limits were not put back"
+    if "pingall" in wanted:
+        out.update(pingall(impl.namespaces, options.ping_sample))
+
+
+def pingall(namespaces: Sequence[str], sample: int) -> dict[str, Any]:
+    """A sequential pingall's cost: ``sample`` random pairs, scaled to all pairs."""
+    number = {ns: i for i, ns in enumerate(namespaces)}
+    pairs = len(namespaces) * (len(namespaces) - 1)
+    chosen: set[tuple[str, str]] = set()
+    while len(chosen) < min(sample, pairs):
+        a, b = random.sample(list(namespaces), 2)
+        chosen.add((a, b))
+    answered = 0
+    started = time.perf_counter()
+    for source, target in chosen:
+        dst = address(number[target]).split("/")[0]
+        argv = ["ip", "netns", "exec", source, "ping", "-c1", "-W1", dst]
+        answered += subprocess.run(argv, capture_output=True).returncode == 0
+    took = time.perf_counter() - started
+    return {
+        "pingall_sample": len(chosen),
+        "pingall_answered": answered,
+        "pingall_sample_s": took,
+        "pingall_scaled_s": took / len(chosen) * pairs,
+    }
+
+
+def child(
+    method: str, n: int, lab: str, state_dir: str, options: argparse.Namespace | None = None
+) -> dict[str, Any]:
     """Build, ping, tear down and check once; always leaves nothing with ``lab``'s prefix."""
     out: dict[str, Any] = {"method": method, "n": n, "lab": lab, "status": "failed"}
     impl = METHOD_CLASSES[method](lab, n, state_dir)
@@ -533,7 +625,7 @@ def child(method: str, n: int, lab: str, state_dir: str) -> dict[str, Any]:
         except NotAvailable as missing:
             out.update(status=NOT_AVAILABLE, error=str(missing))
             return out
-        return _timed(impl, out, lab)
+        return _timed(impl, out, lab, method, options)
     finally:
         with contextlib.suppress(Exception):
             impl.finish()
@@ -542,7 +634,13 @@ def child(method: str, n: int, lab: str, state_dir: str) -> dict[str, Any]:
             out.update(status="failed", error=f"left {len(leftover)} namespace(s)")
 
 
-def _timed(impl: Method, out: dict[str, Any], lab: str) -> dict[str, Any]:
+def _timed(
+    impl: Method,
+    out: dict[str, Any],
+    lab: str,
+    method: str,
+    options: argparse.Namespace | None,
+) -> dict[str, Any]:
     try:
         started = time.perf_counter()
         impl.setup()
@@ -551,11 +649,15 @@ def _timed(impl: Method, out: dict[str, Any], lab: str) -> dict[str, Any]:
         started = time.perf_counter()
         reached = impl.ping(first)
         out["ping_s"] = time.perf_counter() - started
+        if options is not None and reached and method == "netns_kit":
+            extras(impl, options, out)
         started = time.perf_counter()
         impl.teardown()
         left = wait_free(lab)
         out["teardown_s"] = time.perf_counter() - started
-        if not reached:
+        if out.get("error"):
+            pass  # an extra measurement failed
+        elif not reached:
             out["error"] = f"ping from {impl.namespaces[-1]} to {first} got no reply"
         elif left:
             out["error"] = f"teardown left {len(left)} namespace(s), e.g. {left[0]}"
@@ -576,8 +678,18 @@ def _timed(impl: Method, out: dict[str, Any], lab: str) -> dict[str, Any]:
 
 
 # -- the parent: schedule, collect, report ----------------------------------------------------
-def run_child(method: str, n: int, lab: str, state_dir: str, timeout: float) -> dict[str, Any]:
+def run_child(
+    method: str,
+    n: int,
+    lab: str,
+    state_dir: str,
+    timeout: float,
+    options: argparse.Namespace | None = None,
+) -> dict[str, Any]:
     argv = [sys.executable, os.path.abspath(__file__), "--child", method, str(n), lab, state_dir]
+    if options is not None and options.extras:
+        argv += ["--extras", ",".join(options.extras), "--extra-repeat", str(options.extra_repeat)]
+        argv += ["--reach-max", str(options.reach_max), "--ping-sample", str(options.ping_sample)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
@@ -626,6 +738,13 @@ def summarize(
                 "status": NOT_AVAILABLE if unavailable else ("ok" if ok else "failed"),
                 "setup_s": median([r["setup_s"] for r in ok]),
                 "teardown_s": median([r["teardown_s"] for r in ok]),
+                "snapshot_s": median([r["snapshot_s"] for r in ok if "snapshot_s" in r]),
+                "reachability_s": median(
+                    [r["reachability_s"] for r in ok if "reachability_s" in r]
+                ),
+                "pingall_scaled_s": median(
+                    [r["pingall_scaled_s"] for r in ok if "pingall_scaled_s" in r]
+                ),
                 "peak_rss_mb": max((r["peak_rss_mb"] for r in ok), default=None),
                 "vm_hwm_mb": max((r.get("vm_hwm_mb") or 0 for r in ok), default=None),
                 "errors": sorted({r["error"] for r in mine if r.get("error")})[:3],
@@ -681,6 +800,25 @@ def print_report(summary: dict[str, Any], sizes: Sequence[int]) -> None:
     print(f"\n{'setup ratio (medians)':30}" + "".join(f"{'N=' + str(n):>10}" for n in sizes))
     for name, per_n in summary["ratios"].items():
         print(f"{name:30}" + "".join(f"{fmt(per_n[str(n)], '.2f'):>10}" for n in sizes))
+    checked = [c for c in summary["table"] if c.get("snapshot_s") or c.get("reachability_s")]
+    if checked:
+        print(
+            "\nchecking (medians; targets: snapshot <= setup/2, reachability >= 50x pingall"
+            " and < 3 s at N=200)"
+        )
+        print(
+            f"{'method':24}{'N':>6}{'setup':>8}{'snapshot':>10}{'snap/setup':>12}"
+            f"{'reach':>8}{'pingall':>9}{'speedup':>9}"
+        )
+        for cell in checked:
+            snap, setup = cell.get("snapshot_s"), cell.get("setup_s")
+            reach, base = cell.get("reachability_s"), cell.get("pingall_scaled_s")
+            print(
+                f"{cell['method']:24}{cell['n']:>6}{fmt(setup, '.3f'):>8}{fmt(snap, '.3f'):>10}"
+                f"{fmt(snap / setup if snap and setup else None, '.2f'):>12}"
+                f"{fmt(reach, '.3f'):>8}{fmt(base, '.1f'):>9}"
+                f"{fmt(base / reach if base and reach else None, '.0f'):>9}"
+            )
     growth = dict(summary["growth"])
     pair = growth.pop("sizes")
     if len(pair) == 2:
@@ -744,7 +882,8 @@ def bench(args: argparse.Namespace) -> int:
                 for method in args.methods[shift:] + args.methods[:shift]:
                     count += 1
                     lab = f"{run_id}-{count}"
-                    result = run_child(method, n, lab, state_dir, timeout=120 + 0.25 * n)
+                    budget = 120 + 0.25 * n + (120 if args.extras else 0)
+                    result = run_child(method, n, lab, state_dir, timeout=budget, options=args)
                     left = sweep(lab)
                     if left and result["status"] == "ok":
                         result.update(status="failed", error=f"left {len(left)} namespace(s)")
@@ -780,6 +919,7 @@ def bench(args: argparse.Namespace) -> int:
                 "cpus": os.cpu_count(),
                 "iproute2": _ip_version(),
                 "netns_fstype": fstype,
+                "neighbour_limits": neighbour_limits(),
             },
             "settle_s": args.settle,
             "load_average_at_end": os.getloadavg(),
@@ -856,6 +996,14 @@ def _methods(text: str) -> list[str]:
     return methods
 
 
+def _extras(text: str) -> list[str]:
+    chosen = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [x for x in chosen if x not in EXTRAS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown extra(s) {unknown}; choose from {EXTRAS}")
+    return chosen
+
+
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Build and tear down the seed's bridge lab at N namespaces, five ways.",
@@ -884,6 +1032,19 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--plan-size", type=int, default=1000, help="namespaces for --plan-only")
     parser.add_argument(
+        "--extras",
+        type=_extras,
+        default=[],
+        help=f"also time, in netns_kit runs: {', '.join(EXTRAS)} (see the docstring)",
+    )
+    parser.add_argument("--extra-repeat", type=int, default=3, help="runs per extra (median)")
+    parser.add_argument(
+        "--reach-max", type=int, default=200, help="largest N to check reachability and pingall at"
+    )
+    parser.add_argument(
+        "--ping-sample", type=int, default=400, help="pairs the pingall baseline times"
+    )
+    parser.add_argument(
         "--child", nargs=4, metavar=("METHOD", "N", "LAB", "STATE_DIR"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
@@ -897,7 +1058,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child:
         method, n, lab, state_dir = args.child
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-        print(json.dumps(child(method, int(n), lab, state_dir)), flush=True)
+        print(json.dumps(child(method, int(n), lab, state_dir, args)), flush=True)
         return 0
     if args.plan_only:
         return plan_only(args)

@@ -8,6 +8,7 @@ need=()
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
+command -v fping >/dev/null 2>&1 || need+=(fping)           # lab.reachability without raw sockets
 command -v sysctl >/dev/null 2>&1 || need+=(procps)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)     # SSHExecutor
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)     # rootless labs: unshare, nsenter

@@ -11,6 +11,7 @@ elsewhere need not have been.
 from __future__ import annotations
 
 from .graph import to_dot, to_mermaid
+from .heatmap import reachability_html, reachability_text
 from .model import host_label
 from .svg import COLOURS, to_svg
 from .tables import (
@@ -27,6 +28,8 @@ __all__ = [
     "TABLE_HEADER",
     "TableRow",
     "host_label",
+    "reachability_html",
+    "reachability_text",
     "table_rows",
     "text_table",
     "to_dot",

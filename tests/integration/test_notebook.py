@@ -88,6 +88,11 @@ def test_notebook_runs(kernel: Kernel, uid: str, monkeypatch: pytest.MonkeyPatch
     assert "hello from blue" in everything
     lab_view = next(text for cell, text in zip(code, shown, strict=True) if cell.source == "lab")
     assert "<svg" in lab_view and "<table" in lab_view and f"{prefix}-red" in lab_view
+    assert "2/2 pairs answered" in everything  # red to blue and back
+    heat = next(
+        text for cell, text in zip(code, shown, strict=True) if cell.source.endswith("check")
+    )
+    assert "netns-kit-reachability" in heat and "<table" in heat
     assert "server still running? False" in everything
     assert "namespaces left: []" in everything
     # the shaping section: three rates measured, then the plot of measured/configured

@@ -446,45 +446,34 @@ def test_show_json(run: Invoke, state: Path) -> None:
     lab_with_record(state)
     ex = RecordingExecutor()
     namespaces_answer(ex, "demo-host", "red")
-    ex.answer(
-        ["ip", "-n", "red", "-d", "-j", "link", "show"],
-        stdout=json.dumps(
-            [
-                {
-                    "ifindex": 1,
-                    "ifname": "lo",
-                    "operstate": "UNKNOWN",
-                    "mtu": 65536,
-                    "link_type": "loopback",
-                },
-                {
-                    "ifindex": 2,
-                    "ifname": "veth-red",
-                    "operstate": "UP",
-                    "mtu": 1500,
-                    "linkinfo": {"info_kind": "veth"},
-                },
-            ]
-        ),
-    )
-    ex.answer(
-        ["ip", "-n", "red", "-j", "addr", "show"],
-        stdout=json.dumps(
-            [
-                {
-                    "ifname": "veth-red",
-                    "addr_info": [
-                        {
-                            "family": "inet",
-                            "local": "192.168.15.1",
-                            "prefixlen": 24,
-                            "scope": "global",
-                        }
-                    ],
-                }
-            ]
-        ),
-    )
+    links = [
+        {
+            "ifindex": 1,
+            "ifname": "lo",
+            "operstate": "UNKNOWN",
+            "mtu": 65536,
+            "link_type": "loopback",
+        },
+        {
+            "ifindex": 2,
+            "ifname": "veth-red",
+            "operstate": "UP",
+            "mtu": 1500,
+            "linkinfo": {"info_kind": "veth"},
+        },
+    ]
+    addresses = [
+        {
+            "ifname": "veth-red",
+            "addr_info": [
+                {"family": "inet", "local": "192.168.15.1", "prefixlen": 24, "scope": "global"}
+            ],
+        }
+    ]
+    # one process reads the namespace: a JSON list per batch line (links, addresses,
+    # IPv4 routes, IPv6 routes)
+    read = "\n".join([json.dumps(links), json.dumps(addresses), "[]", "[]"]) + "\n"
+    ex.answer(["ip", "-n", "red", "-d", "-j", "-force", "-batch", "-"], stdout=read)
     result = run("show", "--json", "demo", ex=ex)
     assert result.code == 0, result.err
     data = json.loads(result.out)

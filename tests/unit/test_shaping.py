@@ -26,7 +26,8 @@ from netns_kit import (
     shaping,
     units,
 )
-from netns_kit.errors import CommandError, command_error, qdisc_kind
+from netns_kit.errors import CommandError, command_error
+from netns_kit.runner import Runner
 from netns_kit.spec import LinkSpec, Topology
 from netns_kit.state import LinkInfo, NamespaceState, Snapshot
 from netns_kit.topology import TopologyError, from_dict, to_dict
@@ -484,15 +485,19 @@ def test_parse_netem_from_iproute2s_source() -> None:
 
 
 def test_links_carry_their_qdisc_and_snapshots_keep_it(ex: RecordingExecutor) -> None:
-    ex.answer(
-        "ip -n red -d -j link show",
-        stdout='[{"ifindex":2,"ifname":"x0","flags":["UP"],"mtu":1500,"operstate":"UP",'
-        '"linkinfo":{"info_kind":"veth"}}]',
+    link_entry = (
+        '[{"ifindex":2,"ifname":"x0","flags":["UP"],"mtu":1500,"operstate":"UP",'
+        '"qdisc":"tbf","linkinfo":{"info_kind":"veth"}}]'
     )
+    ex.answer("ip -n red -d -j link show", stdout=link_entry)
+    # a snapshot reads links, addresses and routes in one batch; ip names the link's
+    # root qdisc (tbf, not noqueue), so tc is asked for its details
+    ex.answer("ip -n red -d -j -force -batch -", stdout=f"{link_entry}\n[]\n[]\n[]\n")
     ex.answer("tc -n red -j qdisc show", stdout=(FIXTURES / "red.qdisc.json").read_text())
     from netns_kit import state
 
     snap = state.snapshot(ex, ["red"])
+    assert ("tc", "-n", "red", "-j", "qdisc", "show") in ex.commands
     link = snap["red"].link("x0")
     assert link.qdisc == QdiscInfo("tbf", rate=20_000_000, burst=3027, latency=50_000)
     again = Snapshot.from_json(snap.to_json())
@@ -522,25 +527,31 @@ def test_topology_of_a_running_lab_names_each_links_shaping() -> None:
 # -- errors ---------------------------------------------------------------------------------
 def test_unknown_qdisc_maps_to_kernel_feature_missing() -> None:
     argv = ("tc", "-n", "red", "qdisc", "replace", "dev", "x", "root", "netem", "delay", "1ms")
-    error = command_error(argv, 2, "", UNKNOWN)
+    error = command_error(argv, 2, "", UNKNOWN, module="sch_netem")
     assert isinstance(error, KernelFeatureMissingError)
     assert (error.kind, error.module) == ("netem", "sch_netem")
+    assert "modprobe sch_netem" in str(error)
     copy = pickle.loads(pickle.dumps(error))
     assert str(copy) == str(error) and copy.module == "sch_netem"
 
 
-@pytest.mark.parametrize(
-    ("argv", "kind"),
-    [
-        ("tc qdisc add dev lo root tbf rate 1mbit", "tbf"),
-        ("tc -n x qdisc replace dev eth0 handle 1: root htb", "htb"),
-        ("tc qdisc add dev eth0 parent 1:1 handle 10: estimator 1s 8s sfq", "sfq"),
-        ("tc qdisc add dev eth0 ingress", None),
-        ("tc filter add dev eth0", None),
-    ],
-)
-def test_qdisc_kind(argv: str, kind: str | None) -> None:
-    assert qdisc_kind(argv.split()) == kind
+def test_a_shaping_command_says_which_module_it_needs() -> None:
+    """The error names the module the command asked for when it was built: nothing
+    reads it back from argv."""
+    netem = shaping.shape_command("x", "red", Shape(delay=1000))
+    assert netem.needs == "sch_netem"
+    assert shaping.shape_command("x", "red", Shape(rate=1_000_000)).needs == "sch_tbf"
+    assert shaping.shape_command("x", "red", None).needs is None
+    ex = RecordingExecutor()
+    ex.answer(("tc", "-n", "red", "qdisc", "replace"), stderr=UNKNOWN, returncode=2)
+    with pytest.raises(KernelFeatureMissingError, match="sch_netem"):
+        Runner(ex).run(netem)
+
+
+def test_without_a_module_the_error_still_says_what_is_missing() -> None:
+    error = command_error(("tc", "qdisc", "add"), 2, "", UNKNOWN)
+    assert isinstance(error, KernelFeatureMissingError) and error.module is None
+    assert "lacks the qdisc kind" in str(error)
 
 
 # -- topology files -------------------------------------------------------------------------
