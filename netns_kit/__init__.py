@@ -39,12 +39,13 @@ from .reachability import Failure, Reachability, Target
 from .registry import recover, stale_labs
 from .result import Result
 from .route import Route
+from .routing import RoutingExecutor
 from .runner import Runner, RunReport
 from .sandbox import Sandbox, SandboxExecutor
 from .shaping import QdiscInfo, Shape
 from .ssh import SSHExecutor
 from .step import Entry, Phase, Step
-from .vxlan import Vxlan
+from .vxlan import Vxlan, VxlanPair
 
 __version__ = "0.2.0"
 
@@ -81,6 +82,7 @@ __all__ = [
     "Result",
     "RootlessUnavailableError",
     "Route",
+    "RoutingExecutor",
     "RunReport",
     "Runner",
     "SSHExecutor",
@@ -99,6 +101,7 @@ __all__ = [
     "ValidationError",
     "VethPair",
     "Vxlan",
+    "VxlanPair",
     "default_executor",
     "kept_labs",
     "list_namespaces",

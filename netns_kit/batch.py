@@ -35,12 +35,13 @@ def fits(command: Command) -> bool:
 @attrs.frozen
 class Batch:
     """Commands of one batch program (``family``) that start as one process in
-    ``namespace``; ``force`` goes on past failing lines."""
+    ``namespace`` (on machine ``host``); ``force`` goes on past failing lines."""
 
     family: str
     namespace: str | None
     commands: tuple[Command, ...]
     force: bool = False
+    host: str | None = None
 
     def lines(self) -> list[str]:
         return [" ".join(c.line or ()) for c in self.commands]
@@ -54,7 +55,13 @@ class Batch:
         prefix = (self.family, "-n", self.namespace) if self.namespace else (self.family,)
         flags = ("-force", "-batch", "-") if self.force else ("-batch", "-")
         inside = (self.family, *flags) if self.namespace else None
-        return Command(prefix + flags, stdin=self.stdin, namespace=self.namespace, inside=inside)
+        return Command(
+            prefix + flags,
+            stdin=self.stdin,
+            namespace=self.namespace,
+            inside=inside,
+            host=self.host,
+        )
 
 
 def failures(stderr: str) -> list[tuple[int, str]]:

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from . import shaping, topology
-from .spec import Topology
+from .spec import HostSpec, Topology
+from .ssh import SSHExecutor
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -22,9 +23,13 @@ def build(lab: Lab, blueprint: Topology) -> None:
     which name what came before.  Inside one batch, nothing runs until the end.
     """
     with lab.batch():
-        places: dict[str, Any] = {n: lab.namespace(n) for n in blueprint.namespaces}
+        places: dict[str, Any] = {
+            n: lab.namespace(n, host=blueprint.machine_of(n)) for n in blueprint.namespaces
+        }
         for b in blueprint.bridges:
-            places[b.name] = lab.bridge(b.name, b.address, namespace=b.namespace, stp=b.stp)
+            places[b.name] = lab.bridge(
+                b.name, b.address, namespace=b.namespace, stp=b.stp, host=b.host
+            )
         for link in blueprint.links:
             lab.link(
                 places[link.a],
@@ -67,8 +72,22 @@ class FromTopology:
         """A lab named and isolated as ``blueprint`` says, built when it opens.
 
         ``options`` are the other arguments of :class:`Lab` (``executor``,
-        ``state_dir``, ``on_progress``, ``rootless``).
+        ``state_dir``, ``on_progress``, ``rootless``).  A topology spread over
+        machines reaches each through ssh as its ``[hosts]`` table says (the lab
+        closes those connections when it closes), unless ``hosts=`` gives executors
+        (and ``underlay=`` addresses) instead: a test's fake hosts, say.
         """
+        if blueprint.machines and options.get("executor") is not None:
+            # one executor for every machine: a dry run (its script says which is which)
+            executor = options.pop("executor")
+            options.setdefault("hosts", {m.name: executor for m in blueprint.machines})
+        owned = blueprint.machines and options.get("hosts") is None
+        if blueprint.machines:
+            options.setdefault(
+                "underlay", {m.name: m.underlay or m.host for m in blueprint.machines}
+            )
+        if owned:
+            options["hosts"] = {m.name: reach(m) for m in blueprint.machines}
         lab = cls(
             blueprint.name,
             isolated=blueprint.isolated,
@@ -76,6 +95,8 @@ class FromTopology:
             **options,
         )
         lab._blueprint = blueprint
+        if owned:
+            lab.machines.owned = True  # type: ignore[attr-defined]
         return lab
 
     @classmethod
@@ -87,3 +108,14 @@ class FromTopology:
     def from_file(cls, path: str | os.PathLike[str], **options: Any) -> Self:
         """A lab from a TOML (or YAML) topology file, built when it opens."""
         return cls.from_topology(topology.load(Path(path)), **options)
+
+
+def reach(machine: HostSpec) -> SSHExecutor:
+    """The executor a file's ``[hosts]`` entry stands for."""
+    return SSHExecutor(
+        machine.host,
+        user=machine.user,
+        port=machine.port,
+        identity_file=machine.identity_file,
+        sudo=machine.sudo,
+    )

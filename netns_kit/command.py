@@ -16,6 +16,10 @@ command is:
 * ``family`` and ``line`` say which batch program can take it (``ip`` or ``tc``) and
   the words of its batch line.  Reads, guarded commands and commands with stdin are
   never batched.
+
+``host`` says which machine of a lab spread over several it runs on
+(:mod:`netns_kit.machines`); the planner never puts commands of two machines in one
+lane or batch.
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ class Command:
     inside: tuple[str, ...] | None = attrs.field(default=None, converter=_words, repr=False)
     family: str | None = attrs.field(default=None, repr=False)
     line: tuple[str, ...] | None = attrs.field(default=None, converter=_words, repr=False)
+    #: The machine it runs on, by the lab's name for it (``None``: the lab's only, or
+    #: first, machine).  Objects never set it: a lab spread over machines places its
+    #: steps (:func:`netns_kit.step.on_host`), and its executor routes by it.
+    host: str | None = attrs.field(default=None, repr=False)
     #: The kernel module the command needs (``sch_netem``), named in the error when the
     #: kernel lacks it.
     needs: str | None = attrs.field(default=None, repr=False)

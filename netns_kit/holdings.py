@@ -361,19 +361,23 @@ class Holdings:
         return bridges
 
     # -- settings made once -----------------------------------------------------------
-    def prepare(self, what: str, namespaces: Sequence[str | None]) -> list[Step]:
+    def prepare(
+        self, what: str, namespaces: Sequence[str | None], host: str | None = None
+    ) -> list[Step]:
         """Once per lab namespace (never the root): ``switch`` settings for a namespace
         that holds a bridge, ``ipv6`` ones (no DAD) for one whose links get IPv6.
 
         Marked done at once: a later builder call needs no second step, and a
         builder that fails leaves the namespace with the setting or without the
-        namespace altogether.
+        namespace altogether.  ``host`` is the machine of a lab spread over several
+        (each has a host side of the same name); the caller places the steps there.
         """
         settings = SWITCH_SETTINGS if what == "switch" else NO_DAD
         steps = []
         for ns in dict.fromkeys(namespaces):
-            if ns is not None and (what, ns) not in self._done:
-                self._done.add((what, ns))
+            key = (what, ns if host is None else f"{host}:{ns}")  # ':' is in no name
+            if ns is not None and key not in self._done:
+                self._done.add(key)
                 steps.append(Namespace(ns).setting_step(*settings, missing_ok=what == "switch"))
         return steps
 

@@ -21,16 +21,21 @@ import attrs
 from . import state
 from .command import Command
 from .errors import AlreadyExistsError, NetnsKitError, NotFoundError, result_error
+from .executor import Executor
 from .registry import Record, Registry
 from .runner import Runner
 from .step import Entry, Step
+
+#: A namespace on a machine: (host, name), ``None`` for the lab's only machine or the
+#: root namespace.  The host side has one name on every machine of a lab.
+_Where = tuple[str | None, str | None]
 
 
 @attrs.define
 class _Undo:
     commands: tuple[Command, ...]
-    lives_in: frozenset[str | None]
-    deletes: str | None  # the namespace these commands delete, if any
+    lives_in: frozenset[_Where]
+    deletes: _Where | None  # the namespace these commands delete, if any
     tolerant: bool = False  # the step may not have happened: "not found" is fine
 
 
@@ -123,7 +128,11 @@ class Journal:
     def _log(self, steps: Iterable[Step], *, tolerant: bool) -> None:
         for step in steps:
             if step.undo:
-                self._undo.append(_Undo(step.undo, step.lives_in, step.deletes_namespace, tolerant))
+                host = step.command.host
+                lives_in = frozenset((host, ns) for ns in step.lives_in)
+                gone = step.deletes_namespace
+                deletes = None if gone is None else (host, gone)
+                self._undo.append(_Undo(step.undo, lives_in, deletes, tolerant))
 
     def _rollback(self, start: int, failure: BaseException) -> None:
         """Undo a half-made builder (log entries from ``start`` on); the lab stays open."""
@@ -172,7 +181,14 @@ class Journal:
         own namespaces, in the root namespace (a lab that is not isolated).  Links in
         the lab's fresh namespaces cannot collide with anything outside the lab.
         """
-        ex = self.runner.executor
+        by_host: dict[str | None, list[Step]] = {}
+        for step in steps:
+            if step.entry is not None:
+                by_host.setdefault(step.command.host, []).append(step)
+        for host, mine in by_host.items():  # each machine has its own names
+            self._refuse_taken(mine, self.runner.executor_for(host))
+
+    def _refuse_taken(self, steps: Sequence[Step], ex: Executor) -> None:
         made = [s for s in steps if s.entry is not None and s.deletes_namespace is not None]
         roots = [s for s in steps if s.entry and s.entry.kind == "link" and not s.entry.namespace]
         taken = set(state.namespace_names(ex)) if made else set()

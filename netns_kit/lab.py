@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -26,20 +26,20 @@ from . import measure, shaping, topology, validate
 from .blueprint import FromTopology, build
 from .errors import LabBusyError, NetnsKitError, TeardownError, ValidationError
 from .executor import Executor, Process, default_executor
-from .holdings import Holdings
+from .holdings import Holdings, LinkEnds
 from .journal import Journal, shielded
 from .link import Bridge, VethPair
+from .machines import spread
 from .namespace import Namespace
-from .nat import Sysctl
 from .ready import wait_settled
 from .registry import Record, Registry, tag_for, undo_record
-from .route import Route
 from .rules import RuleBuilders
 from .runner import Progress, Runner
 from .sandbox import SandboxExecutor, lab_sandbox
-from .spec import BridgeSpec, RouteSpec, SysctlSpec, Topology
+from .spec import BridgeSpec, Topology
 from .step import Step
 from .views import LabViews
+from .vxlan import VxlanPair
 
 log = logging.getLogger("netns_kit")
 
@@ -57,6 +57,10 @@ class Lab(RuleBuilders, FromTopology, LabViews):
     without root: its host side is the sandbox's network namespace, and nothing of it
     is visible from, or can reach, the machine's network.  ``None`` (the default)
     means rootless for a user who is not root, the machine's namespaces for root.
+
+    ``hosts={"a": executor, "b": executor}`` spreads the lab over machines, each
+    with its own host side, ``underlay={"a": "10.0.0.1", ...}`` their addresses for
+    links between them (:mod:`netns_kit.machines`, :mod:`netns_kit.across`).
     """
 
     def __init__(
@@ -69,12 +73,17 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         ipv6_link_local: bool = False,
         on_progress: Progress | None = None,
         rootless: bool | None = None,
+        hosts: Mapping[str, Executor] | None = None,
+        underlay: Mapping[str, str] | None = None,
     ) -> None:
         self.name = validate.lab_name(name)
         self.isolated = bool(isolated)
         self.ipv6_link_local = bool(ipv6_link_local)
-        self.sandbox = lab_sandbox(rootless, executor, self.name)
+        self.machines = spread(self.name, hosts, underlay, executor, rootless)
+        self.sandbox = lab_sandbox(rootless, executor, self.name) if hosts is None else None
         self.executor = executor if executor or not self.sandbox else SandboxExecutor(self.sandbox)
+        if self.machines is not None:
+            self.executor = self.machines.executor
         self.tag = tag_for(self.name)
         self.host: str | None = f"{self.name}-host" if self.isolated else None
         self.registry = Registry(state_dir)
@@ -129,6 +138,8 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         # the executor is the one in force when the lab opens, for its whole life
         self.journal.runner = Runner(self.ex, on_progress=self._on_progress)
         try:
+            if self.machines is not None:  # every machine reached before anything
+                self.machines.check()
             holder = self.sandbox.start() if self.sandbox is not None else None
             leftover = self.registry.read(self.name)
             if leftover is not None and leftover.state == "kept":
@@ -138,12 +149,14 @@ class Lab(RuleBuilders, FromTopology, LabViews):
                 )
             if leftover is not None:  # its owner is dead: we hold the lock
                 log.warning("lab %r: cleaning up what a dead process left", self.name)
-                undo_record(leftover, self.ex)
+                hosts = None if self.machines is None else self.machines.executor.executors
+                undo_record(leftover, self.ex, hosts)
             record = Record(self.name, os.getpid(), self.isolated, self.host, sandbox=holder)
+            record.hosts = self.machines.describe() if self.machines is not None else {}
             self.journal.begin(record)
             self._state = "open"
             if self.host is not None:
-                self._run(Namespace(self.host).create_steps(self.tag))
+                self._run(self._everywhere(Namespace(self.host).create_steps(self.tag)))
             if self._blueprint is not None:
                 self.apply(self._blueprint)
         except BaseException:
@@ -182,6 +195,8 @@ class Lab(RuleBuilders, FromTopology, LabViews):
                 if not problems:
                     self.registry.remove(self.name)
                 self.journal.release()
+                if self.machines is not None and self.machines.owned:
+                    self.machines.close()
         if problems:
             failure = TeardownError(self.name, problems)
             if error is None:
@@ -207,9 +222,10 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         return self.journal.teardown_commands()
 
     # -- running steps ------------------------------------------------------------
-    def _run(self, steps: list[Step]) -> None:
+    def _run(self, steps: list[Step], host: str | None = None) -> None:
         """Run steps now, or queue them inside ``batch()``.  Either way the undo log
-        ends up holding exactly the steps that ran."""
+        ends up holding exactly the steps that ran.  ``host``: the machine they run on."""
+        steps = self._placed(steps, host)
         if self._state == "new":
             self.open()
         elif self._state != "open":
@@ -244,16 +260,20 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         self._settle()
 
     # -- builders -----------------------------------------------------------------
-    def namespace(self, name: str) -> Namespace:
-        """Create namespace ``name`` (exactly that name) with ``lo`` up."""
-        ns = Namespace(name, executor=self.executor, on_start=self.processes.append)
+    def namespace(self, name: str, *, host: str | None = None) -> Namespace:
+        """Create namespace ``name`` (exactly that name) with ``lo`` up, on machine
+        ``host`` of a lab spread over machines (the first by default)."""
+        home = self._home(host)
+        ns = Namespace(name, executor=self._ex_of(home), on_start=self.processes.append)
         if ns.name in self.held.namespaces or ns.name == self.host:
             raise ValidationError("name", name, f"is already a namespace of lab {self.name!r}")
         steps = ns.create_steps(self.tag)
         if self.ipv6_link_local:  # every link gets an IPv6 link-local address
             steps += self.held.prepare("ipv6", [ns.name])
-        self._run(steps)
+        self._run(steps, home)
         self.held.add(ns, ns.name)
+        if self.machines is not None and home is not None:
+            self.machines.homes[ns.name] = home
         return ns
 
     def bridge(
@@ -263,27 +283,33 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         *,
         namespace: Namespace | str | None = None,
         stp: bool = False,
+        host: str | None = None,
     ) -> Bridge:
-        """Create a bridge (a switch), up: on the host side, or in ``namespace``.
+        """Create a bridge (a switch), up: on the host side (of machine ``host``), or
+        in ``namespace``.
 
         ``address`` is that namespace's own address on it.  ``stp=True`` runs spanning
         tree with the shortest timers the kernel takes, for rings: a build then waits
         until its ports settle (4-5 s).
         """
         where = self.held.side(namespace)
+        home = self._home_at(where, host)
         if not isinstance(stp, bool):
             raise ValidationError("stp", stp, "must be True or False")
-        bridge = Bridge(name, where, executor=self.executor, stp=stp)
+        bridge = Bridge(name, where, executor=self._ex_of(home), stp=stp)
         cidr = None if address is None else str(validate.interface(address, "address"))
         place = self.held.place(where)
         if self.held.names.is_taken(place, bridge.name):
             inside = place or "the host side"
             raise ValidationError("name", name, f"is already an interface in {inside}")
-        steps = self.held.prepare("switch", [where])
+        steps = self.held.prepare("switch", [where], home)
         if cidr is not None and ":" in cidr:
-            steps += self.held.prepare("ipv6", [where])
-        self._run(steps + bridge.steps(tag=self.tag, address=cidr))
-        self.held.add(bridge, BridgeSpec(bridge.name, cidr, place, stp))
+            steps += self.held.prepare("ipv6", [where], home)
+        self._run(steps + bridge.steps(tag=self.tag, address=cidr), home)
+        on = home if place is None and self.machines is not None else None
+        self.held.add(bridge, BridgeSpec(bridge.name, cidr, place, stp, on))
+        if self.machines is not None and home is not None:
+            self.machines.bridge_homes[(place, bridge.name)] = home
         return bridge
 
     def link(
@@ -299,25 +325,29 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         jitter: str | float | None = None,
         loss: str | float | None = None,
         direction: str = "both",
-    ) -> VethPair:
+    ) -> VethPair | VxlanPair:
         """Join any two ends with a veth pair (both up): namespaces, or bridges
         wherever they live (a bridge end is a port of it; a bridge is given as its
         object, or by name when no other bridge of the lab has that name), shaped by
-        ``rate``, ``delay``, ``jitter``, ``loss`` as :meth:`VethPair.shape`."""
+        ``rate``, ``delay``, ``jitter``, ``loss`` as :meth:`VethPair.shape`.  Ends on
+        two machines are joined by a VXLAN tunnel instead (unshaped)."""
         shape, way = shaping.given(rate, delay, jitter, loss, direction)
         if mtu is not None:
             validate.positive_int(mtu, "mtu", minimum=68, maximum=65535)
         ends = self.held.ends(a, b, addresses, names)
-        way = shaping.flipped(way) if ends.flipped else way  # in the pair's terms
-        pair = ends.veth(self.executor, mtu)
-        if shape is not None:  # the kernel has the qdisc, or nothing runs
-            shaping.require(self.ex, shape.kind)
+        homes = (self._end_home(ends.a), self._end_home(ends.b))
         # Without an IPv6 address a link needs no IPv6 link-local address either, and
         # each of those starts DAD, MLD and router solicitations that a bridge floods
         # to every port: kernel work that grows with the square of the lab's size.
         link_local = self.ipv6_link_local or any(c and ":" in c for c in ends.addresses)
+        if homes[0] != homes[1]:
+            return self._linked(self._link_across(ends, homes, mtu, link_local, shape), ends, mtu)
+        way = shaping.flipped(way) if ends.flipped else way  # in the pair's terms
+        pair = ends.veth(self._ex_of(homes[0]), mtu)
+        if shape is not None:  # the kernel has the qdisc, or nothing runs
+            shaping.require(self._ex_of(homes[0]) or self.ex, shape.kind)
         where = [pair.namespace, pair.peer_namespace]
-        steps = self.held.prepare("ipv6", where) if link_local else []
+        steps = self.held.prepare("ipv6", where, homes[0]) if link_local else []
         steps += pair.steps(
             tag=self.tag,
             addresses=ends.veth_addresses(),
@@ -325,52 +355,22 @@ class Lab(RuleBuilders, FromTopology, LabViews):
             ports=ends.ports(),
             link_local=link_local,
         )
-        self._run(steps + pair.shaping_steps(shape, way))
+        self._run(steps + pair.shaping_steps(shape, way), homes[0])
         pair.shaping, pair.direction = shape, way
+        return self._linked(pair, ends, mtu)
+
+    def _linked(
+        self, pair: VethPair | VxlanPair, ends: LinkEnds, mtu: int | None
+    ) -> VethPair | VxlanPair:
         self.held.add_link(pair, ends, mtu)
         if self._queue is None:
             self._settle()
         return pair
 
-    def route(
-        self,
-        destination: str,
-        *,
-        via: str | None = None,
-        dev: str | None = None,
-        namespace: Namespace | str | None = None,
-    ) -> Route:
-        """Add a route; ``namespace=None`` means the lab's host side."""
-        where = self.held.side(namespace)
-        route = Route(destination, via, dev, where, executor=self.executor)
-        self._run([route.add_step()])
-        spec_ns = None if namespace is None else where
-        self.held.add(route, RouteSpec(route.destination, route.via, route.dev, spec_ns))
-        return route
-
-    def sysctl(
-        self, key: str, value: str | int, namespace: Namespace | str | None = None
-    ) -> Sysctl:
-        """Set a kernel setting, by default on the host side.
-
-        In the root namespace the old value is saved at the first change and restored
-        once at teardown.  In the lab's own namespaces nothing needs restoring: they
-        are deleted, and a setting inside one may be queued before it even exists.
-        """
-        where = self.held.side(namespace)
-        setting = Sysctl(key, value, where, executor=self.executor)
-        steps = self.held.setting_steps(setting)
-        self._run(steps)
-        self.held.saved(steps)
-        spec_ns = None if namespace is None else where
-        self.held.add(setting, SysctlSpec(setting.key, setting.value, spec_ns))
-        return setting
-
     def _settle(self) -> None:
         """Wait for the spanning-tree bridges that got ports (see :mod:`netns_kit.ready`)."""
-        bridges = self.held.take_unsettled()
-        if bridges:
-            wait_settled(self.journal.runner, bridges)
+        for executor, bridges in self._by_machine(self.held.take_unsettled()):
+            wait_settled(self.journal.runner if executor is None else Runner(executor), bridges)
 
     def throughput(
         self, src: Namespace | str | None, dst_address: str, seconds: int = 2, **options: Any

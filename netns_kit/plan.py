@@ -17,11 +17,16 @@ Two ways to plan:
 
 A plan is a list of :class:`Wave` values.  A wave's lanes may overlap; the next wave
 starts when the whole wave is done.
+
+In a lab spread over machines a lane is one namespace *of one machine*
+(``Command.host``): the same name may be a namespace on each (the host side), and
+nothing of two machines ever shares a lane or a batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Sequence
 
 import attrs
 
@@ -35,12 +40,13 @@ class Run:
     """Commands that start as one process: ``indexes`` into the planned list.
 
     ``family`` is the batch program (``ip``/``tc``) when the run is a batch, ``None``
-    for a single command.
+    for a single command; ``host`` the machine it runs on.
     """
 
     indexes: tuple[int, ...]
     family: str | None
     namespace: str | None
+    host: str | None = None
 
 
 Lane = tuple[Run, ...]
@@ -58,9 +64,24 @@ class Wave:
 
 def in_order(commands: Sequence[Command]) -> list[Wave]:
     """Consecutive batchable commands of one program and namespace become one batch;
-    nothing is reordered and nothing overlaps."""
-    runs: list[Run] = []
+    nothing is reordered and nothing overlaps, except that each machine of a lab
+    spread over several keeps its own order, side by side with the others'."""
+    per_host: dict[str | None, list[int]] = {}
     for index, command in enumerate(commands):
+        per_host.setdefault(command.host, []).append(index)
+    if len(per_host) <= 1:
+        return [Wave(((run,),)) for run in _in_order(commands, range(len(commands)))]
+    lines = [_in_order(commands, indexes) for indexes in per_host.values()]
+    return [
+        Wave(tuple((run,) for run in side if run is not None))
+        for side in itertools.zip_longest(*lines)
+    ]
+
+
+def _in_order(commands: Sequence[Command], indexes: Iterable[int]) -> list[Run]:
+    runs: list[Run] = []
+    for index in indexes:
+        command = commands[index]
         last = runs[-1] if runs else None
         family = command.family if fits(command) else None
         if (
@@ -68,11 +89,12 @@ def in_order(commands: Sequence[Command]) -> list[Wave]:
             and family is not None
             and last.family == family
             and last.namespace == command.namespace
+            and last.host == command.host
         ):
             runs[-1] = attrs.evolve(last, indexes=(*last.indexes, index))
         else:
-            runs.append(Run((index,), family, command.namespace))
-    return [Wave(((run,),)) for run in runs]
+            runs.append(Run((index,), family, command.namespace, command.host))
+    return runs
 
 
 def _lane(steps: Sequence[tuple[int, Step]]) -> Lane:
@@ -85,18 +107,27 @@ def _lane(steps: Sequence[tuple[int, Step]]) -> Lane:
             assert command.family is not None
             batches.setdefault(command.family, []).append(index)
         else:
-            singles.append(Run((index,), None, command.namespace))
-    where = steps[0][1].command.namespace
-    return (*(Run(tuple(ix), family, where) for family, ix in batches.items()), *singles)
+            singles.append(Run((index,), None, command.namespace, command.host))
+    first = steps[0][1].command
+    where, host = first.namespace, first.host
+    return (*(Run(tuple(ix), family, where, host) for family, ix in batches.items()), *singles)
 
 
 def _phase_waves(steps: Sequence[tuple[int, Step]]) -> list[Wave]:
-    by_namespace: dict[str | None, list[tuple[int, Step]]] = {}
+    by_namespace: dict[tuple[str | None, str | None], list[tuple[int, Step]]] = {}
     for item in steps:
-        by_namespace.setdefault(item[1].command.namespace, []).append(item)
-    ports = [ns for ns, items in by_namespace.items() if any(s.port for _, s in items)]
-    waves = [Wave((_lane(by_namespace[ns]),)) for ns in ports]
-    rest = tuple(_lane(items) for ns, items in by_namespace.items() if ns not in ports)
+        command = item[1].command
+        by_namespace.setdefault((command.host, command.namespace), []).append(item)
+    ports = [key for key, items in by_namespace.items() if any(s.port for _, s in items)]
+    # each machine's port lanes one after another; different machines' side by side
+    per_host: dict[str | None, list[tuple[str | None, str | None]]] = {}
+    for key in ports:
+        per_host.setdefault(key[0], []).append(key)
+    waves = [
+        Wave(tuple(_lane(by_namespace[key]) for key in keys if key is not None))
+        for keys in itertools.zip_longest(*per_host.values())
+    ]
+    rest = tuple(_lane(items) for key, items in by_namespace.items() if key not in ports)
     if rest:
         waves.append(Wave(rest))
     return waves
@@ -144,6 +175,7 @@ def _joinable(first: Run, second: Run) -> bool:
         first.family is not None
         and first.family == second.family
         and first.namespace == second.namespace
+        and first.host == second.host
     )
 
 

@@ -36,15 +36,23 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import attrs
 
 from . import state
 from .command import Command, in_namespace
 from .errors import LabBusyError, NetnsKitError
-from .executor import Executor, default_executor, inherit_in_children, stop_inheriting
+from .executor import (
+    Executor,
+    default_executor,
+    inherit_in_children,
+    quiet_thread,
+    stop_inheriting,
+)
 from .namespace import Namespace
 from .runner import Runner
 from .sandbox import HolderRef, stop_holder
@@ -98,6 +106,10 @@ class Record:
     resources: list[Entry] = attrs.field(factory=list)
     #: A rootless lab's sandbox: its holder process.
     sandbox: HolderRef | None = None
+    #: A lab spread over machines: each machine by the lab's name for it, with how to
+    #: reach it again (``executor``, see :func:`netns_kit.routing.describe`) and its
+    #: ``underlay`` address.  Empty for a lab on one machine.
+    hosts: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 
     def namespaces(self) -> list[str]:
         """The namespaces the lab made, its host side first (the record's order)."""
@@ -109,10 +121,12 @@ class Record:
         head = {
             f.name: getattr(self, f.name)
             for f in attrs.fields(Record)
-            if f.name not in ("resources", "sandbox")
+            if f.name not in ("resources", "sandbox", "hosts")
         }
         if self.sandbox is not None:
             head["sandbox"] = self.sandbox.to_dict()
+        if self.hosts:
+            head["hosts"] = self.hosts
         lines = ",\n".join(json.dumps(entry.to_dict()) for entry in self.resources)
         return json.dumps(head)[:-1] + f', "resources": [\n{lines}\n]}}\n'
 
@@ -354,18 +368,24 @@ def recover(
     *,
     executor: Executor | None = None,
     state_dir: str | os.PathLike[str] | None = None,
+    hosts: Mapping[str, Executor] | None = None,
 ) -> list[str]:
     """Remove everything a dead lab left, from its record and the tags; returns what.
 
     Raises LabBusyError when the lab's process is still alive: close it there instead.
     Programs a dead owner started that still run are waited for (see the module
     docstring).
+
+    A lab spread over machines is cleaned on every machine: through ``hosts`` (the
+    lab's names for its machines, to executors) where given, else through
+    executors made again from what the record says of each (an ssh target and its
+    options, or this machine); those are closed afterwards.
     """
     ex = executor or default_executor()
     registry = Registry(state_dir)
     with registry.held(name):
         record = registry.read(name)
-        removed = [] if record is None else undo_record(record, ex)
+        removed = [] if record is None else undo_record(record, ex, hosts)
         registry.remove(name)
     lease = check_lease(name)
     if ":" not in name and registry.read(lease) is not None and not registry.is_live(lease):
@@ -373,24 +393,75 @@ def recover(
     return removed
 
 
-def undo_record(record: Record, ex: Executor) -> list[str]:
+def undo_record(
+    record: Record, ex: Executor, hosts: Mapping[str, Executor] | None = None
+) -> list[str]:
     """Undo a record's resources in reverse, each only if it still carries our mark.
 
     A link must still carry the lab's alias, a sysctl must still hold the value the
     lab set, and an entry with a ``check`` argv (an iptables ``-C``) must still pass
     it.  What lives in a namespace that is being deleted goes with it.  A rootless
     lab's resources all go with its sandbox's holder, which is killed if it still runs.
+    A lab spread over machines is undone on each, side by side (see :func:`recover`).
     """
     if record.sandbox is not None:
         holder = stop_holder(record.sandbox)
         gone = [f"namespace {n}" for n in reversed(record.namespaces())]
         return gone + ([f"sandbox holder {record.sandbox.pid}"] if holder else [])
     tag = tag_for(record.name)
+    if not record.hosts:
+        return _undo_entries(record.resources, ex, tag)
+    executors, made = _machines(record, hosts)
+    first = next(iter(record.hosts))
+    try:
+        with ThreadPoolExecutor(len(executors), initializer=quiet_thread) as pool:
+            futures = [
+                pool.submit(
+                    _undo_entries,
+                    [e for e in record.resources if (e.host or first) == host],
+                    executors[host],
+                    tag,
+                )
+                for host in record.hosts
+            ]
+            done = zip(record.hosts, futures, strict=True)
+            return [f"{what} on {host}" for host, future in done for what in future.result()]
+    finally:
+        for executor in made:
+            getattr(executor, "close", lambda: None)()
+
+
+def _machines(
+    record: Record, hosts: Mapping[str, Executor] | None
+) -> tuple[dict[str, Executor], list[Executor]]:
+    """An executor for each machine of the record: given, or made again (and then
+    closed by the caller)."""
+    from .routing import rebuild  # routing knows ssh; nothing below it needs to
+
+    executors: dict[str, Executor] = {}
+    made: list[Executor] = []
+    for host, known in record.hosts.items():
+        given = None if hosts is None else hosts.get(host)
+        if given is None:
+            given = rebuild(known.get("executor", {}))
+            if given is None:
+                raise NetnsKitError(
+                    f"lab {record.name!r} spans machines {', '.join(record.hosts)}; its record "
+                    f"cannot reach {host!r} by itself: pass hosts={{{host!r}: executor, ...}}"
+                )
+            made.append(given)
+        executors[host] = given
+    return executors, made
+
+
+def _undo_entries(entries: Sequence[Entry], ex: Executor, tag: str) -> list[str]:
+    """Undo the entries of one machine (see :func:`undo_record`)."""
     alive = set(state.namespace_names(ex))
-    doomed = [n for n in record.namespaces() if n in alive and _namespace_is_ours(ex, n, tag)]
+    named = [e.name for e in entries if e.kind == "namespace"]
+    doomed = [n for n in named if n in alive and _namespace_is_ours(ex, n, tag)]
     removed: list[str] = []
     steps: list[Command] = []
-    for entry in reversed(record.resources):
+    for entry in reversed(entries):
         where = entry.namespace
         if entry.kind == "namespace" or where in doomed:
             continue

@@ -1,5 +1,5 @@
-"""The lab's builders for what acts once the links are there: NAT out (masquerade),
-ports in (port forwards), and names (the hosts files).
+"""The lab's builders for what acts once the links are there: routes, kernel
+settings, NAT out (masquerade), ports in (port forwards), and names (the hosts files).
 
 Mixed into :class:`~netns_kit.Lab`.  A masquerade or a port forward makes its
 namespace a router: the rule and the forwarding it needs are one builder, so a rule
@@ -10,28 +10,58 @@ from __future__ import annotations
 
 from typing import Any
 
+from .across import AcrossMachines
 from .errors import ValidationError
-from .executor import Executor
-from .holdings import Holdings
 from .hosts import HostsFiles
 from .journal import Journal
 from .namespace import Namespace
-from .nat import Masquerade, PortForward, overlap
-from .spec import MasqueradeSpec, PortForwardSpec
-from .step import Step
+from .nat import Masquerade, PortForward, Sysctl, overlap
+from .route import Route
+from .spec import MasqueradeSpec, PortForwardSpec, RouteSpec, SysctlSpec
+from .step import Step, on_host
 
 
-class RuleBuilders:
-    """``masquerade``, ``port_forward`` and ``hosts`` (mixed into :class:`~netns_kit.Lab`)."""
+class RuleBuilders(AcrossMachines):
+    """``route``, ``sysctl``, ``masquerade``, ``port_forward`` and ``hosts`` (mixed into
+    :class:`~netns_kit.Lab`)."""
 
-    name: str
-    tag: str
-    executor: Executor | None
-    held: Holdings
     journal: Journal
 
-    def _run(self, steps: list[Step]) -> None:
-        raise NotImplementedError
+    def route(
+        self,
+        destination: str,
+        *,
+        via: str | None = None,
+        dev: str | None = None,
+        namespace: Namespace | str | None = None,
+    ) -> Route:
+        """Add a route; ``namespace=None`` means the lab's host side."""
+        where = self.held.side(namespace)
+        home = self._home_at(where)
+        route = Route(destination, via, dev, where, executor=self._ex_of(home))
+        self._run([route.add_step()], home)
+        spec_ns = None if namespace is None else where
+        self.held.add(route, RouteSpec(route.destination, route.via, route.dev, spec_ns))
+        return route
+
+    def sysctl(
+        self, key: str, value: str | int, namespace: Namespace | str | None = None
+    ) -> Sysctl:
+        """Set a kernel setting, by default on the host side.
+
+        In the root namespace the old value is saved at the first change and restored
+        once at teardown.  In the lab's own namespaces nothing needs restoring: they
+        are deleted, and a setting inside one may be queued before it even exists.
+        """
+        where = self.held.side(namespace)
+        home = self._home_at(where)
+        setting = Sysctl(key, value, where, executor=self._ex_of(home))
+        steps = self.held.setting_steps(setting)
+        self._run(steps, home)
+        self.held.saved(steps)
+        spec_ns = None if namespace is None else where
+        self.held.add(setting, SysctlSpec(setting.key, setting.value, spec_ns))
+        return setting
 
     def masquerade(
         self,
@@ -43,7 +73,8 @@ class RuleBuilders:
         """NAT by masquerade for ``source``, with forwarding on, in ``namespace`` (the
         host side by default): the namespace becomes a NAT router."""
         where = self.held.side(namespace)
-        rule = Masquerade(source, out_interface, where, self.tag, executor=self.executor)
+        ex = self._ex_of(self._home_at(where))
+        rule = Masquerade(source, out_interface, where, self.tag, executor=ex)
         spec = MasqueradeSpec(rule.source, rule.out_interface, self.held.place(where))
         if spec in self.held.specs(MasqueradeSpec):
             # -C would skip the second -A, but its undo would delete the rule twice
@@ -64,9 +95,8 @@ class RuleBuilders:
         by default) to ``to`` (``ADDR`` or ``ADDR:PORT``), by DNAT, with forwarding on.
         See :class:`~netns_kit.nat.PortForward` for ranges and UDP."""
         where = self.held.side(namespace)
-        rule = PortForward(
-            port, to, where, in_interface, protocol, self.tag, executor=self.executor
-        )
+        ex = self._ex_of(self._home_at(where))
+        rule = PortForward(port, to, where, in_interface, protocol, self.tag, executor=ex)
         spec = rule.spec(self.held.place(where))
         for other in self.held.specs(PortForwardSpec):
             if overlap(spec, other):
@@ -79,7 +109,7 @@ class RuleBuilders:
     def _rule(self, rule: Masquerade | PortForward, spec: Any) -> None:
         # forwarding and the rule are one builder: if the rule fails, forwarding is undone
         forwarding = self.held.setting_steps(rule.forwarding())
-        self._run([*forwarding, rule.rule_step()])
+        self._run([*forwarding, rule.rule_step()], self._home_at(rule.namespace))
         self.held.saved(forwarding)
         self.held.add(rule, spec)
 
@@ -92,8 +122,31 @@ class RuleBuilders:
         """
         self._run([])  # opens a new lab: the listing below needs its runner
         files = self.held.hosts_files()
+        if self.machines is not None:
+            return self._hosts_on_machines(files)
         listing = self.journal.runner.run(files.list_command(), check=False)
         present = files.present(listing.returncode, listing.stdout)
         self._run(files.steps(present, self.held.hosts_made))
+        self.held.add(files, None)
+        return files
+
+    def _hosts_on_machines(self, files: HostsFiles) -> HostsFiles:
+        """Each machine's namespaces (its host side too) get the same text: names
+        of namespaces on the other machines resolve as well."""
+        machines = self.machines
+        assert machines is not None
+        side = (self.host,) if self.host else ()
+        steps: list[Step] = []
+        mine: dict[str, HostsFiles] = {}
+        for host in machines.names:
+            here = tuple(n for n in files.namespaces if machines.homes.get(n) == host) + side
+            mine[host] = HostsFiles(files.lab, here, files.lines)
+            listing = self.journal.runner.executor_for(host).execute(mine[host].list_command())
+            present = mine[host].present(listing.returncode, listing.stdout)
+            made = machines.files_made.setdefault(host, set())
+            steps += on_host(mine[host].steps(present, made), host)
+        self._run(steps)
+        for host, written in mine.items():
+            machines.files_made[host].update(written.namespaces)
         self.held.add(files, None)
         return files

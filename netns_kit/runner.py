@@ -11,6 +11,7 @@ report.  Every executor, present and future, gets all of this the same way.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from . import batch as batches
 from .command import Command
 from .errors import NetnsKitError, result_error
 from .executor import Executor, quiet_thread
-from .plan import Run, Wave, in_order, schedule
+from .plan import Lane, Run, Wave, in_order, schedule
 from .result import Result
 from .step import Step
 
@@ -111,11 +112,17 @@ class Runner:
         todo = list(commands)
         return self._execute(todo, in_order(todo), keep_going=keep_going)
 
+    def executor_for(self, host: str | None) -> Executor:
+        """The executor of machine ``host``: the runner's own, unless that one routes
+        each command to its machine's (:class:`~netns_kit.routing.RoutingExecutor`)."""
+        route = getattr(self.executor, "route", None)
+        return self.executor if route is None else route(host)
+
     def run_each(self, commands: Sequence[Command]) -> RunReport:
         """Independent commands (reads, probes), each in a lane of its own, overlapped
         as far as the executor allows.  Every one runs, whatever the others gave."""
         todo = list(commands)
-        lanes = tuple((Run((i,), None, c.namespace),) for i, c in enumerate(todo))
+        lanes = tuple((Run((i,), None, c.namespace, c.host),) for i, c in enumerate(todo))
         return self._execute(todo, [Wave(lanes)] if lanes else [], keep_going=True)
 
     def _execute(
@@ -123,19 +130,20 @@ class Runner:
     ) -> RunReport:
         state = _State(len(commands), self.on_progress)
         for wave in waves:
-            lanes = [lane for lane in wave.lanes if lane]
-            parallel = max(1, int(getattr(self.executor, "parallel", 1)))
-            if parallel > 1 and len(lanes) > 1:
-                with ThreadPoolExecutor(
-                    min(parallel, len(lanes)), initializer=quiet_thread
-                ) as pool:
+            by_host: dict[str | None, list[Lane]] = {}
+            for lane in wave.lanes:
+                if lane:
+                    by_host.setdefault(lane[0].host, []).append(lane)
+            if len(by_host) <= 1:
+                for host, lanes in by_host.items():
+                    self._wave(host, lanes, commands, state, keep_going)
+            else:  # machines build side by side, each through its own executor
+                with ThreadPoolExecutor(len(by_host), initializer=quiet_thread) as pool:
                     for future in [
-                        pool.submit(self._lane, lane, commands, state, keep_going) for lane in lanes
+                        pool.submit(self._wave, host, lanes, commands, state, keep_going)
+                        for host, lanes in by_host.items()
                     ]:
                         future.result()
-            else:
-                for lane in lanes:
-                    self._lane(lane, commands, state, keep_going)
             if state.error is not None and not keep_going:
                 break
         return RunReport(
@@ -145,6 +153,83 @@ class Runner:
             frozenset(state.skipped),
             tuple(state.order),
         )
+
+    def _wave(
+        self,
+        host: str | None,
+        lanes: list[Lane],
+        commands: list[Command],
+        state: _State,
+        keep_going: bool,
+    ) -> None:
+        """One machine's lanes of a wave, overlapping as far as its executor allows.
+
+        An executor that can take many runs in one go (``execute_many``: a remote
+        machine, where each process costs a round trip) gets the lanes in as many
+        groups as it has sessions, each group one call."""
+        executor = self.executor_for(host)
+        parallel = max(1, int(getattr(executor, "parallel", 1)))
+        jobs: list[Callable[[], None]]
+        if getattr(executor, "execute_many", None) is not None and len(lanes) > 1:
+            grouped, alone = _groupable(lanes, commands)
+            jobs = [
+                functools.partial(self._group, executor, group, commands, state, keep_going)
+                for group in _groups(grouped, parallel)
+            ]
+            jobs += [
+                functools.partial(self._lane, lane, commands, state, keep_going) for lane in alone
+            ]
+        else:
+            jobs = [
+                functools.partial(self._lane, lane, commands, state, keep_going) for lane in lanes
+            ]
+        if parallel > 1 and len(jobs) > 1:
+            with ThreadPoolExecutor(min(parallel, len(jobs)), initializer=quiet_thread) as pool:
+                for future in [pool.submit(job) for job in jobs]:
+                    future.result()
+        else:
+            for job in jobs:
+                job()
+
+    def _group(
+        self,
+        executor: Executor,
+        runs: list[Run],
+        commands: list[Command],
+        state: _State,
+        keep_going: bool,
+    ) -> None:
+        """Runs of several lanes as one call (``execute_many``), one lane after another;
+        without ``keep_going`` the call stops at the first failure."""
+        if state.stopped and not keep_going:
+            return
+        processes = [self._process(run, commands, keep_going) for run in runs]
+        try:
+            outcomes = executor.execute_many(processes, keep_going=keep_going)  # type: ignore[attr-defined]
+        except NetnsKitError as error:
+            state.fail(None, error)
+            return
+        for run, outcome in zip(runs, outcomes, strict=True):
+            if outcome is not None:
+                self._finish(run, commands, outcome, state, keep_going)
+
+    @staticmethod
+    def _process(run: Run, commands: list[Command], keep_going: bool) -> Command:
+        given = tuple(commands[i] for i in run.indexes)
+        if run.family is None:
+            return given[0]
+        return batches.Batch(run.family, run.namespace, given, keep_going, run.host).process()
+
+    def _finish(
+        self, run: Run, commands: list[Command], outcome: Result, state: _State, keep_going: bool
+    ) -> None:
+        given = [commands[i] for i in run.indexes]
+        if run.family is None:
+            state.done(run.indexes[0], outcome, needs=given[0].needs)
+            return
+        outcomes = batches.split(given, outcome, force=keep_going)
+        for index, command, result in zip(run.indexes, given, outcomes, strict=False):
+            state.done(index, result, needs=command.needs)
 
     def _lane(
         self, lane: Sequence[Run], commands: list[Command], state: _State, keep_going: bool
@@ -166,13 +251,31 @@ class Runner:
             result, skipped = self._single(given[0])
             state.done(index, result, skipped=skipped, needs=given[0].needs)
             return
-        job = batches.Batch(run.family, run.namespace, tuple(given), force=keep_going)
+        job = batches.Batch(run.family, run.namespace, tuple(given), keep_going, run.host)
         if log.isEnabledFor(logging.DEBUG):
             for command in given:
                 log.debug("batch in %s: %s", run.namespace or "root", command)
-        outcome = batches.split(given, self.executor.execute_batch(job), force=keep_going)
-        for index, command, result in zip(run.indexes, given, outcome, strict=False):
-            state.done(index, result, needs=command.needs)
+        self._finish(run, commands, self.executor.execute_batch(job), state, keep_going)
+
+
+def _groupable(lanes: list[Lane], commands: list[Command]) -> tuple[list[Lane], list[Lane]]:
+    """Lanes whose runs can go in a group (batches, and commands without a guard to
+    check first), and the others."""
+    grouped: list[Lane] = []
+    alone: list[Lane] = []
+    for lane in lanes:
+        plain = all(run.family or commands[run.indexes[0]].unless is None for run in lane)
+        (grouped if plain else alone).append(lane)
+    return grouped, alone
+
+
+def _groups(lanes: list[Lane], count: int) -> list[list[Run]]:
+    """Lanes dealt into ``count`` groups of neighbours, each group the lanes' runs in
+    order."""
+    size = -(-len(lanes) // count) if lanes else 1
+    return [
+        [run for lane in lanes[i : i + size] for run in lane] for i in range(0, len(lanes), size)
+    ]
 
 
 class _State:

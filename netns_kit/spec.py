@@ -28,14 +28,15 @@ from .validate import IFNAME_MAX
 
 @attrs.frozen
 class BridgeSpec:
-    """A bridge (a switch).  ``namespace=None`` puts it on the lab's host side;
-    ``address`` is the address of that namespace on it (a CIDR); ``stp`` runs
-    spanning tree."""
+    """A bridge (a switch).  ``namespace=None`` puts it on the lab's host side (of
+    machine ``host``, in a lab spread over machines); ``address`` is the address of
+    that namespace on it (a CIDR); ``stp`` runs spanning tree."""
 
     name: str
     address: str | None = None
     namespace: str | None = None
     stp: bool = False
+    host: str | None = None
 
     @property
     def key(self) -> str:
@@ -104,9 +105,30 @@ class PortForwardSpec:
 
 
 @attrs.frozen
+class HostSpec:
+    """A machine of a lab spread over several, as a file's ``[hosts]`` table names it:
+    how ssh reaches it (``host``, ``user``, ``port``, ``identity_file``, ``sudo``)
+    and its ``underlay`` address (``None``: ``host``, an address)."""
+
+    name: str
+    host: str
+    user: str | None = None
+    port: int = 22
+    identity_file: str | None = None
+    sudo: bool = False
+    underlay: str | None = None
+
+    @property
+    def target(self) -> str:
+        """``[user@]host``, as ssh and the file write it."""
+        return self.host if self.user is None else f"{self.user}@{self.host}"
+
+
+@attrs.frozen
 class Topology:
     """A whole lab, in the order it is built.  ``hosts`` writes name files for it
-    (:meth:`netns_kit.Lab.hosts`)."""
+    (:meth:`netns_kit.Lab.hosts`).  ``machines`` spread it over machines, the first
+    the default; ``placement`` says which machine each namespace placed is on."""
 
     name: str
     isolated: bool = False
@@ -119,6 +141,12 @@ class Topology:
     ipv6_link_local: bool = False
     port_forwards: tuple[PortForwardSpec, ...] = ()
     hosts: bool = False
+    machines: tuple[HostSpec, ...] = ()
+    placement: tuple[tuple[str, str], ...] = ()
+
+    def machine_of(self, namespace: str) -> str | None:
+        """The machine ``namespace`` is placed on (``None``: the default)."""
+        return dict(self.placement).get(namespace)
 
     def ends(self) -> Ends:
         return Ends(self.namespaces, self.bridges)

@@ -11,7 +11,7 @@ a step is.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -53,7 +53,9 @@ class Entry:
     ``kind`` is ``namespace``, ``link``, ``route``, ``sysctl`` or ``iptables``.
     ``undo`` is the argv that removes it; ``check`` an argv that succeeds while it is
     still there (an ``iptables -C``); ``value`` the value a sysctl was set to (it is
-    put back only while it still holds that value) and ``previous`` what it held.
+    put back only while it still holds that value), or a VXLAN link's VNI, and
+    ``previous`` what a sysctl held.  ``host`` is the machine it is on, by the lab's
+    name for it (``None``: the lab's only machine).
     """
 
     kind: str
@@ -63,9 +65,12 @@ class Entry:
     check: tuple[str, ...] | None = attrs.field(default=None, converter=_argv)
     value: str | None = None
     previous: str | None = None
+    host: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "name": self.name}
+        if self.host is not None:
+            out["host"] = self.host
         if self.kind != "namespace":
             out["namespace"] = self.namespace
         for key in ("undo", "check"):
@@ -112,3 +117,23 @@ class Step:
         """The namespace this step's undo deletes, if it made one."""
         entry = self.entry
         return entry.name if entry is not None and entry.kind == "namespace" else None
+
+
+def on_host(steps: Sequence[Step], host: str) -> list[Step]:
+    """The same steps, placed on machine ``host`` of a lab spread over machines: their
+    commands, undo and guards run there, and the record says so.  Objects build
+    steps without knowing where they run; the lab's builders place them."""
+    return [
+        attrs.evolve(
+            step,
+            command=_placed(step.command, host),
+            undo=tuple(_placed(command, host) for command in step.undo),
+            entry=None if step.entry is None else attrs.evolve(step.entry, host=host),
+        )
+        for step in steps
+    ]
+
+
+def _placed(command: Command, host: str) -> Command:
+    guard = None if command.unless is None else _placed(command.unless, host)
+    return attrs.evolve(command, host=host, unless=guard)

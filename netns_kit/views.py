@@ -12,11 +12,14 @@ from __future__ import annotations
 import html
 from typing import Any
 
+import attrs
+
 from . import checker, render, state
 from .errors import NetnsKitError
 from .executor import Executor
 from .holdings import Holdings
 from .journal import Journal
+from .machines import Machines
 from .namespace import Namespace
 from .neighbours import LabKeeper
 from .reachability import Reachability
@@ -34,6 +37,7 @@ class LabViews:
     host: str | None
     tag: str
     held: Holdings
+    machines: Machines | None
     journal: Journal
     _state: str
     _queue: list[Step] | None
@@ -69,6 +73,19 @@ class LabViews:
         the lab's tag are kept, with their addresses and routes: the machine's own
         interfaces and other labs' are none of this lab's business.
         """
+        if self.machines is not None:  # each machine's, one after another
+            machines = self.machines
+            sides = [self.host] if self.host or self.held.host_bridges() else []
+            return Snapshot(
+                tuple(
+                    found
+                    for host in machines.names
+                    for found in state.snapshot(
+                        machines.executor_of(host),
+                        [*sides, *(n for n in self.held.namespaces if machines.homes[n] == host)],
+                    )
+                )
+            )
         snap = state.snapshot(self.ex, self.sides_and_namespaces())
         if self.host is not None or not self.held.host_bridges():
             return snap
@@ -88,6 +105,11 @@ class LabViews:
         """
         if self._state != "open" or self._queue is not None:
             raise NetnsKitError(f"lab {self.name!r} is {self._state}: check it once built")
+        if self.machines is not None:
+            raise NetnsKitError(
+                f"lab {self.name!r} spans machines: its reachability check reads one machine "
+                "(ping between its namespaces instead)"
+            )
         return checker.run(
             self.ex,
             read=self.sides_and_namespaces(),
@@ -118,4 +140,8 @@ class LabViews:
 
     def topology(self) -> Topology:
         """What this lab built, as an inert description (for pictures and files)."""
-        return self.held.topology(self.isolated, self.ipv6_link_local)
+        found = self.held.topology(self.isolated, self.ipv6_link_local)
+        if self.machines is None:
+            return found
+        placement = tuple(self.machines.homes.items())
+        return attrs.evolve(found, machines=self.machines.specs(), placement=placement)

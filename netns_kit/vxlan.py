@@ -50,8 +50,8 @@ def _ifname(value: object) -> str:
     return validate.interface_name(value, "name")
 
 
-def _underlay(value: object) -> str:
-    return validate.interface_name(value, "underlay")
+def _underlay(value: object) -> str | None:
+    return None if value is None else validate.interface_name(value, "underlay")
 
 
 def _vni(value: object) -> int:
@@ -85,13 +85,15 @@ class Vxlan:
     ``underlay`` is the device the tunnel's packets leave by, in
     ``underlay_namespace`` (``None``: the root namespace, as on a real machine);
     ``namespace`` is where the device serves (``None``: where the underlay is).
+    ``underlay=None`` leaves the device to the routes to ``remote``: its MTU then
+    stays 1500 unless ``mtu`` is given.
     """
 
     name: str = attrs.field(converter=_ifname)
     vni: int = attrs.field(converter=_vni)
     local: str = attrs.field(converter=_local)
     remote: str = attrs.field(converter=_remote)
-    underlay: str = attrs.field(converter=_underlay)
+    underlay: str | None = attrs.field(converter=_underlay)
     namespace: str | None = attrs.field(default=None, converter=_ns)
     underlay_namespace: str | None = attrs.field(default=None, converter=_underlay_ns)
     port: int = attrs.field(default=VXLAN_PORT, converter=_port)
@@ -154,7 +156,9 @@ class Vxlan:
         if self.home != self.underlay_namespace and self.home is not None:
             argv += ["netns", self.home]
         argv += ["type", "vxlan", "id", str(self.vni), "local", self.local]
-        argv += ["remote", self.remote, "dev", self.underlay, "dstport", str(self.port)]
+        argv += ["remote", self.remote]
+        argv += ["dev", self.underlay] if self.underlay is not None else []
+        argv += ["dstport", str(self.port)]
         return [ip(*argv, namespace=self.underlay_namespace)]
 
     def delete_commands(self) -> list[Command]:
@@ -181,7 +185,7 @@ class Vxlan:
             validate.positive_int(mtu, "mtu", minimum=68, maximum=65535)
         (create,) = self.create_commands()
         (undo,) = self.delete_commands()
-        entry = Entry("link", self.name, self.home, undo=undo.argv)
+        entry = Entry("link", self.name, self.home, undo=undo.argv, value=str(self.vni))
         steps = [Step(create, (undo,), entry, Phase.CREATE, frozenset({self.home}))]
         if bridge is not None:
             steps.append(bridge.port_step(self.end))
@@ -198,3 +202,27 @@ class Vxlan:
 
     def delete(self) -> None:
         act(self._ex, self.delete_commands())
+
+
+@attrs.frozen
+class VxlanPair:
+    """A link between two machines of a lab: a :class:`Vxlan` on each, one VNI.
+
+    ``near`` is at the link's ``a`` end, on machine ``hosts[0]``; ``far`` at ``b``.
+    """
+
+    near: Vxlan
+    far: Vxlan
+    hosts: tuple[str, str]
+
+    @property
+    def vni(self) -> int:
+        return self.near.vni
+
+    @property
+    def name(self) -> str:
+        return self.near.name
+
+    @property
+    def peer(self) -> str:
+        return self.far.name

@@ -26,6 +26,14 @@ holds ``eth0`` with 10.77.x.y/16 (x.y = i + 2), a veth to ``v<i>``, a port of
   netns_kit-tree         another lab: N namespaces as a tree of switches (bridges
                          inside namespaces, switch-to-switch links), 4 children per
                          switch, leaves as hosts; see NetnsKitTree
+  netns_kit-2hosts       the bridge lab spread over 2 fake hosts (namespaces with
+                         their own sshd, reached over ssh; netns_kit.fakehosts): half
+                         the namespaces on each, on a bridge on each host, the two
+                         bridges joined by VXLAN; the fake hosts start and stop
+                         untimed.  They share this machine's CPUs: what it measures
+                         is the cost of ssh and of building from a distance
+  netns_kit-1host        the same lab on 1 fake host, over ssh: the one-host figure
+                         for netns_kit-2hosts (netns_kit is the same lab built here)
 
 Every (method, N, repeat) runs in a child process of its own, so peak RSS
 (``ru_maxrss``) is that method's alone; methods are interleaved within each repeat.
@@ -92,6 +100,8 @@ METHODS = (
     "netns_kit-rootless",
     "pyroute2",
     "netns_kit-tree",
+    "netns_kit-2hosts",
+    "netns_kit-1host",
 )
 #: Children per switch in the netns_kit-tree lab.
 TREE_FANOUT = 4
@@ -191,6 +201,9 @@ class Method:
 
     def abort(self) -> None:
         """Best effort after a failure; the caller sweeps the namespaces afterwards."""
+
+    def finish(self) -> None:
+        """Untimed, after teardown and its check (or after a failure): what prepare made."""
 
     def ping(self, target: str) -> bool:
         """From the last namespace to ``target``, after setup."""
@@ -362,6 +375,69 @@ class NetnsKitShaped(NetnsKit):
         return attrs.evolve(plain, links=links)
 
 
+class NetnsKitHosts(_NetnsKitMethod):
+    """The bridge lab over fake hosts (netns_kit.fakehosts): namespace ``i`` on host
+    ``i * hosts // n``, each on its host's bridge (``br0`` on the first, with the
+    lab's host address; ``br1``... on the others), the bridges joined by VXLAN to the
+    first's.  Built in one batch, like ``netns_kit``."""
+
+    HOSTS = 2
+
+    def prepare(self) -> None:
+        super().prepare()
+        from netns_kit import FakeHosts
+
+        self.fake: Any = None
+        self.fake = FakeHosts(self.HOSTS, name=f"{self.lab}fh").start()
+        self.executors = {f"h{i}": host.executor() for i, host in enumerate(self.fake)}
+
+    def setup(self) -> None:
+        names = list(self.executors)
+        underlay = {name: host.address for name, host in zip(names, self.fake, strict=True)}
+        self.lab_obj = self.Lab(
+            self.lab,
+            hosts=self.executors,
+            underlay=underlay,
+            isolated=True,
+            state_dir=self.state_dir,
+        )
+        self.lab_obj.open()
+        with self.lab_obj.batch():
+            bridges = [
+                self.lab_obj.bridge(f"br{k}", HOST_CIDR if k == 0 else None, host=name)
+                for k, name in enumerate(names)
+            ]
+            for i, ns in enumerate(self.namespaces):
+                k = i * len(names) // self.n
+                made = self.lab_obj.namespace(ns, host=names[k])
+                ends = (NS_IF, host_end(i))
+                self.lab_obj.link(made, bridges[k], addresses=(address(i), None), names=ends)
+            for bridge in bridges[1:]:
+                self.lab_obj.link(bridges[0], bridge)
+
+    def ping(self, target: str) -> bool:
+        return any(self.lab_obj[self.namespaces[-1]].ping(target, timeout=2) for _ in range(3))
+
+    def teardown(self) -> None:
+        self.lab_obj.close()
+        from netns_kit import list_namespaces
+
+        for name, ex in self.executors.items():
+            left = list_namespaces(ex)
+            if left:
+                raise RuntimeError(f"host {name} still has {len(left)} namespace(s)")
+
+    def finish(self) -> None:
+        if self.fake is not None:
+            self.fake.close()
+
+
+class NetnsKitOneHost(NetnsKitHosts):
+    """The same lab on one fake host, over ssh."""
+
+    HOSTS = 1
+
+
 class Pyroute2(Method):
     """pyroute2's fastest path we found: no process at all.
 
@@ -445,6 +521,8 @@ METHOD_CLASSES: dict[str, Callable[[str, int, str], Method]] = {
     "netns_kit-shaped": NetnsKitShaped,
     "pyroute2": Pyroute2,
     "netns_kit-tree": NetnsKitTree,
+    "netns_kit-2hosts": NetnsKitHosts,
+    "netns_kit-1host": NetnsKitOneHost,
 }
 
 
@@ -542,10 +620,27 @@ def child(
     out: dict[str, Any] = {"method": method, "n": n, "lab": lab, "status": "failed"}
     impl = METHOD_CLASSES[method](lab, n, state_dir)
     try:
-        impl.prepare()
-    except NotAvailable as missing:
-        out.update(status=NOT_AVAILABLE, error=str(missing))
-        return out
+        try:
+            impl.prepare()
+        except NotAvailable as missing:
+            out.update(status=NOT_AVAILABLE, error=str(missing))
+            return out
+        return _timed(impl, out, lab, method, options)
+    finally:
+        with contextlib.suppress(Exception):
+            impl.finish()
+        leftover = sweep(lab)
+        if leftover and out["status"] == "ok":
+            out.update(status="failed", error=f"left {len(leftover)} namespace(s)")
+
+
+def _timed(
+    impl: Method,
+    out: dict[str, Any],
+    lab: str,
+    method: str,
+    options: argparse.Namespace | None,
+) -> dict[str, Any]:
     try:
         started = time.perf_counter()
         impl.setup()
@@ -668,6 +763,8 @@ def summarize(
             ("netns_kit", "pyroute2"),
             ("netns_kit-rootless", "netns_kit"),
             ("netns_kit-shaped", "netns_kit"),
+            ("netns_kit-2hosts", "netns_kit-1host"),
+            ("netns_kit-2hosts", "netns_kit"),
         )
     }
     growth: dict[str, Any] = {}

@@ -104,9 +104,20 @@ class Model:
 
 def host_label(topology: Topology) -> str:
     """How pictures name the place bridges live in."""
+    each = " on each machine" if topology.machines else ""
     if topology.isolated:
-        return f"host side: {topology.name}-host"
-    return "host side (root namespace)"
+        return f"host side: {topology.name}-host{each}"
+    return f"host side (root namespace{each})"
+
+
+def _machine(topology: Topology, end: Endpoint) -> str | None:
+    """The machine an end is on, in a topology spread over machines."""
+    if not topology.machines:
+        return None
+    first = topology.machines[0].name
+    if end.bridge is not None and end.namespace is None:
+        return end.bridge.host or first
+    return topology.machine_of(end.namespace or end.name) or first
 
 
 def _route_text(destination: str, via: str | None, dev: str | None) -> str:
@@ -137,6 +148,7 @@ def build_model(topology: Topology) -> Model:
         names = link.names or (f"veth-{a.name}", f"veth-{b.name}")
         addrs = link.addresses
         shaping = describe(link.shape, link.direction, link.a, link.b)
+        kind = "vxlan" if _machine(topo, a) != _machine(topo, b) else "veth"
         if a.namespace is None and b.namespace is not None:  # the host end last
             a, b, names, addrs = b, a, (names[1], names[0]), (addrs[1], addrs[0])
         for end in (a, b):
@@ -151,8 +163,10 @@ def build_model(topology: Topology) -> Model:
         )
         if shaping is not None:  # on the first end's box, beside its other notes
             inside.setdefault(a.namespace, []).append(f"{names[0]}: {shaping}")
+        if kind == "vxlan":  # a tunnel between machines: its wire says so
+            shaping = "vxlan" if shaping is None else f"vxlan {shaping}"
         if a.namespace is None:  # both ends on the host side: two of its bridges
-            notes.append(f"veth {names[0]} -- {names[1]} joins {a.name} and {b.name}")
+            notes.append(f"{kind} {names[0]} -- {names[1]} joins {a.name} and {b.name}")
         elif a.namespace == b.namespace:  # two bridges of one namespace
             inside.setdefault(a.namespace, []).append(
                 f"veth {names[0]} -- {names[1]} joins {a.name} and {b.name}"
@@ -180,7 +194,17 @@ def build_model(topology: Topology) -> Model:
             notes.append(f"route {text}")
         else:
             routes.setdefault(route.namespace, []).append(text)
-    lines = [(s.namespace, f"sysctl {s.key}={s.value}") for s in topo.sysctls]
+    lines: list[tuple[str | None, str]] = [
+        (ns, f"on machine {_machine(topo, Endpoint(ns, ns))}")
+        for ns in topo.namespaces
+        if topo.machines
+    ]
+    lines += [
+        (None, f"{b.name} on machine {b.host or topo.machines[0].name}")
+        for b in topo.bridges
+        if topo.machines and b.namespace is None
+    ]
+    lines += [(s.namespace, f"sysctl {s.key}={s.value}") for s in topo.sysctls]
     lines += list(_nat_notes(topo))
     lines += [(ns, text) for ns, extra in inside.items() for text in extra]
     for namespace, text in lines:

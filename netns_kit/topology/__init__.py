@@ -14,8 +14,12 @@ The format (TOML; YAML has the same keys)::
                                # never touch the machine's root namespace
     ipv6_link_local = false    # optional (default false): see below
     hosts = true               # optional (default false): /etc/netns/<ns>/hosts for
-                               # every namespace, so names resolve (Lab.hosts)
-    namespaces = ["red", "blue"]
+                               # every namespace, so names resolve (Lab.hosts); or a
+                               # table of machines (then hosts_files = true for that):
+    [hosts.a]                  # a machine, by the lab's name for it (the first is the
+    ssh = "root@10.0.0.1"      # default): how ssh reaches it; underlay, port,
+                               # identity_file, sudo (topology/machines.py)
+    namespaces = ["red", "blue"]   # or { name = "red", host = "a" }: on machine a
 
     [[bridges]]                # a switch
     name = "v-net-0"           # required, an interface name (1-15 bytes), unique in
@@ -23,8 +27,9 @@ The format (TOML; YAML has the same keys)::
     namespace = "red"          # optional: left out means the lab's host side
     address = "192.168.15.5/24"   # optional: that namespace's own address on it
     stp = true                 # optional (default false): spanning tree, for rings
+    host = "a"                 # optional: the machine of a host-side bridge
 
-    [[links]]                  # a veth pair
+    [[links]]                  # a veth pair (a VXLAN tunnel between machines)
     a = "red"                  # required: a namespace or a bridge
     b = "v-net-0"              # required: another namespace or bridge; a bridge end
                                # is one of its ports (two bridges: switch to switch)

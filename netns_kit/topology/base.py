@@ -28,10 +28,11 @@ TOP_KEYS = (
     "masquerade",
     "port_forwards",
     "hosts",
+    "hosts_files",
 )
 #: Each section's keys, and which of them are required.
 SECTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "bridges": (("name", "address", "namespace", "stp"), ("name",)),
+    "bridges": (("name", "address", "namespace", "stp", "host"), ("name",)),
     "links": (("a", "b", "addresses", "names", "mtu", *shaped.KEYS), ("a", "b")),
     "routes": (("namespace", "destination", "via", "dev"), ("destination",)),
     "sysctls": (("namespace", "key", "value"), ("key", "value")),

@@ -16,6 +16,7 @@ from .. import validate
 from ..spec import BridgeSpec, LinkSpec, Topology
 from . import shaped
 from .base import TOP_KEYS, at, given, kind, where_text
+from .machines import MachineChecks
 from .places import End
 from .problems import TopologyError
 from .rules import RuleChecks
@@ -56,7 +57,7 @@ def _trail_path(trail: _Trail) -> str:
     return path
 
 
-class Checker(RuleChecks):
+class Checker(RuleChecks, MachineChecks):
     """Reads a topology dict section by section, collecting problems as it goes.
 
     Items with a problem in their own fields are left out of the checks that need
@@ -75,7 +76,8 @@ class Checker(RuleChecks):
         name = self.lab_name(data)
         self.isolated = self.flag(data, "isolated")
         link_local = self.flag(data, "ipv6_link_local")
-        hosts = self.flag(data, "hosts")
+        machines = self.read_machines(data)
+        hosts = self.flag(data, "hosts_files") or (not machines and self.flag(data, "hosts"))
         written = data.get("namespaces")
         host = f"{name}-host" if self.isolated and name is not None else None
         namespaces = self.read_namespaces([] if written is None else written, host)
@@ -100,12 +102,17 @@ class Checker(RuleChecks):
             masquerades=tuple(masquerades),
             port_forwards=tuple(forwards),
             hosts=hosts,
+            machines=machines,
+            placement=tuple(self.placement.items()),
         )
 
     def flag(self, data: Mapping[str, object], key: str) -> bool:
         value = data.get(key, False)
+        if key == "hosts" and isinstance(value, Mapping):
+            return False  # a table of machines (read_machines)
         if not isinstance(value, bool):
-            self.add(key, f"must be true or false, not {kind(value)}")
+            also = ", or a table of machines ([hosts.NAME])" if key == "hosts" else ""
+            self.add(key, f"must be true or false{also}, not {kind(value)}")
             return False
         return value
 
@@ -171,8 +178,9 @@ class Checker(RuleChecks):
             self.add("namespaces", f"must be an array of names, not {kind(value)}")
             return []
         names = []
-        for index, raw in enumerate(value):
+        for index, item in enumerate(value):
             path = f"namespaces[{index}]"
+            raw, machine = self.unplaced(path, item)
             if isinstance(raw, str):
                 self.written.add(raw)
             name = self.checked(path, raw, validate.namespace_name)
@@ -186,6 +194,8 @@ class Checker(RuleChecks):
                 continue
             self.namespaces[name] = path
             names.append(name)
+            if machine is not None:
+                self.placement[name] = machine
         return names
 
     def read_bridge(self, entry: tuple[str, Mapping[str, object]]) -> BridgeSpec | None:
@@ -194,6 +204,7 @@ class Checker(RuleChecks):
         if isinstance(raw, str):
             self.written.add(raw)
         known, namespace = self.where(path, item)
+        machine = self.bridge_machine(path, item, namespace)
         name = None
         if "name" in item:
             name = self.checked(at(path, "name"), raw, validate.interface_name)
@@ -222,7 +233,8 @@ class Checker(RuleChecks):
                 "bridge once, whatever namespace it is in)",
             )
             return None
-        spec = BridgeSpec(name, None if address is None else str(address), namespace, stp)
+        cidr = None if address is None else str(address)
+        spec = BridgeSpec(name, cidr, namespace, stp, machine)
         self.bridges[name] = (path, spec)
         self.ends.append(End(namespace, name, address, at(path, "name")))
         return spec

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..spec import LinkSpec, Topology
+from ..spec import HostSpec, LinkSpec, Topology
 from .check import Checker
 
 
@@ -24,12 +24,23 @@ def to_dict(topology: Topology) -> dict[str, object]:
     out: dict[str, object] = {"name": topology.name, "isolated": topology.isolated}
     if topology.ipv6_link_local:
         out["ipv6_link_local"] = True
-    out["namespaces"] = list(topology.namespaces)
+    placed = dict(topology.placement)
+    out["namespaces"] = [
+        n if n not in placed else {"name": n, "host": placed[n]} for n in topology.namespaces
+    ]
+    if topology.machines:
+        out["hosts"] = {m.name: _machine_dict(m) for m in topology.machines}
     if topology.hosts:
-        out["hosts"] = True
+        out["hosts_files" if topology.machines else "hosts"] = True
     if topology.bridges:
         out["bridges"] = [
-            _without_none(name=b.name, namespace=b.namespace, address=b.address, stp=b.stp or None)
+            _without_none(
+                name=b.name,
+                namespace=b.namespace,
+                address=b.address,
+                stp=b.stp or None,
+                host=b.host if b.namespace is None else None,
+            )
             for b in topology.bridges
         ]
     if topology.links:
@@ -60,6 +71,16 @@ def to_dict(topology: Topology) -> dict[str, object]:
             for f in topology.port_forwards
         ]
     return out
+
+
+def _machine_dict(machine: HostSpec) -> dict[str, object]:
+    return _without_none(
+        ssh=machine.target,
+        underlay=machine.underlay,
+        port=machine.port if machine.port != 22 else None,
+        identity_file=machine.identity_file,
+        sudo=machine.sudo or None,
+    )
 
 
 def _link_dict(link: LinkSpec) -> dict[str, object]:

@@ -195,6 +195,23 @@ def test_script_teardown(run: Invoke) -> None:
     ]
 
 
+def test_script_of_a_lab_on_two_machines_says_which_line_is_for_which(run: Invoke) -> None:
+    result = run("script", str(LABS / "two-hosts.toml"))
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines.count("ip netns add two-hosts-host") == 2  # a host side on each
+    machine, made = None, {}
+    for line in lines:
+        if line.startswith("# on machine "):
+            machine = line.split()[-1]
+        elif "type vxlan" in line:
+            made[machine] = line
+    assert set(made) == {"a", "b"}
+    assert " local 10.0.0.1 remote 10.0.0.2 " in made["a"]
+    assert " local 10.0.0.2 remote 10.0.0.1 " in made["b"]
+    assert result.ex.commands == [], "a dry run runs nothing"
+
+
 @pytest.mark.parametrize(("fmt", "start"), [("mermaid", "flowchart"), ("dot", "graph ")])
 def test_graph_of_a_file(run: Invoke, fmt: str, start: str) -> None:
     result = run("graph", "--format", fmt, BRIDGE)

@@ -226,3 +226,19 @@ def test_a_running_labs_picture_is_rebuilt_with_switches_anywhere() -> None:
         LinkSpec("h1", "s2/br0", ("eth0", "h")),
     )
     assert "switch br0 (2 ports)" in texts(render.to_svg(topo))
+
+
+def test_pictures_of_a_lab_on_machines_say_where_and_which_links_are_tunnels() -> None:
+    from netns_kit import topology
+    from netns_kit.render.model import build_model
+
+    lab = topology.load(Path(__file__).resolve().parents[2] / "scripts/labs/two-hosts.toml")
+    model = build_model(lab)
+    assert model.host_label == "host side: two-hosts-host on each machine"
+    assert model.notes("red")[-1:] == ["on machine a"]
+    assert model.notes("blue")[-1:] == ["on machine b"]
+    assert "vxlan sw-a-sw-b -- sw-b-sw-a joins sw-a and sw-b" in model.host_notes
+    assert {"sw-a on machine a", "sw-b on machine b"} <= set(model.host_notes)
+    (tunnel,) = [w for w in model.wires if w.ns_b == "blue"]
+    assert tunnel.shaping == "vxlan"
+    assert all(w.shaping is None for w in model.wires if w.bridge is not None)

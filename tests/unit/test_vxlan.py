@@ -98,7 +98,11 @@ def test_steps_create_recorded_then_settings() -> None:
     create = steps[0]
     assert create.phase is Phase.CREATE
     assert create.entry == Entry(
-        "link", "vx0", "red", undo=("ip", "-n", "red", "link", "delete", "dev", "vx0")
+        "link",
+        "vx0",
+        "red",
+        undo=("ip", "-n", "red", "link", "delete", "dev", "vx0"),
+        value="42",  # the VNI, for the record
     )
     assert [u.argv for u in create.undo] == [("ip", "-n", "red", "link", "delete", "dev", "vx0")]
     assert create.lives_in == frozenset({"red"})  # goes with red: no undo when red goes
