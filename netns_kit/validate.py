@@ -9,6 +9,7 @@ value, so nothing ever runs half-way.  Characters that break an ``ip -batch`` li
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import TYPE_CHECKING, TypeVar
@@ -102,11 +103,20 @@ def interface(value: object, field: str = "address") -> IPInterface:
                 f"and the link's neighbours would be unreachable "
                 f"(did you mean '{value}{suggestion}'?)",
             )
-    try:
-        parsed = ipaddress.ip_interface(value)
-    except ValueError:
-        raise ValidationError(field, value, "is not an IPv4 or IPv6 interface") from None
+    parsed = _parsed_interface(value)
+    if parsed is None:
+        raise ValidationError(field, value, "is not an IPv4 or IPv6 interface")
     return _unscoped(parsed, field, value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_interface(text: str) -> IPInterface | None:
+    """``ipaddress`` is slow (about 20 us an address), and a lab checks each address at
+    several places (the file, the builder, the step): parse each text once."""
+    try:
+        return ipaddress.ip_interface(text)
+    except ValueError:
+        return None
 
 
 def address(value: object, field: str = "address") -> IPAddress:
