@@ -171,6 +171,8 @@ class _Context:
         self.echo = err if args.verbose else None
         self.executor: Executor = self.watched(base)
         self.base = base
+        #: An executor handed in (a test's fake): used for every machine too.
+        self.injected = executor is not None
 
     def watched(self, executor: Executor) -> Executor:
         """``executor``, echoing every command with ``-v``."""
@@ -233,13 +235,18 @@ def cmd_up(ctx: _Context) -> int:
             "or give another --name"
         )
     progress = _Progress(ctx.err, f"building {topo.name}") if ctx.err.isatty() else None
-    executor = ctx.watched(SandboxExecutor()) if ctx.rootless else ctx.executor
+    executor: Executor | None = ctx.watched(SandboxExecutor()) if ctx.rootless else ctx.executor
+    rootless: bool | None = ctx.rootless
+    if topo.machines and not ctx.injected:
+        # each machine through ssh, as the file's [hosts] table says; nothing of the
+        # lab is on this one but its record
+        executor, rootless = None, None
     lab = Lab.from_topology(
         topo,
         executor=executor,
         state_dir=ctx.state_dir,
         on_progress=progress,
-        rootless=ctx.rootless,
+        rootless=rootless,
     )
     try:
         lab.open()

@@ -504,13 +504,13 @@ class _RemoteProcess:
 
 
 def _path(value: str | os.PathLike[str]) -> str:
-    """An absolute path (ssh would expand a leading ``~`` of a relative one)."""
+    """An absolute path, ``~`` expanded as a shell or ssh would (``~/.ssh/lab``)."""
     if not isinstance(value, str | os.PathLike):
         raise ValidationError("identity_file", value, "is not a path")
     text = os.fspath(value)
     if not text or "\0" in text:
         raise ValidationError("identity_file", value, "is not a path")
-    return os.path.abspath(text)
+    return os.path.abspath(os.path.expanduser(text))
 
 
 def _shutdown(exit_argv: tuple[str, ...], directory: Path) -> None:

@@ -272,6 +272,22 @@ def test_the_command_releases_its_executors_threads_before_exit(
     close.assert_called_once_with()
 
 
+def test_up_of_a_lab_across_machines_reaches_them_over_ssh(
+    mocker: MockerFixture, state: Path
+) -> None:
+    """The file's [hosts] table says how to reach each machine: `up` must not hand the
+    lab this machine's executor (which the lab would use for every machine)."""
+
+    class Stop(Exception):
+        pass
+
+    built = mocker.patch.object(cli.Lab, "from_topology", side_effect=Stop)
+    with pytest.raises(Stop):
+        cli.main(["--state-dir", str(state), "up", str(LABS / "two-hosts.toml")])
+    options = built.call_args.kwargs
+    assert options["executor"] is None and options["rootless"] is None
+
+
 def test_up_twice_is_refused(run: Invoke) -> None:
     assert run("up", BRIDGE).code == 0
     again = run("up", BRIDGE)

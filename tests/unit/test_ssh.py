@@ -177,6 +177,12 @@ def test_relative_identity_file_becomes_absolute(tmp_path: Path, monkeypatch: An
     assert ex.identity_file == str(tmp_path / "~key")
 
 
+def test_a_home_relative_identity_file_is_expanded(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ex = SSHExecutor("h", identity_file="~/.ssh/lab")
+    assert ex.identity_file == str(tmp_path / ".ssh" / "lab")
+
+
 def test_master_argv_backgrounds_with_an_idle_limit() -> None:
     argv = SSHExecutor("h").master_argv(Path("/d/cm"))
     assert argv[-9:] == (
