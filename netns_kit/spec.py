@@ -143,6 +143,9 @@ class Topology:
     hosts: bool = False
     machines: tuple[HostSpec, ...] = ()
     placement: tuple[tuple[str, str], ...] = ()
+    #: Built in a rootless sandbox: its "root" side is the sandbox's namespace.  Only
+    #: pictures use it; a file does not say how it is built.
+    sandboxed: bool = attrs.field(default=False, eq=False)
 
     def machine_of(self, namespace: str) -> str | None:
         """The machine ``namespace`` is placed on (``None``: the default)."""

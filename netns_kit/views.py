@@ -141,6 +141,8 @@ class LabViews:
     def topology(self) -> Topology:
         """What this lab built, as an inert description (for pictures and files)."""
         found = self.held.topology(self.isolated, self.ipv6_link_local)
+        if getattr(self, "sandbox", None) is not None:
+            found = attrs.evolve(found, sandboxed=True)
         if self.machines is None:
             return found
         placement = tuple(self.machines.homes.items())

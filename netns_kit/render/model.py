@@ -106,7 +106,10 @@ def host_label(topology: Topology) -> str:
     """How pictures name the place bridges live in."""
     each = " on each machine" if topology.machines else ""
     if topology.isolated:
-        return f"host side: {topology.name}-host{each}"
+        inside = " in its sandbox" if topology.sandboxed else ""
+        return f"host side: {topology.name}-host{each}{inside}"
+    if topology.sandboxed:
+        return "host side (the sandbox's own namespace)"
     return f"host side (root namespace{each})"
 
 

@@ -371,3 +371,15 @@ def test_text_table_aligns_columns() -> None:
     assert lines[1].split() == ["red", "veth-red", "192.168.15.1/24", "UP"]
     column = lines[0].index("interface")
     assert all(line[column:].startswith(("interface", "veth", "bare")) for line in lines)
+
+
+def test_a_rootless_labs_host_side_is_named_as_the_sandbox() -> None:
+    from netns_kit.render import host_label
+    from netns_kit.spec import Topology as Plan
+
+    assert host_label(Plan("t", sandboxed=True)) == "host side (the sandbox's own namespace)"
+    assert (
+        host_label(Plan("t", isolated=True, sandboxed=True)) == "host side: t-host in its sandbox"
+    )
+    assert host_label(Plan("t")) == "host side (root namespace)"
+    assert Plan("t", sandboxed=True) == Plan("t")  # how it was built is not what it is
