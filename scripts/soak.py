@@ -1373,7 +1373,7 @@ def _scalar(value: Any, yaml: bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        return str(value)
+        return _int_text(value)
     if isinstance(value, float):
         if math.isnan(value):
             return ".nan" if yaml else "nan"
@@ -1391,8 +1391,22 @@ def _scalar(value: Any, yaml: bool) -> str:
 
 
 def _key(key: Any) -> str:
-    text = str(key)
+    text = _int_text(key) if isinstance(key, int) and not isinstance(key, bool) else str(key)
     return text if text and all(c.isalnum() or c in "_-" for c in text) else json.dumps(text)
+
+
+def _int_text(value: int) -> str:
+    """Any integer in digits, huge ones too: the fuzz writes numbers longer than the
+    4,300 digits ``str()`` allows, to see that the library refuses them well."""
+    try:
+        return str(value)
+    except ValueError:
+        limit = sys.get_int_max_str_digits()
+        sys.set_int_max_str_digits(0)
+        try:
+            return str(value)
+        finally:
+            sys.set_int_max_str_digits(limit)
 
 
 def to_toml(data: dict[str, Any]) -> str:
@@ -1585,6 +1599,19 @@ def _on_alarm(signum: int, frame: object) -> None:
     raise _CaseTimeout
 
 
+def _make_case(seed: str, i: int, bases: dict[str, bytes], case_dir: Path) -> tuple[Path, str]:
+    """Case ``i``; a mutation too deep for the soak's own (recursive) writer is drawn
+    again, twice at most: that is the writer's limit, not the library's."""
+    for attempt in range(3):
+        rng = random.Random(f"{seed}-{i}" if attempt == 0 else f"{seed}-{i}-{attempt}")
+        try:
+            return fuzz_case(rng, bases, case_dir, i)
+        except RecursionError:
+            if attempt == 2:
+                raise
+    raise AssertionError("not reached")
+
+
 def fuzz_child(seed: str, start: str, count: str, every: str, folder: str, state: str) -> None:
     """Run fuzz cases in-process, one JSON line each (so a crash names its case)."""
     limit = 4 << 30  # a runaway case gets MemoryError, not the machine's OOM killer
@@ -1596,7 +1623,7 @@ def fuzz_child(seed: str, start: str, count: str, every: str, folder: str, state
         case_dir = here / f"c{i}"
         case_dir.mkdir()
         try:
-            path, desc = fuzz_case(random.Random(f"{seed}-{i}"), bases, case_dir, i)
+            path, desc = _make_case(seed, i, bases, case_dir)
         except Exception as error:  # the soak's own bug: say so, go on
             say(json.dumps({"i": i, "desc": "?", "soak": short_trace(error)}))
             continue
@@ -1948,8 +1975,7 @@ def report_fuzz(outcomes: list[Outcome], save: str | None, seed: int) -> int:
             folder = Path(save) / f"case{first['case']}"
             folder.mkdir(parents=True, exist_ok=True)
             bases = {p.name: p.read_bytes() for p in sorted(LABS.glob("*.toml"))}
-            rng = random.Random(f"{seed}-{first['case']}")
-            path, _ = fuzz_case(rng, bases, folder, first["case"])
+            path, _ = _make_case(str(seed), first["case"], bases, folder)
             print(f"       saved as {path}", file=sys.stderr)
     return sum(len(p) for p in seen.values())
 
