@@ -93,12 +93,17 @@ class HostsFiles:
         """The entries of /etc/netns from :meth:`list_command`; ``None`` if it is missing."""
         return set(stdout.split()) if returncode == 0 else None
 
-    def steps(self, present: set[str] | None, made: set[str]) -> list[Step]:
+    def steps(
+        self, present: set[str] | None, made: set[str], *, shared: bool = False
+    ) -> list[Step]:
         """Make what is missing, then write every file.
 
         ``present`` is what /etc/netns holds now (``None``: no /etc/netns); ``made``
         are the directories this lab made already (an earlier call).  A directory
         that is there but not the lab's is refused: it is somebody else's.
+        ``shared``: /etc/netns is there because another lab made it; this lab then
+        also removes it once it is empty, so that whichever lab goes last leaves the
+        machine as it was.  One the machine had before any lab is never removed.
         """
         taken = [ns for ns in self.namespaces if present and ns in present and ns not in made]
         if taken:
@@ -109,7 +114,7 @@ class HostsFiles:
                 "first (ip netns exec would show its files in the lab)",
             )
         steps: list[Step] = []
-        if present is None:
+        if present is None or shared:
             undo = Command(("rmdir", "--ignore-fail-on-non-empty", HOSTS_DIR))
             steps.append(self._step(("mkdir", "-p", HOSTS_DIR), undo, HOSTS_DIR))
         new = [f"{HOSTS_DIR}/{ns}" for ns in self.namespaces if ns not in made]

@@ -12,10 +12,11 @@ from typing import Any
 
 from .across import AcrossMachines
 from .errors import ValidationError
-from .hosts import HostsFiles
+from .hosts import HOSTS_DIR, HostsFiles
 from .journal import Journal
 from .namespace import Namespace
 from .nat import Masquerade, PortForward, Sysctl, overlap
+from .registry import Registry
 from .route import Route
 from .spec import MasqueradeSpec, PortForwardSpec, RouteSpec, SysctlSpec
 from .step import Step, on_host
@@ -26,6 +27,7 @@ class RuleBuilders(AcrossMachines):
     :class:`~netns_kit.Lab`)."""
 
     journal: Journal
+    registry: Registry
 
     def route(
         self,
@@ -126,7 +128,14 @@ class RuleBuilders(AcrossMachines):
             return self._hosts_on_machines(files)
         listing = self.journal.runner.run(files.list_command(), check=False)
         present = files.present(listing.returncode, listing.stdout)
-        self._run(files.steps(present, self.held.hosts_made))
+        # /etc/netns made by another lab that is still up: ours to remove too, once
+        # empty, whichever of us goes last (asked at this lab's first hosts() only)
+        shared = (
+            present is not None
+            and not self.held.hosts_made
+            and self.registry.owner_of("file", HOSTS_DIR) not in (None, self.name)
+        )
+        self._run(files.steps(present, self.held.hosts_made, shared=shared))
         self.held.add(files, None)
         return files
 

@@ -402,6 +402,34 @@ def test_hosts_leaves_an_existing_etc_netns_and_refuses_a_directory_not_its_own(
     lab.close()
 
 
+def test_the_last_lab_using_an_etc_netns_another_lab_made_removes_it(state: Path) -> None:
+    """Lab "first" made /etc/netns and is still up; lab t writes its files beside. Each
+    removes /etc/netns once empty, so whichever goes last leaves the machine as it
+    was; before, the first to close failed to (the other's files) and the second did
+    not try (not its own): an empty /etc/netns stayed behind."""
+    before = fresh()
+    before.answer(("ls", "-1", "-A", "/etc/netns"), returncode=2)  # no /etc/netns yet
+    first = Lab("first", executor=before, state_dir=state)
+    first.namespace("p")
+    first.hosts()
+    ex = fresh()
+    ex.answer(("ls", "-1", "-A", "/etc/netns"), stdout="p\n")
+    lab = _named_lab(ex, state)
+    count = len(ex.commands)
+    lab.hosts()
+    assert lines(ex.commands[count:])[1] == "mkdir -p /etc/netns"
+    first.close()
+    count = len(ex.commands)
+    lab.close()
+    assert "rmdir --ignore-fail-on-non-empty /etc/netns" in lines(ex.commands[count:])
+    mine = Lab("mine", executor=(own := fresh()), state_dir=state)
+    own.answer(("ls", "-1", "-A", "/etc/netns"), stdout="")  # the machine's own, empty
+    mine.namespace("q")
+    mine.hosts()
+    mine.close()
+    assert not any("rmdir --ignore-fail-on-non-empty" in line for line in lines(own.commands))
+
+
 def test_hosts_again_adds_the_new_namespaces_and_rewrites_every_file(state: Path) -> None:
     ex = fresh()
     ex.answer(("ls", "-1", "-A", "/etc/netns"), stdout="")
