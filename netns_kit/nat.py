@@ -104,8 +104,67 @@ def _comment(value: object) -> str:
     return validate.plain_text(value, "comment", limit=256)
 
 
+class _TaggedRule:
+    """What a masquerade and a port forward share: one iptables rule in the nat
+    table, found again by ``-C`` (so it is appended once and recovery can tell it is
+    still there), and the forwarding it needs to see any traffic at all."""
+
+    __slots__ = ()
+
+    namespace: str | None
+    executor: Executor | None
+
+    @property
+    def version(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def _entry_name(self) -> str:
+        raise NotImplementedError
+
+    def _iptables(self, operation: str) -> Command:
+        raise NotImplementedError
+
+    @property
+    def _ex(self) -> Executor:
+        return self.executor or default_executor()
+
+    @property
+    def forwarding_key(self) -> str:
+        return "net.ipv4.ip_forward" if self.version == 4 else "net.ipv6.conf.all.forwarding"
+
+    def forwarding(self) -> Sysctl:
+        """The setting the rule needs: forwarding on, in the rule's namespace."""
+        return Sysctl(self.forwarding_key, "1", self.namespace, executor=self.executor)
+
+    def check_command(self) -> Command:
+        return self._iptables("-C")
+
+    def add_commands(self) -> list[Command]:
+        """Append the rule unless an identical one is already there."""
+        return [attrs.evolve(self._iptables("-A"), unless=self.check_command())]
+
+    def delete_commands(self) -> list[Command]:
+        return [self._iptables("-D")]
+
+    def rule_step(self) -> Step:
+        """The rule, recorded with the check that tells recovery it is still there."""
+        delete = self.delete_commands()[0]
+        entry = Entry(
+            "iptables",
+            self._entry_name,
+            self.namespace,
+            undo=delete.argv,
+            check=self.check_command().argv,
+        )
+        return Step(self.add_commands()[0], (delete,), entry, Phase.FILTER)
+
+    def exists(self) -> bool:
+        return bool(Runner(self._ex).run(self.check_command(), check=False))
+
+
 @attrs.define
-class Masquerade:
+class Masquerade(_TaggedRule):
     """NAT by IP masquerade for ``source``, tagged with ``comment``, for traffic that
     leaves ``source``'s network (``-s NET ! -d NET``).
 
@@ -124,20 +183,12 @@ class Masquerade:
     _undo: list[Command] | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     @property
-    def _ex(self) -> Executor:
-        return self.executor or default_executor()
-
-    @property
     def version(self) -> int:
         return ipaddress.ip_network(self.source).version
 
     @property
-    def forwarding_key(self) -> str:
-        return "net.ipv4.ip_forward" if self.version == 4 else "net.ipv6.conf.all.forwarding"
-
-    def forwarding(self) -> Sysctl:
-        """The setting the rule needs: forwarding on, in the rule's namespace."""
-        return Sysctl(self.forwarding_key, "1", self.namespace, executor=self.executor)
+    def _entry_name(self) -> str:
+        return self.source
 
     def _iptables(self, operation: str) -> Command:
         tool = "iptables" if self.version == 4 else "ip6tables"
@@ -151,31 +202,6 @@ class Masquerade:
             argv += ["-o", self.out_interface]
         argv += ["-m", "comment", "--comment", self.comment, "-j", "MASQUERADE"]
         return in_namespace(argv, self.namespace, read=operation == "-C", mounts=False)
-
-    def check_command(self) -> Command:
-        return self._iptables("-C")
-
-    def add_commands(self) -> list[Command]:
-        """Append the rule unless an identical one is already there."""
-        return [attrs.evolve(self._iptables("-A"), unless=self.check_command())]
-
-    def delete_commands(self) -> list[Command]:
-        return [self._iptables("-D")]
-
-    def rule_step(self) -> Step:
-        """The rule, recorded with the check that tells recovery it is still there."""
-        delete = self.delete_commands()[0]
-        entry = Entry(
-            "iptables",
-            self.source,
-            self.namespace,
-            undo=delete.argv,
-            check=self.check_command().argv,
-        )
-        return Step(self.add_commands()[0], (delete,), entry, Phase.FILTER)
-
-    def exists(self) -> bool:
-        return bool(Runner(self._ex).run(self.check_command(), check=False))
 
     def enable(self) -> Self:
         """Turn forwarding on and add the rule; on failure, put forwarding back."""
@@ -223,7 +249,7 @@ def _to(value: object) -> str:
 
 
 @attrs.define
-class PortForward:
+class PortForward(_TaggedRule):
     """A port forward: connections to ``port`` (arriving on ``in_interface``, or on any
     interface) are sent on to ``to``, by DNAT in the nat table's PREROUTING chain,
     tagged with ``comment``.
@@ -271,10 +297,9 @@ class PortForward:
     def version(self) -> int:
         return self.address.version
 
-    def forwarding(self) -> Sysctl:
-        """The setting the rule needs: forwarding on, in the rule's namespace."""
-        key = "net.ipv4.ip_forward" if self.version == 4 else "net.ipv6.conf.all.forwarding"
-        return Sysctl(key, "1", self.namespace, executor=self.executor)
+    @property
+    def _entry_name(self) -> str:
+        return f"{self.protocol} {self.port}"
 
     def _iptables(self, operation: str) -> Command:
         tool = "iptables" if self.version == 4 else "ip6tables"
@@ -286,38 +311,9 @@ class PortForward:
         argv += ["-j", "DNAT", "--to-destination", self.to]
         return in_namespace(argv, self.namespace, read=operation == "-C", mounts=False)
 
-    def check_command(self) -> Command:
-        return self._iptables("-C")
-
-    def add_commands(self) -> list[Command]:
-        """Append the rule unless an identical one is already there."""
-        return [attrs.evolve(self._iptables("-A"), unless=self.check_command())]
-
-    def delete_commands(self) -> list[Command]:
-        return [self._iptables("-D")]
-
-    def rule_step(self) -> Step:
-        """The rule, recorded with the check that tells recovery it is still there."""
-        delete = self.delete_commands()[0]
-        entry = Entry(
-            "iptables",
-            f"{self.protocol} {self.port}",
-            self.namespace,
-            undo=delete.argv,
-            check=self.check_command().argv,
-        )
-        return Step(self.add_commands()[0], (delete,), entry, Phase.FILTER)
-
     def spec(self, namespace: str | None) -> PortForwardSpec:
         """Its description; ``namespace`` as a topology says it (``None``: host side)."""
         return PortForwardSpec(self.port, self.to, self.protocol, self.in_interface, namespace)
-
-    def exists(self) -> bool:
-        return bool(Runner(self._ex).run(self.check_command(), check=False))
-
-    @property
-    def _ex(self) -> Executor:
-        return self.executor or default_executor()
 
 
 def overlap(a: PortForwardSpec, b: PortForwardSpec) -> bool:
