@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 
 from .errors import ValidationError
 
@@ -60,18 +61,26 @@ def _split(value: str, field: str, what: str) -> tuple[float, str]:
     return float(match.group(1)), match.group(2).lower()
 
 
+def _with_unit(
+    value: object, field: str, what: str, units: Mapping[str, float], example: str
+) -> float:
+    """A number with one of tc's units (``example`` shows one), in the smallest unit."""
+    assert isinstance(value, str)
+    amount, unit = _split(value, field, what)
+    if not unit:
+        raise ValidationError(field, value, f"has no unit: write e.g. '{example}' (tc's units)")
+    if unit not in units:
+        sample = example.lstrip("0123456789.")
+        raise ValidationError(field, value, f"has an unknown unit {unit!r} (e.g. '{sample}')")
+    return amount * units[unit]
+
+
 def rate(value: object, field: str = "rate") -> int:
     """A rate in whole bits per second: ``"10mbit"``, ``"1.5gbit"`` or a number."""
     what = "a rate: a number of bits per second or a string like '10mbit'"
     number = _number(value, field, what)
     if number is None:
-        assert isinstance(value, str)
-        amount, unit = _split(value, field, what)
-        if not unit:
-            raise ValidationError(field, value, "has no unit: write e.g. '10mbit' (tc's units)")
-        if unit not in _RATE_UNITS:
-            raise ValidationError(field, value, f"has an unknown unit {unit!r} (e.g. 'mbit')")
-        number = amount * _RATE_UNITS[unit]
+        number = _with_unit(value, field, what, _RATE_UNITS, "10mbit")
     if number < 0:
         raise ValidationError(field, value, "is negative")
     bits = round(number)
@@ -85,13 +94,7 @@ def duration(value: object, field: str = "delay") -> int:
     what = "a time: a number of seconds or a string like '20ms'"
     number = _number(value, field, what)
     if number is None:
-        assert isinstance(value, str)
-        amount, unit = _split(value, field, what)
-        if not unit:
-            raise ValidationError(field, value, "has no unit: write e.g. '20ms' (tc's units)")
-        if unit not in _TIME_UNITS:
-            raise ValidationError(field, value, f"has an unknown unit {unit!r} (e.g. 'ms')")
-        micro = amount * _TIME_UNITS[unit]
+        micro = _with_unit(value, field, what, _TIME_UNITS, "20ms")
     else:
         micro = number * 10**6
     if micro < 0:
