@@ -11,6 +11,19 @@ from netns_kit import RootlessUnavailableError, Sandbox
 pytest_plugins = ["pytester"]
 
 
+def assert_skips(pytester: pytest.Pytester, fixture: str, reason: str) -> None:
+    """A test that asks for ``fixture`` is skipped, and the skip gives ``reason``."""
+    pytester.makepyfile(
+        f"""
+        def test_needs_it({fixture}):
+            raise AssertionError("must not run")
+        """
+    )
+    result = pytester.runpytest_inprocess("-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines([reason])
+
+
 # -- the pytest plugin ------------------------------------------------------------------
 def test_plugin_gives_a_fresh_recording_executor(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
@@ -62,15 +75,7 @@ def test_plugin_lab_skips_without_root_and_without_util_linux(
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     real = shutil.which
     monkeypatch.setattr(shutil, "which", lambda name: None if name == "nsenter" else real(name))
-    pytester.makepyfile(
-        """
-        def test_needs_a_lab(lab):
-            raise AssertionError("must not run")
-        """
-    )
-    result = pytester.runpytest_inprocess("-rs", "-p", "no:cacheprovider")
-    result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*needs root, or util-linux for a rootless lab*"])
+    assert_skips(pytester, "lab", "*needs root, or util-linux for a rootless lab*")
 
 
 def test_plugin_fixtures_are_listed(pytester: pytest.Pytester) -> None:
@@ -85,36 +90,18 @@ def test_plugin_fake_hosts_skip_with_a_reason_without_root(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 1000)
-    pytester.makepyfile(
-        """
-        def test_needs_hosts(fake_hosts):
-            raise AssertionError("must not run without root")
-        """
-    )
-    result = pytester.runpytest_inprocess("-rs", "-p", "no:cacheprovider")
-    result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*fake hosts need root*"])
+    assert_skips(pytester, "fake_hosts", "*fake hosts need root*")
 
 
 def test_plugin_fake_hosts_skip_naming_the_missing_package(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shutil
-
     real = shutil.which
     monkeypatch.setattr("os.geteuid", lambda: 0)
     monkeypatch.setattr(
         "shutil.which", lambda name, *a, **k: None if name.endswith("sshd") else real(name)
     )
-    pytester.makepyfile(
-        """
-        def test_needs_hosts(fake_hosts):
-            raise AssertionError("must not run without sshd")
-        """
-    )
-    result = pytester.runpytest_inprocess("-rs", "-p", "no:cacheprovider")
-    result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*apt-get install openssh-server*"])
+    assert_skips(pytester, "fake_hosts", "*apt-get install openssh-server*")
 
 
 def test_plugin_lists_fake_hosts(pytester: pytest.Pytester) -> None:
