@@ -1,7 +1,10 @@
 """netns_kit: fast, safe Linux network-namespace labs over iproute2."""
 
-from .command import Command
-from .errors import (
+from netns_kit.check.result import Failure, Reachability, Target
+from netns_kit.command import Command
+from netns_kit.engine.runner import Runner, RunReport
+from netns_kit.engine.step import Entry, Phase, Step
+from netns_kit.errors import (
     AlreadyExistsError,
     CommandError,
     CommandTimeoutError,
@@ -17,7 +20,7 @@ from .errors import (
     ToolMissingError,
     ValidationError,
 )
-from .executor import (
+from netns_kit.executors import (
     Executor,
     Process,
     RecordingExecutor,
@@ -26,26 +29,23 @@ from .executor import (
     default_executor,
     use_executor,
 )
-from .fakehosts import FakeHost, FakeHosts
-from .hosts import HostsFiles
-from .kept import KeptLab, kept_labs
-from .lab import Lab
-from .link import Bridge, Interface, VethPair
-from .measure import Throughput
-from .namespace import Namespace, list_namespaces
-from .nat import Masquerade, PortForward, Sysctl
-from .ping import PingResult
-from .reachability import Failure, Reachability, Target
-from .registry import recover, stale_labs
-from .result import Result
-from .route import Route
-from .routing import RoutingExecutor
-from .runner import Runner, RunReport
-from .sandbox import Sandbox, SandboxExecutor
-from .shaping import QdiscInfo, Shape
-from .ssh import SSHExecutor
-from .step import Entry, Phase, Step
-from .vxlan import Vxlan, VxlanPair
+from netns_kit.executors.dispatch import RoutingExecutor
+from netns_kit.executors.sandbox import Sandbox, SandboxExecutor
+from netns_kit.executors.ssh import SSHExecutor
+from netns_kit.lab.kept import KeptLab, kept_labs
+from netns_kit.lab.lab import Lab
+from netns_kit.lab.measure import Throughput
+from netns_kit.objects.hostsfiles import HostsFiles
+from netns_kit.objects.link import Bridge, Interface, VethPair
+from netns_kit.objects.namespace import Namespace, list_namespaces
+from netns_kit.objects.nat import Masquerade, PortForward, Sysctl
+from netns_kit.objects.ping import PingResult
+from netns_kit.objects.route import Route
+from netns_kit.objects.shaping import QdiscInfo, Shape
+from netns_kit.objects.vxlan import Vxlan, VxlanPair
+from netns_kit.record.registry import recover, stale_labs
+from netns_kit.result import Result
+from netns_kit.testing.fakehosts import FakeHost, FakeHosts
 
 __version__ = "0.2.0"
 

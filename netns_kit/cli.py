@@ -3,12 +3,12 @@
 Every subcommand is a thin layer over the library: ``up`` is
 ``Lab.from_topology(load(FILE)).open()`` followed by ``keep()``, ``down`` is
 :func:`netns_kit.recover`, ``ls``, ``show`` and ``graph`` read
-:class:`~netns_kit.kept.KeptLab` values, ``check`` probes a kept lab's pairs
-(:meth:`KeptLab.check <netns_kit.kept.KeptLab.check>`, exit code 1 when a pair does not
-answer), and ``script`` runs ``up`` against a :class:`~netns_kit.executor.ScriptExecutor`.
+:class:`~netns_kit.lab.kept.KeptLab` values, ``check`` probes a kept lab's pairs
+(:meth:`KeptLab.check <netns_kit.lab.kept.KeptLab.check>`, exit code 1 when a pair does not
+answer), and ``script`` runs ``up`` against a :class:`~netns_kit.executors.ScriptExecutor`.
 
 ``--rootless`` (the default for a user who is not root, unless ``--sudo``) builds the
-lab in a sandbox (:mod:`netns_kit.sandbox`) whose holder ``up`` leaves running; every
+lab in a sandbox (:mod:`netns_kit.executors.sandbox`) whose holder ``up`` leaves running; every
 subcommand that reaches a lab (:meth:`_Context.reach`) enters a rootless lab's
 sandbox, whatever the flags.
 
@@ -33,26 +33,27 @@ from typing import Any, TextIO
 
 import attrs
 
-from . import __version__, check_report, topology
-from .batch import Batch
-from .command import Command, in_namespace
-from .errors import LabBusyError, NetnsKitError, ValidationError
-from .executor import Executor, Process, ScriptExecutor, ShellExecutor, default_executor
-from .expect import Expectations
-from .journal import held_signals
-from .kept import KeptLab, kept_labs
-from .lab import Lab
-from .probes import ProbeAnswer, ProbeJob
-from .reachability import Reachability
-from .registry import Registry, recover, state_dir
-from .render import text_table
-from .result import Result
-from .runner import Runner
-from .sandbox import SandboxExecutor
-from .shaping import egress
-from .spec import Topology
-from .state import NamespaceState, Snapshot, namespace_names
-from .validate import lab_name
+from netns_kit import __version__, topology
+from netns_kit.check import report as check_report
+from netns_kit.check.expect import Expectations
+from netns_kit.check.result import Reachability
+from netns_kit.command import Command, in_namespace
+from netns_kit.engine.runner import Runner
+from netns_kit.errors import LabBusyError, NetnsKitError, ValidationError
+from netns_kit.executors import Executor, Process, ScriptExecutor, ShellExecutor, default_executor
+from netns_kit.executors.batch import Batch
+from netns_kit.executors.probes import ProbeAnswer, ProbeJob
+from netns_kit.executors.sandbox import SandboxExecutor
+from netns_kit.lab.kept import KeptLab, kept_labs
+from netns_kit.lab.lab import Lab
+from netns_kit.objects.shaping import egress
+from netns_kit.readback.reader import NamespaceState, Snapshot, namespace_names
+from netns_kit.record.journal import held_signals
+from netns_kit.record.registry import Registry, recover, state_dir
+from netns_kit.render import text_table
+from netns_kit.result import Result
+from netns_kit.spec import Topology
+from netns_kit.validate import lab_name
 
 PROG = "netns-kit"
 
@@ -489,7 +490,7 @@ def cmd_script(ctx: _Context) -> int:
 
 
 def cmd_graph(ctx: _Context) -> int:
-    from . import render as pictures
+    from netns_kit import render as pictures
 
     target = ctx.args.target
     if Path(target).suffix.lower() in (".toml", ".yaml", ".yml") or os.sep in target:

@@ -16,7 +16,7 @@ from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .result import Result
+    from netns_kit.result import Result
 
 #: Which Debian package brings each tool we start, for ToolMissingError's hint.
 DEBIAN_PACKAGES: dict[str, str] = {

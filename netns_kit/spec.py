@@ -1,7 +1,7 @@
 """Plain descriptions of a lab: what a topology file holds and what a picture shows.
 
 These are inert values.  :mod:`netns_kit.topology` reads and checks them from files,
-:class:`netns_kit.lab.Lab` builds them, and :mod:`netns_kit.render` draws them, so all
+:class:`netns_kit.lab.lab.Lab` builds them, and :mod:`netns_kit.render` draws them, so all
 three agree on one model, including the names links get when a file gives none.
 
 A link's ends (``LinkSpec.a``/``b``) name a namespace or a bridge.  A bridge is named
@@ -20,10 +20,10 @@ from collections.abc import Iterator, Sequence
 
 import attrs
 
-from . import validate
-from .errors import ValidationError
-from .shaping import Shape
-from .validate import IFNAME_MAX
+from netns_kit import validate
+from netns_kit.errors import ValidationError
+from netns_kit.objects.shaping import Shape
+from netns_kit.validate import IFNAME_MAX
 
 
 @attrs.frozen
@@ -52,7 +52,7 @@ class LinkSpec:
     default names (see :class:`LinkNamer`).  ``addresses`` are CIDRs or ``None``; an
     end that is a bridge port has none.
     ``shape`` is the link's shaping (``None``: none) and ``direction`` which way it
-    shapes (``both``, ``a->b`` or ``b->a``; see :mod:`netns_kit.shaping`).
+    shapes (``both``, ``a->b`` or ``b->a``; see :mod:`netns_kit.objects.shaping`).
     """
 
     a: str

@@ -20,7 +20,7 @@ import math
 import re
 from collections.abc import Mapping
 
-from .errors import ValidationError
+from netns_kit.errors import ValidationError
 
 #: The range of a rate, in bits per second: one byte a second up to 1 tbit.
 RATE_MIN = 8

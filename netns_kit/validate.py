@@ -14,10 +14,10 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING, TypeVar
 
-from .errors import ValidationError
+from netns_kit.errors import ValidationError
 
 if TYPE_CHECKING:
-    from .namespace import Namespace
+    from netns_kit.objects.namespace import Namespace
 
 IFNAME_MAX = 15
 NSNAME_MAX = 64

@@ -27,7 +27,7 @@ holds ``eth0`` with 10.77.x.y/16 (x.y = i + 2), a veth to ``v<i>``, a port of
                          inside namespaces, switch-to-switch links), 4 children per
                          switch, leaves as hosts; see NetnsKitTree
   netns_kit-2hosts       the bridge lab spread over 2 fake hosts (namespaces with
-                         their own sshd, reached over ssh; netns_kit.fakehosts): half
+                         their own sshd, reached over ssh; netns_kit.testing.fakehosts): half
                          the namespaces on each, on a bridge on each host, the two
                          bridges joined by VXLAN; the fake hosts start and stop
                          untimed.  They share this machine's CPUs: what it measures
@@ -376,7 +376,7 @@ class NetnsKitShaped(NetnsKit):
 
 
 class NetnsKitHosts(_NetnsKitMethod):
-    """The bridge lab over fake hosts (netns_kit.fakehosts): namespace ``i`` on host
+    """The bridge lab over fake hosts (netns_kit.testing.fakehosts): namespace ``i`` on host
     ``i * hosts // n``, each on its host's bridge (``br0`` on the first, with the
     lab's host address; ``br1``... on the others), the bridges joined by VXLAN to the
     first's.  Built in one batch, like ``netns_kit``."""

@@ -1,7 +1,7 @@
 """Pictures and tables of a lab: Mermaid, DOT, a self-contained SVG, HTML and text.
 
 Everything here is pure: a :class:`~netns_kit.spec.Topology` (what a lab is meant to
-be) or a :class:`~netns_kit.state.Snapshot` (what the kernel says it is) goes in,
+be) or a :class:`~netns_kit.readback.reader.Snapshot` (what the kernel says it is) goes in,
 text comes out.  The SVG is drawn by hand, with no graphviz, so that a notebook can
 show a lab on a machine that has nothing but Python.  All user text is escaped for
 the target format: names are checked by the library, but a topology handed in from
@@ -10,11 +10,11 @@ elsewhere need not have been.
 
 from __future__ import annotations
 
-from .graph import to_dot, to_mermaid
-from .heatmap import reachability_html, reachability_text
-from .model import host_label
-from .svg import COLOURS, to_svg
-from .tables import (
+from netns_kit.render.graph import to_dot, to_mermaid
+from netns_kit.render.heatmap import reachability_html, reachability_text
+from netns_kit.render.model import host_label
+from netns_kit.render.svg import COLOURS, to_svg
+from netns_kit.render.tables import (
     TABLE_HEADER,
     TableRow,
     table_rows,

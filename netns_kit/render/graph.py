@@ -5,8 +5,8 @@ Node ids are generated, so names only ever appear inside quoted, escaped labels.
 
 from __future__ import annotations
 
-from ..spec import Topology
-from .model import Model, Wire, build_model
+from netns_kit.render.model import Model, Wire, build_model
+from netns_kit.spec import Topology
 
 _MERMAID_ESCAPES = {'"': "#quot;", "&": "#amp;", "<": "#lt;", ">": "#gt;", "#": "#35;"}
 

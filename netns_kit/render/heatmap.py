@@ -1,6 +1,6 @@
 """A reachability check shown: a matrix for a terminal, a heat map for Jupyter.
 
-Pure: a :class:`~netns_kit.reachability.Reachability` goes in, text comes out, every
+Pure: a :class:`~netns_kit.check.result.Reachability` goes in, text comes out, every
 name escaped for HTML.  Rows are source namespaces, columns the target addresses,
 grouped under the namespace that holds them; a cell is green where the pair
 answered (its title gives the round-trip time), red where it did not, grey on the
@@ -14,10 +14,10 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-from .tables import text_table
+from netns_kit.render.tables import text_table
 
 if TYPE_CHECKING:
-    from ..reachability import Failure, Reachability
+    from netns_kit.check.result import Failure, Reachability
 
 #: Namespaces above which text is a summary rather than a matrix.
 MATRIX_MOST = 12

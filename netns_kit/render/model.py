@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from ..shaping import describe
-from ..spec import Endpoint, Topology
+from netns_kit.objects.shaping import describe
+from netns_kit.spec import Endpoint, Topology
 
 #: How the notes of NAT rules start (see :func:`_nat_notes`).
 NAT_WORDS = ("masquerade ", "forward ")

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import attrs
 
-from ..spec import Topology
-from .model import Model, build_model
+from netns_kit.render.model import Model, build_model
+from netns_kit.spec import Topology
 
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 

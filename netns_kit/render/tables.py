@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from ..state import Snapshot
+from netns_kit.readback.reader import Snapshot
 
 
 @attrs.frozen

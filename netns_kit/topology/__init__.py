@@ -38,7 +38,7 @@ The format (TOML; YAML has the same keys)::
                                # usually has none (the bridge holds the address)
     names = ["veth-red", "veth-red-br"]   # optional: the two ends' interface names
     mtu = 1400                 # optional, 68-65535
-    rate = "10mbit"            # optional: shaping (netns_kit.shaping); a rate in tc's
+    rate = "10mbit"            # optional: shaping (netns_kit.objects.shaping); a rate in tc's
                                # units or bits/s; a rate alone uses tbf
     delay = "20ms"             # optional: tc's units or seconds; delay, jitter and
     jitter = "5ms"             # loss (in percent) use netem, which the kernel may
@@ -109,10 +109,10 @@ first :data:`SHOWN_PROBLEMS` problems and counts the rest.
 
 from __future__ import annotations
 
-from .check import MAX_DEPTH, MAX_VALUES
-from .dicts import check, from_dict, to_dict
-from .files import MAX_FILE_BYTES, load, read
-from .problems import SHOWN_PROBLEMS, TopologyError
+from netns_kit.topology.check import MAX_DEPTH, MAX_VALUES
+from netns_kit.topology.dicts import check, from_dict, to_dict
+from netns_kit.topology.files import MAX_FILE_BYTES, load, read
+from netns_kit.topology.problems import SHOWN_PROBLEMS, TopologyError
 
 __all__ = [
     "MAX_DEPTH",

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from .. import validate
-from ..errors import ValidationError, bounded_repr
-from ..spec import BridgeSpec
-from . import shaped
-from .places import End, Place
-from .suggest import Names, suggest
+from netns_kit import validate
+from netns_kit.errors import ValidationError, bounded_repr
+from netns_kit.spec import BridgeSpec
+from netns_kit.topology import shaped
+from netns_kit.topology.places import End, Place
+from netns_kit.topology.suggest import Names, suggest
 
 _T = TypeVar("_T")
 

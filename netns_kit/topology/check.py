@@ -12,15 +12,15 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .. import validate
-from ..spec import BridgeSpec, LinkSpec, Topology
-from . import shaped
-from .base import TOP_KEYS, at, given, kind, where_text
-from .machines import MachineChecks
-from .places import End
-from .problems import TopologyError
-from .rules import RuleChecks
-from .segments import Segments
+from netns_kit import validate
+from netns_kit.spec import BridgeSpec, LinkSpec, Topology
+from netns_kit.topology import shaped
+from netns_kit.topology.base import TOP_KEYS, at, given, kind, where_text
+from netns_kit.topology.machines import MachineChecks
+from netns_kit.topology.places import End
+from netns_kit.topology.problems import TopologyError
+from netns_kit.topology.references import RuleChecks
+from netns_kit.topology.segments import Segments
 
 LAB_NAME_MAX = validate.LAB_NAME_MAX
 #: The deepest nesting of tables and arrays accepted.  A topology needs 4 (the top

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..spec import HostSpec, LinkSpec, Topology
-from .check import Checker
+from netns_kit.spec import HostSpec, LinkSpec, Topology
+from netns_kit.topology.check import Checker
 
 
 def from_dict(d: object, *, source: str = "<dict>") -> Topology:

@@ -8,10 +8,10 @@ import re
 import tomllib
 from pathlib import Path
 
-from ..spec import Topology
-from .check import MAX_DEPTH
-from .dicts import from_dict
-from .problems import TopologyError
+from netns_kit.spec import Topology
+from netns_kit.topology.check import MAX_DEPTH
+from netns_kit.topology.dicts import from_dict
+from netns_kit.topology.problems import TopologyError
 
 #: The most a topology file may weigh.  A lab of 5,000 namespaces, each with a link,
 #: a route and a sysctl, is about 1 MiB of TOML; reading is refused beyond this.

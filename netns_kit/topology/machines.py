@@ -24,9 +24,9 @@ import ipaddress
 import os
 from collections.abc import Mapping
 
-from .. import validate
-from ..spec import HostSpec
-from .base import CheckerBase, at, given, kind
+from netns_kit import validate
+from netns_kit.spec import HostSpec
+from netns_kit.topology.base import CheckerBase, at, given, kind
 
 HOST_KEYS = ("ssh", "underlay", "port", "identity_file", "sudo")
 NAMESPACE_KEYS = ("name", "host")

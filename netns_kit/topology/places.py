@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import attrs
 
-from .. import validate
-from .suggest import Names, short_list
+from netns_kit import validate
+from netns_kit.topology.suggest import Names, short_list
 
 
 @attrs.define

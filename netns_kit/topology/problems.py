@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import ValidationError
+from netns_kit.errors import ValidationError
 
 #: The most problems an error message lists in full.  Fixing a file takes one round
 #: when every problem is listed, but a file with a systematic mistake can have

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from .. import validate
-from ..spec import BridgeSpec, LinkSpec
+from netns_kit import validate
+from netns_kit.spec import BridgeSpec, LinkSpec
 
 _Problem = tuple[str, str]  # (path, text)
 

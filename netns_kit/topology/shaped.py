@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol, TypeVar
 
-from .. import units
-from ..errors import ValidationError, bounded_repr
-from ..shaping import Shape, check_direction
+from netns_kit import units
+from netns_kit.errors import ValidationError, bounded_repr
+from netns_kit.objects.shaping import Shape, check_direction
 
 #: The keys of a ``[[links]]`` item that shape the link.
 KEYS = ("rate", "delay", "jitter", "loss", "direction")

@@ -16,7 +16,7 @@ then pings: the ping time is then the real one, and the poll time is the cost).
 
 Then, with netns_kit (which gives such ends distinct indexes): a ring of three
 switch namespaces with ``stp=True`` and a host on each, built in one batch; the build
-returns once spanning tree has settled (netns_kit.ready).  Reported: how long the
+returns once spanning tree has settled (netns_kit.lab.ready).  Reported: how long the
 build took, and whether every host then pings every other at once.
 
 Every name starts with na<hex>-; everything is deleted at the end, also on Ctrl-C.

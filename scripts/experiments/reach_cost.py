@@ -40,9 +40,9 @@ from pathlib import Path
 
 from netns_kit import Lab, ShellExecutor, spec
 from netns_kit.command import in_namespace, ip
-from netns_kit.probes import Introduction, ProbeJob
-from netns_kit.runner import Runner
-from netns_kit.state import Snapshot
+from netns_kit.engine.runner import Runner
+from netns_kit.executors.probes import Introduction, ProbeJob
+from netns_kit.readback.reader import Snapshot
 
 LIMITS = [f"net.ipv{v}.neigh.default.gc_thresh{i}" for v in (4, 6) for i in (2, 3)]
 Outcome = tuple[float, int, int]

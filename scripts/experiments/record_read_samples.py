@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Record the fast reader's samples (tests/unit/fixtures/*.read.txt): real output of
-``ip -d -j -force -batch -`` with netns_kit.snapshots' read lines, and of ``ip -j
+``ip -d -j -force -batch -`` with netns_kit.readback.snapshot' read lines, and of ``ip -j
 netns list-id``, from labs built by hand and deleted afterwards.
 
   sample lab (as fixtures/README.md describes, names rch/rcr/rcb-TAG)
@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from netns_kit.snapshots import read_command
+from netns_kit.readback.snapshot import read_command
 
 TAG = "5cfe"
 H, R, B = f"rch-{TAG}", f"rcr-{TAG}", f"rcb-{TAG}"

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 
 from netns_kit import Sandbox
-from netns_kit.sandbox import enter_argv, netns_path
+from netns_kit.executors.sandbox import enter_argv, netns_path
 
 # The helper: one JSON request a line ({"ns": NAME, "argv": [...]}), one JSON answer a
 # line ({"rc": N, "out": TEXT}); it is single-threaded, so setns(2) works there.

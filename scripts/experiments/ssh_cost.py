@@ -1,4 +1,4 @@
-"""What a call over ssh costs: one fake host (netns_kit.fakehosts), the SSHExecutor.
+"""What a call over ssh costs: one fake host (netns_kit.testing.fakehosts), the SSHExecutor.
 
 Opens the master connection, then times calls with and without connection reuse, a
 500-line ``ip -batch`` through the master, and 20 calls 4 at a time.  Root, and

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from netns_kit import CommandError, Lab, Namespace, RecordingExecutor, Result, ShellExecutor
-from netns_kit.batch import Batch
+from netns_kit.executors.batch import Batch
 
 from .conftest import Kernel
 

@@ -17,7 +17,7 @@ import pytest
 
 from netns_kit import Lab, Namespace
 from netns_kit.errors import CommandTimeoutError
-from netns_kit.executor import Process
+from netns_kit.executors import Process
 
 from .conftest import Kernel
 

@@ -21,9 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import Lab, ShellExecutor, neighbours, state
-from netns_kit.executor import Executor
-from netns_kit.registry import Registry
+from netns_kit import Lab, ShellExecutor
+from netns_kit.check import neighbours
+from netns_kit.executors import Executor
+from netns_kit.readback import reader as state
+from netns_kit.record.registry import Registry
 
 from .conftest import Kernel, sh
 
@@ -308,7 +310,7 @@ def test_the_prober_keeps_few_sockets_open_and_still_hears_everyone(
 ) -> None:
     """With room for one namespace's sockets at a time per worker, every reply is still
     matched to its request, and a dead address costs its own timeout only."""
-    from netns_kit import executor
+    from netns_kit import executors as executor
 
     monkeypatch.setattr(executor, "file_budget", lambda lanes: 1)
     with Lab(prefix, isolated=True, state_dir=tmp_path) as lab:

@@ -265,7 +265,7 @@ def test_the_pytest_plugin_lab_fixture_runs_rootless_when_not_root(
         "-m",
         "pytest",
         "-p",
-        "netns_kit.pytest_plugin",
+        "netns_kit.testing.pytest_plugin",
         "-p",
         "no:cacheprovider",
         f"--basetemp={basetemp}",

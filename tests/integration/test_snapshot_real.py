@@ -12,7 +12,7 @@ import json
 import time
 
 from netns_kit import Lab, Namespace
-from netns_kit.state import RouteInfo, Snapshot
+from netns_kit.readback.reader import RouteInfo, Snapshot
 
 from .conftest import Kernel
 

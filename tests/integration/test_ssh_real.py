@@ -1,6 +1,6 @@
 """SSHExecutor and VXLAN on fake hosts: real sshd, real kernel, one machine.
 
-Each fake host (``netns_kit.fakehosts``) is a namespace with its own sshd and its own
+Each fake host (``netns_kit.testing.fakehosts``) is a namespace with its own sshd and its own
 ``/run/netns``; the machine's network is never touched.  What a host holds is read
 back independently of the library: ``nsenter`` into the host's sshd (its mount and
 network namespaces) and ``ip -j`` there.

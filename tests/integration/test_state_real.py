@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from netns_kit import Bridge, Interface, Namespace, Route, VethPair, render, state
-from netns_kit.executor import ShellExecutor
-from netns_kit.state import AddressInfo, RouteInfo, Snapshot
+from netns_kit import Bridge, Interface, Namespace, Route, VethPair, render
+from netns_kit.executors import ShellExecutor
+from netns_kit.readback import reader as state
+from netns_kit.readback.reader import AddressInfo, RouteInfo, Snapshot
 
 from .conftest import Kernel
 

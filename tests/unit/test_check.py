@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from netns_kit import Lab, RecordingExecutor, ScriptExecutor, ValidationError, cli, recover
+from netns_kit.check.neighbours import KEYS
 from netns_kit.command import Command
-from netns_kit.kept import KeptLab
-from netns_kit.neighbours import KEYS
-from netns_kit.probes import ProbeAnswer, ProbeJob
-from netns_kit.registry import Record, Registry, check_lease
+from netns_kit.engine.step import Entry
+from netns_kit.executors.probes import ProbeAnswer, ProbeJob
+from netns_kit.lab.kept import KeptLab
+from netns_kit.record.registry import Record, Registry, check_lease
 from netns_kit.result import Result
-from netns_kit.step import Entry
 
 from .test_lab_views import answer, build
 
@@ -398,7 +398,7 @@ def test_cli_up_check(state: Path, tmp_path: Path) -> None:
 
 # -- the machine-wide lock ------------------------------------------------------------------
 def test_one_check_at_a_time_holds_the_limits(tmp_path: Path) -> None:
-    from netns_kit.neighbours import machine_lock
+    from netns_kit.check.neighbours import machine_lock
 
     path = tmp_path / "locks" / "neighbour-limits.lock"
     with machine_lock(path) as first:

@@ -16,10 +16,10 @@ from pytest_mock import MockerFixture
 
 from netns_kit import RecordingExecutor, ShellExecutor, cli
 from netns_kit.command import ip
-from netns_kit.registry import Record, Registry
-from netns_kit.runner import Runner
+from netns_kit.engine.runner import Runner
+from netns_kit.engine.step import Entry
+from netns_kit.record.registry import Record, Registry
 from netns_kit.spec import BridgeSpec, LinkSpec, RouteSpec
-from netns_kit.step import Entry
 
 ROOT = Path(__file__).resolve().parents[2]
 LABS = ROOT / "scripts" / "labs"
@@ -574,7 +574,7 @@ def test_watched_prints_every_command_of_a_batch_and_hands_it_on() -> None:
 
 
 def test_graph_of_a_running_lab_is_rebuilt_from_the_kernel() -> None:
-    from netns_kit.state import (
+    from netns_kit.readback.reader import (
         AddressInfo,
         LinkInfo,
         NamespaceState,

@@ -32,8 +32,8 @@ from netns_kit import (
     default_executor,
     use_executor,
 )
-from netns_kit.batch import Batch
 from netns_kit.command import Command, in_namespace, ip, tc
+from netns_kit.executors.batch import Batch
 
 HEADER = "#!/usr/bin/env bash\nset -euo pipefail\n"
 
@@ -360,13 +360,13 @@ def test_a_command_that_can_run_inside_its_namespace_starts_from_setns(
     """Not through ip -n (which copies the mount table on every call): the calling
     thread enters the namespace, starts the command's ``inside`` argv, comes back."""
     mocker.patch("os.geteuid", return_value=0)
-    mocker.patch("netns_kit.executor.os.path.exists", return_value=True)
-    enter = mocker.patch("netns_kit.executor._Setns._enter")
-    opened = mocker.patch("netns_kit.executor.os.open", return_value=99)
-    mocker.patch("netns_kit.executor.os.close")
+    mocker.patch("netns_kit.executors.shell.os.path.exists", return_value=True)
+    enter = mocker.patch("netns_kit.executors.shell._Setns._enter")
+    opened = mocker.patch("netns_kit.executors.shell.os.open", return_value=99)
+    mocker.patch("netns_kit.executors.shell.os.close")
     done = subprocess.CompletedProcess(["ip"], 0, "out", "")
-    run = mocker.patch("netns_kit.executor.subprocess.run", return_value=done)
-    mocker.patch("netns_kit.executor.shutil.which", return_value="/usr/sbin/ip")
+    run = mocker.patch("netns_kit.executors.shell.subprocess.run", return_value=done)
+    mocker.patch("netns_kit.executors.shell.shutil.which", return_value="/usr/sbin/ip")
     ex = ShellExecutor()
     assert ex.parallel == 2
     result = ex.execute(ip("link", "set", "dev", "x", "up", namespace="red"))
@@ -384,7 +384,7 @@ def test_without_root_or_with_sudo_namespaced_commands_go_through_ip_n(
     program.return_value.exit_code = 0
     program.return_value.stdout = b""
     program.return_value.stderr = b""
-    mocker.patch("netns_kit.executor.sh.Command", return_value=program)
+    mocker.patch("netns_kit.executors.shell.sh.Command", return_value=program)
     ex = ShellExecutor()
     assert ex.parallel == 1
     ex.execute(ip("link", "show", namespace="red"))

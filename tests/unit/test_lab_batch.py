@@ -15,8 +15,8 @@ from netns_kit import (
     Result,
     topology,
 )
-from netns_kit.batch import Batch
 from netns_kit.command import Command
+from netns_kit.executors.batch import Batch
 from netns_kit.spec import LinkSpec, Topology
 from netns_kit.topology import TopologyError
 

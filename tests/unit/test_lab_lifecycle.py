@@ -23,7 +23,7 @@ from netns_kit import (
     ValidationError,
 )
 from netns_kit.command import Command
-from netns_kit.journal import shielded
+from netns_kit.record.journal import shielded
 
 from .conftest import TAG, fresh, lines, make_lab
 

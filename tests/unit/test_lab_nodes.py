@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from netns_kit import Bridge, Lab, PortForward, RecordingExecutor, ValidationError, VethPair
-from netns_kit.hosts import HostsFiles
-from netns_kit.registry import Registry, undo_record
+from netns_kit.objects.hostsfiles import HostsFiles
+from netns_kit.record.registry import Registry, undo_record
 from netns_kit.spec import BridgeSpec, LinkSpec, MasqueradeSpec, PortForwardSpec
 
 from .conftest import TAG, fresh, lines, make_lab

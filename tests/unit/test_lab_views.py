@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from netns_kit import Lab, RecordingExecutor, ValidationError
-from netns_kit.state import Snapshot
+from netns_kit.readback.reader import Snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SVG = "{http://www.w3.org/2000/svg}"

@@ -20,15 +20,15 @@ from netns_kit import (
     ValidationError,
     VxlanPair,
 )
-from netns_kit.batch import Batch
 from netns_kit.command import Command, ip
-from netns_kit.machines import underlay_command, vni_start
-from netns_kit.plan import in_order, schedule
-from netns_kit.registry import Registry, undo_record
+from netns_kit.engine.plan import in_order, schedule
+from netns_kit.engine.runner import Runner
+from netns_kit.engine.step import Step, on_host
+from netns_kit.executors.batch import Batch
+from netns_kit.executors.dispatch import RoutingExecutor
+from netns_kit.lab.machines import underlay_command, vni_start
+from netns_kit.record.registry import Registry, undo_record
 from netns_kit.result import Result
-from netns_kit.routing import RoutingExecutor
-from netns_kit.runner import Runner
-from netns_kit.step import Step, on_host
 
 from .conftest import TAG, lines
 
@@ -391,7 +391,7 @@ def test_execute_many_frames_each_command_and_stops_at_the_first_failure(
             out, err = sh.communicate(kwargs["input"])
         return subprocess.CompletedProcess(argv, sh.returncode, out, err)
 
-    mocker.patch("netns_kit.ssh.subprocess.run", side_effect=ssh)
+    mocker.patch("netns_kit.executors.ssh.subprocess.run", side_effect=ssh)
     hostile = "a b;touch pwned'\"$(touch pwned2)`touch pwned3`"
     commands = [
         Command(("printf", "%s", hostile)),

@@ -16,8 +16,8 @@ from netns_kit import (
     Throughput,
     ToolMissingError,
     ValidationError,
-    measure,
 )
+from netns_kit.lab import measure
 from netns_kit.result import Result
 
 from .conftest import make_lab

@@ -589,11 +589,3 @@ def test_forwarding_is_put_back_even_when_the_rule_is_gone() -> None:
     with pytest.raises(NotFoundError):
         nat.disable()
     assert ex.commands[-1] == FWD_BACK
-
-
-def test_the_old_inspect_module_still_answers_with_a_warning() -> None:
-    import netns_kit.inspect as old
-    import netns_kit.state as new
-
-    with pytest.warns(DeprecationWarning, match="netns_kit.state.Snapshot"):
-        assert old.Snapshot is new.Snapshot

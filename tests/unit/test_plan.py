@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from netns_kit import Phase, Step
-from netns_kit.batch import Batch, failures, fits, split
 from netns_kit.command import Command, in_namespace, ip, tc
-from netns_kit.plan import Run, Wave, in_order, schedule
+from netns_kit.engine.plan import Run, Wave, in_order, schedule
+from netns_kit.executors.batch import Batch, failures, fits, split
 from netns_kit.result import Result
 
 ADD_A = ip("netns", "add", "a")

@@ -13,10 +13,14 @@ import struct
 
 import pytest
 
-from netns_kit import RecordingExecutor, Target, ValidationError, fping, probes, reach_plan, state
-from netns_kit.probes import Introduction, ProbeJob
+from netns_kit import RecordingExecutor, Target, ValidationError
+from netns_kit.check import fping
+from netns_kit.check import probe_plan as reach_plan
+from netns_kit.executors import probes
+from netns_kit.executors.probes import Introduction, ProbeJob
+from netns_kit.readback import reader as state
+from netns_kit.readback.reader import Snapshot
 from netns_kit.result import Result
-from netns_kit.state import Snapshot
 
 from .test_state import BLUE, HOST, RED, answer_lab
 
@@ -244,7 +248,7 @@ def test_fping_failing_itself_is_an_error() -> None:
 def test_a_port_in_the_root_namespace_names_its_segment() -> None:
     """A lab that is not isolated: from the lab's namespace, a peer in the root
     namespace stays unnamed, but the root's port knows the far end."""
-    from netns_kit.state import LinkInfo, NamespaceState, PeerInfo
+    from netns_kit.readback.reader import LinkInfo, NamespaceState, PeerInfo
 
     def end() -> LinkInfo:
         return LinkInfo(

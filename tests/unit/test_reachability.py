@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from netns_kit import Failure, Reachability, Target, ValidationError
-from netns_kit.expect import Expectations, rules
+from netns_kit.check.expect import Expectations, rules
 from netns_kit.render import heatmap
 
 A, B, C = "rc-a", "rc-b", "rc-c"

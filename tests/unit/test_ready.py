@@ -10,7 +10,7 @@ import pytest
 
 from netns_kit import Bridge, NetnsKitError, RecordingExecutor, Runner
 from netns_kit.command import Command
-from netns_kit.ready import ports_command, unsettled_ports, wait_settled
+from netns_kit.lab.ready import ports_command, unsettled_ports, wait_settled
 from netns_kit.result import Result
 
 from .conftest import fresh, lines, make_lab

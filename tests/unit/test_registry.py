@@ -26,8 +26,8 @@ from netns_kit import (
     recover,
     stale_labs,
 )
-from netns_kit.registry import Record, Registry, state_dir, tag_for
-from netns_kit.step import Entry
+from netns_kit.engine.step import Entry
+from netns_kit.record.registry import Record, Registry, state_dir, tag_for
 
 TAG = tag_for("old")
 
@@ -98,7 +98,7 @@ def test_an_interrupt_just_after_the_temp_file_is_made_leaves_no_temp(
         builtins.open(path, mode).close()
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("netns_kit.registry.open", interrupted_open, raising=False)
+    monkeypatch.setattr("netns_kit.record.registry.open", interrupted_open, raising=False)
     with pytest.raises(KeyboardInterrupt):
         registry.write(Record("lab", 2))
     assert sorted(p.name for p in registry.directory.iterdir()) == ["lab.json"]

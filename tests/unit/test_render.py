@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from netns_kit import render
+from netns_kit.readback.reader import AddressInfo, LinkInfo, NamespaceState, Snapshot
 from netns_kit.spec import BridgeSpec, LinkSpec, MasqueradeSpec, RouteSpec, SysctlSpec, Topology
-from netns_kit.state import AddressInfo, LinkInfo, NamespaceState, Snapshot
 
 SVG = "{http://www.w3.org/2000/svg}"
 NS_FILL = "#eef4fb"

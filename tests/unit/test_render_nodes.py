@@ -195,7 +195,7 @@ def test_dot_puts_switches_in_a_cluster_and_wires_switch_to_switch() -> None:
 
 
 def test_a_running_labs_picture_is_rebuilt_with_switches_anywhere() -> None:
-    from netns_kit.state import (
+    from netns_kit.readback.reader import (
         LinkInfo,
         NamespaceState,
         PeerInfo,

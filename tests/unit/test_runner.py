@@ -18,9 +18,9 @@ from netns_kit import (
     Step,
     ToolMissingError,
 )
-from netns_kit.batch import Batch
 from netns_kit.command import Command, ip
-from netns_kit.runner import act, apply_steps
+from netns_kit.engine.runner import act, apply_steps
+from netns_kit.executors.batch import Batch
 
 ADD = [ip("netns", "add", n) for n in "abcd"]
 

@@ -28,16 +28,22 @@ from netns_kit import (
     ToolMissingError,
     ValidationError,
     cli,
-    sandbox,
     use_executor,
 )
-from netns_kit.batch import Batch
 from netns_kit.command import in_namespace, ip
+from netns_kit.engine.step import Entry
 from netns_kit.errors import command_error
-from netns_kit.kept import KeptLab
-from netns_kit.registry import Record, Registry, recover, state_dir, undo_record
-from netns_kit.sandbox import HolderRef, enter_argv, holder_argv, lab_sandbox, userns_refusal
-from netns_kit.step import Entry
+from netns_kit.executors import sandbox
+from netns_kit.executors.batch import Batch
+from netns_kit.executors.sandbox import (
+    HolderRef,
+    enter_argv,
+    holder_argv,
+    lab_sandbox,
+    userns_refusal,
+)
+from netns_kit.lab.kept import KeptLab
+from netns_kit.record.registry import Record, Registry, recover, state_dir, undo_record
 
 HOLDER = 4242
 ENTER = ("nsenter", "--target", "4242", "--user", "--mount", "--net", "--pid")
@@ -123,7 +129,7 @@ def test_the_executor_refuses_before_its_sandbox_runs() -> None:
 
 def test_a_result_carries_the_commands_own_argv(mocker: MockerFixture) -> None:
     mocker.patch("os.geteuid", return_value=1000)
-    popen = mocker.patch("netns_kit.sandbox.subprocess.Popen")
+    popen = mocker.patch("netns_kit.executors.sandbox.subprocess.Popen")
     popen.return_value.communicate.return_value = (b"out", b"")
     popen.return_value.returncode = 0
     popen.return_value.poll.return_value = 0
@@ -134,7 +140,7 @@ def test_a_result_carries_the_commands_own_argv(mocker: MockerFixture) -> None:
 
 
 def test_a_missing_nsenter_names_its_package(mocker: MockerFixture) -> None:
-    mocker.patch("netns_kit.sandbox.subprocess.Popen", side_effect=FileNotFoundError)
+    mocker.patch("netns_kit.executors.sandbox.subprocess.Popen", side_effect=FileNotFoundError)
     with pytest.raises(ToolMissingError, match="util-linux"):
         SandboxExecutor(running()).execute(ip("link"))
 
@@ -273,7 +279,7 @@ def test_a_record_keeps_its_sandbox(tmp_path: Path) -> None:
 def test_recovering_a_rootless_lab_kills_its_holder_and_runs_nothing(
     mocker: MockerFixture, tmp_path: Path
 ) -> None:
-    stop = mocker.patch("netns_kit.registry.stop_holder", return_value=True)
+    stop = mocker.patch("netns_kit.record.registry.stop_holder", return_value=True)
     ex = RecordingExecutor()
     record = Record(
         "r", 5, sandbox=HolderRef(99, 1), resources=[Entry("namespace", "a"), Entry("link", "l")]
@@ -304,14 +310,14 @@ def test_a_kept_rootless_lab_is_up_while_its_holder_runs(
 ) -> None:
     registry = Registry(tmp_path)
     record = Record("k", 1, state="kept", sandbox=HolderRef(99, 1))
-    alive = mocker.patch("netns_kit.kept.holder_alive", return_value=True)
+    alive = mocker.patch("netns_kit.lab.kept.holder_alive", return_value=True)
     lab = KeptLab(record, registry)
     assert lab.rootless and lab.status(set()) == "up"  # its namespaces are not the machine's
     alive.return_value = False
     assert lab.status(set()) == "stale"
     ex = RecordingExecutor()
     assert KeptLab(Record("m", 1), registry).executor(ex) is ex
-    mocker.patch("netns_kit.sandbox.holder_alive", return_value=True)
+    mocker.patch("netns_kit.executors.sandbox.holder_alive", return_value=True)
     reach = lab.executor(ex)
     assert isinstance(reach, SandboxExecutor) and reach.sandbox.pid == 99
 
@@ -335,7 +341,7 @@ def user_registry(
         found[4] = USER  # st_uid
         return os.stat_result(found)
 
-    mocker.patch("netns_kit.registry.os.lstat", side_effect=owned)
+    mocker.patch("netns_kit.record.registry.os.lstat", side_effect=owned)
     return Registry()
 
 
@@ -403,9 +409,9 @@ def test_a_holder_that_fails_is_reported_with_the_setting(
     fake = tmp_path / "unshare"
     fake.write_text("#!/bin/sh\necho 'unshare: unshare failed: No space left on device' >&2\n")
     fake.chmod(0o755)
-    mocker.patch("netns_kit.sandbox.holder_argv", return_value=(str(fake),))
+    mocker.patch("netns_kit.executors.sandbox.holder_argv", return_value=(str(fake),))
     mocker.patch(
-        "netns_kit.sandbox.read_setting",
+        "netns_kit.executors.sandbox.read_setting",
         side_effect=lambda key: "0" if key == "user.max_user_namespaces" else None,
     )
     made = Sandbox()
@@ -416,8 +422,8 @@ def test_a_holder_that_fails_is_reported_with_the_setting(
 
 
 def test_a_holder_that_never_says_ready_is_ended(mocker: MockerFixture) -> None:
-    mocker.patch("netns_kit.sandbox.START_WAIT", 0.2)
-    mocker.patch("netns_kit.sandbox.holder_argv", return_value=("sleep", "30"))
+    mocker.patch("netns_kit.executors.sandbox.START_WAIT", 0.2)
+    mocker.patch("netns_kit.executors.sandbox.holder_argv", return_value=("sleep", "30"))
     made = Sandbox()
     started = time.monotonic()
     with pytest.raises(Exception, match=r"not ready after 0\.2 s"):
@@ -471,8 +477,8 @@ def test_ls_and_cleanup_know_a_rootless_lab(mocker: MockerFixture, tmp_path: Pat
     registry = Registry(tmp_path)
     registry.write(Record("gone", 1, state="kept", sandbox=HolderRef(99, 1)))
     registry.write(Record("live", 1, state="kept", sandbox=HolderRef(98, 1)))
-    mocker.patch("netns_kit.kept.holder_alive", side_effect=lambda ref: ref.pid == 98)
-    stop = mocker.patch("netns_kit.registry.stop_holder", return_value=False)
+    mocker.patch("netns_kit.lab.kept.holder_alive", side_effect=lambda ref: ref.pid == 98)
+    stop = mocker.patch("netns_kit.record.registry.stop_holder", return_value=False)
     ex = RecordingExecutor()
     out = io.StringIO()
     assert cli.main(["--state-dir", str(tmp_path), "ls"], executor=ex, stdout=out) == 0

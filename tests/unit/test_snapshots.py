@@ -1,4 +1,4 @@
-"""The fast reader (netns_kit.snapshots) against real ``ip -d -j -force -batch -`` output.
+"""The fast reader (netns_kit.readback.snapshot) against real ``ip -d -j -force -batch -`` output.
 
 The samples (fixtures/rc*-5cfe.read.txt and .list-id.json) were recorded by
 scripts/experiments/record_read_samples.py from labs built by hand: the sample lab
@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import NotFoundError, RecordingExecutor, state
+from netns_kit import NotFoundError, RecordingExecutor
 from netns_kit.errors import CommandError
+from netns_kit.readback import reader as state
+from netns_kit.readback.reader import PeerInfo
+from netns_kit.readback.snapshot import READ_LINES, read_command, split_output
 from netns_kit.result import Result
-from netns_kit.snapshots import READ_LINES, read_command, split_output
-from netns_kit.state import PeerInfo
 
 FIXTURES = Path(__file__).parent / "fixtures"
 H, R, B = "rch-5cfe", "rcr-5cfe", "rcb-5cfe"

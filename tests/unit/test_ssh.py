@@ -1,7 +1,7 @@
 """SSHExecutor without a network: its argv, its quoting, and how ssh's outcomes map.
 
 The ``ssh`` process is replaced by a fake (pytest-mock patches ``subprocess`` in
-``netns_kit.ssh``) that plays OpenSSH's part: a master that goes to the background
+``netns_kit.executors.ssh``) that plays OpenSSH's part: a master that goes to the background
 once connected (it makes the control socket), ``-O check``/``-O exit``, and the
 commands, whose answers each test scripts.  The quoting tests run the remote string
 through a real ``/bin/sh -c``, which is what sshd does with it.
@@ -31,8 +31,8 @@ from netns_kit import (
     ToolMissingError,
     ValidationError,
 )
-from netns_kit.batch import Batch
 from netns_kit.command import Command, ip
+from netns_kit.executors.batch import Batch
 
 #: Words a shell would act on.  Harmless even if run: should quoting ever break, the
 #: test fails without doing anything worse than echo (and runs in a scratch directory).
@@ -99,7 +99,7 @@ def _kind(argv: list[str]) -> str:
 @pytest.fixture
 def fake(mocker: MockerFixture) -> FakeSsh:
     player = FakeSsh()
-    mocker.patch("netns_kit.ssh.subprocess.run", side_effect=player)
+    mocker.patch("netns_kit.executors.ssh.subprocess.run", side_effect=player)
     return player
 
 
@@ -392,7 +392,7 @@ def test_timeout_is_a_timeout_error_naming_the_host(fake: FakeSsh, make: Any) ->
 
 
 def test_missing_ssh_names_the_package(mocker: MockerFixture, make: Any) -> None:
-    mocker.patch("netns_kit.ssh.subprocess.run", side_effect=FileNotFoundError("ssh"))
+    mocker.patch("netns_kit.executors.ssh.subprocess.run", side_effect=FileNotFoundError("ssh"))
     with pytest.raises(ToolMissingError, match="openssh-client"):
         make().execute(ip("link"))
 
@@ -484,7 +484,7 @@ class FakePopen:
 def test_start_wraps_the_argv_and_stops_the_remote_pid(
     fake: FakeSsh, mocker: MockerFixture, make: Any
 ) -> None:
-    mocker.patch("netns_kit.ssh.subprocess.Popen", side_effect=FakePopen)
+    mocker.patch("netns_kit.executors.ssh.subprocess.Popen", side_effect=FakePopen)
     ex = make("h")
     process = ex.start(Command(("ip", "netns", "exec", "red", "nc", "-l", "$(id)")))
     popen = FakePopen.instances[-1]
@@ -502,7 +502,7 @@ def test_start_wraps_the_argv_and_stops_the_remote_pid(
 def test_every_call_hands_lab_locks_to_the_client(
     fake: FakeSsh, make: Any, mocker: MockerFixture
 ) -> None:
-    mocker.patch("netns_kit.ssh.inherited_fds", return_value=(7,))
+    mocker.patch("netns_kit.executors.ssh.inherited_fds", return_value=(7,))
     make().execute(ip("link"))
     (call,) = [c for c in fake.calls if _kind(c["argv"]) == "command"]
     assert call["pass_fds"] == (7,)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import state
 from netns_kit.errors import CommandError, ValidationError
-from netns_kit.executor import RecordingExecutor, ScriptExecutor
-from netns_kit.link import Bridge
-from netns_kit.namespace import Namespace
-from netns_kit.state import AddressInfo, LinkInfo, PeerInfo, RouteInfo, Snapshot
+from netns_kit.executors import RecordingExecutor, ScriptExecutor
+from netns_kit.objects.link import Bridge
+from netns_kit.objects.namespace import Namespace
+from netns_kit.readback import reader as state
+from netns_kit.readback.reader import AddressInfo, LinkInfo, PeerInfo, RouteInfo, Snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HOST, RED, BLUE = "ikh-5cfe", "ikr-5cfe", "ikb-5cfe"

@@ -12,8 +12,8 @@ from netns_kit import (
     Vxlan,
     use_executor,
 )
-from netns_kit.plan import schedule
-from netns_kit.step import Entry, Phase
+from netns_kit.engine.plan import schedule
+from netns_kit.engine.step import Entry, Phase
 
 from .conftest import lines
 

@@ -1,0 +1,44 @@
+"""Executors: the only place where processes start.
+
+Objects build :class:`~netns_kit.command.Command` values; the runner
+(:mod:`netns_kit.engine.runner`) decides what to start and hands each process to an
+:class:`Executor`.  Swapping the executor swaps the world:
+
+- :class:`ShellExecutor` (``shell``): the real kernel;
+- :class:`RecordingExecutor` and :class:`ScriptExecutor` (``dry``): the unit tests'
+  fake, and the dry run's bash script;
+- :class:`SandboxExecutor` (``sandbox``): a rootless lab's user namespace, through nsenter;
+- :class:`SSHExecutor` (``ssh``): another machine, over OpenSSH;
+- :class:`RoutingExecutor` (``dispatch``): a lab on several machines, each command to
+  its machine's executor.
+
+``batch`` writes batch text and splits batch output, ``probes`` and ``pinger`` are the
+ICMP probes an executor may send itself.  Nothing outside this package imports ``sh``
+or ``subprocess``.
+"""
+
+from netns_kit.executors.base import (
+    Executor,
+    Process,
+    inherit_in_children,
+    inherited_fds,
+    quiet_thread,
+    stop_inheriting,
+)
+from netns_kit.executors.default import default_executor, use_executor
+from netns_kit.executors.dry import RecordingExecutor, ScriptExecutor
+from netns_kit.executors.shell import ShellExecutor
+
+__all__ = [
+    "Executor",
+    "Process",
+    "RecordingExecutor",
+    "ScriptExecutor",
+    "ShellExecutor",
+    "default_executor",
+    "inherit_in_children",
+    "inherited_fds",
+    "quiet_thread",
+    "stop_inheriting",
+    "use_executor",
+]

@@ -1,0 +1,139 @@
+"""What every executor shares: the protocol, background processes, inherited locks.
+
+An executor starts processes and does nothing else (the policy is the runner's).
+This module holds the :class:`Executor` protocol, the :class:`Process` handle a
+background program is known by, and the descriptors every short-lived child inherits.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from netns_kit.command import Command
+from netns_kit.errors import CommandTimeoutError
+from netns_kit.result import Result
+
+if TYPE_CHECKING:
+    from netns_kit.executors.batch import Batch
+
+# Descriptors every short-lived child inherits: the locks of the labs this process
+# has open (see netns_kit.record.registry).  A program that outlives a killed owner then
+# keeps its lab locked until it ends, so recovery cannot race it.  Background
+# programs (``start``) do not get them: they may run for as long as the lab does.
+_inherited: set[int] = set()
+_inherited_lock = threading.Lock()
+
+
+def inherit_in_children(fd: int) -> None:
+    """Hand ``fd`` to every program started through ``run``/``run_all`` from now on."""
+    with _inherited_lock:
+        _inherited.add(fd)
+
+
+def stop_inheriting(fd: int) -> None:
+    with _inherited_lock:
+        _inherited.discard(fd)
+
+
+def inherited_fds() -> tuple[int, ...]:
+    with _inherited_lock:
+        return tuple(sorted(_inherited))
+
+
+HELD_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+def quiet_thread() -> None:
+    """A thread of ours never takes Ctrl-C or SIGTERM.
+
+    The kernel hands a process-wide signal to any thread that does not block it;
+    Python then runs its handler in the main thread whenever it likes, past a lab's
+    shield.  Blocked in our threads, such signals stay pending for the main thread,
+    where the shield decides.  The programs these threads start inherit the mask, so
+    a Ctrl-C at the terminal never cuts a lab's ``ip -batch`` in half either.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Starts processes, and does nothing else (the policy is the runner's).
+
+    ``execute`` runs one command to its end and returns its result: a non-zero exit
+    code is a result, not an exception (a missing program or a timeout raise).
+    ``execute_batch`` runs a whole batch as one process.  ``start`` starts a program
+    in the background.  An executor may also have ``parallel`` (how many runs in
+    different namespaces may overlap, default 1) and ``handles_guards`` (it takes a
+    guarded command whole, as the dry run does, to write ``guard || command``).
+    """
+
+    def execute(self, command: Command, timeout: float | None = None) -> Result: ...
+
+    def execute_batch(self, batch: Batch) -> Result: ...
+
+    def start(self, command: Command) -> Process: ...
+
+
+class Handle(Protocol):
+    """What a :class:`Process` needs from the thing that really runs."""
+
+    pid: int
+
+    def alive(self) -> bool: ...
+    def signal(self, signum: int) -> None: ...
+    def wait(self, timeout: float | None) -> Result: ...
+
+
+class FinishedProcess:
+    """A process that is over before it starts: the fake's and the dry run's."""
+
+    def __init__(self, result: Result, pid: int) -> None:
+        self.result = result
+        self.pid = pid
+
+    def alive(self) -> bool:
+        return False
+
+    def signal(self, signum: int) -> None:
+        pass
+
+    def wait(self, timeout: float | None) -> Result:
+        return self.result
+
+
+class Process:
+    """A program running in the background (a server, a capture) that we started.
+
+    Only ever signalled by the PID we got when we started it.
+    """
+
+    def __init__(self, command: Command, handle: Handle) -> None:
+        self.command = command
+        self._handle = handle
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "finished"
+        return f"<Process {self.pid} {state}: {self.command}>"
+
+    @property
+    def pid(self) -> int:
+        return self._handle.pid
+
+    @property
+    def running(self) -> bool:
+        return self._handle.alive()
+
+    def wait(self, timeout: float | None = None) -> Result:
+        """Wait for the end; the Result holds everything it printed."""
+        return self._handle.wait(timeout)
+
+    def stop(self, timeout: float = 3.0) -> Result:
+        """SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds."""
+        self._handle.signal(signal.SIGTERM)
+        try:
+            return self._handle.wait(timeout)
+        except CommandTimeoutError:
+            self._handle.signal(signal.SIGKILL)
+            return self._handle.wait(timeout)

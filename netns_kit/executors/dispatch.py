@@ -1,0 +1,80 @@
+"""One executor for a lab spread over machines: each command to its machine's.
+
+A lab on several machines (``Lab(..., hosts={"a": ..., "b": ...})``) places every
+step on a machine (``Command.host``, set by :func:`netns_kit.engine.step.on_host`).  The
+runner sees one executor, a :class:`RoutingExecutor`; it asks it for each machine's
+own (:meth:`RoutingExecutor.route`) to run that machine's lanes, side by side with
+the other machines', each as far as its own executor overlaps them.  A command with
+no host goes to the first machine, the lab's default.
+
+The lab's record notes how to reach each machine again (:func:`describe`): an
+:class:`~netns_kit.SSHExecutor`'s target and options, or "this machine" for a
+:class:`~netns_kit.ShellExecutor`, so that :func:`~netns_kit.recover` can clean
+every machine after a crash without being told (:func:`rebuild`).  Any other
+executor cannot be made again from a record: recovery is then given the machines
+(``recover(name, hosts={...})``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from netns_kit.command import Command
+from netns_kit.errors import NetnsKitError
+from netns_kit.executors import Executor, Process, ShellExecutor
+from netns_kit.executors.batch import Batch
+from netns_kit.executors.ssh import SSHExecutor
+from netns_kit.result import Result
+
+
+class RoutingExecutor:
+    """Sends each command, batch and background program to its machine's executor."""
+
+    def __init__(self, executors: Mapping[str, Executor]) -> None:
+        if not executors:
+            raise NetnsKitError("a RoutingExecutor needs at least one machine")
+        self.executors = dict(executors)
+        self.default = next(iter(self.executors))
+
+    def __repr__(self) -> str:
+        return f"RoutingExecutor({', '.join(self.executors)})"
+
+    @property
+    def parallel(self) -> int:
+        """What one machine overlaps (the runner asks each machine's own executor)."""
+        return max(int(getattr(ex, "parallel", 1)) for ex in self.executors.values())
+
+    def route(self, host: str | None) -> Executor:
+        """The executor of machine ``host`` (``None``: the first)."""
+        try:
+            return self.executors[self.default if host is None else host]
+        except KeyError:
+            raise NetnsKitError(f"no machine {host!r} in this lab") from None
+
+    def execute(self, command: Command, timeout: float | None = None) -> Result:
+        return self.route(command.host).execute(command, timeout)
+
+    def execute_batch(self, batch: Batch) -> Result:
+        return self.route(batch.host).execute_batch(batch)
+
+    def start(self, command: Command) -> Process:
+        return self.route(command.host).start(command)
+
+
+def describe(executor: Executor) -> dict[str, Any]:
+    """How a lab's record names a machine's executor (see the module docstring)."""
+    if isinstance(executor, SSHExecutor):
+        return {"ssh": executor.describe()}
+    if isinstance(executor, ShellExecutor):
+        return {"local": {"sudo": executor.sudo}}
+    return {"other": repr(executor)}
+
+
+def rebuild(description: Mapping[str, Any]) -> Executor | None:
+    """The executor a record describes, or ``None`` when it cannot be made again."""
+    if "ssh" in description:
+        return SSHExecutor.from_description(description["ssh"])
+    if "local" in description:
+        return ShellExecutor(sudo=bool(description["local"].get("sudo", False)))
+    return None

@@ -1,0 +1,139 @@
+"""Executors that start nothing: the unit tests' fake and the dry run's script writer."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+
+import attrs
+
+from netns_kit.command import Command
+from netns_kit.executors.base import FinishedProcess, Process
+from netns_kit.executors.batch import Batch
+from netns_kit.result import Result
+
+
+@attrs.frozen
+class _Answer:
+    stdout: str = ""
+    stderr: str = ""
+    returncode: int = 0
+
+
+class RecordingExecutor:
+    """A fake for unit tests: records argv, answers from a script, fails on demand.
+
+    ``commands`` lists the argv of every logical command it was given, in order, and
+    ``runs`` the processes they would have cost (a batch is one run).  Anything it
+    has no answer for succeeds with empty output, which is how iproute2 answers on a
+    fresh machine (``ip -j netns list`` prints nothing when ``/run/netns`` is absent).
+    A batch behaves like the kernel's: a failing line stops it (unless ``-force``),
+    and the batch says ``Command failed -:LINE``.
+    """
+
+    parallel = 1
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, ...]] = []
+        self.calls: list[Command] = []
+        self.runs: list[Command] = []
+        self.started: list[Process] = []
+        self._answers: list[tuple[tuple[str, ...], _Answer]] = []
+        self._failures: dict[int, _Answer] = {}
+
+    def answer(
+        self,
+        prefix: Sequence[str] | str,
+        *,
+        stdout: str = "",
+        stderr: str = "",
+        returncode: int = 0,
+    ) -> None:
+        """Answer every command whose argv starts with ``prefix`` (longest wins)."""
+        key = tuple(shlex.split(prefix)) if isinstance(prefix, str) else tuple(prefix)
+        self._answers.append((key, _Answer(stdout, stderr, returncode)))
+
+    def fail_at(self, index: int, *, stderr: str = "injected failure", returncode: int = 1) -> None:
+        """Make the command that lands at ``commands[index]`` fail."""
+        self._failures[index] = _Answer("", stderr, returncode)
+
+    def _lookup(self, argv: tuple[str, ...]) -> _Answer:
+        best: tuple[int, _Answer] | None = None
+        for prefix, answer in self._answers:
+            if argv[: len(prefix)] == prefix and (best is None or len(prefix) >= best[0]):
+                best = (len(prefix), answer)
+        return best[1] if best else _Answer()
+
+    def _record(self, command: Command) -> Result:
+        index = len(self.commands)
+        self.commands.append(command.argv)
+        self.calls.append(command)
+        answer = self._failures.get(index) or self._lookup(command.argv)
+        return Result(command.argv, answer.returncode, answer.stdout, answer.stderr)
+
+    def execute(self, command: Command, timeout: float | None = None) -> Result:
+        self.runs.append(command)
+        return self._record(command)
+
+    def execute_batch(self, batch: Batch) -> Result:
+        process = batch.process()
+        self.runs.append(process)
+        out: list[str] = []
+        said: list[str] = []
+        code = 0
+        for line, command in enumerate(batch.commands, start=1):
+            result = self._record(command)
+            out.append(result.stdout)
+            if not result:
+                code = result.returncode
+                said += [result.stderr.rstrip("\n"), f"Command failed -:{line}"]
+                if not batch.force:
+                    break
+        return Result(process.argv, code, "".join(out), "\n".join(said))
+
+    def start(self, command: Command) -> Process:
+        self.runs.append(command)
+        result = self._record(command)
+        process = Process(command, FinishedProcess(result, pid=100_000 + len(self.started)))
+        self.started.append(process)
+        return process
+
+
+class ScriptExecutor:
+    """A dry run: collects every change as a line of a standalone bash script.
+
+    Reads are answered as a fresh machine would answer them (empty, success), and a
+    guarded command becomes ``guard || command``, so the script does on a fresh
+    machine what the objects would have done.  Batches are written line by line,
+    each line as the command it stands for, which is easier to read.
+    """
+
+    HEADER = "#!/usr/bin/env bash\nset -euo pipefail\n"
+    handles_guards = True
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._host: str | None = None
+
+    def execute(self, command: Command, timeout: float | None = None) -> Result:
+        if not command.read:
+            if command.host != self._host:  # a lab spread over machines: say where
+                self._host = command.host
+                self.lines.append(f"# on machine {command.host}")
+            line = command.shell()
+            if command.unless is not None:
+                line = f"{command.unless.shell()} || {line}"
+            self.lines.append(line)
+        return Result(command.argv, 0)
+
+    def execute_batch(self, batch: Batch) -> Result:
+        for command in batch.commands:
+            self.execute(command)
+        return Result(batch.process().argv, 0)
+
+    def start(self, command: Command) -> Process:
+        self.lines.append(command.shell() + " &")
+        return Process(command, FinishedProcess(Result(command.argv, 0), pid=0))
+
+    def script(self) -> str:
+        return self.HEADER + "".join(line + "\n" for line in self.lines)

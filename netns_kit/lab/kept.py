@@ -1,0 +1,133 @@
+"""Labs known from their record: kept up by ``netns-kit up``, or left by a dead process.
+
+What the command line shows of such a lab (its status, its live state, its picture)
+is library code, so the Python API has it too.  A rootless lab is entered through its
+sandbox (:meth:`KeptLab.executor`): its namespaces exist nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from netns_kit.check import checker
+from netns_kit.check.neighbours import LeaseKeeper
+from netns_kit.check.result import Reachability
+from netns_kit.errors import NetnsKitError
+from netns_kit.executors import Executor
+from netns_kit.executors.sandbox import SandboxExecutor, holder_alive
+from netns_kit.readback import reader as state
+from netns_kit.readback.reader import Snapshot
+from netns_kit.record.registry import Record, Registry, tag_for
+from netns_kit.spec import Topology
+
+
+@attrs.frozen
+class KeptLab:
+    """A lab read from the state directory."""
+
+    record: Record
+    registry: Registry
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    def namespaces(self) -> list[str]:
+        """The namespaces it made, its host side first; ``own`` leaves the host out."""
+        return self.record.namespaces()
+
+    def own_namespaces(self) -> list[str]:
+        return [n for n in self.record.namespaces() if n != self.record.host]
+
+    @property
+    def rootless(self) -> bool:
+        return self.record.sandbox is not None
+
+    def executor(self, machine: Executor) -> Executor:
+        """What reaches the lab: its sandbox for a rootless lab (SandboxGoneError when
+        that ended), else ``machine``, the executor of the machine's namespaces."""
+        if self.record.sandbox is None:
+            return machine
+        return SandboxExecutor.attach(self.record.sandbox)
+
+    def status(self, present: set[str]) -> str:
+        """up, open, building, checking, stale (its process died) or partial (pieces are
+        missing).
+
+        ``present`` is the set of namespaces the machine has now.  A rootless lab is
+        up while its sandbox runs, and stale once that is gone.
+        """
+        if self.registry.is_live(self.name):
+            if self.record.state == "checking":  # a check's record (netns_kit.check.neighbours)
+                return "checking"
+            return "open" if self.record.state == "up" else "building"
+        if self.record.state != "kept":
+            return "stale"
+        if self.record.sandbox is not None:
+            return "up" if holder_alive(self.record.sandbox) else "stale"
+        return "partial" if any(n not in present for n in self.namespaces()) else "up"
+
+    def snapshot(self, executor: Executor) -> tuple[Snapshot, list[str]]:
+        """Its namespaces read live (the root side too, when not isolated, with only
+        the lab's own tagged links), and the namespaces that are missing."""
+        wanted = self.namespaces()
+        present = set(state.namespace_names(executor))
+        missing = [n for n in wanted if n not in present]
+        names: list[str | None] = [n for n in wanted if n in present]
+        if not self.record.isolated:
+            names.insert(0, None)
+        snap = state.snapshot(executor, names)
+        if not self.record.isolated:
+            tag = tag_for(self.name)
+            snap = Snapshot(tuple(state.only_tagged(s, tag) if s.name is None else s for s in snap))
+        return snap, missing
+
+    def check(
+        self,
+        executor: Executor,
+        *,
+        sources: Any = None,
+        targets: Any = None,
+        timeout: float = 1.0,
+        count: int = 1,
+    ) -> Reachability:
+        """Its reachability matrix (see :meth:`Lab.reachability <netns_kit.Lab.reachability>`).
+
+        A neighbour-limit raise is recorded in a record of its own, ``<name>:check``,
+        held while the check runs (``netns-kit cleanup`` undoes it after a crash).
+        """
+        wanted = self.namespaces()
+        present = set(state.namespace_names(executor))
+        missing = [n for n in wanted if n not in present]
+        if missing:
+            raise NetnsKitError(
+                f"lab {self.name!r} is missing namespaces: {', '.join(missing)}; "
+                f"see `netns-kit show {self.name}`"
+            )
+        read: list[str | None] = list(wanted)
+        if not self.record.isolated:
+            read.insert(0, None)
+        return checker.run(
+            executor,
+            read=read,
+            namespaces=self.own_namespaces(),
+            sources=sources,
+            targets=targets,
+            timeout=timeout,
+            count=count,
+            keeper=LeaseKeeper(self.registry, self.name, executor),
+            lab=self.name,
+        )
+
+    def topology(self, executor: Executor) -> Topology:
+        """Its topology as the kernel holds it now."""
+        snap, _ = self.snapshot(executor)
+        record = self.record
+        return state.topology_of(snap, name=record.name, isolated=record.isolated, host=record.host)
+
+
+def kept_labs(registry: Registry) -> list[KeptLab]:
+    """Every lab the state directory has a record of."""
+    return [KeptLab(record, registry) for record in registry.records()]

@@ -1,0 +1,109 @@
+"""pytest fixtures for testing network code with netns_kit.
+
+Installed with the package (entry point ``pytest11``), so any project that depends on
+netns_kit gets them without a ``conftest.py``:
+
+- ``recording_executor``: a fresh :class:`~netns_kit.RecordingExecutor`, to check the
+  exact commands a piece of code would run, without root;
+- ``lab``: a real, isolated :class:`~netns_kit.Lab`, open, with a name unique to the
+  test and its records in a temporary directory.  It is torn down after the test,
+  whatever the test did.  Without root it is a rootless lab (:mod:`netns_kit.executors.sandbox`),
+  so network tests run in an unprivileged CI job too; the test is skipped, saying
+  why, only where the kernel refuses that (or iproute2 is missing).
+- ``fake_hosts``: a factory, ``fake_hosts(n)``, of fake machines on this one, each a
+  namespace with its own sshd and its own ``/run/netns``, reached over ssh through an
+  underlay that exists only in the test's namespaces
+  (:class:`~netns_kit.testing.fakehosts.FakeHosts`): ``fake_hosts(2)[0].executor()`` is an
+  :class:`~netns_kit.SSHExecutor`.  Every sshd, namespace and key is gone after the
+  test, whatever it did; without root or OpenSSH the test is skipped, saying why.
+
+The lab's host side is its own namespace (``lab.host``), but the namespaces a test
+makes are named exactly as given, machine-wide (as root): prefix them with
+``lab.name`` (as in ``lab.namespace(f"{lab.name}-red")``) so that tests running at
+the same time, or a test and the machine's own namespaces, never share a name.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from netns_kit.errors import RootlessUnavailableError, ToolMissingError
+from netns_kit.executors import RecordingExecutor
+from netns_kit.lab.lab import Lab
+from netns_kit.testing.fakehosts import FakeHosts
+from netns_kit.testing.fakehosts import skip_reason as fake_hosts_skip_reason
+
+
+def lab_skip_reason() -> str | None:
+    """Why a real lab cannot be built here, or ``None`` when it can (as far as we can
+    tell without trying: a kernel that refuses a rootless lab says so when it opens)."""
+    if shutil.which("ip") is None:
+        return "the netns_kit `lab` fixture needs iproute2 (`ip`): apt-get install iproute2"
+    if os.geteuid() != 0 and not (shutil.which("unshare") and shutil.which("nsenter")):
+        return "the netns_kit `lab` fixture needs root, or util-linux for a rootless lab"
+    return None
+
+
+def unique_lab_name(prefix: str = "pt") -> str:
+    """A lab name that no other test, run or process is using: ``<prefix>-<6 hex>``."""
+    return f"{prefix}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+def recording_executor() -> RecordingExecutor:
+    """A fresh fake executor: records every command, runs nothing, needs no root."""
+    return RecordingExecutor()
+
+
+@pytest.fixture
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A real isolated lab, already open, unique to this test, always torn down
+    (rootless when not root)."""
+    reason = lab_skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    state = tmp_path_factory.mktemp("netns-kit-state")
+    the_lab = Lab(unique_lab_name(), isolated=True, state_dir=state)
+    try:
+        try:
+            the_lab.open()
+        except (RootlessUnavailableError, ToolMissingError) as refused:
+            pytest.skip(f"the netns_kit `lab` fixture cannot build a lab here: {refused}")
+        yield the_lab
+    finally:
+        the_lab.close()
+
+
+@pytest.fixture
+def fake_hosts() -> Iterator[Callable[..., FakeHosts]]:
+    """``fake_hosts(n, prefix="fh")``: n fake machines reached over ssh, always removed.
+
+    Their names start with ``<prefix>-<6 hex>``; ``subnet=`` changes their underlay
+    range (``10.250.0.0/24``, which exists only inside their namespaces).
+    """
+    reason = fake_hosts_skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    made: list[FakeHosts] = []
+
+    def make(count: int = 2, *, prefix: str = "fh", subnet: str = "10.250.0.0/24") -> FakeHosts:
+        hosts = FakeHosts(count, name=unique_lab_name(prefix), subnet=subnet)
+        made.append(hosts)
+        return hosts.start()
+
+    try:
+        yield make
+    finally:
+        problems: list[BaseException] = []
+        for hosts in reversed(made):
+            try:
+                hosts.close()
+            except Exception as error:
+                problems.append(error)
+        if problems:
+            raise problems[0]
