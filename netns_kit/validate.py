@@ -12,12 +12,11 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 from netns_kit.errors import ValidationError
 
-if TYPE_CHECKING:
-    from netns_kit.objects.namespace import Namespace
 
 IFNAME_MAX = 15
 NSNAME_MAX = 64
@@ -60,8 +59,9 @@ def namespace_name(value: object, field: str = "namespace") -> str:
     return _name(value, field, NSNAME_MAX)
 
 
-def optional_namespace(value: Namespace | str | None, field: str = "namespace") -> str | None:
-    """Accept a Namespace, a name or None, and give back the checked name."""
+def optional_namespace(value: object, field: str = "namespace") -> str | None:
+    """Accept a Namespace (anything with a ``name``), a name or None, and give back
+    the checked name."""
     if value is None:
         return None
     name = getattr(value, "name", value)
@@ -311,3 +311,33 @@ def options(value: object, field: str = "ssh_options") -> tuple[str, ...]:
     if not all(isinstance(a, str) and "\0" not in a for a in value):
         raise ValidationError(field, value, "must hold strings without NUL bytes")
     return tuple(value)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def renamed_keywords(**renamed: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Refuse keywords that 0.3 renamed, saying what they are called now.
+
+    ``@renamed_keywords(hosts="machines")`` turns ``f(hosts=...)`` into a
+    :class:`ValidationError` that names the new keyword, instead of Python's bare
+    "unexpected keyword argument".  There are no aliases: the old word meant several
+    things, and accepting it would keep the confusion alive.
+    """
+
+    def wrap(function: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(function)
+        def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            for old, new in renamed.items():
+                if old in kwargs:
+                    raise ValidationError(
+                        old,
+                        kwargs[old],
+                        f"was renamed to {new}= in netns_kit 0.3 ({function.__qualname__})",
+                    )
+            return function(*args, **kwargs)
+
+        return checked
+
+    return wrap

@@ -271,7 +271,7 @@ class Holdings:
         """``None`` means the lab's host side; anything else must be the lab's own."""
         if namespace is None:
             return self.host
-        name = validate.optional_namespace(namespace)  # type: ignore[arg-type]
+        name = validate.optional_namespace(namespace)
         if name not in self.namespaces and name != self.host:
             raise ValidationError("namespace", namespace, f"is not a namespace of lab {self.lab!r}")
         return name

@@ -35,11 +35,11 @@ def _peer(value: object) -> str:
 
 
 def _ns(value: object) -> str | None:
-    return validate.optional_namespace(value, "namespace")  # type: ignore[arg-type]
+    return validate.optional_namespace(value, "namespace")
 
 
 def _peer_ns(value: object) -> str | None:
-    return validate.optional_namespace(value, "peer_namespace")  # type: ignore[arg-type]
+    return validate.optional_namespace(value, "peer_namespace")
 
 
 @attrs.define

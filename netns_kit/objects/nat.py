@@ -24,7 +24,7 @@ from netns_kit.spec import PortForwardSpec
 
 
 def _ns(value: object) -> str | None:
-    return validate.optional_namespace(value, "namespace")  # type: ignore[arg-type]
+    return validate.optional_namespace(value, "namespace")
 
 
 @attrs.define

@@ -29,7 +29,7 @@ def _dev(value: object) -> str | None:
 
 
 def _ns(value: object) -> str | None:
-    return validate.optional_namespace(value, "namespace")  # type: ignore[arg-type]
+    return validate.optional_namespace(value, "namespace")
 
 
 def _version(text: str) -> int:

@@ -67,11 +67,11 @@ def _remote(value: object) -> str:
 
 
 def _ns(value: object) -> str | None:
-    return validate.optional_namespace(value, "namespace")  # type: ignore[arg-type]
+    return validate.optional_namespace(value, "namespace")
 
 
 def _underlay_ns(value: object) -> str | None:
-    return validate.optional_namespace(value, "underlay_namespace")  # type: ignore[arg-type]
+    return validate.optional_namespace(value, "underlay_namespace")
 
 
 def _port(value: object) -> int:
