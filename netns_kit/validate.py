@@ -17,7 +17,6 @@ from typing import ParamSpec, TypeVar
 
 from netns_kit.errors import ValidationError
 
-
 IFNAME_MAX = 15
 NSNAME_MAX = 64
 _FORBIDDEN = frozenset("/:%#'\"\\")

@@ -115,7 +115,8 @@ def main() -> int:
         print(f"layer reached up: {line}")
     if problems or ups:
         return 1
-    print(f"{len(edges)} modules, {sum(map(len, edges.values()))} imports: no circle, no layer reaching up")
+    count = sum(map(len, edges.values()))
+    print(f"{len(edges)} modules, {count} imports: no circle, no layer reaching up")
     return 0
 
 

@@ -35,7 +35,8 @@ from netns_kit.engine.runner import Runner
 from netns_kit.errors import NetnsKitError, ValidationError
 from netns_kit.executors import Executor
 from netns_kit.executors.probes import ProbeAnswer, ProbeJob
-from netns_kit.readback.reader import Snapshot, snapshot
+from netns_kit.readback.reader import Snapshot
+from netns_kit.readback.snapshot import snapshot
 
 log = logging.getLogger("netns_kit")
 

@@ -19,8 +19,10 @@ from netns_kit.executors import Executor
 from netns_kit.executors.sandbox import SandboxExecutor, holder_alive
 from netns_kit.readback import reader as state
 from netns_kit.readback.reader import Snapshot
+from netns_kit.readback.snapshot import snapshot
 from netns_kit.record.registry import Record, Registry, tag_for
 from netns_kit.spec import Topology
+from netns_kit.topology.observed import topology_of
 
 
 @attrs.frozen
@@ -78,7 +80,7 @@ class KeptLab:
         names: list[str | None] = [n for n in wanted if n in present]
         if not self.record.isolated:
             names.insert(0, None)
-        snap = state.snapshot(executor, names)
+        snap = snapshot(executor, names)
         if not self.record.isolated:
             tag = tag_for(self.name)
             snap = Snapshot(tuple(state.only_tagged(s, tag) if s.name is None else s for s in snap))
@@ -125,7 +127,7 @@ class KeptLab:
         """Its topology as the kernel holds it now."""
         snap, _ = self.snapshot(executor)
         record = self.record
-        return state.topology_of(snap, name=record.name, isolated=record.isolated, host=record.host)
+        return topology_of(snap, name=record.name, isolated=record.isolated, host=record.host)
 
 
 def kept_labs(registry: Registry) -> list[KeptLab]:

@@ -26,6 +26,7 @@ from netns_kit.lab.machines import Machines
 from netns_kit.objects.namespace import Namespace
 from netns_kit.readback import reader as state
 from netns_kit.readback.reader import Snapshot
+from netns_kit.readback.snapshot import snapshot
 from netns_kit.record.journal import Journal
 from netns_kit.spec import Topology
 
@@ -82,13 +83,13 @@ class LabViews:
                 tuple(
                     found
                     for host in machines.names
-                    for found in state.snapshot(
+                    for found in snapshot(
                         machines.executor_of(host),
                         [*sides, *(n for n in self.held.namespaces if machines.homes[n] == host)],
                     )
                 )
             )
-        snap = state.snapshot(self.ex, self.sides_and_namespaces())
+        snap = snapshot(self.ex, self.sides_and_namespaces())
         if self.host is not None or not self.held.host_bridges():
             return snap
         return Snapshot(

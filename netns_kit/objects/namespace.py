@@ -22,6 +22,8 @@ from netns_kit.readback.reader import (
     namespace_names,
     namespaces_command,
 )
+from netns_kit.readback.snapshot import snapshot
+from netns_kit.readback.tables import to_html_table
 from netns_kit.result import Result
 
 
@@ -161,10 +163,7 @@ class Namespace:
 
     def _repr_html_(self) -> str:
         """Jupyter: this namespace's interfaces, addresses, states and masters."""
-        from netns_kit import render
-        from netns_kit.readback.reader import snapshot
-
-        return render.to_html_table(snapshot(self._ex, [self.name]))
+        return to_html_table(snapshot(self._ex, [self.name]))
 
 
 def list_namespaces(executor: Executor | None = None) -> list[str]:

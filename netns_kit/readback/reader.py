@@ -30,7 +30,6 @@ from netns_kit.engine.runner import Runner
 from netns_kit.errors import CommandError
 from netns_kit.executors import Executor
 from netns_kit.objects import shaping
-from netns_kit.spec import BridgeSpec, Ends, LinkSpec, RouteSpec, Topology
 
 JSON = dict[str, Any]
 
@@ -382,19 +381,20 @@ class Reader:
         if peer is None:
             return link
         if peer.netnsid is None:  # same namespace: ip named it, or we find it by index
-            name = peer.name or _name_at(self.raw_links(namespace), peer.index)
+            name = peer.name or name_at(self.raw_links(namespace), peer.index)
             return attrs.evolve(link, peer=attrs.evolve(peer, name=name, namespace=namespace))
         where = self.nsids(namespace).get(peer.netnsid)
         if where is None:  # the root namespace or an unnamed one: nothing to read
             return link
         try:
-            name = _name_at(self.raw_links(where), peer.index)
+            name = name_at(self.raw_links(where), peer.index)
         except CommandError:  # the peer's namespace went away meanwhile
             name = None
         return attrs.evolve(link, peer=attrs.evolve(peer, name=name, namespace=where))
 
 
-def _name_at(entries: Iterable[JSON], index: int | None) -> str | None:
+def name_at(entries: Iterable[JSON], index: int | None) -> str | None:
+    """The name of the interface with ``index`` among ``ip -j link`` entries."""
     if index is None:
         return None
     for entry in entries:
@@ -463,100 +463,3 @@ def addresses(executor: Executor, namespace: str | None = None) -> list[AddressI
 def routes(executor: Executor, namespace: str | None = None) -> list[RouteInfo]:
     """The main routing table, IPv4 routes first, then IPv6."""
     return Reader(executor).routes(namespace)
-
-
-def snapshot(executor: Executor, namespaces: Iterable[str | None]) -> Snapshot:
-    """Read each namespace (``None``: the root namespace) into one comparable value.
-
-    Namespace names are checked before anything is read; a name given twice is read
-    once.  Each namespace costs one process, and they overlap
-    (:mod:`netns_kit.readback.snapshot`).
-    """
-    from netns_kit.readback.snapshot import read_snapshot  # it builds on this module's readers
-
-    return read_snapshot(executor, namespaces)
-
-
-def topology_of(snapshot: Snapshot, *, name: str, isolated: bool, host: str | None) -> Topology:
-    """A running lab's topology, rebuilt from what the kernel says (for pictures).
-
-    ``host`` is the lab's host namespace (``None``: the root namespace).  Bridges are
-    found in every namespace; a veth end that is a bridge port stands for its bridge,
-    so a link may join two namespaces, a namespace and a bridge, or two bridges.
-    Routes the kernel made itself (connected, link-local) are left out, and so are
-    firewall rules, which ``ip`` does not show.
-    """
-    namespaces = [s.name for s in snapshot if s.name is not None and s.name != host]
-    present = {s.name for s in snapshot}
-
-    def place(where: str | None) -> str | None:
-        return None if where == host else where
-
-    bridges = [
-        BridgeSpec(link.name, _first_address(state, link.name), place(state.name))
-        for state in snapshot
-        for link in state.links
-        if link.kind == "bridge"
-    ]
-
-    def end(state: NamespaceState, interface: str) -> str | None:
-        """A link end's reference: its bridge's key, or its namespace, or None."""
-        master = state.link(interface).master
-        if master is not None:
-            return f"{place(state.name) or ''}/{master}"
-        return state.name if state.name in namespaces else None
-
-    links: list[LinkSpec] = []
-    seen: set[tuple[str | None, str]] = set()
-    for state in snapshot:
-        for link in state.links:
-            peer = link.peer
-            if peer is None or peer.name is None or (state.name, link.name) in seen:
-                continue
-            if peer.namespace not in present:
-                continue
-            seen.add((peer.namespace, peer.name))
-            other = snapshot[peer.namespace]
-            a, b = end(state, link.name), end(other, peer.name)
-            if a is None or b is None:
-                continue
-            names = (link.name, peer.name)
-            addresses = (_first_address(state, link.name), _first_address(other, peer.name))
-            shape, way = _shaping(link, other, peer.name)
-            if "/" in a and "/" not in b:  # the seed's order: the namespace end first
-                a, b, names, addresses = b, a, names[::-1], addresses[::-1]
-                way = shaping.flipped(way)
-            links.append(LinkSpec(a, b, names, addresses, None, shape, way))
-    ends = Ends(namespaces, bridges)
-    named = [
-        attrs.evolve(
-            link,
-            a=ends.ref(ends.by_key[link.a]) if link.a in ends.by_key else link.a,
-            b=ends.ref(ends.by_key[link.b]) if link.b in ends.by_key else link.b,
-        )
-        for link in links
-    ]
-    routes = [
-        RouteSpec(r.destination, r.via, r.dev, place(s.name))
-        for s in snapshot
-        for r in s.routes
-        if r.protocol not in ("kernel", "ra") and not r.destination.startswith("fe80::")
-    ]
-    return Topology(name, isolated, tuple(namespaces), tuple(bridges), tuple(named), tuple(routes))
-
-
-def _shaping(
-    link: LinkInfo, peer_state: NamespaceState | None, peer: str
-) -> tuple[shaping.Shape | None, str]:
-    """A link's shaping and its direction, from the qdiscs of its two ends."""
-    other = peer_state.link(peer).qdisc if peer_state is not None else None
-    return shaping.link_shaping(link.qdisc, other)
-
-
-def _first_address(state: NamespaceState | None, interface: str) -> str | None:
-    if state is None:
-        return None
-    for address in state.addresses:
-        if address.interface == interface and address.scope == "global":
-            return address.address
-    return None

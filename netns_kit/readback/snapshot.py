@@ -34,7 +34,7 @@ link's root qdisc, and a veth, a bridge and ``lo`` have ``noqueue``, which is no
 qdisc at all: so ``tc`` runs, in a second overlapped wave, only in the namespaces
 where some link has another one (a shaped link, a link that is down).  An
 unshaped lab costs one process per namespace, a shaped one two where it is shaped.
-Another read of that kind belongs beside it in :func:`read_snapshot`.
+Another read of that kind belongs beside it in :func:`snapshot`.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from netns_kit.readback.reader import (
     PeerInfo,
     Snapshot,
     links_command,
+    name_at,
     nsids_command,
     parse_addresses,
     parse_json,
@@ -124,10 +125,11 @@ def needs_tc(entries: Iterable[JSON]) -> bool:
     return any(entry.get("qdisc", "") != "noqueue" for entry in entries)
 
 
-def read_snapshot(executor: Executor, namespaces: Iterable[str | None]) -> Snapshot:
+def snapshot(executor: Executor, namespaces: Iterable[str | None]) -> Snapshot:
     """Read each namespace (``None``: the root namespace) into one comparable value.
 
-    Names are checked before anything runs; a name given twice is read once.
+    Namespace names are checked before anything is read; a name given twice is read
+    once.  Each namespace costs one process, and they overlap.
     """
     names = list(dict.fromkeys(validate.optional_namespace(n) for n in namespaces))
     runner = Runner(executor)
@@ -273,12 +275,12 @@ class Peers:
             if name is None:
                 continue
             if name in self.states:
-                peer_name = _name_at(
+                peer_name = name_at(
                     ({"ifindex": x.index, "ifname": x.name} for x in self.states[name].links),
                     link.peer.index,
                 )
             else:
-                peer_name = _name_at(links.get(name, ()), link.peer.index)
+                peer_name = name_at(links.get(name, ()), link.peer.index)
             self.found[at] = (name, peer_name)
 
     def _named(
@@ -297,7 +299,7 @@ class Peers:
             if peer is None:
                 links.append(link)
             elif peer.netnsid is None:  # same namespace: ip named it, or we find it
-                name = peer.name or _name_at(raw, peer.index)
+                name = peer.name or name_at(raw, peer.index)
                 links.append(attrs.evolve(link, peer=attrs.evolve(peer, name=name, namespace=ns)))
             elif (ns, position) in self.found:
                 where, name = self.found[(ns, position)]
@@ -316,12 +318,3 @@ class _Unknown:
 
 
 _UNKNOWN: object = _Unknown()
-
-
-def _name_at(entries: Iterable[JSON], index: int | None) -> str | None:
-    if index is None:
-        return None
-    for entry in entries:
-        if entry.get("ifindex") == index:
-            return str(entry["ifname"])
-    return None

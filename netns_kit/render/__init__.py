@@ -10,11 +10,7 @@ elsewhere need not have been.
 
 from __future__ import annotations
 
-from netns_kit.render.graph import to_dot, to_mermaid
-from netns_kit.render.heatmap import reachability_html, reachability_text
-from netns_kit.render.model import host_label
-from netns_kit.render.svg import COLOURS, to_svg
-from netns_kit.render.tables import (
+from netns_kit.readback.tables import (
     TABLE_HEADER,
     TableRow,
     table_rows,
@@ -22,6 +18,10 @@ from netns_kit.render.tables import (
     to_html_table,
     to_text_table,
 )
+from netns_kit.render.graph import to_dot, to_mermaid
+from netns_kit.render.heatmap import reachability_html, reachability_text
+from netns_kit.render.model import host_label
+from netns_kit.render.svg import COLOURS, to_svg
 
 __all__ = [
     "COLOURS",

@@ -1,6 +1,7 @@
 """A reachability check shown: a matrix for a terminal, a heat map for Jupyter.
 
-Pure: a :class:`~netns_kit.check.result.Reachability` goes in, text comes out, every
+Pure: a :class:`~netns_kit.check.result.Reachability` goes in (known here only by the
+protocols below, so that drawing never imports the check), text comes out, every
 name escaped for HTML.  Rows are source namespaces, columns the target addresses,
 grouped under the namespace that holds them; a cell is green where the pair
 answered (its title gives the round-trip time), red where it did not, grey on the
@@ -12,12 +13,52 @@ summary and the failures, grouped where a whole namespace is cut off.
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
-from netns_kit.render.tables import text_table
+from netns_kit.readback.tables import text_table
 
-if TYPE_CHECKING:
-    from netns_kit.check.result import Failure, Reachability
+
+class Target(Protocol):
+    """An address that was probed, and the namespace that holds it."""
+
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+
+
+class Failure(Protocol):
+    """A pair that did not answer; its ``str()`` says which and why."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def target(self) -> Target: ...
+
+
+class Reachability(Protocol):
+    """What the drawing reads of a check's result (:class:`netns_kit.Reachability`)."""
+
+    @property
+    def sources(self) -> Sequence[str]: ...
+    @property
+    def targets(self) -> Sequence[Target]: ...
+    @property
+    def rtts(self) -> Mapping[tuple[str, str], float | None]: ...
+    @property
+    def notes(self) -> Sequence[str]: ...
+    @property
+    def lab(self) -> str | None: ...
+    @property
+    def namespaces(self) -> list[str]: ...
+    @property
+    def ok(self) -> bool: ...
+
+    def grid(self) -> dict[tuple[str, str], tuple[int, int]]: ...
+    def failures(self) -> Sequence[Failure]: ...
+    def summary(self) -> str: ...
+
 
 #: Namespaces above which text is a summary rather than a matrix.
 MATRIX_MOST = 12
@@ -42,7 +83,7 @@ def _cell(grid: Grid, source: str, namespace: str) -> str:
     return "FAIL" if answered == 0 else f"{answered}/{probed}"
 
 
-def _listed(failures: list[Failure]) -> list[str]:
+def _listed(failures: Sequence[Failure]) -> list[str]:
     lines = [f"  {failure}" for failure in failures[:LISTED]]
     if len(failures) > LISTED:
         lines.append(f"  ... and {len(failures) - LISTED} more")

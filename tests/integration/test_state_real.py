@@ -18,8 +18,8 @@ from typing import NamedTuple
 
 from netns_kit import Bridge, Interface, Namespace, Route, VethPair, render
 from netns_kit.executors import ShellExecutor
-from netns_kit.readback import reader as state
 from netns_kit.readback.reader import AddressInfo, RouteInfo, Snapshot
+from netns_kit.readback.snapshot import snapshot
 
 from .conftest import Kernel
 
@@ -122,12 +122,12 @@ def test_addresses_and_routes(make_namespace: MakeNamespace) -> None:
 def test_snapshot_matches_what_was_built(make_namespace: MakeNamespace) -> None:
     host, red, blue, _ = build(make_namespace)
     ex = ShellExecutor()
-    snap = state.snapshot(ex, [host.name, red.name, blue.name])
+    snap = snapshot(ex, [host.name, red.name, blue.name])
     assert [state.name for state in snap] == [host.name, red.name, blue.name]
     assert snap[host.name].link("veth-red-br").master == "v-net-0"
     assert snap[red.name].addresses_of("veth-red")[0] == "192.168.15.1/24"
     assert Snapshot.from_json(snap.to_json()) == snap
-    assert state.snapshot(ex, [host.name, red.name, blue.name]) == snap  # nothing changed
+    assert snapshot(ex, [host.name, red.name, blue.name]) == snap  # nothing changed
 
     rows = render.table_rows(snap)
     assert any(
@@ -138,7 +138,7 @@ def test_snapshot_matches_what_was_built(make_namespace: MakeNamespace) -> None:
     assert any(r.interface == "veth-blue-br" and r.master == "v-net-0" for r in rows)
 
     Interface("veth-blue", blue).add_address("192.168.15.22/24")
-    after = state.snapshot(ex, [host.name, red.name, blue.name])
+    after = snapshot(ex, [host.name, red.name, blue.name])
     assert after != snap
     assert after[host.name] == snap[host.name]
     assert "192.168.15.22/24" in after[blue.name].addresses_of("veth-blue")

@@ -581,8 +581,8 @@ def test_graph_of_a_running_lab_is_rebuilt_from_the_kernel() -> None:
         PeerInfo,
         RouteInfo,
         Snapshot,
-        topology_of,
     )
+    from netns_kit.topology.observed import topology_of
 
     host = NamespaceState(
         "demo-host",

@@ -18,8 +18,8 @@ from netns_kit.check import fping
 from netns_kit.check import probe_plan as reach_plan
 from netns_kit.executors import probes
 from netns_kit.executors.probes import Introduction, ProbeJob
-from netns_kit.readback import reader as state
 from netns_kit.readback.reader import Snapshot
+from netns_kit.readback.snapshot import snapshot
 from netns_kit.result import Result
 
 from .test_state import BLUE, HOST, RED, answer_lab
@@ -29,7 +29,7 @@ from .test_state import BLUE, HOST, RED, answer_lab
 def snap() -> Snapshot:
     ex = RecordingExecutor()
     answer_lab(ex)
-    return state.snapshot(ex, [HOST, RED, BLUE])
+    return snapshot(ex, [HOST, RED, BLUE])
 
 
 def test_targets_are_global_addresses_of_the_lab_namespaces(snap: Snapshot) -> None:

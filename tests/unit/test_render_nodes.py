@@ -200,8 +200,8 @@ def test_a_running_labs_picture_is_rebuilt_with_switches_anywhere() -> None:
         NamespaceState,
         PeerInfo,
         Snapshot,
-        topology_of,
     )
+    from netns_kit.topology.observed import topology_of
 
     s1 = NamespaceState(
         "s1",

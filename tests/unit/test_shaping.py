@@ -29,6 +29,7 @@ from netns_kit.engine.runner import Runner
 from netns_kit.errors import CommandError, command_error
 from netns_kit.objects import shaping
 from netns_kit.readback.reader import LinkInfo, NamespaceState, Snapshot
+from netns_kit.readback.snapshot import snapshot
 from netns_kit.spec import LinkSpec, Topology
 from netns_kit.topology import TopologyError, from_dict, to_dict
 
@@ -494,9 +495,8 @@ def test_links_carry_their_qdisc_and_snapshots_keep_it(ex: RecordingExecutor) ->
     # root qdisc (tbf, not noqueue), so tc is asked for its details
     ex.answer("ip -n red -d -j -force -batch -", stdout=f"{link_entry}\n[]\n[]\n[]\n")
     ex.answer("tc -n red -j qdisc show", stdout=(FIXTURES / "red.qdisc.json").read_text())
-    from netns_kit.readback import reader as state
 
-    snap = state.snapshot(ex, ["red"])
+    snap = snapshot(ex, ["red"])
     assert ("tc", "-n", "red", "-j", "qdisc", "show") in ex.commands
     link = snap["red"].link("x0")
     assert link.qdisc == QdiscInfo("tbf", rate=20_000_000, burst=3027, latency=50_000)
@@ -506,7 +506,8 @@ def test_links_carry_their_qdisc_and_snapshots_keep_it(ex: RecordingExecutor) ->
 
 
 def test_topology_of_a_running_lab_names_each_links_shaping() -> None:
-    from netns_kit.readback.reader import PeerInfo, topology_of
+    from netns_kit.readback.reader import PeerInfo
+    from netns_kit.topology.observed import topology_of
 
     tbf = QdiscInfo("tbf", rate=5_000_000)
     red = NamespaceState(

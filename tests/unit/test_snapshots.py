@@ -14,9 +14,8 @@ import pytest
 
 from netns_kit import NotFoundError, RecordingExecutor
 from netns_kit.errors import CommandError
-from netns_kit.readback import reader as state
 from netns_kit.readback.reader import PeerInfo
-from netns_kit.readback.snapshot import READ_LINES, read_command, split_output
+from netns_kit.readback.snapshot import READ_LINES, read_command, snapshot, split_output
 from netns_kit.result import Result
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -53,7 +52,7 @@ def test_one_read_process_per_namespace() -> None:
 def test_the_sample_lab_in_one_process_each() -> None:
     ex = RecordingExecutor()
     answer(ex, H, R, B)
-    snap = state.snapshot(ex, [H, R, B])
+    snap = snapshot(ex, [H, R, B])
     reads = [argv for argv in ex.commands if argv[-1] == "-"]
     assert reads == [("ip", "-n", ns, *BATCH) for ns in (H, R, B)]
     # tc only where ip names a root qdisc other than noqueue: the down links' noop
@@ -79,7 +78,7 @@ def test_the_sample_lab_in_one_process_each() -> None:
 def test_peers_matched_from_what_was_read() -> None:
     ex = RecordingExecutor()
     answer(ex, H, R, B)
-    snap = state.snapshot(ex, [H, R, B])
+    snap = snapshot(ex, [H, R, B])
     assert snap[B].link("veth-blue").peer.name == "veth-blue-br"  # type: ignore[union-attr]
     assert snap[B].link("veth-blue").peer.namespace == H  # type: ignore[union-attr]
     assert snap[H].link("veth-blue-br").peer.namespace == B  # type: ignore[union-attr]
@@ -99,7 +98,7 @@ def test_peers_matched_from_what_was_read() -> None:
 def test_ambiguous_twins_are_resolved_by_the_kernel() -> None:
     ex = RecordingExecutor()
     answer(ex, P, Q, S, T)
-    snap = state.snapshot(ex, [P, Q, S, T])
+    snap = snapshot(ex, [P, Q, S, T])
     pairs = {
         ns: (snap[ns].links[1].peer.namespace, snap[ns].links[1].peer.name)  # type: ignore[union-attr]
         for ns in (P, Q, S, T)
@@ -115,7 +114,7 @@ def test_a_peer_outside_the_snapshot_is_read_to_be_named() -> None:
         ["ip", "-n", Q, "-d", "-j", "link", "show"],
         stdout=(FIXTURES / f"{Q}.read.txt").read_text().splitlines()[0],
     )
-    snap = state.snapshot(ex, [P])
+    snap = snapshot(ex, [P])
     assert snap[P].link("p0").peer == PeerInfo("q0", Q, index=2, netnsid=0)
     assert ("ip", "-n", Q, "-d", "-j", "link", "show") in ex.commands
 
@@ -140,7 +139,7 @@ def test_a_namespace_that_cannot_be_read_raises() -> None:
         stderr='Cannot open network namespace "gone": No such file or directory\n',
     )
     with pytest.raises(NotFoundError):
-        state.snapshot(ex, ["gone"])
+        snapshot(ex, ["gone"])
     with pytest.raises(CommandError, match="not JSON"):
         command = read_command("x")
         split_output(command, Result(command.argv, 0, "1: lo: <LOOPBACK>\n", ""))

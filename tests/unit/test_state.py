@@ -13,6 +13,7 @@ from netns_kit.objects.link import Bridge
 from netns_kit.objects.namespace import Namespace
 from netns_kit.readback import reader as state
 from netns_kit.readback.reader import AddressInfo, LinkInfo, PeerInfo, RouteInfo, Snapshot
+from netns_kit.readback.snapshot import snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HOST, RED, BLUE = "ikh-5cfe", "ikr-5cfe", "ikb-5cfe"
@@ -147,7 +148,7 @@ def test_empty_output_means_nothing_there() -> None:
     assert state.links(ex, "red") == []
     assert state.addresses(ex, "red") == []
     assert state.routes(ex, "red") == []
-    assert state.snapshot(ScriptExecutor(), ["red"]) == Snapshot((state.NamespaceState("red"),))
+    assert snapshot(ScriptExecutor(), ["red"]) == Snapshot((state.NamespaceState("red"),))
 
 
 def test_output_that_is_not_json_is_a_command_error() -> None:
@@ -164,7 +165,7 @@ def test_bad_names_are_refused_before_any_read() -> None:
     with pytest.raises(ValidationError, match="bridge"):
         state.bridge_ports(ex, "-v", "red")
     with pytest.raises(ValidationError, match="namespace"):
-        state.snapshot(ex, ["red", "a/b"])
+        snapshot(ex, ["red", "a/b"])
     assert ex.commands == []
 
 
@@ -233,7 +234,7 @@ def test_namespace_reader_methods(ex: RecordingExecutor) -> None:
 
 # -- snapshot --------------------------------------------------------------------
 def test_snapshot_reads_each_namespace_once(ex: RecordingExecutor) -> None:
-    snap = state.snapshot(ex, [HOST, RED, BLUE, RED])
+    snap = snapshot(ex, [HOST, RED, BLUE, RED])
     assert [state.name for state in snap] == [HOST, RED, BLUE]
     assert len(ex.commands) == len(set(ex.commands))
     assert snap[RED].link("veth-red").peer == PeerInfo("veth-red-br", HOST, index=3, netnsid=0)
@@ -244,7 +245,7 @@ def test_snapshot_reads_each_namespace_once(ex: RecordingExecutor) -> None:
 
 
 def test_snapshot_round_trips_through_json(ex: RecordingExecutor) -> None:
-    snap = state.snapshot(ex, [HOST, RED, BLUE])
+    snap = snapshot(ex, [HOST, RED, BLUE])
     data = json.loads(snap.to_json())
     assert data["namespaces"][1]["name"] == RED
     assert data["namespaces"][1]["links"][1]["peer"]["namespace"] == HOST
@@ -253,15 +254,15 @@ def test_snapshot_round_trips_through_json(ex: RecordingExecutor) -> None:
 
 
 def test_snapshots_compare(ex: RecordingExecutor) -> None:
-    before = state.snapshot(ex, [HOST, RED])
-    same = state.snapshot(ex, [HOST, RED])
+    before = snapshot(ex, [HOST, RED])
+    same = snapshot(ex, [HOST, RED])
     assert before == same
     changed = RecordingExecutor()
     answer_lab(changed)
     links, addresses, _, routes6 = read_sample(RED).splitlines()
     without_routes = "\n".join([links, addresses, "[]", routes6]) + "\n"
     changed.answer(f"ip -n {RED} -d -j -force -batch -", stdout=without_routes)
-    assert state.snapshot(changed, [HOST, RED]) != before
+    assert snapshot(changed, [HOST, RED]) != before
 
 
 def test_records_are_immutable() -> None:
