@@ -260,7 +260,7 @@ def cmd_up(ctx: _Context) -> int:
     with _interrupts_held() as held:
         lab.keep()
         built = lab.topology()
-        host = lab.host or ("(sandbox)" if lab.rootless else None)
+        host = lab.host_side or ("(sandbox)" if lab.rootless else None)
         ctx.print(_up_table(built, host))
         where = f" in a rootless sandbox (holder {lab.sandbox.pid})" if lab.sandbox else ""
         ctx.print(f"{_summary(built)} is up{where}.  Tear it down with: {PROG} down {topo.name}")

@@ -143,9 +143,9 @@ class LinkEnds:
 class Holdings:
     """The lab's objects in the order it made them, with indexes by name."""
 
-    def __init__(self, lab: str, host: str | None) -> None:
+    def __init__(self, lab: str, host_side: str | None) -> None:
         self.lab = lab
-        self.host = host
+        self.host_side = host_side
         self.items: list[Held] = []
         self.namespaces: dict[str, Namespace] = {}
         self.bridges: dict[_BridgeKey, Bridge] = {}
@@ -214,7 +214,7 @@ class Holdings:
             spec = held.spec
             if isinstance(spec, BridgeSpec) and spec.address is not None:
                 yield (
-                    (self.host if spec.namespace is None else spec.namespace),
+                    (self.host_side if spec.namespace is None else spec.namespace),
                     spec.name,
                     (spec.address),
                 )
@@ -224,7 +224,7 @@ class Holdings:
                     (spec.a, spec.b), spec.names, spec.addresses, strict=True
                 ):
                     # a bridge port's key is NAMESPACE/BRIDGE ("/BRIDGE": the host side)
-                    where = key if "/" not in key else (key.split("/")[0] or self.host)
+                    where = key if "/" not in key else (key.split("/")[0] or self.host_side)
                     if cidr is not None:
                         yield where, name, cidr
 
@@ -263,22 +263,22 @@ class Holdings:
         """The hosts files for every namespace of the lab (its host namespace too),
         from the addresses it gave, in the order it gave them."""
         found = [Address(w, name, cidr) for w, name, cidr in self.addressed() if w is not None]
-        namespaces = tuple(self.namespaces) + ((self.host,) if self.host else ())
+        namespaces = tuple(self.namespaces) + ((self.host_side,) if self.host_side else ())
         return HostsFiles(self.lab, namespaces, tuple(entries(found)))
 
     # -- names ------------------------------------------------------------------------
     def side(self, namespace: object) -> str | None:
         """``None`` means the lab's host side; anything else must be the lab's own."""
         if namespace is None:
-            return self.host
+            return self.host_side
         name = validate.optional_namespace(namespace)
-        if name not in self.namespaces and name != self.host:
+        if name not in self.namespaces and name != self.host_side:
             raise ValidationError("namespace", namespace, f"is not a namespace of lab {self.lab!r}")
         return name
 
     def place(self, where: str | None) -> str | None:
         """A kernel namespace in a topology's terms: ``None`` for the host side."""
-        return None if where == self.host else where
+        return None if where == self.host_side else where
 
     def endpoint(self, value: object, field: str) -> LinkEnd:
         """A builder argument as a link end; it must be something this lab made."""
@@ -363,20 +363,20 @@ class Holdings:
 
     # -- settings made once -----------------------------------------------------------
     def prepare(
-        self, what: str, namespaces: Sequence[str | None], host: str | None = None
+        self, what: str, namespaces: Sequence[str | None], machine: str | None = None
     ) -> list[Step]:
         """Once per lab namespace (never the root): ``switch`` settings for a namespace
         that holds a bridge, ``ipv6`` ones (no DAD) for one whose links get IPv6.
 
         Marked done at once: a later builder call needs no second step, and a
         builder that fails leaves the namespace with the setting or without the
-        namespace altogether.  ``host`` is the machine of a lab spread over several
+        namespace altogether.  ``machine`` is the machine of a lab spread over several
         (each has a host side of the same name); the caller places the steps there.
         """
         settings = SWITCH_SETTINGS if what == "switch" else NO_DAD
         steps = []
         for ns in dict.fromkeys(namespaces):
-            key = (what, ns if host is None else f"{host}:{ns}")  # ':' is in no name
+            key = (what, ns if machine is None else f"{machine}:{ns}")  # ':' is in no name
             if ns is not None and key not in self._done:
                 self._done.add(key)
                 steps.append(Namespace(ns).setting_step(*settings, missing_ok=what == "switch"))

@@ -1,8 +1,8 @@
 """The machines of a lab spread over several: who they are, how to reach them, and
 where each of the lab's namespaces and bridges lives.
 
-``Lab(name, hosts={"a": executor, "b": executor}, underlay={"a": "10.0.0.1", ...})``
-gives each machine a name (the lab's own, not a host name) and an executor (an
+``Lab(name, machines={"a": executor, "b": executor}, underlay={"a": "10.0.0.1", ...})``
+gives each machine a name (the lab's own, not its host name) and an executor (an
 :class:`~netns_kit.SSHExecutor`, or :class:`~netns_kit.ShellExecutor` for this
 machine), and its underlay address: the address the other machines reach it at,
 where VXLAN tunnels start and end.  The first machine is the default one.
@@ -78,24 +78,24 @@ class Machines:
     def __init__(
         self,
         lab: str,
-        hosts: Mapping[str, Executor],
+        machines: Mapping[str, Executor],
         underlay: Mapping[str, str] | None = None,
     ) -> None:
-        if not isinstance(hosts, Mapping) or not hosts:
-            raise ValidationError("hosts", hosts, "must map machine names to executors")
+        if not isinstance(machines, Mapping) or not machines:
+            raise ValidationError("machines", machines, "must map machine names to executors")
         if not isinstance(underlay, Mapping | None):
             raise ValidationError("underlay", underlay, "must map machine names to addresses")
         addresses = dict(underlay or {})
         for name in addresses:
-            if name not in hosts:
-                raise ValidationError("underlay", name, "is not one of the lab's hosts")
+            if name not in machines:
+                raise ValidationError("underlay", name, "is not one of the lab's machines")
         self.machines: dict[str, Machine] = {}
-        for name, executor in hosts.items():
-            validate.namespace_name(name, "hosts")
+        for name, executor in machines.items():
+            validate.namespace_name(name, "machines")
             if not isinstance(executor, Executor):
-                raise ValidationError(f"hosts[{name!r}]", executor, "is not an executor")
+                raise ValidationError(f"machines[{name!r}]", executor, "is not an executor")
             address = addresses.get(name, _address_of(executor))
-            if address is None and len(hosts) > 1:
+            if address is None and len(machines) > 1:
                 raise ValidationError(
                     "underlay", name, "has no underlay address (the address the others reach it at)"
                 )
@@ -125,16 +125,18 @@ class Machines:
     def names(self) -> list[str]:
         return list(self.machines)
 
-    def executor_of(self, host: str) -> Executor:
-        return self.machines[host].executor
+    def executor_of(self, machine: str) -> Executor:
+        return self.machines[machine].executor
 
-    def home(self, host: object, field: str = "host") -> str:
-        """A builder's ``host``: one of the lab's machines, the first by default."""
-        if host is None:
+    def home(self, machine: object, field: str = "machine") -> str:
+        """A builder's ``machine``: one of the lab's machines, the first by default."""
+        if machine is None:
             return self.first
-        if not isinstance(host, str) or host not in self.machines:
-            raise ValidationError(field, host, f"is not one of the lab's hosts ({self.names})")
-        return host
+        if not isinstance(machine, str) or machine not in self.machines:
+            raise ValidationError(
+                field, machine, f"is not one of the lab's machines ({self.names})"
+            )
+        return machine
 
     # -- before anything is built -------------------------------------------------
     def check(self) -> None:
@@ -166,12 +168,12 @@ class Machines:
         machine.device = str(found[0]["ifname"])
 
     # -- placing steps --------------------------------------------------------------
-    def place(self, steps: Sequence[Step], host: str) -> list[Step]:
-        return on_host(steps, host)
+    def place(self, steps: Sequence[Step], machine: str) -> list[Step]:
+        return on_host(steps, machine)
 
     def everywhere(self, steps: Sequence[Step]) -> list[Step]:
         """The same steps on every machine (the host side of each)."""
-        return [step for host in self.machines for step in on_host(steps, host)]
+        return [step for machine in self.machines for step in on_host(steps, machine)]
 
     def next_vni(self) -> int:
         """The next VNI of the lab: never one twice while it lives."""
@@ -179,13 +181,13 @@ class Machines:
         self._next_vni = vni % VNI_MAX + 1
         return vni
 
-    def tunnel_mtu(self, host: str) -> int | None:
+    def tunnel_mtu(self, machine: str) -> int | None:
         """The MTU a tunnel end must be given: ``None`` when the kernel sets it from
         the underlay device, else the usual underlay's less the encapsulation."""
-        machine = self.machines[host]
-        if machine.device is not None or machine.underlay is None:
+        found = self.machines[machine]
+        if found.device is not None or found.underlay is None:
             return None
-        return UNDERLAY_MTU - OVERHEAD[ipaddress.ip_address(machine.underlay).version]
+        return UNDERLAY_MTU - OVERHEAD[ipaddress.ip_address(found.underlay).version]
 
     def describe(self) -> dict[str, dict[str, Any]]:
         """What the lab's record says of each machine (see :mod:`netns_kit.executors.dispatch`)."""
@@ -224,18 +226,29 @@ def _address_of(executor: Executor) -> str | None:
 
 def spread(
     lab: str,
-    hosts: Mapping[str, Executor] | None,
+    machines: Mapping[str, Executor] | None,
     underlay: Mapping[str, str] | None,
     executor: Executor | None,
     rootless: bool | None,
 ) -> Machines | None:
     """A lab's machines, from its arguments: ``None`` for a lab on one machine."""
-    if hosts is None:
+    if machines is None:
         if underlay is not None:
-            raise ValidationError("underlay", underlay, "needs hosts= (the lab's machines)")
+            raise ValidationError("underlay", underlay, "needs machines= (the lab's machines)")
         return None
     if executor is not None:
-        raise ValidationError("executor", executor, "and hosts= exclude each other")
+        raise ValidationError("executor", executor, "and machines= exclude each other")
     if rootless:
         raise ValidationError("rootless", rootless, "is for a lab on this machine only")
-    return Machines(lab, hosts, underlay)
+    return Machines(lab, machines, underlay)
+
+
+def reach(machine: HostSpec) -> SSHExecutor:
+    """The executor a file's ``[hosts]`` entry stands for."""
+    return SSHExecutor(
+        machine.host,
+        user=machine.user,
+        port=machine.port,
+        identity_file=machine.identity_file,
+        sudo=machine.sudo,
+    )

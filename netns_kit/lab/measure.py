@@ -176,7 +176,7 @@ def locate(held: Holdings, executor: Executor, address: validate.IPAddress) -> s
     except KeyError:
         pass
     reader = Reader(executor)
-    places: Iterable[str | None] = [*([held.host] if held.host else []), *held.namespaces]
+    places: Iterable[str | None] = [*([held.host_side] if held.host_side else []), *held.namespaces]
     for where in places:
         for info in reader.addresses(where):
             if info.address.split("/")[0] == str(address):

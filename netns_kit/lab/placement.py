@@ -1,20 +1,21 @@
-"""What a lab does differently when it spans machines: where each thing it builds
-lives, and links between machines.
+"""Where a lab's things live when it spans machines, and links between machines.
 
-Mixed into :class:`~netns_kit.Lab` (under its builders).  A lab made with
-``hosts=`` has :class:`~netns_kit.lab.machines.Machines`; every builder asks here which
-machine its steps run on (``host=``, or the machine of the namespace it acts in),
-and which executor the object it returns acts through afterwards (that machine's).
-A lab on one machine has none, and every answer here is the lab's own: its steps
-are left as they are, with no host.
+A lab made with ``machines=`` has :class:`~netns_kit.lab.machines.Machines`; every
+builder asks its lab's :class:`Placement` which machine its steps run on
+(``machine=``, or the machine of the namespace it acts in), and which executor the
+object it returns acts through afterwards (that machine's).  A lab on one machine
+has no machines, and every answer here is the lab's own: its steps are left as they
+are, with no machine.
 
-A link whose ends are on two machines is a VXLAN tunnel (:meth:`_link_across`): a
-:class:`~netns_kit.Vxlan` at each end, the lab's next VNI, each made on its
+A link whose ends are on two machines is a VXLAN tunnel (:meth:`Placement.tunnel`):
+a :class:`~netns_kit.Vxlan` at each end, the lab's next VNI, each made on its
 machine's underlay device and placed in its end's namespace (or attached to its end's
 bridge, which joins the two switches into one segment).
 """
 
 from __future__ import annotations
+
+import attrs
 
 from netns_kit.engine.step import Step, on_host
 from netns_kit.errors import ValidationError
@@ -25,51 +26,55 @@ from netns_kit.objects.link import Bridge
 from netns_kit.objects.vxlan import Vxlan, VxlanPair
 
 
-class AcrossMachines:
-    """Placement on machines (mixed into :class:`~netns_kit.Lab`; see the module)."""
+@attrs.define
+class Placement:
+    """Which machine each step of a lab runs on (see the module).
 
-    name: str
+    ``host_side`` is the lab's host-side namespace (``None``: the root namespace),
+    ``executor`` the lab's own (``None``: the default one), ``machines`` the lab's
+    machines (``None``: a lab on one machine).
+    """
+
     tag: str
-    host: str | None
+    host_side: str | None
     executor: Executor | None
     held: Holdings
     machines: Machines | None
 
-    def _run(self, steps: list[Step], host: str | None = None) -> None:
-        raise NotImplementedError
+    def placed(self, steps: list[Step], machine: str | None) -> list[Step]:
+        """Steps on ``machine`` (as they are in a lab on one machine)."""
+        return steps if machine is None or self.machines is None else on_host(steps, machine)
 
-    def _placed(self, steps: list[Step], host: str | None) -> list[Step]:
-        """Steps on machine ``host`` (as they are in a lab on one machine)."""
-        return steps if host is None or self.machines is None else on_host(steps, host)
-
-    def _home(self, host: object) -> str | None:
-        """A builder's ``host=``: one of the lab's machines (the first by default)."""
+    def home(self, machine: object) -> str | None:
+        """A builder's ``machine=``: one of the lab's machines (the first by default)."""
         if self.machines is None:
-            if host is not None:
-                raise ValidationError("host", host, "needs a lab on several machines (hosts=)")
+            if machine is not None:
+                raise ValidationError(
+                    "machine", machine, "needs a lab on several machines (machines=)"
+                )
             return None
-        return self.machines.home(host)
+        return self.machines.home(machine)
 
-    def _home_at(self, where: str | None, host: object = None) -> str | None:
+    def home_at(self, where: str | None, machine: object = None) -> str | None:
         """The machine of namespace ``where`` (a namespace of the lab, or the host
-        side, on ``host``).  ``host`` must agree with a namespace's own."""
+        side, on ``machine``).  ``machine`` must agree with a namespace's own."""
         machines = self.machines
-        if machines is None or where is None or where == self.host:
-            return self._home(host)
+        if machines is None or where is None or where == self.host_side:
+            return self.home(machine)
         home = machines.homes[where]
-        if host is not None and host != home:
-            raise ValidationError("host", host, f"is not where namespace {where!r} is ({home!r})")
+        if machine is not None and machine != home:
+            raise ValidationError(
+                "machine", machine, f"is not where namespace {where!r} is ({home!r})"
+            )
         return home
 
-    def _ex_of(self, home: str | None) -> Executor | None:
+    def executor_of(self, home: str | None) -> Executor | None:
         """The executor objects on ``home`` act through after the build."""
-        return (
-            self.executor
-            if home is None or self.machines is None
-            else self.machines.executor_of(home)
-        )
+        if home is None or self.machines is None:
+            return self.executor
+        return self.machines.executor_of(home)
 
-    def _by_machine(self, bridges: list[Bridge]) -> list[tuple[Executor | None, list[Bridge]]]:
+    def by_machine(self, bridges: list[Bridge]) -> list[tuple[Executor | None, list[Bridge]]]:
         """Bridges by the executor of their machine (``None``: the lab's own runner)."""
         if self.machines is None:
             return [(None, bridges)] if bridges else []
@@ -79,7 +84,8 @@ class AcrossMachines:
             groups.setdefault(self.machines.bridge_homes[key], []).append(bridge)
         return [(self.machines.executor_of(home), mine) for home, mine in groups.items()]
 
-    def _end_home(self, end: LinkEnd) -> str | None:
+    def end_home(self, end: LinkEnd) -> str | None:
+        """The machine a link end is on."""
         if self.machines is None:
             return None
         if end.bridge is not None:
@@ -88,19 +94,20 @@ class AcrossMachines:
             ]
         return self.machines.homes[end.endpoint.name]
 
-    def _everywhere(self, steps: list[Step]) -> list[Step]:
+    def everywhere(self, steps: list[Step]) -> list[Step]:
         """Steps for the host side: on every machine of the lab."""
         return steps if self.machines is None else self.machines.everywhere(steps)
 
-    def _link_across(
+    def tunnel(
         self,
         ends: LinkEnds,
         homes: tuple[str | None, str | None],
         mtu: int | None,
         link_local: bool,
         shape: object = None,
-    ) -> VxlanPair:
-        """A link between two machines: a VXLAN tunnel end on each (see the module).
+    ) -> tuple[VxlanPair, list[Step]]:
+        """A link between two machines: a VXLAN tunnel end on each (see the module),
+        and the steps that make it.
 
         ``mtu=None`` leaves each end the kernel's MTU: its underlay's less the
         encapsulation (or, when the underlay device is unknown, 1500 less it)."""
@@ -131,7 +138,6 @@ class AcrossMachines:
                 link_local=link_local,
             )
             if link_local:
-                made = self.held.prepare("ipv6", [tunnel.home], host=home) + made
+                made = self.held.prepare("ipv6", [tunnel.home], machine=home) + made
             steps += on_host(made, home)
-        self._run(steps)
-        return VxlanPair(tunnels[0], tunnels[1], placed)
+        return VxlanPair(tunnels[0], tunnels[1], placed), steps

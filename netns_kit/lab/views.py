@@ -1,152 +1,88 @@
-"""What a lab shows of itself: its namespaces, its live state, its pictures.
+"""What a lab shows of itself: its live state, its reachability, its topology.
 
-These are the views of :class:`~netns_kit.Lab`, kept apart from its builders.  They
-only read: the lab's holdings for what it built, and ``ip -j`` for what the kernel
-holds now.  The one exception is :meth:`LabViews.reachability`, which may raise the
-kernel's neighbour limits for the time of a check, recorded in the lab's journal
-and put back before it returns (:mod:`netns_kit.check.checker`).
+The views of :class:`~netns_kit.Lab`, kept apart from its builders: functions of the
+lab's core that only read (the lab's holdings for what it built, and ``ip -j`` for
+what the kernel holds now).  The one exception is :func:`reachability`, which may
+raise the kernel's neighbour limits for the time of a check, recorded in the lab's
+journal and put back before it returns (:mod:`netns_kit.check.checker`).
 """
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import attrs
 
-from netns_kit import render
 from netns_kit.check import checker
 from netns_kit.check.neighbours import LabKeeper
 from netns_kit.check.result import Reachability
-from netns_kit.engine.step import Step
 from netns_kit.errors import NetnsKitError
-from netns_kit.executors import Executor
-from netns_kit.lab.holdings import Holdings
-from netns_kit.lab.machines import Machines
-from netns_kit.objects.namespace import Namespace
+from netns_kit.lab.core import LabCore
 from netns_kit.readback import reader as state
 from netns_kit.readback.reader import Snapshot
-from netns_kit.readback.snapshot import snapshot
-from netns_kit.record.journal import Journal
+from netns_kit.readback.snapshot import snapshot as read
 from netns_kit.spec import Topology
 
 
-class LabViews:
-    """The read-only half of a lab (mixed into :class:`~netns_kit.Lab`)."""
+def sides_and_namespaces(lab: LabCore) -> list[str | None]:
+    """What a snapshot reads: the host side (when it holds anything), then the
+    lab's namespaces."""
+    on_host = lab.held.host_bridges()
+    sides: list[str | None] = [lab.host_side] if lab.host_side or on_host else []
+    return [*sides, *lab.held.namespaces]
 
-    name: str
-    isolated: bool
-    ipv6_link_local: bool
-    host: str | None
-    tag: str
-    held: Holdings
-    machines: Machines | None
-    journal: Journal
-    _state: str
-    _queue: list[Step] | None
 
-    @property
-    def ex(self) -> Executor:
-        raise NotImplementedError
-
-    @property
-    def namespaces(self) -> list[Namespace]:
-        """The lab's namespaces, in creation order (not its host namespace)."""
-        return list(self.held.namespaces.values())
-
-    def __getitem__(self, name: str) -> Namespace:
-        """``lab["red"]``: a namespace of this lab by name."""
-        try:
-            return self.held.namespaces[name]
-        except KeyError:
-            raise KeyError(f"lab {self.name!r} has no namespace {name!r}") from None
-
-    def sides_and_namespaces(self) -> list[str | None]:
-        """What a snapshot reads: the host side (when it holds anything), then the
-        lab's namespaces."""
-        on_host = self.held.host_bridges()
-        sides: list[str | None] = [self.host] if self.host or on_host else []
-        return [*sides, *self.held.namespaces]
-
-    def snapshot(self) -> Snapshot:
-        """The lab's live state, read with ``ip -j``: its host side, then its namespaces.
-
-        The host side of a lab that is not isolated is the root namespace; it is read
-        only when the lab put a bridge there, and only the links carrying
-        the lab's tag are kept, with their addresses and routes: the machine's own
-        interfaces and other labs' are none of this lab's business.
-        """
-        if self.machines is not None:  # each machine's, one after another
-            machines = self.machines
-            sides = [self.host] if self.host or self.held.host_bridges() else []
-            return Snapshot(
-                tuple(
-                    found
-                    for host in machines.names
-                    for found in snapshot(
-                        machines.executor_of(host),
-                        [*sides, *(n for n in self.held.namespaces if machines.homes[n] == host)],
-                    )
+def snapshot(lab: LabCore) -> Snapshot:
+    """The lab's live state (see :meth:`netns_kit.Lab.snapshot`)."""
+    if lab.machines is not None:  # each machine's, one after another
+        machines = lab.machines
+        sides = [lab.host_side] if lab.host_side or lab.held.host_bridges() else []
+        return Snapshot(
+            tuple(
+                found
+                for machine in machines.names
+                for found in read(
+                    machines.executor_of(machine),
+                    [*sides, *(n for n in lab.held.namespaces if machines.homes[n] == machine)],
                 )
             )
-        snap = snapshot(self.ex, self.sides_and_namespaces())
-        if self.host is not None or not self.held.host_bridges():
-            return snap
-        return Snapshot(
-            tuple(state.only_tagged(s, self.tag) if s.name is None else s for s in snap)
         )
+    snap = read(lab.ex, sides_and_namespaces(lab))
+    if lab.host_side is not None or not lab.held.host_bridges():
+        return snap
+    return Snapshot(tuple(state.only_tagged(s, lab.tag) if s.name is None else s for s in snap))
 
-    def reachability(
-        self, sources: Any = None, targets: Any = None, *, timeout: float = 1.0, count: int = 1
-    ) -> Reachability:
-        """Probe every global address of every namespace from every other one (or only
-        ``sources``, to ``targets``: namespaces or addresses), IPv4 and IPv6.
 
-        Returns a :class:`~netns_kit.Reachability`: ``ok``, ``failures()``, a text
-        matrix, ``to_dict()``, a heat map in Jupyter.  A neighbour-limit raise the check
-        needs is recorded in the lab's record and put back before it returns.
-        """
-        if self._state != "open" or self._queue is not None:
-            raise NetnsKitError(f"lab {self.name!r} is {self._state}: check it once built")
-        if self.machines is not None:
-            raise NetnsKitError(
-                f"lab {self.name!r} spans machines: its reachability check reads one machine "
-                "(ping between its namespaces instead)"
-            )
-        return checker.run(
-            self.ex,
-            read=self.sides_and_namespaces(),
-            namespaces=list(self.held.namespaces),
-            sources=sources,
-            targets=targets,
-            timeout=timeout,
-            count=count,
-            keeper=LabKeeper(self.journal),
-            lab=self.name,
+def reachability(
+    lab: LabCore, sources: Any, targets: Any, *, timeout: float, count: int
+) -> Reachability:
+    """The lab's reachability check (see :meth:`netns_kit.Lab.reachability`)."""
+    if lab.state != "open" or lab.batching:
+        raise NetnsKitError(f"lab {lab.name!r} is {lab.state}: check it once built")
+    if lab.machines is not None:
+        raise NetnsKitError(
+            f"lab {lab.name!r} spans machines: its reachability check reads one machine "
+            "(ping between its namespaces instead)"
         )
+    return checker.run(
+        lab.ex,
+        read=sides_and_namespaces(lab),
+        namespaces=list(lab.held.namespaces),
+        sources=sources,
+        targets=targets,
+        timeout=timeout,
+        count=count,
+        keeper=LabKeeper(lab.journal),
+        lab=lab.name,
+    )
 
-    def to_mermaid(self) -> str:
-        return render.to_mermaid(self.topology())
 
-    def to_dot(self) -> str:
-        return render.to_dot(self.topology())
-
-    def to_svg(self) -> str:
-        """A self-contained SVG picture of what the lab built (no graphviz needed)."""
-        return render.to_svg(self.topology())
-
-    def _repr_html_(self) -> str:
-        """Jupyter: the picture, and a table of the live state while the lab is open."""
-        if self._state == "open":
-            return self.to_svg() + "\n" + render.to_html_table(self.snapshot())
-        return self.to_svg() + f"\n<p>lab {html.escape(self.name)} is {self._state}</p>"
-
-    def topology(self) -> Topology:
-        """What this lab built, as an inert description (for pictures and files)."""
-        found = self.held.topology(self.isolated, self.ipv6_link_local)
-        if getattr(self, "sandbox", None) is not None:
-            found = attrs.evolve(found, sandboxed=True)
-        if self.machines is None:
-            return found
-        placement = tuple(self.machines.homes.items())
-        return attrs.evolve(found, machines=self.machines.specs(), placement=placement)
+def topology(lab: LabCore) -> Topology:
+    """What the lab built, as an inert description (for pictures and files)."""
+    found = lab.held.topology(lab.isolated, lab.ipv6_link_local)
+    if lab.sandbox is not None:
+        found = attrs.evolve(found, sandboxed=True)
+    if lab.machines is None:
+        return found
+    placement = tuple(lab.machines.homes.items())
+    return attrs.evolve(found, machines=lab.machines.specs(), placement=placement)
