@@ -15,7 +15,7 @@ from netns_kit.readback import reader as state
 from netns_kit.readback.reader import AddressInfo, LinkInfo, PeerInfo, RouteInfo, Snapshot
 from netns_kit.readback.snapshot import snapshot
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 HOST, RED, BLUE = "ikh-5cfe", "ikr-5cfe", "ikb-5cfe"
 SAMPLES = {HOST: "host", RED: "red", BLUE: "blue"}
 

@@ -22,7 +22,7 @@ from netns_kit.readback.reader import Snapshot
 from netns_kit.readback.snapshot import snapshot
 from netns_kit.result import Result
 
-from .test_state import BLUE, HOST, RED, answer_lab
+from ..readback.test_state import BLUE, HOST, RED, answer_lab
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ import pytest
 
 from netns_kit import CommandError, Lab, RecordingExecutor, TeardownError
 
-from .conftest import Argv, fresh, lines
+from ..conftest import Argv, fresh, lines
 from .test_lab_faults import expected_undos
 
-LABS = Path(__file__).resolve().parents[2] / "scripts" / "labs"
+LABS = Path(__file__).resolve().parents[3] / "scripts" / "labs"
 
 
 def home_router(lab: Lab, mark: Callable[[], None]) -> None:

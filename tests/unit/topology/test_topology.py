@@ -15,9 +15,9 @@ from netns_kit.spec import BridgeSpec, LinkSpec, MasqueradeSpec, RouteSpec, Sysc
 from netns_kit.topology import TopologyError
 from netns_kit.topology.suggest import Names
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LABS = ROOT / "scripts" / "labs"
-CORPUS = Path(__file__).with_name("topologies")
+CORPUS = Path(__file__).parent.parent / "topologies"
 HAVE_YAML = importlib.util.find_spec("yaml") is not None
 needs_yaml = pytest.mark.skipif(not HAVE_YAML, reason="PyYAML is not installed (the 'yaml' extra)")
 

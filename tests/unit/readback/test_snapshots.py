@@ -18,7 +18,7 @@ from netns_kit.readback.reader import PeerInfo
 from netns_kit.readback.snapshot import READ_LINES, read_command, snapshot, split_output
 from netns_kit.result import Result
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 H, R, B = "rch-5cfe", "rcr-5cfe", "rcb-5cfe"
 P, Q, S, T = "rcp-5cfe", "rcq-5cfe", "rcs-5cfe", "rct-5cfe"
 BATCH = ("-d", "-j", "-force", "-batch", "-")

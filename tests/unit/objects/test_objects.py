@@ -22,7 +22,7 @@ from netns_kit import (
     VethPair,
 )
 
-from .conftest import BAD_RULE
+from ..conftest import BAD_RULE
 
 PING_OK = (
     "PING 10.0.0.2 (10.0.0.2) 56(84) bytes of data.\n\n"

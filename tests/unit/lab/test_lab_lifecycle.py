@@ -25,7 +25,7 @@ from netns_kit import (
 from netns_kit.command import Command
 from netns_kit.record.journal import shielded
 
-from .conftest import TAG, fresh, lines, make_lab
+from ..conftest import TAG, fresh, lines, make_lab
 
 
 # -- life cycle -------------------------------------------------------------------------

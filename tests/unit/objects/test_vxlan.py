@@ -15,7 +15,7 @@ from netns_kit import (
 from netns_kit.engine.plan import schedule
 from netns_kit.engine.step import Entry, Phase
 
-from .conftest import lines
+from ..conftest import lines
 
 TAG = "netns-kit:t"
 

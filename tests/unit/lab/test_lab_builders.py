@@ -23,7 +23,7 @@ from netns_kit import (
 )
 from netns_kit.topology import from_dict, to_dict
 
-from .conftest import TAG, fresh, lines, make_lab
+from ..conftest import TAG, fresh, lines, make_lab
 
 
 # -- builders: exact argv -----------------------------------------------------------------

@@ -15,7 +15,7 @@ from netns_kit.spec import BridgeSpec, LinkSpec, Topology
 
 from .test_render import SVG, boxes, segments, texts, wires
 
-LABS = Path(__file__).resolve().parents[2] / "scripts" / "labs"
+LABS = Path(__file__).resolve().parents[3] / "scripts" / "labs"
 
 
 def home() -> Topology:
@@ -232,7 +232,7 @@ def test_pictures_of_a_lab_on_machines_say_where_and_which_links_are_tunnels() -
     from netns_kit import topology
     from netns_kit.render.model import build_model
 
-    lab = topology.load(Path(__file__).resolve().parents[2] / "scripts/labs/two-hosts.toml")
+    lab = topology.load(Path(__file__).resolve().parents[3] / "scripts/labs/two-hosts.toml")
     model = build_model(lab)
     assert model.host_label == "host side: two-hosts-host on each machine"
     assert model.notes("red")[-1:] == ["on machine a"]

@@ -20,10 +20,10 @@ from netns_kit.executors.batch import Batch
 from netns_kit.spec import LinkSpec, Topology
 from netns_kit.topology import TopologyError
 
-from .conftest import TAG, Argv, fresh, lines, make_lab
+from ..conftest import TAG, Argv, fresh, lines, make_lab
 from .test_lab_builders import MASQ
 
-LABS = Path(__file__).resolve().parents[2] / "scripts" / "labs"
+LABS = Path(__file__).resolve().parents[3] / "scripts" / "labs"
 
 
 # -- batch --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from netns_kit import (
     TeardownError,
 )
 
-from .conftest import ROOT_SYSCTLS, Argv, fresh, lines, make_lab
+from ..conftest import ROOT_SYSCTLS, Argv, fresh, lines, make_lab
 
 
 # -- fault injection: every command fails once ----------------------------------------

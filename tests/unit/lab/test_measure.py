@@ -20,7 +20,7 @@ from netns_kit import (
 from netns_kit.lab import measure
 from netns_kit.result import Result
 
-from .conftest import make_lab
+from ..conftest import make_lab
 
 SERVER = "ip netns exec blue iperf3 -s -1 -B 10.0.0.2 -p 5201 --idle-timeout 30 -J"
 CLIENT = "ip netns exec red iperf3 -c 10.0.0.2 -p 5201 -t 3 -O 1 -J"

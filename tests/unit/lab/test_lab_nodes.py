@@ -12,7 +12,7 @@ from netns_kit.objects.hostsfiles import HostsFiles
 from netns_kit.record.registry import Registry, undo_record
 from netns_kit.spec import BridgeSpec, LinkSpec, MasqueradeSpec, PortForwardSpec
 
-from .conftest import TAG, fresh, lines, make_lab
+from ..conftest import TAG, fresh, lines, make_lab
 
 SWITCH = (
     "sysctl -e -q -w net.bridge.bridge-nf-call-iptables=0 "

@@ -26,9 +26,9 @@ from netns_kit import Lab, NetnsKitError, RecordingExecutor, topology
 from netns_kit.spec import Topology
 from netns_kit.topology import TopologyError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LABS = ROOT / "scripts" / "labs"
-CORPUS = Path(__file__).with_name("topologies")
+CORPUS = Path(__file__).parent.parent / "topologies"
 HAVE_YAML = importlib.util.find_spec("yaml") is not None
 
 #: A message may list 50 problems in full and one line for the rest; each problem is

@@ -26,7 +26,7 @@ from netns_kit.lab.kept import KeptLab
 from netns_kit.record.registry import Record, Registry, check_lease
 from netns_kit.result import Result
 
-from .test_lab_views import answer, build
+from ..lab.test_lab_views import answer, build
 
 Rule = Callable[[str, str, int], float | None]
 LIMITS = " ".join(KEYS)

@@ -13,7 +13,7 @@ from netns_kit.command import Command
 from netns_kit.lab.ready import ports_command, unsettled_ports, wait_settled
 from netns_kit.result import Result
 
-from .conftest import fresh, lines, make_lab
+from ..conftest import fresh, lines, make_lab
 
 
 def _ports(*states: tuple[str, str, str]) -> str:

@@ -33,9 +33,9 @@ from netns_kit.readback.snapshot import snapshot
 from netns_kit.spec import LinkSpec, Topology
 from netns_kit.topology import TopologyError, from_dict, to_dict
 
-from .conftest import lines, make_lab
+from ..conftest import lines, make_lab
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 UNKNOWN = "Error: Specified qdisc kind is unknown.\n"
 TBF_PROBE = "unshare --net tc qdisc add dev lo root tbf rate 1mbit burst 3028 latency 50ms"
 NETEM_PROBE = "unshare --net tc qdisc add dev lo root netem delay 1ms"

@@ -12,9 +12,9 @@ from netns_kit import Lab, topology
 from netns_kit.spec import BridgeSpec, LinkSpec, MasqueradeSpec, PortForwardSpec, RouteSpec
 from netns_kit.topology import TopologyError
 
-from .conftest import fresh, lines
+from ..conftest import fresh, lines
 
-LABS = Path(__file__).resolve().parents[2] / "scripts" / "labs"
+LABS = Path(__file__).resolve().parents[3] / "scripts" / "labs"
 
 
 def problems_of(data: object) -> list[str]:

@@ -18,7 +18,7 @@ import pytest
 from netns_kit import Lab, RecordingExecutor, ValidationError
 from netns_kit.readback.reader import Snapshot
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 SVG = "{http://www.w3.org/2000/svg}"
 #: The samples' namespaces (host, red, blue) and the roles they play here.
 SAMPLE_NAMES = {"ikh-5cfe": "host", "ikr-5cfe": "red", "ikb-5cfe": "blue"}

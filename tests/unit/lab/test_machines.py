@@ -30,7 +30,7 @@ from netns_kit.lab.machines import underlay_command, vni_start
 from netns_kit.record.registry import Registry, undo_record
 from netns_kit.result import Result
 
-from .conftest import TAG, lines
+from ..conftest import TAG, lines
 
 UNDERLAY = {"a": "10.0.0.1", "b": "10.0.0.2"}
 
