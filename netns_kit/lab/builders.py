@@ -23,6 +23,7 @@ from netns_kit.objects.hostsfiles import HOSTS_DIR, HostsFiles
 from netns_kit.objects.link import Bridge, VethPair
 from netns_kit.objects.namespace import Namespace
 from netns_kit.objects.nat import Masquerade, PortForward, Sysctl, overlap
+from netns_kit.objects.qdisc_support import require
 from netns_kit.objects.route import Route
 from netns_kit.objects.vxlan import VxlanPair
 from netns_kit.spec import (
@@ -129,7 +130,7 @@ class Builders(LabCore):
         way = shaping.flipped(way) if ends.flipped else way  # in the pair's terms
         pair = ends.veth(self.placement.executor_of(homes[0]), mtu)
         if shape is not None:  # the kernel has the qdisc, or nothing runs
-            shaping.require(self.placement.executor_of(homes[0]) or self.ex, shape.kind)
+            require(self.placement.executor_of(homes[0]) or self.ex, shape.kind)
         where = [pair.namespace, pair.peer_namespace]
         steps = self.held.prepare("ipv6", where, homes[0]) if link_local else []
         steps += pair.steps(

@@ -22,7 +22,8 @@ from netns_kit.engine.runner import act, apply_steps
 from netns_kit.engine.step import Entry, Phase, Step
 from netns_kit.errors import ValidationError
 from netns_kit.executors import Executor, default_executor
-from netns_kit.objects.shaping import Shape, egress, given, require, shape_command
+from netns_kit.objects.qdisc_support import require
+from netns_kit.objects.shaping import Shape, egress, given, shape_command
 from netns_kit.readback.reader import LinkInfo, Reader
 
 

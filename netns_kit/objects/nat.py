@@ -9,6 +9,7 @@ put back only if it was changed, and a rule that was already there is left alone
 
 from __future__ import annotations
 
+import abc
 import ipaddress
 from typing import Self
 
@@ -104,10 +105,14 @@ def _comment(value: object) -> str:
     return validate.plain_text(value, "comment", limit=256)
 
 
-class _TaggedRule:
+class TaggedRule(abc.ABC):
     """What a masquerade and a port forward share: one iptables rule in the nat
     table, found again by ``-C`` (so it is appended once and recovery can tell it is
-    still there), and the forwarding it needs to see any traffic at all."""
+    still there), and the forwarding it needs to see any traffic at all.
+
+    A subclass says which IP version it is, what its record entry is called, and how
+    its rule is written for an iptables operation (``-C``, ``-A``, ``-D``).
+    """
 
     __slots__ = ()
 
@@ -115,15 +120,18 @@ class _TaggedRule:
     executor: Executor | None
 
     @property
+    @abc.abstractmethod
     def version(self) -> int:
-        raise NotImplementedError
+        """4 or 6: which of iptables and ip6tables writes the rule."""
 
     @property
+    @abc.abstractmethod
     def _entry_name(self) -> str:
-        raise NotImplementedError
+        """The rule's name in the lab's record."""
 
+    @abc.abstractmethod
     def _iptables(self, operation: str) -> Command:
-        raise NotImplementedError
+        """The rule as an iptables command for ``operation`` (-C, -A or -D)."""
 
     @property
     def _ex(self) -> Executor:
@@ -164,7 +172,7 @@ class _TaggedRule:
 
 
 @attrs.define
-class Masquerade(_TaggedRule):
+class Masquerade(TaggedRule):
     """NAT by IP masquerade for ``source``, tagged with ``comment``, for traffic that
     leaves ``source``'s network (``-s NET ! -d NET``).
 
@@ -249,7 +257,7 @@ def _to(value: object) -> str:
 
 
 @attrs.define
-class PortForward(_TaggedRule):
+class PortForward(TaggedRule):
     """A port forward: connections to ``port`` (arriving on ``in_interface``, or on any
     interface) are sent on to ``to``, by DNAT in the nat table's PREROUTING chain,
     tagged with ``comment``.

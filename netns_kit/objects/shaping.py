@@ -19,7 +19,8 @@ Which qdisc:
 * **Delay, jitter or loss**, with or without a rate, uses ``netem``, which takes the
   rate itself.  netem keeps its default queue of 1000 packets.
 
-Before a shaping runs, :func:`require` checks that the kernel has the qdisc, with a
+Before a shaping runs, :func:`netns_kit.objects.qdisc_support.require` checks that the
+kernel has the qdisc, with a
 ``tc qdisc add`` in a throwaway namespace (``unshare --net``, which leaves nothing
 behind), once per executor.  A kernel without it (``sch_netem`` is often a separate
 module) gives :class:`~netns_kit.errors.KernelFeatureMissingError` before anything
@@ -33,7 +34,6 @@ them in the units a :class:`Shape` uses.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any, TypedDict
 
@@ -41,15 +41,9 @@ import attrs
 
 from netns_kit import units, validate
 from netns_kit.command import Command, tc
-from netns_kit.engine.runner import Runner
 from netns_kit.errors import (
-    CommandTimeoutError,
-    KernelFeatureMissingError,
-    ToolMissingError,
     ValidationError,
-    result_error,
 )
-from netns_kit.executors import Executor
 
 DIRECTIONS = ("both", "a->b", "b->a")
 #: tbf's latency: how long a packet may wait in its queue.
@@ -252,48 +246,6 @@ def qdiscs_command(namespace: str | None = None) -> Command:
 
 
 #: The smallest qdisc of each kind we use, for the probe.
-_PROBES: dict[str, tuple[str, ...]] = {
-    "tbf": ("tbf", "rate", "1mbit", "burst", "3028", "latency", "50ms"),
-    "netem": ("netem", "delay", "1ms"),
-}
-
-
-def probe_command(kind: str) -> Command:
-    """A qdisc of ``kind`` on ``lo`` of a namespace that ends with the command."""
-    argv = ("unshare", "--net", "tc", "qdisc", "add", "dev", "lo", "root", *_PROBES[kind])
-    return Command(argv, read=True, needs=f"sch_{kind}")
-
-
-# -- the kernel: has it the qdisc? -------------------------------------------------------
-_present: weakref.WeakKeyDictionary[Executor, set[str]] = weakref.WeakKeyDictionary()
-
-
-def require(executor: Executor, kind: str) -> None:
-    """Raise :class:`KernelFeatureMissingError` when the kernel lacks the ``kind`` qdisc.
-
-    Asked once per executor: a kernel that has it keeps it.  A probe that cannot run
-    (no ``unshare``, no right to make a namespace) proves nothing, and the shaping's
-    own ``tc`` will say what is wrong; its failure is mapped to the same error.
-    """
-    try:
-        present = _present.setdefault(executor, set())
-    except TypeError:  # an executor that cannot be weakly referenced: ask every time
-        present = set()
-    if kind in present:
-        return
-    command = probe_command(kind)
-    try:
-        result = Runner(executor).run(command, check=False, timeout=30)
-    except (ToolMissingError, CommandTimeoutError):
-        return
-    if result:
-        present.add(kind)
-        return
-    error = result_error(result, module=command.needs)
-    if isinstance(error, KernelFeatureMissingError):
-        raise error
-
-
 # -- reading back (pure) ----------------------------------------------------------------
 @attrs.frozen
 class QdiscInfo:
