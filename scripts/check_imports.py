@@ -10,7 +10,12 @@ Layers: nothing under ``objects/``, ``engine/``, ``readback/``, ``record/`` or
 ``executors/`` imports ``lab/``, ``check/``, ``topology/``, ``render/`` or ``testing/``,
 and nothing under ``executors/`` imports ``engine/``, ``objects/`` or ``readback/``.
 
-Exit 1 with the circles and the reaching-up imports named; 0 when clean.
+And only ``executors/`` starts processes: no other module imports ``subprocess``,
+``sh``, ``pty`` or ``multiprocessing``, or calls ``os.system``/``popen``/``fork``/
+``exec*``/``spawn*``/``posix_spawn*``.
+
+Exit 1 with the circles, the reaching-up imports and the process starts named; 0 when
+clean.
 """
 
 from __future__ import annotations
@@ -25,13 +30,43 @@ HIGH = ("lab", "check", "topology", "render", "testing")
 FORBIDDEN = {low: HIGH for low in LOW} | {"executors": (*HIGH, "engine", "objects", "readback")}
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+PROCESS_MODULES = {"subprocess", "sh", "pty", "multiprocessing"}
+PROCESS_CALLS = ("system", "popen", "fork", "forkpty", "exec", "spawn", "posix_spawn")
+
+
+def process_starts(root: Path = ROOT) -> list[str]:
+    """Modules outside ``executors/`` that could start a process."""
+    bad = []
+    for path in sorted(root.rglob("*.py")):
+        mod = module_name(path, root)
+        if mod.startswith("netns_kit.executors"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module.split(".")[0]]
+            for name in names:
+                if name in PROCESS_MODULES:
+                    bad.append(f"{mod}:{node.lineno} imports {name}")
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "os"
+                and node.attr.startswith(PROCESS_CALLS)
+            ):
+                bad.append(f"{mod}:{node.lineno} calls os.{node.attr}")
+    return bad
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def graph() -> dict[str, set[str]]:
-    files = {module_name(p): p for p in ROOT.rglob("*.py")}
+def graph(root: Path = ROOT) -> dict[str, set[str]]:
+    files = {module_name(p, root): p for p in root.rglob("*.py")}
     edges: dict[str, set[str]] = {m: set() for m in files}
     for mod, path in files.items():
         package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
@@ -105,18 +140,27 @@ def reaching_up(edges: dict[str, set[str]]) -> list[str]:
     return bad
 
 
-def main() -> int:
-    edges = graph()
+def main(argv: list[str] | None = None) -> int:
+    """``check_imports.py [PACKAGE_DIR]`` (default: this checkout's netns_kit/)."""
+    args = sys.argv[1:] if argv is None else argv
+    root = Path(args[0]).resolve() if args else ROOT
+    edges = graph(root)
     problems = [" <-> ".join(c) for c in circles(edges)]
     for line in problems:
         print(f"import circle: {line}")
     ups = reaching_up(edges)
     for line in ups:
         print(f"layer reached up: {line}")
-    if problems or ups:
+    starts = process_starts(root)
+    for line in starts:
+        print(f"process started outside executors/: {line}")
+    if problems or ups or starts:
         return 1
     count = sum(map(len, edges.values()))
-    print(f"{len(edges)} modules, {count} imports: no circle, no layer reaching up")
+    print(
+        f"{len(edges)} modules, {count} imports: no circle, no layer reaching up, "
+        "processes start only in executors/"
+    )
     return 0
 
 
