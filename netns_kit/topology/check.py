@@ -19,7 +19,7 @@ from netns_kit.topology.base import TOP_KEYS, at, given, kind, where_text
 from netns_kit.topology.machines import MachineChecks
 from netns_kit.topology.places import End
 from netns_kit.topology.problems import TopologyError
-from netns_kit.topology.references import RuleChecks
+from netns_kit.topology.in_namespaces import RuleChecks
 from netns_kit.topology.segments import Segments
 
 LAB_NAME_MAX = validate.LAB_NAME_MAX
