@@ -1,14 +1,14 @@
-"""FakeHosts before they start: the layout they promise, and their checks (no root)."""
+"""FakeMachines before they start: the layout they promise, and their checks (no root)."""
 
 from __future__ import annotations
 
 import pytest
 
-from netns_kit import FakeHosts, NetnsKitError, ValidationError
+from netns_kit import FakeMachines, NetnsKitError, ValidationError
 
 
 def test_layout_hosts_first_addresses_clients_last() -> None:
-    hosts = FakeHosts(3, name="mh-x", subnet="10.77.0.0/24")
+    hosts = FakeMachines(3, name="mh-x", subnet="10.77.0.0/24")
     assert [h.address for h in hosts] == ["10.77.0.1", "10.77.0.2", "10.77.0.3"]
     assert [h.namespace for h in hosts] == ["mh-x-h0", "mh-x-h1", "mh-x-h2"]
     assert {h.underlay for h in hosts} == {"eth0"}
@@ -18,7 +18,7 @@ def test_layout_hosts_first_addresses_clients_last() -> None:
 
 
 def test_keys_exist_only_once_started() -> None:
-    hosts = FakeHosts(1, name="mh-x")
+    hosts = FakeMachines(1, name="mh-x")
     with pytest.raises(NetnsKitError, match="not started"):
         hosts[0].ssh_options  # noqa: B018
 
@@ -35,5 +35,5 @@ def test_keys_exist_only_once_started() -> None:
 )
 def test_bad_settings_are_refused(field: str, kwargs: dict[str, object]) -> None:
     with pytest.raises(ValidationError) as caught:
-        FakeHosts(**kwargs)  # type: ignore[arg-type]
+        FakeMachines(**kwargs)  # type: ignore[arg-type]
     assert caught.value.field == field
