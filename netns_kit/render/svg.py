@@ -29,7 +29,7 @@ def _x(text: str) -> str:
 _FONT = "DejaVu Sans Mono, Menlo, Consolas, monospace"
 _EM = 0.62
 _SIZE = 12  # body text
-_TITLE = 14  # namespace and host titles
+_TITLE = 14  # namespace and host-side titles
 _SMALL = 11  # interface tabs and drop labels
 _LINE = 17  # body line height
 _PAD = 12  # inside a box
@@ -326,7 +326,7 @@ class _Svg:
 
     def _layout_bars(self) -> None:
         """Each bridge's bar spans its first-row ports; bars that do not overlap share a
-        track (a height in the host box), so two bridges side by side never cross."""
+        track (a height in the host-side box), so two bridges side by side never cross."""
         self.spans: list[tuple[float, float]] = []
         for k, (name, _) in enumerate(self.m.bridges):
             xs = [p.x for p in self._bridge_ports(name, 0)]

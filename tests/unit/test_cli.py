@@ -275,7 +275,7 @@ def test_the_command_releases_its_executors_threads_before_exit(
 def test_up_of_a_lab_across_machines_reaches_them_over_ssh(
     mocker: MockerFixture, state: Path
 ) -> None:
-    """The file's [hosts] table says how to reach each machine: `up` must not hand the
+    """The file's [machines] table says how to reach each machine: `up` must not hand the
     lab this machine's executor (which the lab would use for every machine)."""
 
     class Stop(Exception):

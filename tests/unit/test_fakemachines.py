@@ -7,20 +7,20 @@ import pytest
 from netns_kit import FakeMachines, NetnsKitError, ValidationError
 
 
-def test_layout_hosts_first_addresses_clients_last() -> None:
-    hosts = FakeMachines(3, name="mh-x", subnet="10.77.0.0/24")
-    assert [h.address for h in hosts] == ["10.77.0.1", "10.77.0.2", "10.77.0.3"]
-    assert [h.namespace for h in hosts] == ["mh-x-h0", "mh-x-h1", "mh-x-h2"]
-    assert {h.underlay for h in hosts} == {"eth0"}
-    assert hosts.client_address == "10.77.0.254"
-    assert hosts.client_namespace == "mh-x-host"
-    assert len(hosts) == 3 and hosts[1].name == "h1"
+def test_layout_machines_first_addresses_clients_last() -> None:
+    machines = FakeMachines(3, name="mh-x", subnet="10.77.0.0/24")
+    assert [h.address for h in machines] == ["10.77.0.1", "10.77.0.2", "10.77.0.3"]
+    assert [h.namespace for h in machines] == ["mh-x-h0", "mh-x-h1", "mh-x-h2"]
+    assert {h.underlay for h in machines} == {"eth0"}
+    assert machines.client_address == "10.77.0.254"
+    assert machines.client_namespace == "mh-x-host"
+    assert len(machines) == 3 and machines[1].name == "h1"
 
 
 def test_keys_exist_only_once_started() -> None:
-    hosts = FakeMachines(1, name="mh-x")
+    machines = FakeMachines(1, name="mh-x")
     with pytest.raises(NetnsKitError, match="not started"):
-        hosts[0].ssh_options  # noqa: B018
+        machines[0].ssh_options  # noqa: B018
 
 
 @pytest.mark.parametrize(

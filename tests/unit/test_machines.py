@@ -159,15 +159,15 @@ def test_vnis_are_one_more_each_link_and_the_record_keeps_them(
 
 
 def test_a_dry_run_knows_no_underlay_device_and_lowers_the_mtu_by_50(tmp_path: Path) -> None:
-    hosts = {"a": machine(None, "10.0.0.1"), "b": machine(None, "10.0.0.2")}
-    with spread_lab(hosts, tmp_path) as lab:
+    machines = {"a": machine(None, "10.0.0.1"), "b": machine(None, "10.0.0.2")}
+    with spread_lab(machines, tmp_path) as lab:
         red, blue = lab.namespace("red", machine="a"), lab.namespace("blue", machine="b")
         lab.link(red, blue)
-        made = changes(hosts["a"])
+        made = changes(machines["a"])
         assert any(" dev " not in m and "type vxlan" in m for m in made)
         assert "ip -n red link set dev veth-red mtu 1450" in made
         lab.link(red, blue, mtu=1400)  # a user's MTU wins
-        assert "ip -n red link set dev red-blue mtu 1400" in changes(hosts["a"])
+        assert "ip -n red link set dev red-blue mtu 1400" in changes(machines["a"])
 
 
 def test_bridges_joined_across_machines_are_one_segment(
@@ -254,12 +254,12 @@ def test_the_keywords_of_0_2_are_refused_naming_their_new_names(tmp_path: Path) 
 
 
 def test_an_underlay_address_the_machine_lacks_stops_the_lab_first(tmp_path: Path) -> None:
-    hosts = {"a": machine("eth0", "10.0.0.1"), "b": RecordingExecutor()}
-    hosts["b"].answer(underlay_command("10.0.0.2").argv, stdout="[]")
-    lab = spread_lab(hosts, tmp_path)
+    machines = {"a": machine("eth0", "10.0.0.1"), "b": RecordingExecutor()}
+    machines["b"].answer(underlay_command("10.0.0.2").argv, stdout="[]")
+    lab = spread_lab(machines, tmp_path)
     with pytest.raises(ValidationError, match="is not an address of machine 'b'"):
         lab.open()
-    assert all(c.read for ex in hosts.values() for c in ex.calls)  # only the checks ran
+    assert all(c.read for ex in machines.values() for c in ex.calls)  # only the checks ran
     assert not (tmp_path / "t.json").exists()
 
 
@@ -324,7 +324,7 @@ def test_the_routing_executor_sends_each_command_to_its_machine() -> None:
     a, b = RecordingExecutor(), RecordingExecutor()
     route = RoutingExecutor({"a": a, "b": b})
     route.execute(Command(("true",), machine="b"))
-    route.execute(Command(("false",)))  # no host: the first machine
+    route.execute(Command(("false",)))  # no machine: the first one
     route.execute_batch(Batch("ip", "red", (ip("link", "set", "dev", "lo", "up"),), machine="b"))
     assert a.commands == [("false",)]
     assert b.commands == [("true",), ("ip", "link", "set", "dev", "lo", "up")]
@@ -442,8 +442,8 @@ def test_hosts_files_on_each_machine_name_every_namespace(
         red, blue = lab.namespace("red", machine="a"), lab.namespace("blue", machine="b")
         lab.link(red, blue, addresses=("192.168.5.1/24", "192.168.5.2/24"))
         files = lab.hosts()
-        for host, mine in (("a", "red"), ("b", "blue")):
-            made = [c for c in pair[host].calls if c.argv[0] in ("mkdir", "tee")]
+        for machine_name, mine in (("a", "red"), ("b", "blue")):
+            made = [c for c in pair[machine_name].calls if c.argv[0] in ("mkdir", "tee")]
             assert [c.argv for c in made] == [
                 ("mkdir", "-p", "/etc/netns"),
                 ("mkdir", "-p", f"/etc/netns/{mine}", "/etc/netns/t-host"),
