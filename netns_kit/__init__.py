@@ -8,9 +8,9 @@ from netns_kit.errors import (
     AlreadyExistsError,
     CommandError,
     CommandTimeoutError,
-    HostUnreachableError,
     KernelFeatureMissingError,
     LabBusyError,
+    MachineUnreachableError,
     NetnsKitError,
     NotFoundError,
     PermissionDeniedError,
@@ -45,7 +45,7 @@ from netns_kit.objects.shaping import QdiscInfo, Shape
 from netns_kit.objects.vxlan import Vxlan, VxlanPair
 from netns_kit.record.registry import recover, stale_labs
 from netns_kit.result import Result
-from netns_kit.testing.fakehosts import FakeHost, FakeHosts
+from netns_kit.testing.fakemachines import FakeMachine, FakeMachines
 
 __version__ = "0.2.0"
 
@@ -58,15 +58,15 @@ __all__ = [
     "Entry",
     "Executor",
     "Failure",
-    "FakeHost",
-    "FakeHosts",
-    "HostUnreachableError",
+    "FakeMachine",
+    "FakeMachines",
     "HostsFiles",
     "Interface",
     "KeptLab",
     "KernelFeatureMissingError",
     "Lab",
     "LabBusyError",
+    "MachineUnreachableError",
     "Masquerade",
     "Namespace",
     "NetnsKitError",

@@ -239,7 +239,7 @@ def cmd_up(ctx: _Context) -> int:
     executor: Executor | None = ctx.watched(SandboxExecutor()) if ctx.rootless else ctx.executor
     rootless: bool | None = ctx.rootless
     if topo.machines and not ctx.injected:
-        # each machine through ssh, as the file's [hosts] table says; nothing of the
+        # each machine through ssh, as the file's [machines] table says; nothing of the
         # lab is on this one but its record
         executor, rootless = None, None
     lab = Lab.from_topology(
@@ -260,8 +260,8 @@ def cmd_up(ctx: _Context) -> int:
     with _interrupts_held() as held:
         lab.keep()
         built = lab.topology()
-        host = lab.host_side or ("(sandbox)" if lab.rootless else None)
-        ctx.print(_up_table(built, host))
+        host_side = lab.host_side or ("(sandbox)" if lab.rootless else None)
+        ctx.print(_up_table(built, host_side))
         where = f" in a rootless sandbox (holder {lab.sandbox.pid})" if lab.sandbox else ""
         ctx.print(f"{_summary(built)} is up{where}.  Tear it down with: {PROG} down {topo.name}")
     if held:
@@ -286,9 +286,9 @@ def _interrupts_held() -> Iterator[list[int]]:
         yield caught
 
 
-def _up_table(topo: Topology, host: str | None) -> str:
+def _up_table(topo: Topology, host_side: str | None) -> str:
     """What was built, one row per interface: where, name, address, what it joins."""
-    host_name = host or "(root)"
+    host_name = host_side or "(root)"
 
     def where(place: str | None) -> str:
         return host_name if place is None else place
@@ -405,7 +405,7 @@ def cmd_show(ctx: _Context) -> int:
             "name": record.name,
             "isolated": record.isolated,
             "rootless": lab.rootless,
-            "host": record.host,
+            "host_side": record.host_side,
             "missing": missing,
         }
         data.update(snap.to_dict())

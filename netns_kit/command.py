@@ -17,7 +17,7 @@ command is:
   the words of its batch line.  Reads, guarded commands and commands with stdin are
   never batched.
 
-``host`` says which machine of a lab spread over several it runs on
+``machine`` says which machine of a lab spread over several it runs on
 (:mod:`netns_kit.lab.machines`); the planner never puts commands of two machines in one
 lane or batch.
 """
@@ -59,8 +59,8 @@ class Command:
     line: tuple[str, ...] | None = attrs.field(default=None, converter=_words, repr=False)
     #: The machine it runs on, by the lab's name for it (``None``: the lab's only, or
     #: first, machine).  Objects never set it: a lab spread over machines places its
-    #: steps (:func:`netns_kit.engine.step.on_host`), and its executor routes by it.
-    host: str | None = attrs.field(default=None, repr=False)
+    #: steps (:func:`netns_kit.engine.step.on_machine`), and its executor routes by it.
+    machine: str | None = attrs.field(default=None, repr=False)
     #: The kernel module the command needs (``sch_netem``), named in the error when the
     #: kernel lacks it.
     needs: str | None = attrs.field(default=None, repr=False)

@@ -243,14 +243,14 @@ class CommandError(NetnsKitError):
         stdout: str = "",
         stderr: str = "",
         *,
-        host: str | None = None,
+        machine: str | None = None,
     ) -> None:
         self.argv = tuple(argv)
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
-        #: The machine the command ran on, when not this one (an SSHExecutor's host).
-        self.host = host
+        #: The machine the command ran on, when not this one (an SSHExecutor's destination).
+        self.machine = machine
         super().__init__(self._message())
 
     @property
@@ -259,14 +259,14 @@ class CommandError(NetnsKitError):
 
     def _message(self) -> str:
         said = (self.stderr.strip() or self.stdout.strip() or "(no output)").replace("\n", "\n  ")
-        where = "" if self.host is None else f" on host {bounded_repr(self.host)}"
+        where = "" if self.machine is None else f" on machine {bounded_repr(self.machine)}"
         text = f"`{self.command_line}` failed{where} with exit code {self.returncode}:\n  {said}"
         if self.hint:
             text += f"\nhint: {self.hint}"
         return text
 
     def __reduce__(self) -> tuple[object, ...]:
-        # pickle calls the class with positional arguments only: the host (and any
+        # pickle calls the class with positional arguments only: the machine (and any
         # notes) travel in the state, and the message is made again from all of it
         args = (self.argv, self.returncode, self.stdout, self.stderr)
         return (type(self), args, dict(self.__dict__))
@@ -297,27 +297,27 @@ class PermissionDeniedError(CommandError):
     )
 
 
-class HostUnreachableError(NetnsKitError):
+class MachineUnreachableError(NetnsKitError):
     """Another machine could not be reached, or its connection died (an
     :class:`~netns_kit.SSHExecutor` could not run a command there).
 
-    ``host`` is the machine as the executor names it, ``said`` what ssh said.  The
+    ``machine`` is the machine as the executor names it, ``said`` what ssh said.  The
     command that raised it did not run there, or was cut off: a connection that dies
     in the middle of a command leaves no way to tell how far it got.
     """
 
-    def __init__(self, host: str, said: str) -> None:
-        self.host = host
+    def __init__(self, machine: str, said: str) -> None:
+        self.machine = machine
         self.said = said.strip()
         text = self.said.replace("\n", "\n  ") or "(ssh said nothing)"
         super().__init__(
-            f"host {bounded_repr(host)} is unreachable over ssh:\n  {text}\n"
+            f"machine {bounded_repr(machine)} is unreachable over ssh:\n  {text}\n"
             "hint: check that the machine is up, that sshd listens on it, and the ssh "
             "target, port, user and key"
         )
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.host, self.said))
+        return (type(self), (self.machine, self.said))
 
 
 class CommandTimeoutError(CommandError):
@@ -341,16 +341,16 @@ class KernelFeatureMissingError(CommandError):
         stdout: str = "",
         stderr: str = "",
         *,
-        host: str | None = None,
+        machine: str | None = None,
         module: str | None = None,
     ) -> None:
         self.module = module
         self.kind = module.removeprefix("sch_") if module else None
-        super().__init__(argv, returncode, stdout, stderr, host=host)
+        super().__init__(argv, returncode, stdout, stderr, machine=machine)
 
     def _message(self) -> str:
         said = (self.stderr.strip() or "(no output)").replace("\n", "\n  ")
-        where = "" if self.host is None else f" on host {bounded_repr(self.host)}"
+        where = "" if self.machine is None else f" on machine {bounded_repr(self.machine)}"
         if self.module is None:
             lead = "this kernel lacks the qdisc kind this command asks for"
         else:
@@ -399,12 +399,12 @@ def command_error(
     stdout: str = "",
     stderr: str = "",
     *,
-    host: str | None = None,
+    machine: str | None = None,
     module: str | None = None,
 ) -> NetnsKitError:
     """Turn a failed command into the most specific error the kernel's words allow.
 
-    ``host`` names the machine it ran on when that is not this one: the error says
+    ``machine`` names the machine it ran on when that is not this one: the error says
     so, since "File exists" on one of three machines is only half an answer.
     ``module`` is the kernel module the command said it needs (``Command.needs``),
     named when the kernel turns out to lack it.
@@ -412,27 +412,27 @@ def command_error(
     missing = _EXEC_FAILED.search(stderr)
     if missing:
         error = ToolMissingError(missing.group(1) or missing.group(2))
-        if host is not None:
-            error.add_note(f"on host {bounded_repr(host)}")
+        if machine is not None:
+            error.add_note(f"on machine {bounded_repr(machine)}")
         return error
     for needle, cls in _PATTERNS:
         if needle in stderr:
             if cls is KernelFeatureMissingError:
                 return KernelFeatureMissingError(
-                    argv, returncode, stdout, stderr, host=host, module=module
+                    argv, returncode, stdout, stderr, machine=machine, module=module
                 )
-            return cls(argv, returncode, stdout, stderr, host=host)
-    return CommandError(argv, returncode, stdout, stderr, host=host)
+            return cls(argv, returncode, stdout, stderr, machine=machine)
+    return CommandError(argv, returncode, stdout, stderr, machine=machine)
 
 
 def result_error(result: Result, *, module: str | None = None) -> NetnsKitError:
     """The error a failed :class:`~netns_kit.result.Result` stands for (see
-    :func:`command_error`), naming the host it ran on."""
+    :func:`command_error`), naming the machine it ran on."""
     return command_error(
         result.argv,
         result.returncode,
         result.stdout,
         result.stderr,
-        host=result.host,
+        machine=result.machine,
         module=module,
     )

@@ -9,7 +9,7 @@ import attrs
 class Result:
     """Exit code and output of one finished command.  Falsy when it failed.
 
-    ``host`` names the machine it ran on when that is not this one (an
+    ``machine`` names the machine it ran on when that is not this one (an
     :class:`~netns_kit.SSHExecutor`'s), so that its error can say where it failed.
     """
 
@@ -17,7 +17,7 @@ class Result:
     returncode: int
     stdout: str = ""
     stderr: str = ""
-    host: str | None = None
+    machine: str | None = None
 
     def __bool__(self) -> bool:
         return self.returncode == 0

@@ -29,14 +29,14 @@ from netns_kit.validate import IFNAME_MAX
 @attrs.frozen
 class BridgeSpec:
     """A bridge (a switch).  ``namespace=None`` puts it on the lab's host side (of
-    machine ``host``, in a lab spread over machines); ``address`` is the address of
+    ``machine``, in a lab spread over machines); ``address`` is the address of
     that namespace on it (a CIDR); ``stp`` runs spanning tree."""
 
     name: str
     address: str | None = None
     namespace: str | None = None
     stp: bool = False
-    host: str | None = None
+    machine: str | None = None
 
     @property
     def key(self) -> str:
@@ -105,13 +105,14 @@ class PortForwardSpec:
 
 
 @attrs.frozen
-class HostSpec:
-    """A machine of a lab spread over several, as a file's ``[hosts]`` table names it:
-    how ssh reaches it (``host``, ``user``, ``port``, ``identity_file``, ``sudo``)
-    and its ``underlay`` address (``None``: ``host``, an address)."""
+class MachineSpec:
+    """A machine of a lab spread over several, as a file's ``[machines]`` table names
+    it: how ssh reaches it (``address``, ssh's destination: a host name, an alias or an
+    IP address; ``user``, ``port``, ``identity_file``, ``sudo``) and its ``underlay``
+    address (``None``: ``address``, when it is an IP address)."""
 
     name: str
-    host: str
+    address: str
     user: str | None = None
     port: int = 22
     identity_file: str | None = None
@@ -120,8 +121,8 @@ class HostSpec:
 
     @property
     def target(self) -> str:
-        """``[user@]host``, as ssh and the file write it."""
-        return self.host if self.user is None else f"{self.user}@{self.host}"
+        """``[user@]address``, as ssh and the file write it."""
+        return self.address if self.user is None else f"{self.user}@{self.address}"
 
 
 @attrs.frozen
@@ -141,7 +142,7 @@ class Topology:
     ipv6_link_local: bool = False
     port_forwards: tuple[PortForwardSpec, ...] = ()
     hosts: bool = False
-    machines: tuple[HostSpec, ...] = ()
+    machines: tuple[MachineSpec, ...] = ()
     placement: tuple[tuple[str, str], ...] = ()
     #: Built in a rootless sandbox: its "root" side is the sandbox's namespace.  Only
     #: pictures use it; a file does not say how it is built.

@@ -26,14 +26,14 @@ holds ``eth0`` with 10.77.x.y/16 (x.y = i + 2), a veth to ``v<i>``, a port of
   netns_kit-tree         another lab: N namespaces as a tree of switches (bridges
                          inside namespaces, switch-to-switch links), 4 children per
                          switch, leaves as hosts; see NetnsKitTree
-  netns_kit-2hosts       the bridge lab spread over 2 fake hosts (namespaces with
-                         their own sshd, reached over ssh; netns_kit.testing.fakehosts): half
-                         the namespaces on each, on a bridge on each host, the two
-                         bridges joined by VXLAN; the fake hosts start and stop
+  netns_kit-2machines    the bridge lab spread over 2 fake machines (namespaces with
+                         their own sshd, reached over ssh; netns_kit.testing.fakemachines): half
+                         the namespaces on each, on a bridge on each machine, the two
+                         bridges joined by VXLAN; the fake machines start and stop
                          untimed.  They share this machine's CPUs: what it measures
                          is the cost of ssh and of building from a distance
-  netns_kit-1host        the same lab on 1 fake host, over ssh: the one-host figure
-                         for netns_kit-2hosts (netns_kit is the same lab built here)
+  netns_kit-1machine     the same lab on 1 fake machine, over ssh: the one-machine figure
+                         for netns_kit-2machines (netns_kit is the same lab built here)
 
 Every (method, N, repeat) runs in a child process of its own, so peak RSS
 (``ru_maxrss``) is that method's alone; methods are interleaved within each repeat.
@@ -100,8 +100,8 @@ METHODS = (
     "netns_kit-rootless",
     "pyroute2",
     "netns_kit-tree",
-    "netns_kit-2hosts",
-    "netns_kit-1host",
+    "netns_kit-2machines",
+    "netns_kit-1machine",
 )
 #: Children per switch in the netns_kit-tree lab.
 TREE_FANOUT = 4
@@ -375,28 +375,28 @@ class NetnsKitShaped(NetnsKit):
         return attrs.evolve(plain, links=links)
 
 
-class NetnsKitHosts(_NetnsKitMethod):
-    """The bridge lab over fake hosts (netns_kit.testing.fakehosts): namespace ``i`` on host
-    ``i * hosts // n``, each on its host's bridge (``br0`` on the first, with the
+class NetnsKitMachines(_NetnsKitMethod):
+    """The bridge lab over fake machines (netns_kit.testing.fakemachines): namespace ``i``
+    on machine ``i * machines // n``, each on its machine's bridge (``br0`` on the first, with the
     lab's host address; ``br1``... on the others), the bridges joined by VXLAN to the
     first's.  Built in one batch, like ``netns_kit``."""
 
-    HOSTS = 2
+    MACHINES = 2
 
     def prepare(self) -> None:
         super().prepare()
-        from netns_kit import FakeHosts
+        from netns_kit import FakeMachines
 
         self.fake: Any = None
-        self.fake = FakeHosts(self.HOSTS, name=f"{self.lab}fh").start()
-        self.executors = {f"h{i}": host.executor() for i, host in enumerate(self.fake)}
+        self.fake = FakeMachines(self.MACHINES, name=f"{self.lab}fh").start()
+        self.executors = {f"h{i}": m.executor() for i, m in enumerate(self.fake)}
 
     def setup(self) -> None:
         names = list(self.executors)
-        underlay = {name: host.address for name, host in zip(names, self.fake, strict=True)}
+        underlay = {name: m.address for name, m in zip(names, self.fake, strict=True)}
         self.lab_obj = self.Lab(
             self.lab,
-            hosts=self.executors,
+            machines=self.executors,
             underlay=underlay,
             isolated=True,
             state_dir=self.state_dir,
@@ -404,12 +404,12 @@ class NetnsKitHosts(_NetnsKitMethod):
         self.lab_obj.open()
         with self.lab_obj.batch():
             bridges = [
-                self.lab_obj.bridge(f"br{k}", HOST_CIDR if k == 0 else None, host=name)
+                self.lab_obj.bridge(f"br{k}", HOST_CIDR if k == 0 else None, machine=name)
                 for k, name in enumerate(names)
             ]
             for i, ns in enumerate(self.namespaces):
                 k = i * len(names) // self.n
-                made = self.lab_obj.namespace(ns, host=names[k])
+                made = self.lab_obj.namespace(ns, machine=names[k])
                 ends = (NS_IF, host_end(i))
                 self.lab_obj.link(made, bridges[k], addresses=(address(i), None), names=ends)
             for bridge in bridges[1:]:
@@ -425,17 +425,17 @@ class NetnsKitHosts(_NetnsKitMethod):
         for name, ex in self.executors.items():
             left = list_namespaces(ex)
             if left:
-                raise RuntimeError(f"host {name} still has {len(left)} namespace(s)")
+                raise RuntimeError(f"machine {name} still has {len(left)} namespace(s)")
 
     def finish(self) -> None:
         if self.fake is not None:
             self.fake.close()
 
 
-class NetnsKitOneHost(NetnsKitHosts):
-    """The same lab on one fake host, over ssh."""
+class NetnsKitOneMachine(NetnsKitMachines):
+    """The same lab on one fake machine, over ssh."""
 
-    HOSTS = 1
+    MACHINES = 1
 
 
 class Pyroute2(Method):
@@ -521,8 +521,8 @@ METHOD_CLASSES: dict[str, Callable[[str, int, str], Method]] = {
     "netns_kit-shaped": NetnsKitShaped,
     "pyroute2": Pyroute2,
     "netns_kit-tree": NetnsKitTree,
-    "netns_kit-2hosts": NetnsKitHosts,
-    "netns_kit-1host": NetnsKitOneHost,
+    "netns_kit-2machines": NetnsKitMachines,
+    "netns_kit-1machine": NetnsKitOneMachine,
 }
 
 
@@ -763,8 +763,8 @@ def summarize(
             ("netns_kit", "pyroute2"),
             ("netns_kit-rootless", "netns_kit"),
             ("netns_kit-shaped", "netns_kit"),
-            ("netns_kit-2hosts", "netns_kit-1host"),
-            ("netns_kit-2hosts", "netns_kit"),
+            ("netns_kit-2machines", "netns_kit-1machine"),
+            ("netns_kit-2machines", "netns_kit"),
         )
     }
     growth: dict[str, Any] = {}

@@ -12,7 +12,7 @@ command -v fping >/dev/null 2>&1 || need+=(fping)           # lab.reachability w
 command -v sysctl >/dev/null 2>&1 || need+=(procps)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)     # SSHExecutor
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)     # rootless labs: unshare, nsenter
-# sshd for the tests' fake hosts (netns_kit.testing.fakehosts): installed, never started as a service
+# sshd for the tests' fake hosts (netns_kit.testing.fakemachines): installed, never started as a service
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)  # lab.throughput, shaping tests
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)

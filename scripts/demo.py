@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
                 addresses=("192.168.15.2/24", None),
                 names=("veth-blue", "veth-blue-br"),
             )
-            host = netns_kit.Namespace(lab.host or "", executor=lab.executor)
+            host = netns_kit.Namespace(lab.host_side or "", executor=lab.executor)
             commands.setLevel(logging.WARNING)
 
             print("\nWhat the kernel holds now (read back with ip -j):")

@@ -19,7 +19,7 @@ A plan is a list of :class:`Wave` values.  A wave's lanes may overlap; the next 
 starts when the whole wave is done.
 
 In a lab spread over machines a lane is one namespace *of one machine*
-(``Command.host``): the same name may be a namespace on each (the host side), and
+(``Command.machine``): the same name may be a namespace on each (the host side), and
 nothing of two machines ever shares a lane or a batch.
 """
 
@@ -40,13 +40,13 @@ class Run:
     """Commands that start as one process: ``indexes`` into the planned list.
 
     ``family`` is the batch program (``ip``/``tc``) when the run is a batch, ``None``
-    for a single command; ``host`` the machine it runs on.
+    for a single command; ``machine`` the machine it runs on.
     """
 
     indexes: tuple[int, ...]
     family: str | None
     namespace: str | None
-    host: str | None = None
+    machine: str | None = None
 
 
 Lane = tuple[Run, ...]
@@ -66,12 +66,12 @@ def in_order(commands: Sequence[Command]) -> list[Wave]:
     """Consecutive batchable commands of one program and namespace become one batch;
     nothing is reordered and nothing overlaps, except that each machine of a lab
     spread over several keeps its own order, side by side with the others'."""
-    per_host: dict[str | None, list[int]] = {}
+    per_machine: dict[str | None, list[int]] = {}
     for index, command in enumerate(commands):
-        per_host.setdefault(command.host, []).append(index)
-    if len(per_host) <= 1:
+        per_machine.setdefault(command.machine, []).append(index)
+    if len(per_machine) <= 1:
         return [Wave(((run,),)) for run in _in_order(commands, range(len(commands)))]
-    lines = [_in_order(commands, indexes) for indexes in per_host.values()]
+    lines = [_in_order(commands, indexes) for indexes in per_machine.values()]
     return [
         Wave(tuple((run,) for run in side if run is not None))
         for side in itertools.zip_longest(*lines)
@@ -89,11 +89,11 @@ def _in_order(commands: Sequence[Command], indexes: Iterable[int]) -> list[Run]:
             and family is not None
             and last.family == family
             and last.namespace == command.namespace
-            and last.host == command.host
+            and last.machine == command.machine
         ):
             runs[-1] = attrs.evolve(last, indexes=(*last.indexes, index))
         else:
-            runs.append(Run((index,), family, command.namespace, command.host))
+            runs.append(Run((index,), family, command.namespace, command.machine))
     return runs
 
 
@@ -107,25 +107,25 @@ def _lane(steps: Sequence[tuple[int, Step]]) -> Lane:
             assert command.family is not None
             batches.setdefault(command.family, []).append(index)
         else:
-            singles.append(Run((index,), None, command.namespace, command.host))
+            singles.append(Run((index,), None, command.namespace, command.machine))
     first = steps[0][1].command
-    where, host = first.namespace, first.host
-    return (*(Run(tuple(ix), family, where, host) for family, ix in batches.items()), *singles)
+    where, machine = first.namespace, first.machine
+    return (*(Run(tuple(ix), family, where, machine) for family, ix in batches.items()), *singles)
 
 
 def _phase_waves(steps: Sequence[tuple[int, Step]]) -> list[Wave]:
     by_namespace: dict[tuple[str | None, str | None], list[tuple[int, Step]]] = {}
     for item in steps:
         command = item[1].command
-        by_namespace.setdefault((command.host, command.namespace), []).append(item)
+        by_namespace.setdefault((command.machine, command.namespace), []).append(item)
     ports = [key for key, items in by_namespace.items() if any(s.port for _, s in items)]
     # each machine's port lanes one after another; different machines' side by side
-    per_host: dict[str | None, list[tuple[str | None, str | None]]] = {}
+    per_machine: dict[str | None, list[tuple[str | None, str | None]]] = {}
     for key in ports:
-        per_host.setdefault(key[0], []).append(key)
+        per_machine.setdefault(key[0], []).append(key)
     waves = [
         Wave(tuple(_lane(by_namespace[key]) for key in keys if key is not None))
-        for keys in itertools.zip_longest(*per_host.values())
+        for keys in itertools.zip_longest(*per_machine.values())
     ]
     rest = tuple(_lane(items) for key, items in by_namespace.items() if key not in ports)
     if rest:
@@ -175,7 +175,7 @@ def _joinable(first: Run, second: Run) -> bool:
         first.family is not None
         and first.family == second.family
         and first.namespace == second.namespace
-        and first.host == second.host
+        and first.machine == second.machine
     )
 
 

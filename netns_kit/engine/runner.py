@@ -112,17 +112,17 @@ class Runner:
         todo = list(commands)
         return self._execute(todo, in_order(todo), keep_going=keep_going)
 
-    def executor_for(self, host: str | None) -> Executor:
-        """The executor of machine ``host``: the runner's own, unless that one routes
+    def executor_for(self, machine: str | None) -> Executor:
+        """The executor of ``machine``: the runner's own, unless that one routes
         each command to its machine's (:class:`~netns_kit.executors.dispatch.RoutingExecutor`)."""
         route = getattr(self.executor, "route", None)
-        return self.executor if route is None else route(host)
+        return self.executor if route is None else route(machine)
 
     def run_each(self, commands: Sequence[Command]) -> RunReport:
         """Independent commands (reads, probes), each in a lane of its own, overlapped
         as far as the executor allows.  Every one runs, whatever the others gave."""
         todo = list(commands)
-        lanes = tuple((Run((i,), None, c.namespace, c.host),) for i, c in enumerate(todo))
+        lanes = tuple((Run((i,), None, c.namespace, c.machine),) for i, c in enumerate(todo))
         return self._execute(todo, [Wave(lanes)] if lanes else [], keep_going=True)
 
     def _execute(
@@ -130,18 +130,18 @@ class Runner:
     ) -> RunReport:
         state = _State(len(commands), self.on_progress)
         for wave in waves:
-            by_host: dict[str | None, list[Lane]] = {}
+            by_machine: dict[str | None, list[Lane]] = {}
             for lane in wave.lanes:
                 if lane:
-                    by_host.setdefault(lane[0].host, []).append(lane)
-            if len(by_host) <= 1:
-                for host, lanes in by_host.items():
-                    self._wave(host, lanes, commands, state, keep_going)
+                    by_machine.setdefault(lane[0].machine, []).append(lane)
+            if len(by_machine) <= 1:
+                for machine, lanes in by_machine.items():
+                    self._wave(machine, lanes, commands, state, keep_going)
             else:  # machines build side by side, each through its own executor
-                with ThreadPoolExecutor(len(by_host), initializer=quiet_thread) as pool:
+                with ThreadPoolExecutor(len(by_machine), initializer=quiet_thread) as pool:
                     for future in [
-                        pool.submit(self._wave, host, lanes, commands, state, keep_going)
-                        for host, lanes in by_host.items()
+                        pool.submit(self._wave, machine, lanes, commands, state, keep_going)
+                        for machine, lanes in by_machine.items()
                     ]:
                         future.result()
             if state.error is not None and not keep_going:
@@ -156,7 +156,7 @@ class Runner:
 
     def _wave(
         self,
-        host: str | None,
+        machine: str | None,
         lanes: list[Lane],
         commands: list[Command],
         state: _State,
@@ -167,7 +167,7 @@ class Runner:
         An executor that can take many runs in one go (``execute_many``: a remote
         machine, where each process costs a round trip) gets the lanes in as many
         groups as it has sessions, each group one call."""
-        executor = self.executor_for(host)
+        executor = self.executor_for(machine)
         parallel = max(1, int(getattr(executor, "parallel", 1)))
         jobs: list[Callable[[], None]]
         if getattr(executor, "execute_many", None) is not None and len(lanes) > 1:
@@ -218,7 +218,7 @@ class Runner:
         given = tuple(commands[i] for i in run.indexes)
         if run.family is None:
             return given[0]
-        return batches.Batch(run.family, run.namespace, given, keep_going, run.host).process()
+        return batches.Batch(run.family, run.namespace, given, keep_going, run.machine).process()
 
     def _finish(
         self, run: Run, commands: list[Command], outcome: Result, state: _State, keep_going: bool
@@ -251,7 +251,7 @@ class Runner:
             result, skipped = self._single(given[0])
             state.done(index, result, skipped=skipped, needs=given[0].needs)
             return
-        job = batches.Batch(run.family, run.namespace, tuple(given), keep_going, run.host)
+        job = batches.Batch(run.family, run.namespace, tuple(given), keep_going, run.machine)
         if log.isEnabledFor(logging.DEBUG):
             for command in given:
                 log.debug("batch in %s: %s", run.namespace or "root", command)

@@ -54,7 +54,7 @@ class Entry:
     ``undo`` is the argv that removes it; ``check`` an argv that succeeds while it is
     still there (an ``iptables -C``); ``value`` the value a sysctl was set to (it is
     put back only while it still holds that value), or a VXLAN link's VNI, and
-    ``previous`` what a sysctl held.  ``host`` is the machine it is on, by the lab's
+    ``previous`` what a sysctl held.  ``machine`` is the machine it is on, by the lab's
     name for it (``None``: the lab's only machine).
     """
 
@@ -65,12 +65,12 @@ class Entry:
     check: tuple[str, ...] | None = attrs.field(default=None, converter=_argv)
     value: str | None = None
     previous: str | None = None
-    host: str | None = None
+    machine: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "name": self.name}
-        if self.host is not None:
-            out["host"] = self.host
+        if self.machine is not None:
+            out["machine"] = self.machine
         if self.kind != "namespace":
             out["namespace"] = self.namespace
         for key in ("undo", "check"):
@@ -85,7 +85,10 @@ class Entry:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Entry:
         names = {f.name for f in attrs.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        given = {k: v for k, v in data.items() if k in names}
+        if "host" in data and "machine" not in data:  # a record written by 0.2
+            given["machine"] = data["host"]
+        return cls(**given)
 
 
 @attrs.frozen
@@ -119,21 +122,21 @@ class Step:
         return entry.name if entry is not None and entry.kind == "namespace" else None
 
 
-def on_host(steps: Sequence[Step], host: str) -> list[Step]:
-    """The same steps, placed on machine ``host`` of a lab spread over machines: their
+def on_machine(steps: Sequence[Step], machine: str) -> list[Step]:
+    """The same steps, placed on ``machine`` of a lab spread over machines: their
     commands, undo and guards run there, and the record says so.  Objects build
     steps without knowing where they run; the lab's builders place them."""
     return [
         attrs.evolve(
             step,
-            command=_placed(step.command, host),
-            undo=tuple(_placed(command, host) for command in step.undo),
-            entry=None if step.entry is None else attrs.evolve(step.entry, host=host),
+            command=_placed(step.command, machine),
+            undo=tuple(_placed(command, machine) for command in step.undo),
+            entry=None if step.entry is None else attrs.evolve(step.entry, machine=machine),
         )
         for step in steps
     ]
 
 
-def _placed(command: Command, host: str) -> Command:
-    guard = None if command.unless is None else _placed(command.unless, host)
-    return attrs.evolve(command, host=host, unless=guard)
+def _placed(command: Command, machine: str) -> Command:
+    guard = None if command.unless is None else _placed(command.unless, machine)
+    return attrs.evolve(command, machine=machine, unless=guard)

@@ -35,13 +35,13 @@ def fits(command: Command) -> bool:
 @attrs.frozen
 class Batch:
     """Commands of one batch program (``family``) that start as one process in
-    ``namespace`` (on machine ``host``); ``force`` goes on past failing lines."""
+    ``namespace`` (on ``machine``); ``force`` goes on past failing lines."""
 
     family: str
     namespace: str | None
     commands: tuple[Command, ...]
     force: bool = False
-    host: str | None = None
+    machine: str | None = None
 
     def lines(self) -> list[str]:
         return [" ".join(c.line or ()) for c in self.commands]
@@ -60,7 +60,7 @@ class Batch:
             stdin=self.stdin,
             namespace=self.namespace,
             inside=inside,
-            host=self.host,
+            machine=self.machine,
         )
 
 
@@ -89,9 +89,9 @@ def split(commands: Sequence[Command], batch: Result, *, force: bool) -> list[Re
     Without ``force`` the list ends at the failed line (later lines never ran).  A
     batch that failed without saying which line is blamed on its first line.
     """
-    host = batch.host
+    machine = batch.machine
     if batch:
-        return [Result(c.argv, 0, host=host) for c in commands]
+        return [Result(c.argv, 0, machine=machine) for c in commands]
     failed = dict(failures(batch.stderr))
     if not failed:
         failed = {0: batch.stderr.strip()}
@@ -99,10 +99,10 @@ def split(commands: Sequence[Command], batch: Result, *, force: bool) -> list[Re
     for index, command in enumerate(commands):
         if index in failed:
             results.append(
-                Result(command.argv, batch.returncode or 1, "", failed[index], host=host)
+                Result(command.argv, batch.returncode or 1, "", failed[index], machine=machine)
             )
             if not force:
                 break
         else:
-            results.append(Result(command.argv, 0, host=host))
+            results.append(Result(command.argv, 0, machine=machine))
     return results

@@ -1,18 +1,18 @@
 """One executor for a lab spread over machines: each command to its machine's.
 
-A lab on several machines (``Lab(..., hosts={"a": ..., "b": ...})``) places every
-step on a machine (``Command.host``, set by :func:`netns_kit.engine.step.on_host`).  The
+A lab on several machines (``Lab(..., machines={"a": ..., "b": ...})``) places every
+step on a machine (``Command.machine``, set by :func:`netns_kit.engine.step.on_machine`).  The
 runner sees one executor, a :class:`RoutingExecutor`; it asks it for each machine's
 own (:meth:`RoutingExecutor.route`) to run that machine's lanes, side by side with
 the other machines', each as far as its own executor overlaps them.  A command with
-no host goes to the first machine, the lab's default.
+no machine goes to the first machine, the lab's default.
 
 The lab's record notes how to reach each machine again (:func:`describe`): an
 :class:`~netns_kit.SSHExecutor`'s target and options, or "this machine" for a
 :class:`~netns_kit.ShellExecutor`, so that :func:`~netns_kit.recover` can clean
 every machine after a crash without being told (:func:`rebuild`).  Any other
 executor cannot be made again from a record: recovery is then given the machines
-(``recover(name, hosts={...})``).
+(``recover(name, machines={...})``).
 """
 
 from __future__ import annotations
@@ -45,21 +45,21 @@ class RoutingExecutor:
         """What one machine overlaps (the runner asks each machine's own executor)."""
         return max(int(getattr(ex, "parallel", 1)) for ex in self.executors.values())
 
-    def route(self, host: str | None) -> Executor:
-        """The executor of machine ``host`` (``None``: the first)."""
+    def route(self, machine: str | None) -> Executor:
+        """The executor of ``machine`` (``None``: the first)."""
         try:
-            return self.executors[self.default if host is None else host]
+            return self.executors[self.default if machine is None else machine]
         except KeyError:
-            raise NetnsKitError(f"no machine {host!r} in this lab") from None
+            raise NetnsKitError(f"no machine {machine!r} in this lab") from None
 
     def execute(self, command: Command, timeout: float | None = None) -> Result:
-        return self.route(command.host).execute(command, timeout)
+        return self.route(command.machine).execute(command, timeout)
 
     def execute_batch(self, batch: Batch) -> Result:
-        return self.route(batch.host).execute_batch(batch)
+        return self.route(batch.machine).execute_batch(batch)
 
     def start(self, command: Command) -> Process:
-        return self.route(command.host).start(command)
+        return self.route(command.machine).start(command)
 
 
 def describe(executor: Executor) -> dict[str, Any]:

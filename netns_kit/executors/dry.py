@@ -113,13 +113,13 @@ class ScriptExecutor:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self._host: str | None = None
+        self._machine: str | None = None
 
     def execute(self, command: Command, timeout: float | None = None) -> Result:
         if not command.read:
-            if command.host != self._host:  # a lab spread over machines: say where
-                self._host = command.host
-                self.lines.append(f"# on machine {command.host}")
+            if command.machine != self._machine:  # a lab spread over machines: say where
+                self._machine = command.machine
+                self.lines.append(f"# on machine {command.machine}")
             line = command.shell()
             if command.unless is not None:
                 line = f"{command.unless.shell()} || {line}"

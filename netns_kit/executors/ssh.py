@@ -7,7 +7,7 @@ same way for every machine.  We use OpenSSH as it is, because it is what people
 already trust with their machines: no agent, no daemon of ours on the far side.
 
 Three things make it fast enough to build labs with (measured on one machine, a
-fake host in a namespace: a call costs about 285 ms without connection reuse, 90 ms
+fake machine in a namespace: a call costs about 285 ms without connection reuse, 90 ms
 with it, and a 500-line ``ip -batch`` over ssh 0.17 s):
 
 * one ControlMaster connection per executor, opened once, its socket in a private
@@ -23,9 +23,9 @@ reaches the remote shell unquoted.  The login shell must therefore be a POSIX sh
 
 Failures: a remote program's exit code comes back as a result, like a local one,
 and the runner maps it (a remote "File exists" is an ``AlreadyExistsError`` whose
-message names the host).  ssh itself exits 255 when it failed; then the connection
-is checked, and a dead one or an unreachable host is a
-:class:`~netns_kit.HostUnreachableError` with ssh's own words.
+message names the machine).  ssh itself exits 255 when it failed; then the connection
+is checked, and a dead one or an unreachable machine is a
+:class:`~netns_kit.MachineUnreachableError` with ssh's own words.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from netns_kit import validate
 from netns_kit.command import Command
 from netns_kit.errors import (
     CommandTimeoutError,
-    HostUnreachableError,
+    MachineUnreachableError,
     ToolMissingError,
     ValidationError,
 )
@@ -80,7 +80,8 @@ def _percent(path: str) -> str:
 
 
 class SSHExecutor:
-    """Runs commands on ``host`` over ssh (see the module docstring).
+    """Runs commands over ssh on the machine ``host`` names, ssh's destination: a host
+    name, an ``ssh_config`` alias or an address (see the module docstring).
 
     ``user``, ``port`` and ``identity_file`` are ssh's ``-l``, ``-p`` and ``-i``.
     ``sudo=True`` runs every command through ``sudo -n`` on the far side, which fails
@@ -90,7 +91,7 @@ class SSHExecutor:
 
     ``local_namespace`` names a network namespace of *this* machine that the ssh
     client runs in (``nsenter --net``): a management network, or the underlay of the
-    fake hosts tests build (:mod:`netns_kit.testing.fakehosts`), reachable from there only.
+    fake machines tests build (:mod:`netns_kit.testing.fakemachines`), reachable from there only.
 
     The connection opens at the first command (or :meth:`connect`) and stays until
     :meth:`close` (or ``IDLE`` seconds without a session, so that a master left by a
@@ -139,7 +140,7 @@ class SSHExecutor:
         return self._parallel
 
     def describe(self) -> dict[str, Any]:
-        """How to reach this host again, for a lab's record (no secrets: the key is
+        """How to reach this machine again, for a lab's record (no secrets: the key is
         named by its path)."""
         return {
             "host": self.host,
@@ -201,7 +202,7 @@ class SSHExecutor:
         return shlex.join(argv)
 
     def argv(self, command: Command, control: Path | None = None) -> tuple[str, ...]:
-        """The local argv that runs ``command`` on the host, through the master."""
+        """The local argv that runs ``command`` on the machine, through the master."""
         where = control or self.control_path or Path("<control path>")
         return (
             *self._local(),
@@ -236,8 +237,8 @@ class SSHExecutor:
     def connect(self) -> Self:
         """Open the master connection now (the first command does it otherwise).
 
-        Raises :class:`~netns_kit.HostUnreachableError` when the host cannot be
-        reached or refuses us, with ssh's words: a lab checks every host this way
+        Raises :class:`~netns_kit.MachineUnreachableError` when the machine cannot be
+        reached or refuses us, with ssh's words: a lab checks every machine this way
         before it builds anything anywhere.
         """
         with self._lock:
@@ -274,11 +275,11 @@ class SSHExecutor:
             except FileNotFoundError:
                 raise ToolMissingError(argv[0]) from None
             except subprocess.TimeoutExpired:
-                raise HostUnreachableError(
+                raise MachineUnreachableError(
                     self.host, f"no connection after {self.CONNECT_TIMEOUT + 20} s"
                 ) from None
         if done.returncode != 0 or not control.exists():
-            raise HostUnreachableError(self.host, said.read_text(errors="replace"))
+            raise MachineUnreachableError(self.host, said.read_text(errors="replace"))
 
     def alive(self) -> bool:
         """Whether the master connection is up (asks it: a few milliseconds)."""
@@ -321,8 +322,8 @@ class SSHExecutor:
         self.close()
 
     # -- running ------------------------------------------------------------------
-    def _failed(self, stderr: str) -> HostUnreachableError | None:
-        """After ssh exited 255: ssh's failure (a dead connection or host), or the
+    def _failed(self, stderr: str) -> MachineUnreachableError | None:
+        """After ssh exited 255: ssh's failure (a dead connection or machine), or the
         remote program's own exit code?"""
         up = self.alive()
         if up and not _SSH_SAID.search(stderr):
@@ -331,7 +332,7 @@ class SSHExecutor:
         if not up and control is not None:
             with contextlib.suppress(OSError):
                 control.unlink()  # a killed master leaves its socket: connect anew next time
-        return HostUnreachableError(self.host, stderr)
+        return MachineUnreachableError(self.host, stderr)
 
     def execute(self, command: Command, timeout: float | None = None) -> Result:
         self.connect()
@@ -356,13 +357,13 @@ class SSHExecutor:
             raise ToolMissingError(argv[0]) from None
         except subprocess.TimeoutExpired:
             raise CommandTimeoutError(
-                command.argv, -9, "", f"timed out after {timeout} s", host=self.host
+                command.argv, -9, "", f"timed out after {timeout} s", machine=self.host
             ) from None
         if done.returncode == SSH_FAILED:
             failure = self._failed(done.stderr)
             if failure is not None:
                 raise failure
-        return Result(command.argv, done.returncode, done.stdout, done.stderr, host=self.host)
+        return Result(command.argv, done.returncode, done.stdout, done.stderr, machine=self.host)
 
     def execute_batch(self, batch: Batch) -> Result:
         """The whole batch in one round trip: ``ip [-n NS] -batch -``, lines on stdin."""
@@ -409,11 +410,11 @@ class SSHExecutor:
         return _unframed(commands, said, mark, self.host)
 
     def start(self, command: Command) -> Process:
-        """Start ``command`` on the host in the background.
+        """Start ``command`` on the machine in the background.
 
         The far side first says its PID (``sh -c 'echo ...; exec "$@"'``, every word
         of the command a quoted argument), so that stopping it signals that process
-        on the host, by PID, and not only the local ssh client.
+        on the machine, by PID, and not only the local ssh client.
         """
         self.connect()
         control = self.control_path
@@ -436,7 +437,7 @@ class SSHExecutor:
 
 
 class _RemoteProcess:
-    """A program started on a host through ssh: the local client, and the remote PID."""
+    """A program started on a machine through ssh: the local client, and the remote PID."""
 
     def __init__(self, ex: SSHExecutor, command: Command, popen: subprocess.Popen[str]) -> None:
         self.ex = ex
@@ -477,7 +478,7 @@ class _RemoteProcess:
         return self.popen.poll() is None
 
     def signal(self, signum: int) -> None:
-        """Signal the program on the host by the PID it said; if it never said one,
+        """Signal the program on the machine by the PID it said; if it never said one,
         end the local client, which closes the session."""
         if not self.alive():
             return
@@ -497,15 +498,15 @@ class _RemoteProcess:
             code = self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
             raise CommandTimeoutError(
-                self.argv, -9, "", f"still running after {timeout} s", host=self.ex.host
+                self.argv, -9, "", f"still running after {timeout} s", machine=self.ex.host
             ) from None
         for reader in self._readers:
             reader.join(timeout)
             if reader.is_alive():
                 raise CommandTimeoutError(
-                    self.argv, -9, "", f"still printing after {timeout} s", host=self.ex.host
+                    self.argv, -9, "", f"still printing after {timeout} s", machine=self.ex.host
                 )
-        return Result(self.argv, code, "".join(self._out), "".join(self._err), host=self.ex.host)
+        return Result(self.argv, code, "".join(self._out), "".join(self._err), machine=self.ex.host)
 
 
 def _path(value: str | os.PathLike[str]) -> str:
@@ -556,7 +557,7 @@ def _sections(text: str, mark: str) -> tuple[dict[int, str], dict[int, int]]:
 
 
 def _unframed(
-    commands: Sequence[Command], said: Result, mark: str, host: str
+    commands: Sequence[Command], said: Result, mark: str, machine: str
 ) -> list[Result | None]:
     """One result per command of an :meth:`SSHExecutor.execute_many` call."""
     out, _ = _sections(said.stdout, mark)
@@ -566,12 +567,14 @@ def _unframed(
         if index in codes:
             code = codes[index]
             results.append(
-                Result(command.argv, code, out.get(index, ""), err.get(index, ""), host=host)
+                Result(command.argv, code, out.get(index, ""), err.get(index, ""), machine=machine)
             )
         elif index in err:  # it started, and the session ended before it did
             stopped = err[index] + f"\n(the session ended first: {said.stderr.strip()[-200:]})"
             results.append(
-                Result(command.argv, said.returncode or 1, out.get(index, ""), stopped, host=host)
+                Result(
+                    command.argv, said.returncode or 1, out.get(index, ""), stopped, machine=machine
+                )
             )
         else:
             results.append(None)

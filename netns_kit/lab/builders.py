@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Self
 
 from netns_kit import topology, validate
-from netns_kit.engine.step import Step, on_host
+from netns_kit.engine.step import Step, on_machine
 from netns_kit.errors import ValidationError
 from netns_kit.lab import measure
 from netns_kit.lab.core import LabCore
@@ -287,7 +287,7 @@ class Builders(LabCore):
             )
             present = mine[machine].present(listing.returncode, listing.stdout)
             made = machines.files_made.setdefault(machine, set())
-            steps += on_host(mine[machine].steps(present, made), machine)
+            steps += on_machine(mine[machine].steps(present, made), machine)
         self._run(steps)
         for machine, written in mine.items():
             machines.files_made[machine].update(written.namespaces)
@@ -312,7 +312,7 @@ class Builders(LabCore):
             }
             for b in blueprint.bridges:
                 places[b.name] = self.bridge(
-                    b.name, b.address, namespace=b.namespace, stp=b.stp, machine=b.host
+                    b.name, b.address, namespace=b.namespace, stp=b.stp, machine=b.machine
                 )
             for link in blueprint.links:
                 self.link(

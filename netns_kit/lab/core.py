@@ -147,7 +147,7 @@ class LabCore:
                 hosts = None if self.machines is None else self.machines.executor.executors
                 undo_record(leftover, self.ex, hosts)
             record = Record(self.name, os.getpid(), self.isolated, self.host_side, sandbox=holder)
-            record.hosts = self.machines.describe() if self.machines is not None else {}
+            record.machines = self.machines.describe() if self.machines is not None else {}
             self.journal.begin(record)
             self._state = "open"
             if self.host_side is not None:

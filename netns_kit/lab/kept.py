@@ -41,7 +41,7 @@ class KeptLab:
         return self.record.namespaces()
 
     def own_namespaces(self) -> list[str]:
-        return [n for n in self.record.namespaces() if n != self.record.host]
+        return [n for n in self.record.namespaces() if n != self.record.host_side]
 
     @property
     def rootless(self) -> bool:
@@ -127,7 +127,9 @@ class KeptLab:
         """Its topology as the kernel holds it now."""
         snap, _ = self.snapshot(executor)
         record = self.record
-        return topology_of(snap, name=record.name, isolated=record.isolated, host=record.host)
+        return topology_of(
+            snap, name=record.name, isolated=record.isolated, host_side=record.host_side
+        )
 
 
 def kept_labs(registry: Registry) -> list[KeptLab]:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Self
 
-from netns_kit import render, topology
+from netns_kit import render, topology, validate
 from netns_kit.check.result import Reachability
 from netns_kit.lab import views
 from netns_kit.lab.builders import Builders
@@ -51,12 +51,13 @@ class Lab(Builders):
 
     # -- from topologies ------------------------------------------------------------
     @classmethod
+    @validate.renamed_keywords(hosts="machines")
     def from_topology(cls, blueprint: Topology, **options: Any) -> Self:
         """A lab named and isolated as ``blueprint`` says, built when it opens.
 
         ``options`` are the other arguments of :class:`Lab` (``executor``,
         ``state_dir``, ``on_progress``, ``rootless``).  A topology spread over
-        machines reaches each through ssh as its ``[hosts]`` table says (the lab
+        machines reaches each through ssh as its ``[machines]`` table says (the lab
         closes those connections when it closes), unless ``hosts=`` gives executors
         (and ``underlay=`` addresses) instead: a test's fake machines, say.
         """
@@ -67,7 +68,7 @@ class Lab(Builders):
         owned = blueprint.machines and options.get("machines") is None
         if blueprint.machines:
             options.setdefault(
-                "underlay", {m.name: m.underlay or m.host for m in blueprint.machines}
+                "underlay", {m.name: m.underlay or m.address for m in blueprint.machines}
             )
         if owned:
             options["machines"] = {m.name: reach(m) for m in blueprint.machines}
@@ -83,11 +84,13 @@ class Lab(Builders):
         return lab
 
     @classmethod
+    @validate.renamed_keywords(hosts="machines")
     def from_dict(cls, data: dict[str, Any], **options: Any) -> Self:
         """A lab from a topology dict (checked completely first), built when it opens."""
         return cls.from_topology(topology.from_dict(data), **options)
 
     @classmethod
+    @validate.renamed_keywords(hosts="machines")
     def from_file(cls, path: str | os.PathLike[str], **options: Any) -> Self:
         """A lab from a TOML (or YAML) topology file, built when it opens."""
         return cls.from_topology(topology.load(Path(path)), **options)

@@ -36,13 +36,13 @@ import attrs
 from netns_kit import validate
 from netns_kit.command import Command
 from netns_kit.engine.runner import Runner
-from netns_kit.engine.step import Step, on_host
+from netns_kit.engine.step import Step, on_machine
 from netns_kit.errors import ValidationError
 from netns_kit.executors import Executor, quiet_thread
 from netns_kit.executors.dispatch import RoutingExecutor, describe
 from netns_kit.executors.ssh import SSHExecutor
 from netns_kit.objects.vxlan import OVERHEAD, VNI_MAX
-from netns_kit.spec import HostSpec
+from netns_kit.spec import MachineSpec
 
 #: VNIs a lab's start is picked among: multiples of this, so each lab has a block.
 VNI_BLOCK = 4096
@@ -169,11 +169,11 @@ class Machines:
 
     # -- placing steps --------------------------------------------------------------
     def place(self, steps: Sequence[Step], machine: str) -> list[Step]:
-        return on_host(steps, machine)
+        return on_machine(steps, machine)
 
     def everywhere(self, steps: Sequence[Step]) -> list[Step]:
         """The same steps on every machine (the host side of each)."""
-        return [step for machine in self.machines for step in on_host(steps, machine)]
+        return [step for machine in self.machines for step in on_machine(steps, machine)]
 
     def next_vni(self) -> int:
         """The next VNI of the lab: never one twice while it lives."""
@@ -196,15 +196,15 @@ class Machines:
             for name, m in self.machines.items()
         }
 
-    def specs(self) -> tuple[HostSpec, ...]:
-        """The machines as a topology names them (a file's ``[hosts]`` table)."""
+    def specs(self) -> tuple[MachineSpec, ...]:
+        """The machines as a topology names them (a file's ``[machines]`` table)."""
         found = []
         for name, machine in self.machines.items():
             ex = machine.executor
             if isinstance(ex, SSHExecutor):
-                spec = HostSpec(name, ex.host, ex.user, ex.port, ex.identity_file, ex.sudo)
+                spec = MachineSpec(name, ex.host, ex.user, ex.port, ex.identity_file, ex.sudo)
             else:
-                spec = HostSpec(name, "localhost")
+                spec = MachineSpec(name, "localhost")
             found.append(attrs.evolve(spec, underlay=machine.underlay))
         return tuple(found)
 
@@ -243,10 +243,10 @@ def spread(
     return Machines(lab, machines, underlay)
 
 
-def reach(machine: HostSpec) -> SSHExecutor:
-    """The executor a file's ``[hosts]`` entry stands for."""
+def reach(machine: MachineSpec) -> SSHExecutor:
+    """The executor a file's ``[machines]`` entry stands for."""
     return SSHExecutor(
-        machine.host,
+        machine.address,
         user=machine.user,
         port=machine.port,
         identity_file=machine.identity_file,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import attrs
 
-from netns_kit.engine.step import Step, on_host
+from netns_kit.engine.step import Step, on_machine
 from netns_kit.errors import ValidationError
 from netns_kit.executors import Executor
 from netns_kit.lab.holdings import Holdings, LinkEnd, LinkEnds
@@ -43,7 +43,7 @@ class Placement:
 
     def placed(self, steps: list[Step], machine: str | None) -> list[Step]:
         """Steps on ``machine`` (as they are in a lab on one machine)."""
-        return steps if machine is None or self.machines is None else on_host(steps, machine)
+        return steps if machine is None or self.machines is None else on_machine(steps, machine)
 
     def home(self, machine: object) -> str | None:
         """A builder's ``machine=``: one of the lab's machines (the first by default)."""
@@ -139,5 +139,5 @@ class Placement:
             )
             if link_local:
                 made = self.held.prepare("ipv6", [tunnel.home], machine=home) + made
-            steps += on_host(made, home)
+            steps += on_machine(made, home)
         return VxlanPair(tunnels[0], tunnels[1], placed), steps

@@ -208,12 +208,12 @@ class Vxlan:
 class VxlanPair:
     """A link between two machines of a lab: a :class:`Vxlan` on each, one VNI.
 
-    ``near`` is at the link's ``a`` end, on machine ``hosts[0]``; ``far`` at ``b``.
+    ``near`` is at the link's ``a`` end, on ``machines[0]``; ``far`` at ``b``.
     """
 
     near: Vxlan
     far: Vxlan
-    hosts: tuple[str, str]
+    machines: tuple[str, str]
 
     @property
     def vni(self) -> int:

@@ -26,7 +26,7 @@ from netns_kit.executors import Executor
 from netns_kit.readback import reader as state
 from netns_kit.record.registry import Record, Registry
 
-#: A namespace on a machine: (host, name), ``None`` for the lab's only machine or the
+#: A namespace on a machine: (machine, name), ``None`` for the lab's only machine or the
 #: root namespace.  The host side has one name on every machine of a lab.
 _Where = tuple[str | None, str | None]
 
@@ -128,10 +128,10 @@ class Journal:
     def _log(self, steps: Iterable[Step], *, tolerant: bool) -> None:
         for step in steps:
             if step.undo:
-                host = step.command.host
-                lives_in = frozenset((host, ns) for ns in step.lives_in)
+                machine = step.command.machine
+                lives_in = frozenset((machine, ns) for ns in step.lives_in)
                 gone = step.deletes_namespace
-                deletes = None if gone is None else (host, gone)
+                deletes = None if gone is None else (machine, gone)
                 self._undo.append(_Undo(step.undo, lives_in, deletes, tolerant))
 
     def _rollback(self, start: int, failure: BaseException) -> None:
@@ -181,12 +181,12 @@ class Journal:
         own namespaces, in the root namespace (a lab that is not isolated).  Links in
         the lab's fresh namespaces cannot collide with anything outside the lab.
         """
-        by_host: dict[str | None, list[Step]] = {}
+        by_machine: dict[str | None, list[Step]] = {}
         for step in steps:
             if step.entry is not None:
-                by_host.setdefault(step.command.host, []).append(step)
-        for host, mine in by_host.items():  # each machine has its own names
-            self._refuse_taken(mine, self.runner.executor_for(host))
+                by_machine.setdefault(step.command.machine, []).append(step)
+        for machine, mine in by_machine.items():  # each machine has its own names
+            self._refuse_taken(mine, self.runner.executor_for(machine))
 
     def _refuse_taken(self, steps: Sequence[Step], ex: Executor) -> None:
         made = [s for s in steps if s.entry is not None and s.deletes_namespace is not None]

@@ -43,6 +43,7 @@ from typing import Any
 
 import attrs
 
+from netns_kit import validate
 from netns_kit.command import Command, in_namespace
 from netns_kit.engine.runner import Runner
 from netns_kit.engine.step import Entry
@@ -101,7 +102,8 @@ class Record:
     name: str
     pid: int
     isolated: bool = False
-    host: str | None = None
+    #: The lab's host-side namespace (``None``: the root namespace).
+    host_side: str | None = None
     state: str = "building"
     resources: list[Entry] = attrs.field(factory=list)
     #: A rootless lab's sandbox: its holder process.
@@ -109,7 +111,7 @@ class Record:
     #: A lab spread over machines: each machine by the lab's name for it, with how to
     #: reach it again (``executor``, see :func:`netns_kit.executors.dispatch.describe`) and its
     #: ``underlay`` address.  Empty for a lab on one machine.
-    hosts: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    machines: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 
     def namespaces(self) -> list[str]:
         """The namespaces the lab made, its host side first (the record's order)."""
@@ -121,23 +123,30 @@ class Record:
         head = {
             f.name: getattr(self, f.name)
             for f in attrs.fields(Record)
-            if f.name not in ("resources", "sandbox", "hosts")
+            if f.name not in ("resources", "sandbox", "machines")
         }
         if self.sandbox is not None:
             head["sandbox"] = self.sandbox.to_dict()
-        if self.hosts:
-            head["hosts"] = self.hosts
+        if self.machines:
+            head["machines"] = self.machines
         lines = ",\n".join(json.dumps(entry.to_dict()) for entry in self.resources)
         return json.dumps(head)[:-1] + f', "resources": [\n{lines}\n]}}\n'
 
     @classmethod
     def from_json(cls, text: str) -> Record:
         data = json.loads(text)
+        for old, new in _RENAMED_0_3.items():  # a record written by netns_kit 0.2
+            if old in data and new not in data:
+                data[new] = data.pop(old)
         fields = {f.name: data[f.name] for f in attrs.fields(cls) if f.name in data}
         fields["resources"] = [Entry.from_dict(e) for e in fields.get("resources", [])]
         if fields.get("sandbox") is not None:
             fields["sandbox"] = HolderRef.from_dict(fields["sandbox"])
         return cls(**fields)
+
+
+#: Keys of a record that 0.3 renamed (old: new): a record written before is still read.
+_RENAMED_0_3 = {"host": "host_side", "hosts": "machines"}
 
 
 class Registry:
@@ -363,12 +372,13 @@ def stale_labs(directory: str | os.PathLike[str] | None = None) -> list[Record]:
     return [r for r in registry.records() if not registry.is_live(r.name)]
 
 
+@validate.renamed_keywords(hosts="machines")
 def recover(
     name: str,
     *,
     executor: Executor | None = None,
     state_dir: str | os.PathLike[str] | None = None,
-    hosts: Mapping[str, Executor] | None = None,
+    machines: Mapping[str, Executor] | None = None,
 ) -> list[str]:
     """Remove everything a dead lab left, from its record and the tags; returns what.
 
@@ -376,7 +386,7 @@ def recover(
     Programs a dead owner started that still run are waited for (see the module
     docstring).
 
-    A lab spread over machines is cleaned on every machine: through ``hosts`` (the
+    A lab spread over machines is cleaned on every machine: through ``machines`` (the
     lab's names for its machines, to executors) where given, else through
     executors made again from what the record says of each (an ssh target and its
     options, or this machine); those are closed afterwards.
@@ -385,7 +395,7 @@ def recover(
     registry = Registry(state_dir)
     with registry.held(name):
         record = registry.read(name)
-        removed = [] if record is None else undo_record(record, ex, hosts)
+        removed = [] if record is None else undo_record(record, ex, machines)
         registry.remove(name)
     lease = check_lease(name)
     if ":" not in name and registry.read(lease) is not None and not registry.is_live(lease):
@@ -394,7 +404,7 @@ def recover(
 
 
 def undo_record(
-    record: Record, ex: Executor, hosts: Mapping[str, Executor] | None = None
+    record: Record, ex: Executor, machines: Mapping[str, Executor] | None = None
 ) -> list[str]:
     """Undo a record's resources in reverse, each only if it still carries our mark.
 
@@ -409,30 +419,30 @@ def undo_record(
         gone = [f"namespace {n}" for n in reversed(record.namespaces())]
         return gone + ([f"sandbox holder {record.sandbox.pid}"] if holder else [])
     tag = tag_for(record.name)
-    if not record.hosts:
+    if not record.machines:
         return _undo_entries(record.resources, ex, tag)
-    executors, made = _machines(record, hosts)
-    first = next(iter(record.hosts))
+    executors, made = _machines(record, machines)
+    first = next(iter(record.machines))
     try:
         with ThreadPoolExecutor(len(executors), initializer=quiet_thread) as pool:
             futures = [
                 pool.submit(
                     _undo_entries,
-                    [e for e in record.resources if (e.host or first) == host],
-                    executors[host],
+                    [e for e in record.resources if (e.machine or first) == machine],
+                    executors[machine],
                     tag,
                 )
-                for host in record.hosts
+                for machine in record.machines
             ]
-            done = zip(record.hosts, futures, strict=True)
-            return [f"{what} on {host}" for host, future in done for what in future.result()]
+            done = zip(record.machines, futures, strict=True)
+            return [f"{what} on {machine}" for machine, future in done for what in future.result()]
     finally:
         for executor in made:
             getattr(executor, "close", lambda: None)()
 
 
 def _machines(
-    record: Record, hosts: Mapping[str, Executor] | None
+    record: Record, machines: Mapping[str, Executor] | None
 ) -> tuple[dict[str, Executor], list[Executor]]:
     """An executor for each machine of the record: given, or made again (and then
     closed by the caller)."""
@@ -440,17 +450,18 @@ def _machines(
 
     executors: dict[str, Executor] = {}
     made: list[Executor] = []
-    for host, known in record.hosts.items():
-        given = None if hosts is None else hosts.get(host)
+    for machine, known in record.machines.items():
+        given = None if machines is None else machines.get(machine)
         if given is None:
             given = rebuild(known.get("executor", {}))
             if given is None:
                 raise NetnsKitError(
-                    f"lab {record.name!r} spans machines {', '.join(record.hosts)}; its record "
-                    f"cannot reach {host!r} by itself: pass hosts={{{host!r}: executor, ...}}"
+                    f"lab {record.name!r} spans machines {', '.join(record.machines)}; its "
+                    f"record cannot reach {machine!r} by itself: "
+                    f"pass machines={{{machine!r}: executor, ...}}"
                 )
             made.append(given)
-        executors[host] = given
+        executors[machine] = given
     return executors, made
 
 

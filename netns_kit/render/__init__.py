@@ -20,14 +20,14 @@ from netns_kit.readback.tables import (
 )
 from netns_kit.render.graph import to_dot, to_mermaid
 from netns_kit.render.heatmap import reachability_html, reachability_text
-from netns_kit.render.model import host_label
+from netns_kit.render.model import host_side_label
 from netns_kit.render.svg import COLOURS, to_svg
 
 __all__ = [
     "COLOURS",
     "TABLE_HEADER",
     "TableRow",
-    "host_label",
+    "host_side_label",
     "reachability_html",
     "reachability_text",
     "table_rows",

@@ -62,12 +62,12 @@ def to_mermaid(topology: Topology) -> str:
     ids = _ids(model)
     ns_id, br_id, sw_id = ids
     lines = ["flowchart TB"]
-    if model.show_host:
-        lines.append(f'  subgraph host["{_label(model.host_label)}"]')
+    if model.show_host_side:
+        lines.append(f'  subgraph host["{_label(model.host_side_label)}"]')
         for name, address in model.bridges:
             lines.append(f'    {br_id[name]}[["{_label(name, address or "")}"]]')
         if not model.bridges:
-            lines.append(f'    hostnote["{_label(*model.host_notes or ("(no bridges)",))}"]')
+            lines.append(f'    hostnote["{_label(*model.host_side_notes or ("(no bridges)",))}"]')
         lines.append("  end")
     for name in model.namespaces:
         switches = model.switches.get(name, ())
@@ -87,7 +87,7 @@ def to_mermaid(topology: Topology) -> str:
         lines.append(f'  {a} ---|"{edge}"| {b}')
     lines.append("  classDef hostside fill:#fff4dc,stroke:#d08a00,stroke-dasharray:6 4")
     lines.append("  classDef inside fill:#eef4fb,stroke:#4f79a8")
-    if model.show_host:
+    if model.show_host_side:
         lines.append("  class host hostside")
     return "\n".join(lines) + "\n"
 
@@ -122,10 +122,10 @@ def to_dot(topology: Topology) -> str:
         "  node [fontname=monospace, fontsize=11];",
         "  edge [fontname=monospace, fontsize=9];",
     ]
-    if model.show_host:
+    if model.show_host_side:
         out += [
             "  subgraph cluster_host {",
-            f"    label={_dot_lines(model.host_label, *model.host_notes)};",
+            f"    label={_dot_lines(model.host_side_label, *model.host_side_notes)};",
             '    style="dashed,filled"; color="#d08a00"; fillcolor="#fff4dc";',
         ]
         for name, address in model.bridges:

@@ -62,21 +62,21 @@ class Switch:
 @attrs.frozen
 class Model:
     name: str
-    host_label: str
+    host_side_label: str
     namespaces: tuple[str, ...]
     bridges: tuple[tuple[str, str | None], ...]  # host-side bridges: bars
     wires: tuple[Wire, ...]
     routes: dict[str | None, list[str]]  # per namespace: its notes (routes, settings, NAT)
-    host_notes: tuple[str, ...]
+    host_side_notes: tuple[str, ...]
     switches: dict[str, tuple[Switch, ...]] = attrs.field(factory=dict)
     rows: tuple[tuple[str, ...], ...] = ()  # namespaces by level; () when nothing is wired
     hosts: bool = False  # the lab writes hosts files (names resolve inside it)
 
     @property
-    def show_host(self) -> bool:
+    def show_host_side(self) -> bool:
         """Whether pictures draw the host side: when it holds something, or when the
         lab has no switch of its own anywhere (where the host side would hold them)."""
-        return bool(self.bridges or self.host_notes or not self.switches)
+        return bool(self.bridges or self.host_side_notes or not self.switches)
 
     def interfaces(self, namespace: str) -> list[tuple[str, str | None]]:
         """(interface, address) for each end of a wire that lies in ``namespace`` and
@@ -102,7 +102,7 @@ class Model:
         return found
 
 
-def host_label(topology: Topology) -> str:
+def host_side_label(topology: Topology) -> str:
     """How pictures name the place bridges live in."""
     each = " on each machine" if topology.machines else ""
     if topology.isolated:
@@ -119,7 +119,7 @@ def _machine(topology: Topology, end: Endpoint) -> str | None:
         return None
     first = topology.machines[0].name
     if end.bridge is not None and end.namespace is None:
-        return end.bridge.host or first
+        return end.bridge.machine or first
     return topology.machine_of(end.namespace or end.name) or first
 
 
@@ -203,7 +203,7 @@ def build_model(topology: Topology) -> Model:
         if topo.machines
     ]
     lines += [
-        (None, f"{b.name} on machine {b.host or topo.machines[0].name}")
+        (None, f"{b.name} on machine {b.machine or topo.machines[0].name}")
         for b in topo.bridges
         if topo.machines and b.namespace is None
     ]
@@ -217,12 +217,12 @@ def build_model(topology: Topology) -> Model:
             routes.setdefault(namespace, []).append(text)
     return Model(
         name=topo.name,
-        host_label=host_label(topo),
+        host_side_label=host_side_label(topo),
         namespaces=tuple(namespaces),
         bridges=bridges,
         wires=tuple(wires),
         routes=routes,
-        host_notes=tuple(notes),
+        host_side_notes=tuple(notes),
         switches=switches,
         rows=levels(namespaces, wires),
         hosts=topo.hosts,

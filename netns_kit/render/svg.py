@@ -29,7 +29,7 @@ def _x(text: str) -> str:
 _FONT = "DejaVu Sans Mono, Menlo, Consolas, monospace"
 _EM = 0.62
 _SIZE = 12  # body text
-_TITLE = 14  # namespace and host titles
+_TITLE = 14  # namespace and host-side titles
 _SMALL = 11  # interface tabs and drop labels
 _LINE = 17  # body line height
 _PAD = 12  # inside a box
@@ -182,7 +182,7 @@ class _Svg:
             for name in model.namespaces
         }
         self.bridge_index = {name: k for k, (name, _) in enumerate(model.bridges)}
-        self.show_host = model.show_host
+        self.show_host_side = model.show_host_side
         # channel r lies above row r; channel `rows` lies below the last row
         self.channel_lanes = [0] * (self.rows + 1)
         self.gutter_lanes = [0] * (self.cols + 1)
@@ -326,7 +326,7 @@ class _Svg:
 
     def _layout_bars(self) -> None:
         """Each bridge's bar spans its first-row ports; bars that do not overlap share a
-        track (a height in the host box), so two bridges side by side never cross."""
+        track (a height in the host-side box), so two bridges side by side never cross."""
         self.spans: list[tuple[float, float]] = []
         for k, (name, _) in enumerate(self.m.bridges):
             xs = [p.x for p in self._bridge_ports(name, 0)]
@@ -361,10 +361,10 @@ class _Svg:
 
     def _layout_y(self) -> None:
         self.host_y = _MARGIN + 30.0
-        notes_h = len(self.m.host_notes) * _LINE
+        notes_h = len(self.m.host_side_notes) * _LINE
         self.bar_top = self.host_y + 30 + notes_h + (8 if notes_h else 0) + 22
         self.host_h = self.bar_top - self.host_y - 22 + self.tracks * _BAR + 6
-        if not self.show_host:  # nothing lives on the host side: no box for it
+        if not self.show_host_side:  # nothing lives on the host side: no box for it
             self.host_h = 0.0
         self.channel_y: list[float] = []
         y = self.host_y + self.host_h
@@ -386,7 +386,7 @@ class _Svg:
                     port.y = box.y + self.bh * (k + 1) / (len(ports) + 1)
         self.legend_y = y + 30
         self.height = math.ceil(self.legend_y + _MARGIN)
-        host_w = max([_w(self.m.host_label, _TITLE)] + [_w(n) for n in self.m.host_notes])
+        host_w = max([_w(self.m.host_side_label, _TITLE)] + [_w(n) for n in self.m.host_side_notes])
         self.width = math.ceil(
             max(
                 [
@@ -427,7 +427,7 @@ class _Svg:
             title = _w(f"lab: {self.m.name}", 16) + 24
             hint = "names in /etc/netns/<ns>/hosts"
             add(_text(_MARGIN + title, _MARGIN + 14, hint, _SMALL, COLOURS["note"]))
-        if self.show_host:
+        if self.show_host_side:
             self._host(add)
         for box in self.boxes.values():
             add(
@@ -452,8 +452,10 @@ class _Svg:
             f'fill="{COLOURS["host_fill"]}" stroke="{COLOURS["host_stroke"]}" stroke-width="1.5" '
             'stroke-dasharray="7 4"/>'
         )
-        add(_text(x + _PAD, y + 21, self.m.host_label, _TITLE, COLOURS["host_text"], bold=True))
-        for i, note in enumerate(self.m.host_notes):
+        add(
+            _text(x + _PAD, y + 21, self.m.host_side_label, _TITLE, COLOURS["host_text"], bold=True)
+        )
+        for i, note in enumerate(self.m.host_side_notes):
             add(_text(x + _PAD, y + 30 + 14 + i * _LINE, note, _SIZE, COLOURS["note"]))
 
     def _bridges(self, add: _Add) -> None:

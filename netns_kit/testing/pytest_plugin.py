@@ -10,14 +10,14 @@ netns_kit gets them without a ``conftest.py``:
   whatever the test did.  Without root it is a rootless lab (:mod:`netns_kit.executors.sandbox`),
   so network tests run in an unprivileged CI job too; the test is skipped, saying
   why, only where the kernel refuses that (or iproute2 is missing).
-- ``fake_hosts``: a factory, ``fake_hosts(n)``, of fake machines on this one, each a
+- ``fake_machines``: a factory, ``fake_machines(n)``, of fake machines on this one, each a
   namespace with its own sshd and its own ``/run/netns``, reached over ssh through an
   underlay that exists only in the test's namespaces
-  (:class:`~netns_kit.testing.fakehosts.FakeHosts`): ``fake_hosts(2)[0].executor()`` is an
+  (:class:`~netns_kit.testing.fakemachines.FakeMachines`): ``fake_machines(2)[0].executor()`` is an
   :class:`~netns_kit.SSHExecutor`.  Every sshd, namespace and key is gone after the
   test, whatever it did; without root or OpenSSH the test is skipped, saying why.
 
-The lab's host side is its own namespace (``lab.host``), but the namespaces a test
+The lab's host side is its own namespace (``lab.host_side``), but the namespaces a test
 makes are named exactly as given, machine-wide (as root): prefix them with
 ``lab.name`` (as in ``lab.namespace(f"{lab.name}-red")``) so that tests running at
 the same time, or a test and the machine's own namespaces, never share a name.
@@ -35,8 +35,8 @@ import pytest
 from netns_kit.errors import RootlessUnavailableError, ToolMissingError
 from netns_kit.executors import RecordingExecutor
 from netns_kit.lab.lab import Lab
-from netns_kit.testing.fakehosts import FakeHosts
-from netns_kit.testing.fakehosts import skip_reason as fake_hosts_skip_reason
+from netns_kit.testing.fakemachines import FakeMachines
+from netns_kit.testing.fakemachines import skip_reason as fake_machines_skip_reason
 
 
 def lab_skip_reason() -> str | None:
@@ -80,29 +80,29 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 @pytest.fixture
-def fake_hosts() -> Iterator[Callable[..., FakeHosts]]:
-    """``fake_hosts(n, prefix="fh")``: n fake machines reached over ssh, always removed.
+def fake_machines() -> Iterator[Callable[..., FakeMachines]]:
+    """``fake_machines(n, prefix="fm")``: n fake machines reached over ssh, always removed.
 
     Their names start with ``<prefix>-<6 hex>``; ``subnet=`` changes their underlay
     range (``10.250.0.0/24``, which exists only inside their namespaces).
     """
-    reason = fake_hosts_skip_reason()
+    reason = fake_machines_skip_reason()
     if reason is not None:
         pytest.skip(reason)
-    made: list[FakeHosts] = []
+    made: list[FakeMachines] = []
 
-    def make(count: int = 2, *, prefix: str = "fh", subnet: str = "10.250.0.0/24") -> FakeHosts:
-        hosts = FakeHosts(count, name=unique_lab_name(prefix), subnet=subnet)
-        made.append(hosts)
-        return hosts.start()
+    def make(count: int = 2, *, prefix: str = "fm", subnet: str = "10.250.0.0/24") -> FakeMachines:
+        machines = FakeMachines(count, name=unique_lab_name(prefix), subnet=subnet)
+        made.append(machines)
+        return machines.start()
 
     try:
         yield make
     finally:
         problems: list[BaseException] = []
-        for hosts in reversed(made):
+        for machines in reversed(made):
             try:
-                hosts.close()
+                machines.close()
             except Exception as error:
                 problems.append(error)
         if problems:

@@ -9,17 +9,17 @@ round per typo, and nothing has touched the machine when the error comes.
 The format (TOML; YAML has the same keys)::
 
     name = "bridge"            # required: the lab's name, namespace rules, <= 58 bytes
-    isolated = true            # optional (default false): give the lab its own host
+    isolated = true            # optional (default false): give the lab its own host-side
                                # namespace, so bridges, host routes, sysctls and NAT
                                # never touch the machine's root namespace
     ipv6_link_local = false    # optional (default false): see below
     hosts = true               # optional (default false): /etc/netns/<ns>/hosts for
-                               # every namespace, so names resolve (Lab.hosts); or a
-                               # table of machines (then hosts_files = true for that):
-    [hosts.a]                  # a machine, by the lab's name for it (the first is the
-    ssh = "root@10.0.0.1"      # default): how ssh reaches it; underlay, port,
+                               # every namespace, so names resolve (Lab.hosts)
+    namespaces = ["red", "blue"]   # or { name = "red", machine = "a" }: on machine a
+
+    [machines.a]               # optional: a machine, by the lab's name for it (the first
+    ssh = "root@10.0.0.1"      # is the default): how ssh reaches it; underlay, port,
                                # identity_file, sudo (topology/machines.py)
-    namespaces = ["red", "blue"]   # or { name = "red", host = "a" }: on machine a
 
     [[bridges]]                # a switch
     name = "v-net-0"           # required, an interface name (1-15 bytes), unique in
@@ -27,7 +27,7 @@ The format (TOML; YAML has the same keys)::
     namespace = "red"          # optional: left out means the lab's host side
     address = "192.168.15.5/24"   # optional: that namespace's own address on it
     stp = true                 # optional (default false): spanning tree, for rings
-    host = "a"                 # optional: the machine of a host-side bridge
+    machine = "a"              # optional: the machine of a host-side bridge
 
     [[links]]                  # a veth pair (a VXLAN tunnel between machines)
     a = "red"                  # required: a namespace or a bridge

@@ -29,10 +29,11 @@ TOP_KEYS = (
     "port_forwards",
     "hosts",
     "hosts_files",
+    "machines",
 )
 #: Each section's keys, and which of them are required.
 SECTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "bridges": (("name", "address", "namespace", "stp", "host"), ("name",)),
+    "bridges": (("name", "address", "namespace", "stp", "machine"), ("name",)),
     "links": (("a", "b", "addresses", "names", "mtu", *shaped.KEYS), ("a", "b")),
     "routes": (("namespace", "destination", "via", "dev"), ("destination",)),
     "sysctls": (("namespace", "key", "value"), ("key", "value")),
@@ -40,6 +41,8 @@ SECTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "port_forwards": (("namespace", "port", "to", "protocol", "in_interface"), ("port", "to")),
 }
 HOST = "the lab's host side"
+#: Keys that 0.3 renamed (old: new): a file that still writes one is told so.
+RENAMED = {"host": "machine", "hosts": "machines"}
 
 #: The longest key written as-is in a path; longer or odd ones are shown by bounded_repr.
 _KEY_MAX = 64
@@ -127,7 +130,9 @@ class CheckerBase:
         required: Sequence[str],
     ) -> None:
         for key in table:
-            if key not in allowed:
+            if key not in allowed and RENAMED.get(key) in allowed:
+                self.add(at(path, key), f"renamed to {RENAMED[key]} in 0.3")
+            elif key not in allowed:
                 self.add(at(path, key), "unknown key" + suggest(key, allowed, limit=len(allowed)))
         for key in required:
             if key not in table:

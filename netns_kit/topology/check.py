@@ -16,10 +16,10 @@ from netns_kit import validate
 from netns_kit.spec import BridgeSpec, LinkSpec, Topology
 from netns_kit.topology import shaped
 from netns_kit.topology.base import TOP_KEYS, at, given, kind, where_text
+from netns_kit.topology.in_namespaces import RuleChecks
 from netns_kit.topology.machines import MachineChecks
 from netns_kit.topology.places import End
 from netns_kit.topology.problems import TopologyError
-from netns_kit.topology.in_namespaces import RuleChecks
 from netns_kit.topology.segments import Segments
 
 LAB_NAME_MAX = validate.LAB_NAME_MAX
@@ -77,10 +77,10 @@ class Checker(RuleChecks, MachineChecks):
         self.isolated = self.flag(data, "isolated")
         link_local = self.flag(data, "ipv6_link_local")
         machines = self.read_machines(data)
-        hosts = self.flag(data, "hosts_files") or (not machines and self.flag(data, "hosts"))
+        hosts = self.flag(data, "hosts_files") | self.flag(data, "hosts")
         written = data.get("namespaces")
-        host = f"{name}-host" if self.isolated and name is not None else None
-        namespaces = self.read_namespaces([] if written is None else written, host)
+        host_side = f"{name}-host" if self.isolated and name is not None else None
+        namespaces = self.read_namespaces([] if written is None else written, host_side)
         bridges = [b for b in map(self.read_bridge, self.array(data, "bridges")) if b]
         links = [link for link in map(self.read_link, self.array(data, "links")) if link]
         self.check_ends(links)
@@ -108,11 +108,11 @@ class Checker(RuleChecks, MachineChecks):
 
     def flag(self, data: Mapping[str, object], key: str) -> bool:
         value = data.get(key, False)
-        if key == "hosts" and isinstance(value, Mapping):
-            return False  # a table of machines (read_machines)
+        if key == "hosts" and isinstance(value, Mapping):  # the table of machines before 0.3
+            self.add(key, "renamed to machines in 0.3 (a table of machines: [machines.NAME])")
+            return False
         if not isinstance(value, bool):
-            also = ", or a table of machines ([hosts.NAME])" if key == "hosts" else ""
-            self.add(key, f"must be true or false{also}, not {kind(value)}")
+            self.add(key, f"must be true or false, not {kind(value)}")
             return False
         return value
 
@@ -173,7 +173,7 @@ class Checker(RuleChecks, MachineChecks):
                 pending.append((child, depth + 1, (trail, key, index)))
 
     # -- namespaces and bridges ------------------------------------------------------
-    def read_namespaces(self, value: object, host: str | None) -> list[str]:
+    def read_namespaces(self, value: object, host_side: str | None) -> list[str]:
         if not isinstance(value, list):
             self.add("namespaces", f"must be an array of names, not {kind(value)}")
             return []
@@ -189,8 +189,10 @@ class Checker(RuleChecks, MachineChecks):
             if name in self.namespaces:
                 self.add(path, f"{name!r} is listed twice (also at {self.namespaces[name]})")
                 continue
-            if name == host:
-                self.add(path, f"{name!r} is the name of the isolated lab's own host namespace")
+            if name == host_side:
+                self.add(
+                    path, f"{name!r} is the name of the isolated lab's own host-side namespace"
+                )
                 continue
             self.namespaces[name] = path
             names.append(name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from netns_kit.spec import HostSpec, LinkSpec, Topology
+from netns_kit.spec import LinkSpec, MachineSpec, Topology
 from netns_kit.topology.check import Checker
 
 
@@ -26,10 +26,10 @@ def to_dict(topology: Topology) -> dict[str, object]:
         out["ipv6_link_local"] = True
     placed = dict(topology.placement)
     out["namespaces"] = [
-        n if n not in placed else {"name": n, "host": placed[n]} for n in topology.namespaces
+        n if n not in placed else {"name": n, "machine": placed[n]} for n in topology.namespaces
     ]
     if topology.machines:
-        out["hosts"] = {m.name: _machine_dict(m) for m in topology.machines}
+        out["machines"] = {m.name: _machine_dict(m) for m in topology.machines}
     if topology.hosts:
         out["hosts_files" if topology.machines else "hosts"] = True
     if topology.bridges:
@@ -39,7 +39,7 @@ def to_dict(topology: Topology) -> dict[str, object]:
                 namespace=b.namespace,
                 address=b.address,
                 stp=b.stp or None,
-                host=b.host if b.namespace is None else None,
+                machine=b.machine if b.namespace is None else None,
             )
             for b in topology.bridges
         ]
@@ -73,7 +73,7 @@ def to_dict(topology: Topology) -> dict[str, object]:
     return out
 
 
-def _machine_dict(machine: HostSpec) -> dict[str, object]:
+def _machine_dict(machine: MachineSpec) -> dict[str, object]:
     return _without_none(
         ssh=machine.target,
         underlay=machine.underlay,

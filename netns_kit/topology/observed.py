@@ -14,20 +14,22 @@ from netns_kit.readback.reader import LinkInfo, NamespaceState, Snapshot
 from netns_kit.spec import BridgeSpec, Ends, LinkSpec, RouteSpec, Topology
 
 
-def topology_of(snapshot: Snapshot, *, name: str, isolated: bool, host: str | None) -> Topology:
+def topology_of(
+    snapshot: Snapshot, *, name: str, isolated: bool, host_side: str | None
+) -> Topology:
     """A running lab's topology, rebuilt from what the kernel says (for pictures).
 
-    ``host`` is the lab's host namespace (``None``: the root namespace).  Bridges are
+    ``host_side`` is the lab's host-side namespace (``None``: the root namespace).  Bridges are
     found in every namespace; a veth end that is a bridge port stands for its bridge,
     so a link may join two namespaces, a namespace and a bridge, or two bridges.
     Routes the kernel made itself (connected, link-local) are left out, and so are
     firewall rules, which ``ip`` does not show.
     """
-    namespaces = [s.name for s in snapshot if s.name is not None and s.name != host]
+    namespaces = [s.name for s in snapshot if s.name is not None and s.name != host_side]
     present = {s.name for s in snapshot}
 
     def place(where: str | None) -> str | None:
-        return None if where == host else where
+        return None if where == host_side else where
 
     bridges = [
         BridgeSpec(link.name, _first_address(state, link.name), place(state.name))

@@ -1,4 +1,4 @@
-"""What a call over ssh costs: one fake host (netns_kit.testing.fakehosts), the SSHExecutor.
+"""What a call over ssh costs: one fake host (netns_kit.testing.fakemachines), the SSHExecutor.
 
 Opens the master connection, then times calls with and without connection reuse, a
 500-line ``ip -batch`` through the master, and 20 calls 4 at a time.  Root, and
@@ -17,13 +17,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from netns_kit import FakeHosts, Runner
+from netns_kit import FakeMachines, Runner
 from netns_kit.command import Command, ip
 
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    with FakeHosts(1, name="sshcost") as hosts:
+    with FakeMachines(1, name="sshcost") as hosts:
         ex = hosts[0].executor()
         start = time.perf_counter()
         ex.connect()

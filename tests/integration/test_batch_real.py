@@ -77,7 +77,7 @@ def test_the_fast_path_costs_a_handful_of_processes_and_builds_the_same_lab(
     with Lab(f"{prefix}-r", isolated=True, executor=ShellExecutor(), state_dir=tmp_path) as lab:
         with lab.batch():
             build(lab, f"{prefix}-r", bad_route=False)
-        host = lab.host
+        host = lab.host_side
         assert host is not None
         links = kernel.links(host)
         assert links["br0"]["linkinfo"]["info_kind"] == "bridge"

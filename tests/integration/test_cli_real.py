@@ -44,12 +44,12 @@ class Copy:
 
     path: Path
     name: str
-    host: str
+    host_side: str
     namespaces: dict[str, str]  # the example's name -> this copy's name
 
     @property
     def all_namespaces(self) -> list[str]:
-        return [self.host, *self.namespaces.values()]
+        return [self.host_side, *self.namespaces.values()]
 
 
 def unique_copy(example: str, uid: str, into: Path) -> Copy:
@@ -114,8 +114,8 @@ def state_of(kernel: Kernel, copy: Copy) -> dict[str, Any]:
         )
         state[ns] = {"links": links, "addresses": kernel.addresses(ns), "routes": routes}
     if shutil.which("iptables-save"):
-        state["nat"] = kernel.iptables_rules(copy.host)
-    state["forwarding"] = kernel.sysctl("net.ipv4.ip_forward", copy.host)
+        state["nat"] = kernel.iptables_rules(copy.host_side)
+    state["forwarding"] = kernel.sysctl("net.ipv4.ip_forward", copy.host_side)
     return state
 
 
@@ -181,12 +181,12 @@ def topology_addresses(copy: Copy) -> dict[str, set[tuple[str, str]]]:
     bridges = {b.name for b in topo.bridges}
     for bridge in topo.bridges:
         if bridge.address:
-            found[copy.host].add((bridge.name, bridge.address))
+            found[copy.host_side].add((bridge.name, bridge.address))
     for link in topo.links:
         assert link.names is not None
         ends = [
             (link.a, link.names[0]),
-            (copy.host if link.b in bridges else link.b, link.names[1]),
+            (copy.host_side if link.b in bridges else link.b, link.names[1]),
         ]
         for (ns, name), address in zip(ends, link.addresses, strict=True):
             if address:
@@ -320,7 +320,7 @@ def test_kill_9_during_up_then_cleanup(
     assert up.returncode == -signal.SIGKILL
 
     # What the lab had made so far is there, and its record says it never finished.
-    assert copy.host in kernel.namespaces()
+    assert copy.host_side in kernel.namespaces()
     record = json.loads((state / f"{copy.name}.json").read_text())
     assert record["state"] == "building"
     listed = json.loads(netns_kit(state, "ls", "--json").stdout)
@@ -330,7 +330,7 @@ def test_kill_9_during_up_then_cleanup(
     assert cleanup.returncode == 0, cleanup.stderr
     assert f"lab {copy.name!r}: removed" in cleanup.stdout
     left = sorted(set(copy.all_namespaces) & set(kernel.namespaces()))
-    if left and copy.host not in left:
+    if left and copy.host_side not in left:
         # Known gap, left to registry.py/lab.py: recover() keeps a namespace that
         # already holds its veth end while its lo is not tagged yet (lo is tagged in
         # the namespace's settings batch, after the links).  The fixture removes them.

@@ -346,10 +346,10 @@ def test_the_same_lab_name_twice_is_busy(
     assert holder.finish()[0] == 0
 
     with Lab(name, isolated=True, state_dir=state) as first:  # free again; and twice
-        assert first.host in namespaces()  # in one process is busy too
+        assert first.host_side in namespaces()  # in one process is busy too
         with pytest.raises(LabBusyError, match=f"process {os.getpid()}"):
             Lab(name, isolated=True, state_dir=state).open()
-        assert first.host in namespaces()
+        assert first.host_side in namespaces()
     assert leftovers(uid_of(name), state) == {}
 
 
@@ -398,7 +398,7 @@ def test_the_same_names_again_after_a_batch_build_20_times(
 # -- the pytest plugin on the real kernel -------------------------------------------------
 def test_the_lab_fixture_is_a_real_isolated_lab(lab: Lab) -> None:
     assert lab.state == "open" and lab.isolated
-    assert lab.host == f"{lab.name}-host" and lab.host in namespaces()
+    assert lab.host_side == f"{lab.name}-host" and lab.host_side in namespaces()
     bridge = lab.bridge("br0", "10.0.0.254/24")
     red = lab.namespace(f"{lab.name}-red")
     lab.link(red, bridge, addresses=("10.0.0.1/24", None))

@@ -310,7 +310,7 @@ def test_the_prober_keeps_few_sockets_open_and_still_hears_everyone(
 ) -> None:
     """With room for one namespace's sockets at a time per worker, every reply is still
     matched to its request, and a dead address costs its own timeout only."""
-    from netns_kit import executors as executor
+    from netns_kit.executors import shell as executor
 
     monkeypatch.setattr(executor, "file_budget", lambda lanes: 1)
     with Lab(prefix, isolated=True, state_dir=tmp_path) as lab:
@@ -333,7 +333,7 @@ def test_the_fast_snapshot_equals_reading_one_command_at_a_time(
         lab.link(red, blue, addresses=("10.47.0.1/30", "10.47.0.2/30"), mtu=1400)
         lab.route("10.48.0.0/16", via="10.47.0.2", namespace=red)
         reader = state.Reader(lab.ex)
-        everything = [lab.host, *names, red.name, blue.name]
+        everything = [lab.host_side, *names, red.name, blue.name]
         for _ in range(50):  # settled: links up, nothing changing
             fast = lab.snapshot()
             slow = state.Snapshot(tuple(reader.state(ns) for ns in everything))
@@ -344,5 +344,5 @@ def test_the_fast_snapshot_equals_reading_one_command_at_a_time(
         assert fast == slow
         (direct,) = [link for link in fast[red.name].links if link.mtu == 1400]
         assert direct.peer is not None and direct.peer.namespace == blue.name
-        port = fast[lab.host].link("p2")
+        port = fast[lab.host_side].link("p2")
         assert port.peer is not None and (port.peer.name, port.peer.namespace) == ("eth0", names[2])

@@ -58,7 +58,7 @@ def settled(lab: Lab) -> Snapshot:
 def test_snapshot_matches_what_was_built(prefix: str, kernel: Kernel) -> None:
     with Lab(prefix, isolated=True) as lab:
         red, blue = build(lab)
-        host = lab.host
+        host = lab.host_side
         assert host == f"{prefix}-host"
         snap = settled(lab)
 
@@ -115,7 +115,11 @@ def test_snapshot_equality_and_json(prefix: str) -> None:
         assert hash(second) == hash(first)
 
         data = json.loads(first.to_json())
-        assert [state["name"] for state in data["namespaces"]] == [lab.host, red.name, blue.name]
+        assert [state["name"] for state in data["namespaces"]] == [
+            lab.host_side,
+            red.name,
+            blue.name,
+        ]
         assert Snapshot.from_json(first.to_json()) == first
         assert Snapshot.from_dict(first.to_dict()) == first
         assert Snapshot.from_json(first.to_json(indent=None)) == first
@@ -123,7 +127,7 @@ def test_snapshot_equality_and_json(prefix: str) -> None:
         blue.run(["ip", "addr", "add", "192.168.15.22/24", "dev", "veth-blue"])
         changed = lab.snapshot()
         assert changed != first
-        assert changed[lab.host] == first[lab.host]
+        assert changed[lab.host_side] == first[lab.host_side]
         assert changed[red.name] == first[red.name]
         assert changed[blue.name] != first[blue.name]
         assert "192.168.15.22/24" in changed[blue.name].addresses_of("veth-blue")

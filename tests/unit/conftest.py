@@ -22,15 +22,16 @@ ROOT_SYSCTLS = {
 }
 
 
-def fresh(host: str | None = None) -> RecordingExecutor:
+def fresh(namespace: str | None = None) -> RecordingExecutor:
     """A fake executor that answers like a fresh machine: forwarding is off, and
-    ``iptables -C`` says the rule is missing, so a masquerade appends its rule."""
+    ``iptables -C`` says the rule is missing, so a masquerade appends its rule (in
+    the root namespace and in ``namespace``, where a lab's NAT may live)."""
     ex = RecordingExecutor()
     for key, value in ROOT_SYSCTLS.items():
         ex.answer(("sysctl", "-n", key), stdout=value + "\n")
     prefixes: list[Argv] = [()]
-    if host is not None:
-        prefixes.append(("ip", "netns", "exec", host))
+    if namespace is not None:
+        prefixes.append(("ip", "netns", "exec", namespace))
     for prefix in prefixes:
         for tool in ("iptables", "ip6tables"):
             ex.answer((*prefix, tool, "-w", "-t", "nat", "-C"), returncode=1, stderr=BAD_RULE)

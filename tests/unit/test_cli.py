@@ -196,10 +196,10 @@ def test_script_teardown(run: Invoke) -> None:
 
 
 def test_script_of_a_lab_on_two_machines_says_which_line_is_for_which(run: Invoke) -> None:
-    result = run("script", str(LABS / "two-hosts.toml"))
+    result = run("script", str(LABS / "two-machines.toml"))
     assert result.code == 0, result.err
     lines = result.out.splitlines()
-    assert lines.count("ip netns add two-hosts-host") == 2  # a host side on each
+    assert lines.count("ip netns add two-machines-host") == 2  # a host side on each
     machine, made = None, {}
     for line in lines:
         if line.startswith("# on machine "):
@@ -275,7 +275,7 @@ def test_the_command_releases_its_executors_threads_before_exit(
 def test_up_of_a_lab_across_machines_reaches_them_over_ssh(
     mocker: MockerFixture, state: Path
 ) -> None:
-    """The file's [hosts] table says how to reach each machine: `up` must not hand the
+    """The file's [machines] table says how to reach each machine: `up` must not hand the
     lab this machine's executor (which the lab would use for every machine)."""
 
     class Stop(Exception):
@@ -283,7 +283,7 @@ def test_up_of_a_lab_across_machines_reaches_them_over_ssh(
 
     built = mocker.patch.object(cli.Lab, "from_topology", side_effect=Stop)
     with pytest.raises(Stop):
-        cli.main(["--state-dir", str(state), "up", str(LABS / "two-hosts.toml")])
+        cli.main(["--state-dir", str(state), "up", str(LABS / "two-machines.toml")])
     options = built.call_args.kwargs
     assert options["executor"] is None and options["rootless"] is None
 
@@ -448,7 +448,7 @@ def lab_with_record(state: Path) -> None:
             "demo",
             pid=999_999,
             isolated=True,
-            host="demo-host",
+            host_side="demo-host",
             state="kept",
             resources=[
                 Entry("namespace", "demo-host"),
@@ -493,7 +493,7 @@ def test_show_json(run: Invoke, state: Path) -> None:
     result = run("show", "--json", "demo", ex=ex)
     assert result.code == 0, result.err
     data = json.loads(result.out)
-    assert data["name"] == "demo" and data["host"] == "demo-host" and data["missing"] == []
+    assert data["name"] == "demo" and data["host_side"] == "demo-host" and data["missing"] == []
     assert [ns["name"] for ns in data["namespaces"]] == ["demo-host", "red"]
     red = data["namespaces"][1]
     assert [link["name"] for link in red["links"]] == ["lo", "veth-red"]
@@ -618,7 +618,9 @@ def test_graph_of_a_running_lab_is_rebuilt_from_the_kernel() -> None:
     blue = NamespaceState(
         "blue", (LinkInfo("blue-red", "veth", "UP", 1500, peer=PeerInfo("red-blue", "red")),)
     )
-    topo = topology_of(Snapshot((host, red, blue)), name="demo", isolated=True, host="demo-host")
+    topo = topology_of(
+        Snapshot((host, red, blue)), name="demo", isolated=True, host_side="demo-host"
+    )
     assert topo.namespaces == ("red", "blue")
     assert topo.bridges == (BridgeSpec("v-net-0", "192.168.15.5/24"),)
     assert topo.links == (

@@ -24,7 +24,7 @@ from pytest_mock import MockerFixture
 from netns_kit import (
     AlreadyExistsError,
     CommandTimeoutError,
-    HostUnreachableError,
+    MachineUnreachableError,
     NetnsKitError,
     Runner,
     SSHExecutor,
@@ -315,8 +315,8 @@ def test_remote_file_exists_is_already_exists_naming_the_host(fake: FakeSsh, mak
     fake.answers.append((2, "", "RTNETLINK answers: File exists\n"))
     with pytest.raises(AlreadyExistsError) as caught:
         Runner(ex).run(ip("link", "add", "name", "v0", "type", "dummy"))
-    assert caught.value.host == "lab-b"
-    assert "failed on host 'lab-b' with exit code 2" in str(caught.value)
+    assert caught.value.machine == "lab-b"
+    assert "failed on machine 'lab-b' with exit code 2" in str(caught.value)
     assert caught.value.argv == ("ip", "link", "add", "name", "v0", "type", "dummy")
 
 
@@ -326,21 +326,21 @@ def test_batch_failure_names_the_line_and_the_host(fake: FakeSsh, make: Any) -> 
     report = Runner(ex).run_all([ip("netns", "add", "a"), ip("netns", "add", "b")])
     assert isinstance(report.error, AlreadyExistsError)
     assert report.error.argv == ("ip", "netns", "add", "b")
-    assert report.error.host == "lab-b"
+    assert report.error.machine == "lab-b"
 
 
 def test_result_says_its_host(fake: FakeSsh, make: Any) -> None:
     fake.answers.append((0, "out\n", ""))
     result = make("h").execute(Command(("echo", "out")))
-    assert (result.argv, result.stdout, result.host) == (("echo", "out"), "out\n", "h")
+    assert (result.argv, result.stdout, result.machine) == (("echo", "out"), "out\n", "h")
 
 
 def test_unreachable_host_at_connect(fake: FakeSsh, make: Any) -> None:
     fake.connect_fails = "ssh: connect to host 10.0.0.9 port 22: No route to host\n"
     ex = make("10.0.0.9")
-    with pytest.raises(HostUnreachableError) as caught:
+    with pytest.raises(MachineUnreachableError) as caught:
         ex.execute(ip("netns", "add", "red"))
-    assert caught.value.host == "10.0.0.9"
+    assert caught.value.machine == "10.0.0.9"
     assert "No route to host" in str(caught.value)
     assert fake.commands() == []  # nothing ran
     assert isinstance(caught.value, NetnsKitError)
@@ -348,7 +348,7 @@ def test_unreachable_host_at_connect(fake: FakeSsh, make: Any) -> None:
 
 def test_connect_checks_a_host_before_anything_runs(fake: FakeSsh, make: Any) -> None:
     fake.connect_fails = "Permission denied (publickey).\n"
-    with pytest.raises(HostUnreachableError, match=r"Permission denied \(publickey\)"):
+    with pytest.raises(MachineUnreachableError, match=r"Permission denied \(publickey\)"):
         make().connect()
 
 
@@ -357,7 +357,7 @@ def test_dead_connection_is_host_unreachable(fake: FakeSsh, make: Any) -> None:
     ex.connect()
     fake.master_up = False
     fake.answers.append((255, "", "ssh: connect to host h port 22: Connection refused\n"))
-    with pytest.raises(HostUnreachableError, match="Connection refused"):
+    with pytest.raises(MachineUnreachableError, match="Connection refused"):
         ex.execute(ip("link"))
     control = ex.control_path
     assert control is not None and not control.exists()  # the next call connects anew
@@ -377,7 +377,7 @@ def test_a_remote_programs_own_255_is_a_result(fake: FakeSsh, make: Any) -> None
 def test_ssh_words_with_a_live_master_are_still_unreachable(fake: FakeSsh, make: Any) -> None:
     ex = make()
     fake.answers.append((255, "", "mux_client_request_session: session request failed\n"))
-    with pytest.raises(HostUnreachableError, match="session request failed"):
+    with pytest.raises(MachineUnreachableError, match="session request failed"):
         ex.execute(ip("link"))
 
 
@@ -387,7 +387,7 @@ def test_timeout_is_a_timeout_error_naming_the_host(fake: FakeSsh, make: Any) ->
     fake.raise_on_command = subprocess.TimeoutExpired(["ssh"], 2.0)
     with pytest.raises(CommandTimeoutError) as caught:
         ex.execute(Command(("sleep", "9")), timeout=2.0)
-    assert caught.value.host == "h"
+    assert caught.value.machine == "h"
     assert caught.value.argv == ("sleep", "9")
 
 
@@ -428,20 +428,20 @@ def test_repr_names_the_target() -> None:
 
 # -- errors -----------------------------------------------------------------------------
 def test_host_unreachable_error_message_and_pickling() -> None:
-    error = HostUnreachableError("10.0.0.9", "ssh: connect to host: No route to host\n")
-    assert "host '10.0.0.9' is unreachable over ssh" in str(error)
+    error = MachineUnreachableError("10.0.0.9", "ssh: connect to host: No route to host\n")
+    assert "machine '10.0.0.9' is unreachable over ssh" in str(error)
     copy = pickle.loads(pickle.dumps(error))
-    assert (copy.host, copy.said, str(copy)) == (error.host, error.said, str(error))
+    assert (copy.machine, copy.said, str(copy)) == (error.machine, error.said, str(error))
 
 
 def test_a_command_error_keeps_its_host_through_pickling() -> None:
     from netns_kit.errors import command_error
 
-    error = command_error(("ip", "link"), 2, "", "RTNETLINK answers: File exists", host="b")
+    error = command_error(("ip", "link"), 2, "", "RTNETLINK answers: File exists", machine="b")
     error.add_note("a note")
     copy = pickle.loads(pickle.dumps(error))
     assert isinstance(copy, AlreadyExistsError)
-    assert copy.host == "b"
+    assert copy.machine == "b"
     assert str(copy) == str(error)
     assert copy.__notes__ == ["a note"]
 
@@ -496,7 +496,7 @@ def test_start_wraps_the_argv_and_stops_the_remote_pid(
     assert [c[-1] for c in fake.commands()] == ["kill -15 777"]  # on the host, by its PID
     assert result.stdout == "served\n"
     assert result.stderr == "warming up\n"  # without the PID line
-    assert result.host == "h"
+    assert result.machine == "h"
 
 
 def test_every_call_hands_lab_locks_to_the_client(

@@ -51,7 +51,7 @@ def home_router(lab: Lab, mark: Callable[[], None]) -> None:
 
 def machine() -> RecordingExecutor:
     """A fresh machine: no /etc/netns yet, and no NAT rule in the router."""
-    ex = fresh(host="router")
+    ex = fresh(namespace="router")
     ex.answer(("ls", "-1", "-A", "/etc/netns"), returncode=2, stderr="No such file or directory")
     return ex
 

@@ -221,7 +221,7 @@ def test_a_failed_batch_line_raises_the_error_of_that_command(state: Path) -> No
 
 # -- whole topologies -------------------------------------------------------------------
 def test_apply_builds_a_file_in_a_handful_of_processes(state: Path) -> None:
-    ex = fresh(host="router-nat-host")
+    ex = fresh(namespace="router-nat-host")
     blueprint = topology.load(LABS / "router-nat.toml")
     with Lab.from_topology(blueprint, executor=ex, state_dir=state) as lab:
         assert lab.topology() == blueprint.with_link_names()

@@ -51,7 +51,7 @@ def test_bridge_with_address(isolated: bool, prefix: str, state: Path) -> None:
         start, runs = len(ex.commands), len(ex.runs)
         bridge = lab.bridge("br0", address="10.0.0.254/24")
         assert isinstance(bridge, Bridge)
-        assert (bridge.name, bridge.namespace) == ("br0", lab.host)
+        assert (bridge.name, bridge.namespace) == ("br0", lab.host_side)
         switch = [  # a bridge in a lab's own namespace is a plain switch
             "ip netns exec t-host sysctl -e -q -w net.bridge.bridge-nf-call-iptables=0 "
             "net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-arptables=0"
@@ -327,7 +327,7 @@ def test_the_same_masquerade_twice_is_refused_before_anything_runs(state: Path) 
 
 
 def test_masquerade_in_an_isolated_lab_lives_in_its_host_namespace(state: Path) -> None:
-    ex = fresh(host="t-host")
+    ex = fresh(namespace="t-host")
     with make_lab(ex, state, isolated=True) as lab:
         lab.masquerade("10.0.0.0/24", out_interface="eth9")
         rule = MASQ.format(op="{op}").replace("/24 -m", "/24 -o eth9 -m")

@@ -32,7 +32,7 @@ from ..conftest import TAG, fresh, lines, make_lab
 def test_a_lab_opens_lazily_and_a_plain_one_runs_nothing_to_open(state: Path) -> None:
     ex = fresh()
     lab = make_lab(ex, state)
-    assert lab.state == "new" and lab.host is None
+    assert lab.state == "new" and lab.host_side is None
     with lab:
         assert lab.state == "open"
         assert ex.commands == []
@@ -45,7 +45,7 @@ def test_a_lab_opens_lazily_and_a_plain_one_runs_nothing_to_open(state: Path) ->
 def test_an_isolated_lab_makes_and_deletes_its_host_namespace(state: Path) -> None:
     ex = fresh()
     with make_lab(ex, state, isolated=True) as lab:
-        assert lab.host == "t-host"
+        assert lab.host_side == "t-host"
         assert lines(ex.commands) == [
             "ip netns add t-host",
             f"ip -n t-host link set dev lo up alias {TAG}",
@@ -78,7 +78,7 @@ def test_bad_lab_names_are_refused_before_anything_runs(name: str, state: Path) 
 def test_a_58_byte_lab_name_is_fine(state: Path) -> None:
     ex = fresh()
     with Lab("x" * 58, executor=ex, isolated=True, state_dir=state) as lab:
-        assert lab.host == "x" * 58 + "-host"
+        assert lab.host_side == "x" * 58 + "-host"
     assert ex.commands[0] == ("ip", "netns", "add", "x" * 58 + "-host")
 
 
@@ -191,7 +191,7 @@ def test_teardown_of_a_root_lab_deletes_root_ends_and_skips_what_goes_with_names
 
 
 def test_teardown_of_an_isolated_lab_deletes_only_namespaces(state: Path) -> None:
-    ex = fresh(host="t-host")
+    ex = fresh(namespace="t-host")
     with make_lab(ex, state, isolated=True) as lab:
         bridge = lab.bridge("br0", "10.0.0.254/24")
         for name in ("red", "green", "blue"):

@@ -214,7 +214,7 @@ DNAT = (
 
 
 def test_a_namespace_is_a_nat_router_with_a_port_forward(state: Path) -> None:
-    ex = fresh(host="router")
+    ex = fresh(namespace="router")
     with make_lab(ex, state) as lab:
         router = lab.namespace("router")
         start = len(ex.commands)
@@ -263,7 +263,7 @@ def test_a_namespace_is_a_nat_router_with_a_port_forward(state: Path) -> None:
     ],
 )
 def test_udp_and_ranges_keep_their_ports(args: tuple[object, str], rule: str, state: Path) -> None:
-    ex = fresh(host="gw")
+    ex = fresh(namespace="gw")
     with make_lab(ex, state) as lab:
         lab.namespace("gw")
         lab.port_forward(args[0], args[1], namespace="gw", protocol="udp")  # type: ignore[arg-type]
@@ -273,7 +273,7 @@ def test_udp_and_ranges_keep_their_ports(args: tuple[object, str], rule: str, st
 
 
 def test_an_ipv6_port_forward_uses_ip6tables_and_ipv6_forwarding(state: Path) -> None:
-    ex = fresh(host="gw")
+    ex = fresh(namespace="gw")
     with make_lab(ex, state) as lab:
         lab.namespace("gw")
         lab.port_forward(443, "[fd00::2]:8443", namespace="gw")

@@ -57,8 +57,8 @@ def build(ex: RecordingExecutor, state: Path, name: str = "views", prefix: str =
     lab.link(red, bridge, addresses=("192.168.15.1/24", None), names=("veth-red", "veth-red-br"))
     lab.link(blue, bridge, addresses=("192.168.15.2/24", None), names=("veth-blue", "veth-blue-br"))
     lab.link(red, blue, names=("red-blue", "blue-red"), mtu=1400)
-    assert lab.host is not None
-    answer(ex, {"host": lab.host, "red": red.name, "blue": blue.name})
+    assert lab.host_side is not None
+    answer(ex, {"host": lab.host_side, "red": red.name, "blue": blue.name})
     return lab
 
 

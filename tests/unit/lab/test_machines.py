@@ -19,11 +19,12 @@ from netns_kit import (
     SSHExecutor,
     ValidationError,
     VxlanPair,
+    recover,
 )
 from netns_kit.command import Command, ip
 from netns_kit.engine.plan import in_order, schedule
 from netns_kit.engine.runner import Runner
-from netns_kit.engine.step import Step, on_host
+from netns_kit.engine.step import Step, on_machine
 from netns_kit.executors.batch import Batch
 from netns_kit.executors.dispatch import RoutingExecutor
 from netns_kit.lab.machines import underlay_command, vni_start
@@ -51,9 +52,9 @@ def pair() -> dict[str, RecordingExecutor]:
 
 
 def spread_lab(
-    hosts: dict[str, Any], state: Path, *, isolated: bool = True, name: str = "t"
+    machines: dict[str, Any], state: Path, *, isolated: bool = True, name: str = "t"
 ) -> Lab:
-    return Lab(name, hosts=hosts, underlay=UNDERLAY, isolated=isolated, state_dir=state)
+    return Lab(name, machines=machines, underlay=UNDERLAY, isolated=isolated, state_dir=state)
 
 
 def changes(ex: RecordingExecutor) -> list[str]:
@@ -66,8 +67,8 @@ def test_each_machine_gets_its_host_side_and_only_its_own_namespaces(
     pair: dict[str, RecordingExecutor], tmp_path: Path
 ) -> None:
     with spread_lab(pair, tmp_path) as lab:
-        red = lab.namespace("red", host="a")
-        blue = lab.namespace("blue", host="b")
+        red = lab.namespace("red", machine="a")
+        blue = lab.namespace("blue", machine="b")
         assert red.executor is pair["a"] and blue.executor is pair["b"]
         assert changes(pair["a"]) == [
             "ip netns add t-host",
@@ -84,7 +85,7 @@ def test_each_machine_gets_its_host_side_and_only_its_own_namespaces(
         # each machine was reached, and its underlay device found, before anything
         assert pair["a"].calls[0].argv == ("ip", "-j", "addr", "show", "to", "10.0.0.1")
         assert pair["b"].calls[0].argv == ("ip", "-j", "addr", "show", "to", "10.0.0.2")
-        assert all(c.host == "b" for c in pair["b"].calls[1:])
+        assert all(c.machine == "b" for c in pair["b"].calls[1:])
 
 
 def test_the_default_machine_is_the_first(
@@ -103,13 +104,13 @@ def test_a_link_across_machines_is_a_vxlan_tunnel_end_on_each(
     pair: dict[str, RecordingExecutor], tmp_path: Path
 ) -> None:
     with spread_lab(pair, tmp_path) as lab:
-        red = lab.namespace("red", host="a")
-        blue = lab.namespace("blue", host="b")
+        red = lab.namespace("red", machine="a")
+        blue = lab.namespace("blue", machine="b")
         before = {h: len(ex.calls) for h, ex in pair.items()}
         made = lab.link(red, blue, addresses=("192.168.5.1/24", "192.168.5.2/24"))
         assert isinstance(made, VxlanPair)
         vni = vni_start("t")
-        assert made.vni == vni and made.hosts == ("a", "b")
+        assert made.vni == vni and made.machines == ("a", "b")
         near = lines(c.argv for c in pair["a"].calls[before["a"] :])
         far = lines(c.argv for c in pair["b"].calls[before["b"] :])
         # made on the underlay device in place in its namespace: the kernel gives it
@@ -129,7 +130,7 @@ def test_a_link_across_machines_is_a_vxlan_tunnel_end_on_each(
             "ip -n blue link set dev veth-blue addrgenmode none up",
         ]
         # deleting the namespaces deletes the tunnel ends: nothing else to undo
-        teardown = [(c.host, " ".join(c.argv)) for c in lab.teardown_commands()]
+        teardown = [(c.machine, " ".join(c.argv)) for c in lab.teardown_commands()]
         assert sorted(teardown) == [
             ("a", "ip netns delete red"),
             ("a", "ip netns delete t-host"),
@@ -142,14 +143,14 @@ def test_vnis_are_one_more_each_link_and_the_record_keeps_them(
     pair: dict[str, RecordingExecutor], tmp_path: Path
 ) -> None:
     with spread_lab(pair, tmp_path) as lab:
-        red, blue = lab.namespace("red", host="a"), lab.namespace("blue", host="b")
+        red, blue = lab.namespace("red", machine="a"), lab.namespace("blue", machine="b")
         first = lab.link(red, blue)
         second = lab.link(red, blue)
         assert second.vni == first.vni + 1  # type: ignore[union-attr]
         record = Registry(tmp_path).read("t")
         assert record is not None
         tunnels = [e for e in record.resources if e.kind == "link"]
-        assert [(e.host, e.namespace, e.value) for e in tunnels] == [
+        assert [(e.machine, e.namespace, e.value) for e in tunnels] == [
             ("a", "red", str(first.vni)),  # type: ignore[union-attr]
             ("b", "blue", str(first.vni)),  # type: ignore[union-attr]
             ("a", "red", str(second.vni)),  # type: ignore[union-attr]
@@ -158,23 +159,23 @@ def test_vnis_are_one_more_each_link_and_the_record_keeps_them(
 
 
 def test_a_dry_run_knows_no_underlay_device_and_lowers_the_mtu_by_50(tmp_path: Path) -> None:
-    hosts = {"a": machine(None, "10.0.0.1"), "b": machine(None, "10.0.0.2")}
-    with spread_lab(hosts, tmp_path) as lab:
-        red, blue = lab.namespace("red", host="a"), lab.namespace("blue", host="b")
+    machines = {"a": machine(None, "10.0.0.1"), "b": machine(None, "10.0.0.2")}
+    with spread_lab(machines, tmp_path) as lab:
+        red, blue = lab.namespace("red", machine="a"), lab.namespace("blue", machine="b")
         lab.link(red, blue)
-        made = changes(hosts["a"])
+        made = changes(machines["a"])
         assert any(" dev " not in m and "type vxlan" in m for m in made)
         assert "ip -n red link set dev veth-red mtu 1450" in made
         lab.link(red, blue, mtu=1400)  # a user's MTU wins
-        assert "ip -n red link set dev red-blue mtu 1400" in changes(hosts["a"])
+        assert "ip -n red link set dev red-blue mtu 1400" in changes(machines["a"])
 
 
 def test_bridges_joined_across_machines_are_one_segment(
     pair: dict[str, RecordingExecutor], tmp_path: Path
 ) -> None:
     with spread_lab(pair, tmp_path) as lab:
-        sw_a = lab.bridge("sw-a", host="a")
-        sw_b = lab.bridge("sw-b", host="b")
+        sw_a = lab.bridge("sw-a", machine="a")
+        sw_b = lab.bridge("sw-b", machine="b")
         assert sw_b.executor is pair["b"]
         joined = lab.link(sw_a, sw_b)
         vni = joined.vni  # type: ignore[union-attr]
@@ -191,8 +192,8 @@ def test_a_link_on_one_machine_stays_a_veth_there(
     pair: dict[str, RecordingExecutor], tmp_path: Path
 ) -> None:
     with spread_lab(pair, tmp_path) as lab:
-        sw = lab.bridge("sw-b", host="b")
-        blue = lab.namespace("blue", host="b")
+        sw = lab.bridge("sw-b", machine="b")
+        blue = lab.namespace("blue", machine="b")
         lab.link(blue, sw, addresses=("10.1.0.2/24", None))
         assert any("type veth" in m for m in changes(pair["b"]))
         assert not any("type veth" in m for m in changes(pair["a"]))
@@ -203,47 +204,62 @@ def test_builders_refuse_unknown_machines_and_disagreeing_ones(
     pair: dict[str, RecordingExecutor], tmp_path: Path
 ) -> None:
     with spread_lab(pair, tmp_path) as lab:
-        red = lab.namespace("red", host="a")
+        red = lab.namespace("red", machine="a")
         made = {h: len(ex.calls) for h, ex in pair.items()}
-        with pytest.raises(ValidationError, match="host"):
-            lab.namespace("blue", host="c")
+        with pytest.raises(ValidationError, match="machine"):
+            lab.namespace("blue", machine="c")
         with pytest.raises(ValidationError, match="is not where namespace 'red' is"):
-            lab.bridge("br0", namespace=red, host="b")
-        blue = lab.namespace("blue", host="b")
+            lab.bridge("br0", namespace=red, machine="b")
+        blue = lab.namespace("blue", machine="b")
         made = {h: len(ex.calls) for h, ex in pair.items()}
         with pytest.raises(ValidationError, match="not a link across machines"):
             lab.link(red, blue, rate="10mbit")
         assert {h: len(ex.calls) for h, ex in pair.items()} == made
 
 
-def test_hosts_need_underlay_addresses_and_exclude_executor(tmp_path: Path) -> None:
+def test_machines_need_underlay_addresses_and_exclude_executor(tmp_path: Path) -> None:
     a, b = RecordingExecutor(), RecordingExecutor()
     with pytest.raises(ValidationError, match="underlay"):
-        Lab("t", hosts={"a": a, "b": b}, state_dir=tmp_path)
-    with pytest.raises(ValidationError, match="not one of the lab's hosts"):
-        Lab("t", hosts={"a": a, "b": b}, underlay={**UNDERLAY, "c": "10.0.0.3"})
+        Lab("t", machines={"a": a, "b": b}, state_dir=tmp_path)
+    with pytest.raises(ValidationError, match="not one of the lab's machines"):
+        Lab("t", machines={"a": a, "b": b}, underlay={**UNDERLAY, "c": "10.0.0.3"})
     with pytest.raises(ValidationError, match="exclude"):
-        Lab("t", hosts={"a": a}, executor=a)
+        Lab("t", machines={"a": a}, executor=a)
     with pytest.raises(ValidationError, match="one address to two machines"):
-        Lab("t", hosts={"a": a, "b": b}, underlay={"a": "10.0.0.1", "b": "10.0.0.1"})
+        Lab("t", machines={"a": a, "b": b}, underlay={"a": "10.0.0.1", "b": "10.0.0.1"})
     with pytest.raises(ValidationError, match="is not an executor"):
-        Lab("t", hosts={"a": a, "b": "ssh://b"}, underlay=UNDERLAY)  # type: ignore[dict-item]
-    with pytest.raises(ValidationError, match="hosts="):
-        Lab("t").namespace("red", host="a")
+        Lab("t", machines={"a": a, "b": "ssh://b"}, underlay=UNDERLAY)  # type: ignore[dict-item]
+    with pytest.raises(ValidationError, match="machines="):
+        Lab("t").namespace("red", machine="a")
     assert a.calls == [] and b.calls == []
     # an ssh executor's address is its underlay address unless told otherwise
-    lab = Lab("t", hosts={"a": SSHExecutor("10.0.0.1"), "b": SSHExecutor("10.0.0.2")})
+    lab = Lab("t", machines={"a": SSHExecutor("10.0.0.1"), "b": SSHExecutor("10.0.0.2")})
     assert lab.machines is not None
     assert [m.underlay for m in lab.machines.machines.values()] == ["10.0.0.1", "10.0.0.2"]
 
 
+def test_the_keywords_of_0_2_are_refused_naming_their_new_names(tmp_path: Path) -> None:
+    a, b = RecordingExecutor(), RecordingExecutor()
+    with pytest.raises(
+        ValidationError, match=r"hosts: .* was renamed to machines= in netns_kit 0\.3"
+    ):
+        Lab("t", hosts={"a": a, "b": b}, underlay=UNDERLAY)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match=r"renamed to machine= in netns_kit 0\.3"):
+        Lab("t", state_dir=tmp_path).namespace("red", host="a")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match=r"renamed to machine= in netns_kit 0\.3"):
+        Lab("t", state_dir=tmp_path).bridge("br0", host="a")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match=r"renamed to machines= in netns_kit 0\.3"):
+        recover("t", state_dir=tmp_path, hosts={"a": a})  # type: ignore[call-arg]
+    assert a.calls == [] and b.calls == []
+
+
 def test_an_underlay_address_the_machine_lacks_stops_the_lab_first(tmp_path: Path) -> None:
-    hosts = {"a": machine("eth0", "10.0.0.1"), "b": RecordingExecutor()}
-    hosts["b"].answer(underlay_command("10.0.0.2").argv, stdout="[]")
-    lab = spread_lab(hosts, tmp_path)
+    machines = {"a": machine("eth0", "10.0.0.1"), "b": RecordingExecutor()}
+    machines["b"].answer(underlay_command("10.0.0.2").argv, stdout="[]")
+    lab = spread_lab(machines, tmp_path)
     with pytest.raises(ValidationError, match="is not an address of machine 'b'"):
         lab.open()
-    assert all(c.read for ex in hosts.values() for c in ex.calls)  # only the checks ran
+    assert all(c.read for ex in machines.values() for c in ex.calls)  # only the checks ran
     assert not (tmp_path / "t.json").exists()
 
 
@@ -256,11 +272,11 @@ def test_the_record_says_how_to_reach_each_machine_and_recovery_cleans_each(
     lab.machines.check = lambda: None  # type: ignore[method-assign,union-attr]
     lab.journal.runner.executor.executors["b"] = pair["b"]  # type: ignore[attr-defined]
     lab.open()
-    lab.namespace("red", host="a")
-    lab.namespace("blue", host="b")
+    lab.namespace("red", machine="a")
+    lab.namespace("blue", machine="b")
     record = Registry(tmp_path).read("t")
     assert record is not None
-    assert record.hosts["b"] == {
+    assert record.machines["b"] == {
         "executor": {
             "ssh": {
                 "host": "10.0.0.2",
@@ -274,15 +290,15 @@ def test_the_record_says_how_to_reach_each_machine_and_recovery_cleans_each(
         },
         "underlay": "10.0.0.2",
     }
-    assert record.hosts["a"]["executor"] == {"other": repr(pair["a"])}
-    assert [(e.host, e.name) for e in record.resources if e.kind == "namespace"] == [
+    assert record.machines["a"]["executor"] == {"other": repr(pair["a"])}
+    assert [(e.machine, e.name) for e in record.resources if e.kind == "namespace"] == [
         ("a", "t-host"),
         ("b", "t-host"),
         ("a", "red"),
         ("b", "blue"),
     ]
     # a machine the record cannot reach by itself must be given
-    with pytest.raises(NetnsKitError, match="hosts="):
+    with pytest.raises(NetnsKitError, match="machines="):
         undo_record(record, RecordingExecutor(), {"b": RecordingExecutor()})
     fa, fb = RecordingExecutor(), RecordingExecutor()
     for ex, names in ((fa, ("t-host", "red")), (fb, ("t-host", "blue"))):
@@ -307,9 +323,9 @@ def test_the_record_says_how_to_reach_each_machine_and_recovery_cleans_each(
 def test_the_routing_executor_sends_each_command_to_its_machine() -> None:
     a, b = RecordingExecutor(), RecordingExecutor()
     route = RoutingExecutor({"a": a, "b": b})
-    route.execute(Command(("true",), host="b"))
-    route.execute(Command(("false",)))  # no host: the first machine
-    route.execute_batch(Batch("ip", "red", (ip("link", "set", "dev", "lo", "up"),), host="b"))
+    route.execute(Command(("true",), machine="b"))
+    route.execute(Command(("false",)))  # no machine: the first one
+    route.execute_batch(Batch("ip", "red", (ip("link", "set", "dev", "lo", "up"),), machine="b"))
     assert a.commands == [("false",)]
     assert b.commands == [("true",), ("ip", "link", "set", "dev", "lo", "up")]
     assert b.runs[-1].argv == ("ip", "-n", "red", "-batch", "-")
@@ -319,18 +335,18 @@ def test_the_routing_executor_sends_each_command_to_its_machine() -> None:
 
 def test_the_same_namespace_name_on_two_machines_is_two_lanes() -> None:
     steps = [Step(ip("link", "set", "dev", "lo", "up", namespace="t-host"))]
-    placed = on_host(steps, "a") + on_host(steps, "b")
+    placed = on_machine(steps, "a") + on_machine(steps, "b")
     (wave,) = schedule(placed)
-    assert sorted((lane[0].host, lane[0].namespace) for lane in wave.lanes) == [
+    assert sorted((lane[0].machine, lane[0].namespace) for lane in wave.lanes) == [
         ("a", "t-host"),
         ("b", "t-host"),
     ]
-    assert all(c.host == "a" for c in placed[0].undo) and placed[1].command.host == "b"
+    assert all(c.machine == "a" for c in placed[0].undo) and placed[1].command.machine == "b"
 
 
 def test_in_order_keeps_each_machines_order_side_by_side() -> None:
     commands = [
-        attrs.evolve(ip("netns", "delete", n), host=h)
+        attrs.evolve(ip("netns", "delete", n), machine=h)
         for n, h in (("r", "a"), ("b1", "b"), ("r2", "a"), ("b2", "b"))
     ]
     waves = in_order(commands)
@@ -407,7 +423,7 @@ def test_execute_many_frames_each_command_and_stops_at_the_first_failure(
             (3, "", "said\n"),
             None,  # never ran: the script stopped at the failure
         ]
-        assert all(r is None or r.host == "10.0.0.2" for r in results)
+        assert all(r is None or r.machine == "10.0.0.2" for r in results)
         going = ex.execute_many(commands, keep_going=True)
         assert going[3] is not None and going[3].stdout == "never\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing reached a shell unquoted
@@ -423,11 +439,11 @@ def test_hosts_files_on_each_machine_name_every_namespace(
     for ex in pair.values():  # no /etc/netns yet
         ex.answer(("ls", "-1", "-A", "/etc/netns"), returncode=2)
     with spread_lab(pair, tmp_path) as lab:
-        red, blue = lab.namespace("red", host="a"), lab.namespace("blue", host="b")
+        red, blue = lab.namespace("red", machine="a"), lab.namespace("blue", machine="b")
         lab.link(red, blue, addresses=("192.168.5.1/24", "192.168.5.2/24"))
         files = lab.hosts()
-        for host, mine in (("a", "red"), ("b", "blue")):
-            made = [c for c in pair[host].calls if c.argv[0] in ("mkdir", "tee")]
+        for machine_name, mine in (("a", "red"), ("b", "blue")):
+            made = [c for c in pair[machine_name].calls if c.argv[0] in ("mkdir", "tee")]
             assert [c.argv for c in made] == [
                 ("mkdir", "-p", "/etc/netns"),
                 ("mkdir", "-p", f"/etc/netns/{mine}", "/etc/netns/t-host"),

@@ -516,7 +516,7 @@ def test_topology_of_a_running_lab_names_each_links_shaping() -> None:
     blue = NamespaceState(
         "blue", (LinkInfo("b", "veth", "UP", 1500, peer=PeerInfo("a", "red", 2, 0)),)
     )
-    topo = topology_of(Snapshot((red, blue)), name="t", isolated=True, host="t-host")
+    topo = topology_of(Snapshot((red, blue)), name="t", isolated=True, host_side="t-host")
     assert [(link.shape, link.direction) for link in topo.links] == [
         (Shape(rate=5_000_000), "a->b")
     ]

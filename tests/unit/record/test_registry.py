@@ -59,6 +59,42 @@ def test_a_record_round_trips_through_json(registry: Registry) -> None:
     assert registry.read("nothing") is None
 
 
+def test_a_record_is_written_with_the_words_of_0_3(registry: Registry) -> None:
+    machines = {"a": {"executor": {"local": True}, "underlay": "10.0.0.1"}}
+    record = Record("lab", 42, True, "lab-host", "up", [Entry("namespace", "a", machine="a")])
+    record.machines = machines
+    registry.write(record)
+    on_disk = json.loads(registry.record_path("lab").read_text())
+    assert on_disk["host_side"] == "lab-host" and on_disk["machines"] == machines
+    assert "host" not in on_disk and "hosts" not in on_disk
+    assert on_disk["resources"] == [{"kind": "namespace", "name": "a", "machine": "a"}]
+    assert registry.read("lab") == record
+
+
+def test_a_record_written_by_0_2_is_still_read(registry: Registry) -> None:
+    """0.2 wrote ``host`` (the host side), ``hosts`` (the machines) and a ``host`` on
+    each resource line: a lab it left must still be recovered."""
+    machines = {"a": {"executor": {"local": True}}, "b": {"executor": {"local": True}}}
+    old = {
+        "name": "lab",
+        "pid": 42,
+        "isolated": True,
+        "host": "lab-host",
+        "state": "up",
+        "hosts": machines,
+        "resources": [
+            {"kind": "namespace", "name": "lab-host", "host": "a"},
+            {"kind": "namespace", "name": "red", "host": "b"},
+        ],
+    }
+    registry.write(Record("lab", 42))  # makes the state directory as 0.2 would have
+    registry.record_path("lab").write_text(json.dumps(old))
+    record = registry.read("lab")
+    assert record is not None
+    assert (record.host_side, record.machines) == ("lab-host", machines)
+    assert [(e.name, e.machine) for e in record.resources] == [("lab-host", "a"), ("red", "b")]
+
+
 def test_a_record_is_written_atomically(
     registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -374,12 +374,13 @@ def test_text_table_aligns_columns() -> None:
 
 
 def test_a_rootless_labs_host_side_is_named_as_the_sandbox() -> None:
-    from netns_kit.render import host_label
+    from netns_kit.render import host_side_label
     from netns_kit.spec import Topology as Plan
 
-    assert host_label(Plan("t", sandboxed=True)) == "host side (the sandbox's own namespace)"
+    assert host_side_label(Plan("t", sandboxed=True)) == "host side (the sandbox's own namespace)"
     assert (
-        host_label(Plan("t", isolated=True, sandboxed=True)) == "host side: t-host in its sandbox"
+        host_side_label(Plan("t", isolated=True, sandboxed=True))
+        == "host side: t-host in its sandbox"
     )
-    assert host_label(Plan("t")) == "host side (root namespace)"
+    assert host_side_label(Plan("t")) == "host side (root namespace)"
     assert Plan("t", sandboxed=True) == Plan("t")  # how it was built is not what it is

@@ -219,7 +219,7 @@ def test_a_running_labs_picture_is_rebuilt_with_switches_anywhere() -> None:
         ),
     )
     h1 = NamespaceState("h1", (LinkInfo("eth0", "veth", "UP", 1500, peer=PeerInfo("h", "s2")),))
-    topo = topology_of(Snapshot((s1, s2, h1)), name="t", isolated=True, host="t-host")
+    topo = topology_of(Snapshot((s1, s2, h1)), name="t", isolated=True, host_side="t-host")
     assert topo.bridges == (BridgeSpec("br0", None, "s1"), BridgeSpec("br0", None, "s2"))
     assert topo.links == (
         LinkSpec("s1/br0", "s2/br0", ("s1-s2", "s2-s1")),
@@ -232,13 +232,13 @@ def test_pictures_of_a_lab_on_machines_say_where_and_which_links_are_tunnels() -
     from netns_kit import topology
     from netns_kit.render.model import build_model
 
-    lab = topology.load(Path(__file__).resolve().parents[3] / "scripts/labs/two-hosts.toml")
+    lab = topology.load(Path(__file__).resolve().parents[3] / "scripts/labs/two-machines.toml")
     model = build_model(lab)
-    assert model.host_label == "host side: two-hosts-host on each machine"
+    assert model.host_side_label == "host side: two-machines-host on each machine"
     assert model.notes("red")[-1:] == ["on machine a"]
     assert model.notes("blue")[-1:] == ["on machine b"]
-    assert "vxlan sw-a-sw-b -- sw-b-sw-a joins sw-a and sw-b" in model.host_notes
-    assert {"sw-a on machine a", "sw-b on machine b"} <= set(model.host_notes)
+    assert "vxlan sw-a-sw-b -- sw-b-sw-a joins sw-a and sw-b" in model.host_side_notes
+    assert {"sw-a on machine a", "sw-b on machine b"} <= set(model.host_side_notes)
     (tunnel,) = [w for w in model.wires if w.ns_b == "blue"]
     assert tunnel.shaping == "vxlan"
     assert all(w.shaping is None for w in model.wires if w.bridge is not None)

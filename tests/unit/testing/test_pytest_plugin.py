@@ -86,14 +86,14 @@ def test_plugin_fixtures_are_listed(pytester: pytest.Pytester) -> None:
     )
 
 
-def test_plugin_fake_hosts_skip_with_a_reason_without_root(
+def test_plugin_fake_machines_skip_with_a_reason_without_root(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 1000)
-    assert_skips(pytester, "fake_hosts", "*fake hosts need root*")
+    assert_skips(pytester, "fake_machines", "*fake machines need root*")
 
 
-def test_plugin_fake_hosts_skip_naming_the_missing_package(
+def test_plugin_fake_machines_skip_naming_the_missing_package(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = shutil.which
@@ -101,10 +101,10 @@ def test_plugin_fake_hosts_skip_naming_the_missing_package(
     monkeypatch.setattr(
         "shutil.which", lambda name, *a, **k: None if name.endswith("sshd") else real(name)
     )
-    assert_skips(pytester, "fake_hosts", "*apt-get install openssh-server*")
+    assert_skips(pytester, "fake_machines", "*apt-get install openssh-server*")
 
 
-def test_plugin_lists_fake_hosts(pytester: pytest.Pytester) -> None:
+def test_plugin_lists_fake_machines(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_nothing(): pass")
     result = pytester.runpytest_inprocess("--fixtures", "-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["fake_hosts *", "*fake_hosts(n*"])
+    result.stdout.fnmatch_lines(["fake_machines *", "*fake_machines(n*"])

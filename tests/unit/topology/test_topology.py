@@ -123,7 +123,7 @@ def test_every_problem_is_reported_at_once() -> None:
     assert found == [
         "extra: unknown key (expected one of: name, isolated, ipv6_link_local, "
         "namespaces, bridges, links, routes, sysctls, masquerade, port_forwards, hosts, "
-        "hosts_files)",
+        "hosts_files, machines)",
         "isolated: must be true or false, not a string ('no')",
         "namespaces[2]: 'red' is listed twice (also at namespaces[0])",
         "bridges[0].address: '10.1.0.1/33' is not an IPv4 or IPv6 interface",
@@ -146,7 +146,7 @@ def test_error_message_lists_every_problem() -> None:
         "lab.toml: 2 problems:\n"
         "  bogus: unknown key (expected one of: name, isolated, ipv6_link_local, "
         "namespaces, bridges, links, routes, sysctls, masquerade, port_forwards, hosts, "
-        "hosts_files)\n"
+        "hosts_files, machines)\n"
         "  namespaces[1]: 'a' is listed twice (also at namespaces[0])"
     )
     assert isinstance(error, ValidationError)
@@ -779,3 +779,31 @@ def test_a_gateway_in_any_of_several_prefix_lengths() -> None:
         routes = [{"namespace": "r", "destination": net, "via": via}]
         found = problems_of({**data, "routes": routes, "bogus": 1})
         assert (len(found) == 1) is ok, (via, found)
+
+
+# -- the words of 0.3: machines -------------------------------------------------------
+def test_machines_and_hosts_files_go_together_and_round_trip() -> None:
+    data = {
+        "name": "x",
+        "hosts": True,
+        "namespaces": [{"name": "red", "machine": "b"}, "blue"],
+        "machines": {
+            "a": {"ssh": "root@10.0.0.1"},
+            "b": {"ssh": "lab-b", "underlay": "10.0.0.2", "port": 2222},
+        },
+        "bridges": [{"name": "sw", "machine": "b"}],
+    }
+    topo = topology.from_dict(data)
+    assert topo.hosts is True
+    assert [(m.name, m.address, m.user, m.port) for m in topo.machines] == [
+        ("a", "10.0.0.1", "root", 22),
+        ("b", "lab-b", None, 2222),
+    ]
+    assert topo.machine_of("red") == "b" and topo.bridges[0].machine == "b"
+    written = topology.to_dict(topo)
+    assert written["machines"] == {
+        "a": {"ssh": "root@10.0.0.1"},
+        "b": {"ssh": "lab-b", "underlay": "10.0.0.2", "port": 2222},
+    }
+    assert "hosts" not in written or written["hosts"] is True
+    assert topology.from_dict(written) == topo

@@ -65,7 +65,7 @@ def test_the_mininet_tree_example() -> None:
 
 
 def test_a_file_builds_what_the_builders_build(state: Path) -> None:
-    ex = fresh(host="gw")
+    ex = fresh(namespace="gw")
     data = router(
         masquerade=[{"namespace": "gw", "source": "192.168.1.0/24", "out_interface": "wan0"}],
         port_forwards=[{"namespace": "gw", "port": 8080, "to": "192.168.1.10:80"}],
@@ -138,7 +138,7 @@ def test_the_new_keys_are_checked_with_paths_and_suggestions() -> None:
         ],
     )
     assert problems_of(data) == [
-        "hosts: must be true or false, or a table of machines ([hosts.NAME]), not a string ('yes')",
+        "hosts: must be true or false, not a string ('yes')",
         "bridges[0].namespace: 'gww' is not a namespace of this lab (did you mean 'gw'?)",
         "bridges[1].stp: must be true or false, not an integer (1)",
         # links[0] names the broken lan0: reported once, above, not again here

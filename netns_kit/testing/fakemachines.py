@@ -1,14 +1,14 @@
-"""Fake machines on one machine, for testing code that builds labs across hosts.
+"""Fake machines on one machine, for testing code that builds labs across machines.
 
-:class:`FakeHosts` makes ``n`` "hosts" that an :class:`~netns_kit.SSHExecutor`
+:class:`FakeMachines` makes ``n`` "machines" that an :class:`~netns_kit.SSHExecutor`
 reaches as it would reach real machines, without touching the machine's own network:
 
-* each host is a network namespace with one underlay link, ``eth0``, to a switch;
+* each machine is a network namespace with one underlay link, ``eth0``, to a switch;
   its address comes from a private range (``10.250.0.0/24`` by default) that exists
   only inside these namespaces;
 * each runs Debian's ``sshd`` on that address, in a mount namespace of its own
   whose private ``/run`` gives it its own ``/run/netns``: namespace names made on
-  one host are that host's only, as on a real machine;
+  one machine are that machine's only, as on a real machine;
 * the switch and the ssh clients live in one more namespace (the underlay's lab
   host side), and the executors it hands out run ``ssh`` there
   (``SSHExecutor(local_namespace=...)``);
@@ -16,8 +16,8 @@ reaches as it would reach real machines, without touching the machine's own netw
   directory, and ``known_hosts`` is written up front (strict checking stays on).
 
 The underlay itself is a :class:`~netns_kit.Lab`: an isolated one, whose host side
-is the clients' namespace.  :meth:`FakeHosts.close` ends everything in order: the
-executors it handed out (``ssh -O exit``: a host's namespaces live as long as any
+is the clients' namespace.  :meth:`FakeMachines.close` ends everything in order: the
+executors it handed out (``ssh -O exit``: a machine's namespaces live as long as any
 session process does), every sshd and what its sessions left running (by PID, the
 processes descending from the sshd it started), the namespaces, then the keys.
 """
@@ -44,7 +44,7 @@ from netns_kit.executors.ssh import SSHExecutor
 from netns_kit.lab.lab import Lab
 
 SSHD = "/usr/sbin/sshd"
-#: The underlay device of every fake host, named as a real machine's would be.
+#: The underlay device of every fake machine, named as a real machine's would be.
 UNDERLAY = "eth0"
 #: How long a fresh sshd may take to listen.
 START_WAIT = 10.0
@@ -58,12 +58,12 @@ NEEDS = {
     "nsenter": "util-linux",
 }
 
-# sh -c, in the host's own mount namespace: a private /run (its /run/netns is the
-# host's own; sshd wants /run/sshd); root's ~/.bashrc emptied, as on a fresh machine
+# sh -c, in the machine's own mount namespace: a private /run (its /run/netns is the
+# machine's own; sshd wants /run/sshd); root's ~/.bashrc emptied, as on a fresh machine
 # (bash reads it for every command sshd runs: this machine's pyenv setup there cost
 # 100-150 ms a call); then sshd.
 _BOOT = (
-    "mount -t tmpfs -o mode=0755 netns-kit-fake-host /run"
+    "mount -t tmpfs -o mode=0755 netns-kit-fake-machine /run"
     " && mkdir -p /run/netns /run/sshd"
     ' && rc=~root/.bashrc && { [ ! -f "$rc" ] || mount --bind /dev/null "$rc"; }'
     f' && exec {SSHD} -D -f "$1" -E "$2"'
@@ -71,19 +71,19 @@ _BOOT = (
 
 
 def skip_reason() -> str | None:
-    """Why fake hosts cannot be made here, or ``None`` when they can."""
+    """Why fake machines cannot be made here, or ``None`` when they can."""
     if os.geteuid() != 0:
-        return "fake hosts need root (namespaces, mounts and sshd on the real kernel)"
+        return "fake machines need root (namespaces, mounts and sshd on the real kernel)"
     for program, package in NEEDS.items():
         if shutil.which(program) is None:
-            return f"fake hosts need {program!r}: apt-get install {package}"
+            return f"fake machines need {program!r}: apt-get install {package}"
     return None
 
 
-class FakeHost:
+class FakeMachine:
     """One fake machine: its namespace, underlay address, and how to reach it."""
 
-    def __init__(self, owner: FakeHosts, index: int, address: str) -> None:
+    def __init__(self, owner: FakeMachines, index: int, address: str) -> None:
         self.owner = owner
         self.index = index
         self.name = f"h{index}"
@@ -96,7 +96,7 @@ class FakeHost:
         self.sshd: Process | None = None
 
     def __repr__(self) -> str:
-        return f"<FakeHost {self.name} {self.address} (namespace {self.namespace})>"
+        return f"<FakeMachine {self.name} {self.address} (namespace {self.namespace})>"
 
     @property
     def identity_file(self) -> Path:
@@ -108,7 +108,7 @@ class FakeHost:
 
     @property
     def ssh_options(self) -> tuple[str, ...]:
-        """ssh options for this host: no config files, only the run's known_hosts."""
+        """ssh options for this machine: no config files, only the run's known_hosts."""
         return (
             "-F",
             "none",
@@ -121,7 +121,7 @@ class FakeHost:
         )
 
     def stop(self) -> None:
-        """Power the host off: its sshd and everything its sessions run end (by PID),
+        """Power the machine off: its sshd and everything its sessions run end (by PID),
         and with them its namespaces.  Connections to it die: for testing how code
         copes with a machine that goes away."""
         if self.sshd is not None:
@@ -131,7 +131,7 @@ class FakeHost:
             self.sshd = None
 
     def executor(self, **options: Any) -> SSHExecutor:
-        """An SSHExecutor for this host; :meth:`FakeHosts.close` closes it."""
+        """An SSHExecutor for this machine; :meth:`FakeMachines.close` closes it."""
         ex = SSHExecutor(
             self.address,
             identity_file=self.identity_file,
@@ -143,15 +143,15 @@ class FakeHost:
         return ex
 
 
-class FakeHosts(Sequence[FakeHost]):
-    """``count`` fake hosts (see the module docstring).  Use as a context manager,
+class FakeMachines(Sequence[FakeMachine]):
+    """``count`` fake machines (see the module docstring).  Use as a context manager,
     or call :meth:`start` and then :meth:`close`, which is safe to call twice."""
 
     def __init__(
         self,
         count: int = 2,
         *,
-        name: str = "fakehosts",
+        name: str = "fakemachines",
         subnet: str = "10.250.0.0/24",
     ) -> None:
         number = validate.positive_int(count, "count", maximum=64)
@@ -163,33 +163,33 @@ class FakeHosts(Sequence[FakeHost]):
         self.prefix = self.subnet.prefixlen
         #: The clients' address on the underlay (the last one of the subnet).
         self.client_address = str(addresses[-1])
-        self.hosts = [FakeHost(self, i, str(addresses[i])) for i in range(number)]
+        self.machines = [FakeMachine(self, i, str(addresses[i])) for i in range(number)]
         self.executors: list[SSHExecutor] = []
         self._dir: Path | None = None
         self._lab: Lab | None = None
         self._shell = ShellExecutor()
 
     def __repr__(self) -> str:
-        return f"<FakeHosts {self.name}: {', '.join(h.address for h in self.hosts)}>"
+        return f"<FakeMachines {self.name}: {', '.join(h.address for h in self.machines)}>"
 
     @overload
-    def __getitem__(self, index: int) -> FakeHost: ...
+    def __getitem__(self, index: int) -> FakeMachine: ...
     @overload
-    def __getitem__(self, index: slice) -> Sequence[FakeHost]: ...
-    def __getitem__(self, index: int | slice) -> FakeHost | Sequence[FakeHost]:
-        return self.hosts[index]
+    def __getitem__(self, index: slice) -> Sequence[FakeMachine]: ...
+    def __getitem__(self, index: int | slice) -> FakeMachine | Sequence[FakeMachine]:
+        return self.machines[index]
 
     def __len__(self) -> int:
-        return len(self.hosts)
+        return len(self.machines)
 
-    def __iter__(self) -> Iterator[FakeHost]:
-        return iter(self.hosts)
+    def __iter__(self) -> Iterator[FakeMachine]:
+        return iter(self.machines)
 
     @property
     def directory(self) -> Path:
         """The run's private directory: keys, sshd configs and logs, lab records."""
         if self._dir is None:
-            raise NetnsKitError(f"fake hosts {self.name!r} are not started")
+            raise NetnsKitError(f"fake machines {self.name!r} are not started")
         return self._dir
 
     @property
@@ -198,8 +198,8 @@ class FakeHosts(Sequence[FakeHost]):
         return f"{self.name}-host"
 
     def executors_by_name(self) -> dict[str, SSHExecutor]:
-        """A fresh executor per host, by host name (``h0``, ``h1``...)."""
-        return {host.name: host.executor() for host in self.hosts}
+        """A fresh executor per machine, by machine name (``h0``, ``h1``...)."""
+        return {machine.name: machine.executor() for machine in self.machines}
 
     # -- life cycle ---------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -214,18 +214,18 @@ class FakeHosts(Sequence[FakeHost]):
         self.close()
 
     def start(self) -> Self:
-        """Make the keys, the underlay and the hosts, and wait until every sshd listens."""
+        """Make the keys, the underlay and the machines, and wait until every sshd listens."""
         reason = skip_reason()
         if reason is not None:
             raise NetnsKitError(reason)
-        self._dir = Path(tempfile.mkdtemp(prefix="netns-kit-fake-hosts-"))  # 0700
+        self._dir = Path(tempfile.mkdtemp(prefix="netns-kit-fake-machines-"))  # 0700
         try:
             self._keys()
             self._underlay()
-            for host in self.hosts:
-                self._boot(host)
-            for host in self.hosts:
-                self._wait(host)
+            for machine in self.machines:
+                self._boot(machine)
+            for machine in self.machines:
+                self._wait(machine)
         except BaseException:
             self.close()
             raise
@@ -240,21 +240,21 @@ class FakeHosts(Sequence[FakeHost]):
                   str(directory / "client_key"))  # fmt: skip
         shutil.copy(directory / "client_key.pub", directory / "authorized_keys")
         known = []
-        for host in self.hosts:
-            key = directory / f"{host.name}_host_key"
-            self._run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f",
+        for machine in self.machines:
+            key = directory / f"{machine.name}_host_key"
+            self._run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", machine.name, "-f",
                       str(key))  # fmt: skip
-            kind, blob = (directory / f"{host.name}_host_key.pub").read_text().split()[:2]
-            known.append(f"{host.address} {kind} {blob}\n")
-            (directory / f"{host.name}_sshd_config").write_text(self._config(host, key))
+            kind, blob = (directory / f"{machine.name}_host_key.pub").read_text().split()[:2]
+            known.append(f"{machine.address} {kind} {blob}\n")
+            (directory / f"{machine.name}_sshd_config").write_text(self._config(machine, key))
         (directory / "known_hosts").write_text("".join(known))
 
-    def _config(self, host: FakeHost, key: Path) -> str:
+    def _config(self, machine: FakeMachine, key: Path) -> str:
         return "".join(
             f"{line}\n"
             for line in (
                 "Port 22",
-                f"ListenAddress {host.address}",
+                f"ListenAddress {machine.address}",
                 f"HostKey {key}",
                 f"AuthorizedKeysFile {self.directory / 'authorized_keys'}",
                 "PermitRootLogin prohibit-password",
@@ -275,37 +275,46 @@ class FakeHosts(Sequence[FakeHost]):
         )
 
     def _underlay(self) -> None:
-        """One switch in the clients' namespace; each host's ``eth0`` a port of it."""
+        """One switch in the clients' namespace; each machine's ``eth0`` a port of it."""
         lab = Lab(self.name, isolated=True, state_dir=self.directory / "state")
         self._lab = lab
         lab.open()
         with lab.batch():
             switch = lab.bridge("underlay", f"{self.client_address}/{self.prefix}")
-            for host in self.hosts:
-                ns = lab.namespace(host.namespace)
+            for machine in self.machines:
+                ns = lab.namespace(machine.namespace)
                 lab.link(
                     ns,
                     switch,
-                    addresses=(f"{host.address}/{self.prefix}", None),
-                    names=(UNDERLAY, f"ul-{host.name}"),
+                    addresses=(f"{machine.address}/{self.prefix}", None),
+                    names=(UNDERLAY, f"ul-{machine.name}"),
                 )
 
-    def _boot(self, host: FakeHost) -> None:
+    def _boot(self, machine: FakeMachine) -> None:
         directory = self.directory
-        config = directory / f"{host.name}_sshd_config"
-        said = directory / f"{host.name}_sshd.log"
+        config = directory / f"{machine.name}_sshd_config"
+        said = directory / f"{machine.name}_sshd.log"
         said.touch()
-        argv = ["ip", "netns", "exec", host.namespace, "unshare", "--mount"]
-        argv += ["--propagation", "private", "sh", "-c", _BOOT, "fake-host", str(config), str(said)]
-        host.sshd = self._shell.start(Command(argv))
+        argv = ["ip", "netns", "exec", machine.namespace, "unshare", "--mount"]
+        argv += [
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            _BOOT,
+            "fake-machine",
+            str(config),
+            str(said),
+        ]
+        machine.sshd = self._shell.start(Command(argv))
 
-    def _wait(self, host: FakeHost) -> None:
-        said = self.directory / f"{host.name}_sshd.log"
+    def _wait(self, machine: FakeMachine) -> None:
+        said = self.directory / f"{machine.name}_sshd.log"
         deadline = time.monotonic() + START_WAIT
         while "Server listening on" not in said.read_text(errors="replace"):
-            if host.sshd is None or not host.sshd.running or time.monotonic() > deadline:
+            if machine.sshd is None or not machine.sshd.running or time.monotonic() > deadline:
                 log = said.read_text(errors="replace").strip() or "(no log)"
-                raise NetnsKitError(f"sshd of fake host {host.name} did not start:\n{log}")
+                raise NetnsKitError(f"sshd of fake machine {machine.name} did not start:\n{log}")
             time.sleep(0.01)
 
     def close(self) -> None:
@@ -317,8 +326,8 @@ class FakeHosts(Sequence[FakeHost]):
             except Exception as error:
                 problems.append(error)
         self.executors.clear()
-        for host in self.hosts:
-            host.stop()
+        for machine in self.machines:
+            machine.stop()
         if self._lab is not None:
             try:
                 self._lab.close()
