@@ -91,12 +91,12 @@ def _set_forwarding(ns: Namespace, value: str) -> None:
 
 def _masquerade(r: Router, uid: str) -> Masquerade:
     return Masquerade(
-        INNER_NET, out_interface=r.out_interface, namespace=r.machine, comment=f"netns-kit:{uid}"
+        INNER_NET, out_interface=r.out_interface, namespace=r.host, comment=f"netns-kit:{uid}"
     )
 
 
 def _our_rules(kernel: Kernel, r: Router, uid: str) -> list[str]:
-    return [line for line in kernel.iptables_rules(r.machine.name) if f"netns-kit:{uid}" in line]
+    return [line for line in kernel.iptables_rules(r.host.name) if f"netns-kit:{uid}" in line]
 
 
 def _check_routes(kernel: Kernel, r: Router) -> None:
