@@ -33,6 +33,8 @@ from typing import Any, TextIO
 
 import attrs
 
+from netns_kit.topology import schema as schema_cli
+
 from . import __version__, check_report, topology
 from .batch import Batch
 from .command import Command, in_namespace
@@ -618,6 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = add("validate", cmd_validate, "check a topology file, changing nothing")
     validate.add_argument("file", metavar="FILE")
+    schema_cli.register(add)
     return parser
 
 

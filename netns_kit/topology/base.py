@@ -7,37 +7,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from netns_kit.topology.keys import SECTIONS as KEY_SECTIONS
+from netns_kit.topology.keys import TOP
+
 from .. import validate
 from ..errors import ValidationError, bounded_repr
 from ..spec import BridgeSpec
-from . import shaped
 from .places import End, Place
 from .suggest import Names, suggest
 
 _T = TypeVar("_T")
 
-TOP_KEYS = (
-    "name",
-    "isolated",
-    "ipv6_link_local",
-    "namespaces",
-    "bridges",
-    "links",
-    "routes",
-    "sysctls",
-    "masquerade",
-    "port_forwards",
-    "hosts",
-    "hosts_files",
-)
-#: Each section's keys, and which of them are required.
+#: The top-level keys, and each section's keys with which of them are required: read
+#: from the one table of keys (keys.py), which the JSON Schema is made from too.
+TOP_KEYS = TOP.allowed
 SECTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "bridges": (("name", "address", "namespace", "stp", "host"), ("name",)),
-    "links": (("a", "b", "addresses", "names", "mtu", *shaped.KEYS), ("a", "b")),
-    "routes": (("namespace", "destination", "via", "dev"), ("destination",)),
-    "sysctls": (("namespace", "key", "value"), ("key", "value")),
-    "masquerade": (("namespace", "source", "out_interface"), ("source",)),
-    "port_forwards": (("namespace", "port", "to", "protocol", "in_interface"), ("port", "to")),
+    name: (table.allowed, table.required) for name, table in KEY_SECTIONS.items()
 }
 HOST = "the lab's host side"
 

@@ -12,6 +12,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from netns_kit.topology.keys import TOP
+
 from .. import validate
 from ..spec import BridgeSpec, LinkSpec, Topology
 from . import shaped
@@ -72,7 +74,7 @@ class Checker(RuleChecks, MachineChecks):
             self.add("", f"the top level must be a table of keys, not {kind(data)}")
             raise TopologyError(self.problems, self.source)
         self.bounded(data)
-        self.keys("", data, TOP_KEYS, ("name",))
+        self.keys("", data, TOP_KEYS, TOP.required)
         name = self.lab_name(data)
         self.isolated = self.flag(data, "isolated")
         link_local = self.flag(data, "ipv6_link_local")

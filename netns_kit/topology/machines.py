@@ -24,12 +24,14 @@ import ipaddress
 import os
 from collections.abc import Mapping
 
+from netns_kit.topology.keys import MACHINE, NAMESPACE
+
 from .. import validate
 from ..spec import HostSpec
 from .base import CheckerBase, at, given, kind
 
-HOST_KEYS = ("ssh", "underlay", "port", "identity_file", "sudo")
-NAMESPACE_KEYS = ("name", "host")
+HOST_KEYS = MACHINE.allowed
+NAMESPACE_KEYS = NAMESPACE.allowed
 
 
 class MachineChecks(CheckerBase):
@@ -50,7 +52,7 @@ class MachineChecks(CheckerBase):
             if not isinstance(item, Mapping):
                 self.add(path, f"must be a table (ssh, underlay...), not {kind(item)}")
                 continue
-            self.keys(path, item, HOST_KEYS, ("ssh",))
+            self.keys(path, item, HOST_KEYS, MACHINE.required)
             spec = self._machine(path, checked, item)
             if spec is None:
                 continue
@@ -98,7 +100,7 @@ class MachineChecks(CheckerBase):
         """A ``namespaces`` item: its name, and the machine a table places it on."""
         if not isinstance(raw, Mapping):
             return raw, None
-        self.keys(path, raw, NAMESPACE_KEYS, ("name",))
+        self.keys(path, raw, NAMESPACE_KEYS, NAMESPACE.required)
         host = self.machine_ref(at(path, "host"), raw.get("host"))
         return raw.get("name"), host
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol, TypeVar
 
+from netns_kit.topology.keys import SHAPING
+
 from .. import units
 from ..errors import ValidationError, bounded_repr
 from ..shaping import Shape, check_direction
 
 #: The keys of a ``[[links]]`` item that shape the link.
-KEYS = ("rate", "delay", "jitter", "loss", "direction")
+KEYS = tuple(key.name for key in SHAPING)
 
 _T = TypeVar("_T")
 
