@@ -35,7 +35,7 @@ import attrs
 
 from netns_kit.topology import schema as schema_cli
 
-from . import __version__, check_report, topology
+from . import __version__, check_report, progress, topology
 from .batch import Batch
 from .command import Command, in_namespace
 from .errors import LabBusyError, NetnsKitError, ValidationError
@@ -70,7 +70,7 @@ class NoSuchLab(NetnsKitError):
         super().__init__(f"no lab named {name!r} (no record in {directory}); see `{PROG} ls`")
 
 
-# -- executors: echo (-v) and progress (on a terminal) -------------------------------
+# -- executors: echo (-v) ------------------------------------------------------------
 
 
 class Watched:
@@ -125,26 +125,6 @@ class Watched:
         return answers
 
 
-class _Progress:
-    """``building lab: 120/480 commands`` on one terminal line, rewritten in place."""
-
-    def __init__(self, stream: TextIO, label: str) -> None:
-        self.stream = stream
-        self.label = label
-        self.shown = False
-
-    def __call__(self, done: int, total: int) -> None:
-        self.stream.write(f"\r{self.label}: {done}/{total} commands")
-        self.stream.flush()
-        self.shown = True
-
-    def clear(self) -> None:
-        if self.shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-            self.shown = False
-
-
 # -- small helpers ---------------------------------------------------------------------
 
 
@@ -194,6 +174,15 @@ class _Context:
     def print(self, text: str = "") -> None:
         print(text, file=self.out)
 
+    def progress_line(self) -> progress.TerminalLine | None:
+        """The status line on stderr: only on a terminal, not with --quiet, and not with
+        -v (whose command lines would break it)."""
+        return progress.terminal_hook(self.err, quiet=self.args.quiet or self.args.verbose)
+
+    def reporting(self, task: str) -> contextlib.AbstractContextManager[object]:
+        """Show the progress of everything in the block on the status line."""
+        return progress.reporting(self.progress_line(), task=task)
+
 
 # -- subcommands -----------------------------------------------------------------------
 
@@ -236,7 +225,7 @@ def cmd_up(ctx: _Context) -> int:
             f"lab {topo.name!r} is already up; `{PROG} down {topo.name}` first, "
             "or give another --name"
         )
-    progress = _Progress(ctx.err, f"building {topo.name}") if ctx.err.isatty() else None
+    line = ctx.progress_line()
     executor: Executor | None = ctx.watched(SandboxExecutor()) if ctx.rootless else ctx.executor
     rootless: bool | None = ctx.rootless
     if topo.machines and not ctx.injected:
@@ -247,14 +236,14 @@ def cmd_up(ctx: _Context) -> int:
         topo,
         executor=executor,
         state_dir=ctx.state_dir,
-        on_progress=progress,
+        progress=line,
         rootless=rootless,
     )
     try:
         lab.open()
     finally:
-        if progress is not None:
-            progress.clear()
+        if line is not None:
+            line.clear()
     # Built: from here on `up` finishes.  A Ctrl-C while the table prints would
     # otherwise report "interrupted" and leave a lab standing that the user thinks
     # was not made.
@@ -271,7 +260,8 @@ def cmd_up(ctx: _Context) -> int:
     if ctx.args.check:
         ctx.print()
         kept = ctx.lab(topo.name)
-        result = kept.check(ctx.reach(kept), timeout=ctx.args.timeout, count=ctx.args.count)
+        with ctx.reporting(f"checking {topo.name}"):
+            result = kept.check(ctx.reach(kept), timeout=ctx.args.timeout, count=ctx.args.count)
         return _report_check(ctx, result, expect)
     return 0
 
@@ -341,7 +331,8 @@ def _up_table(topo: Topology, host: str | None) -> str:
 def cmd_check(ctx: _Context) -> int:
     lab = ctx.lab(ctx.args.name)
     expect = check_report.expectations(ctx.args)
-    result = lab.check(ctx.reach(lab), timeout=ctx.args.timeout, count=ctx.args.count)
+    with ctx.reporting(f"checking {lab.name}"):
+        result = lab.check(ctx.reach(lab), timeout=ctx.args.timeout, count=ctx.args.count)
     return _report_check(ctx, result, expect)
 
 
@@ -359,7 +350,8 @@ def _report_check(ctx: _Context, result: Reachability, expect: Expectations | No
 def cmd_down(ctx: _Context) -> int:
     name = ctx.args.name
     ctx.lab(name)
-    removed = recover(name, executor=ctx.executor, state_dir=ctx.state_dir)
+    with ctx.reporting(f"tearing down {name}"):
+        removed = recover(name, executor=ctx.executor, state_dir=ctx.state_dir)
     for item in removed:
         if ctx.args.verbose:
             ctx.print(f"removed {item}")
@@ -512,7 +504,8 @@ def cmd_cleanup(ctx: _Context) -> int:
         if lab.status(set()) != "stale":  # open, building, or kept up
             continue
         try:
-            removed = recover(record.name, executor=ctx.executor, state_dir=ctx.state_dir)
+            with ctx.reporting(f"cleaning up {record.name}"):
+                removed = recover(record.name, executor=ctx.executor, state_dir=ctx.state_dir)
         except LabBusyError:
             continue  # it came back to life meanwhile: not stale
         except NetnsKitError as error:
@@ -549,6 +542,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="print every command as it runs (stderr)"
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress line on stderr (it shows only when stderr is a terminal)",
     )
     parser.add_argument(
         "--state-dir",

@@ -22,6 +22,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
+from netns_kit.progress import Hook, Reporter, notebook_hook
+
 from . import measure, shaping, topology, validate
 from .blueprint import FromTopology, build
 from .errors import LabBusyError, NetnsKitError, TeardownError, ValidationError
@@ -50,8 +52,11 @@ class Lab(RuleBuilders, FromTopology, LabViews):
     ``isolated=True`` puts the lab's host side (bridges, host addresses, forwarding,
     NAT, routes to the outside) in a namespace of its own, ``<name>-host``, so the
     machine's network is never changed.  ``isolated=False`` uses the root namespace,
-    as the iproute2 recipes do.  ``on_progress(done, total)`` hears of every process
-    a build starts.
+    as the iproute2 recipes do.  ``progress=callback`` hears how the lab's work goes:
+    ``callback(event)`` with a :class:`~netns_kit.progress.ProgressEvent` (phase,
+    done, total, elapsed) as commands finish (see :mod:`netns_kit.progress`; in a
+    notebook with tqdm or ipywidgets a bar shows by itself).  ``on_progress(done,
+    total)``, the older hook, hears of every command.
 
     ``rootless=True`` builds the lab in a sandbox of its own (:mod:`netns_kit.sandbox`),
     without root: its host side is the sandbox's network namespace, and nothing of it
@@ -72,6 +77,7 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         state_dir: str | os.PathLike[str] | None = None,
         ipv6_link_local: bool = False,
         on_progress: Progress | None = None,
+        progress: Hook | None = None,
         rootless: bool | None = None,
         hosts: Mapping[str, Executor] | None = None,
         underlay: Mapping[str, str] | None = None,
@@ -89,7 +95,9 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         self.registry = Registry(state_dir)
         self.processes: list[Process] = []
         self.held = Holdings(self.name, self.host)
-        self.journal = Journal(self.registry, Runner(self.ex, on_progress=on_progress))
+        hook = progress if progress is not None else notebook_hook()
+        self._progress = None if hook is None else Reporter(hook, task=f"lab {self.name}")
+        self.journal = Journal(self.registry, self._runner(on_progress))
         self._on_progress = on_progress
         self._queue: list[Step] | None = None
         self._state = "new"
@@ -136,7 +144,7 @@ class Lab(RuleBuilders, FromTopology, LabViews):
             raise NetnsKitError(f"lab {self.name!r} is {self._state}; make a new Lab")
         self.journal.claim(self.name, self.close)
         # the executor is the one in force when the lab opens, for its whole life
-        self.journal.runner = Runner(self.ex, on_progress=self._on_progress)
+        self.journal.runner = self._runner(self._on_progress)
         try:
             if self.machines is not None:  # every machine reached before anything
                 self.machines.check()
@@ -191,6 +199,8 @@ class Lab(RuleBuilders, FromTopology, LabViews):
                     self.sandbox.stop()
                     self.journal.forget_undo()
             finally:
+                if self._progress is not None:
+                    self._progress.finish()
                 self._state = "closed"
                 if not problems:
                     self.registry.remove(self.name)
@@ -222,6 +232,9 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         return self.journal.teardown_commands()
 
     # -- running steps ------------------------------------------------------------
+    def _runner(self, on_progress: Progress | None) -> Runner:
+        return Runner(self.ex, on_progress=on_progress, progress=self._progress)
+
     def _run(self, steps: list[Step], host: str | None = None) -> None:
         """Run steps now, or queue them inside ``batch()``.  Either way the undo log
         ends up holding exactly the steps that ran.  ``host``: the machine they run on."""
@@ -256,8 +269,12 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         finally:
             self._queue = None
         self.journal.refuse_taken(queued)
-        self.journal.apply(queued, rollback=False)
-        self._settle()
+        try:
+            self.journal.apply(queued, rollback=False)
+            self._settle()
+        finally:
+            if self._progress is not None:
+                self._progress.finish()
 
     # -- builders -----------------------------------------------------------------
     def namespace(self, name: str, *, host: str | None = None) -> Namespace:
