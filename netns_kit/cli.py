@@ -362,23 +362,15 @@ def cmd_down(ctx: _Context) -> int:
 def cmd_ls(ctx: _Context) -> int:
     known = kept_labs(ctx.registry)
     present = set(namespace_names(ctx.executor)) if known else set()
-    labs = [
-        {
-            "name": lab.name,
-            "state": lab.status(present),
-            "isolated": lab.record.isolated,
-            "rootless": lab.rootless,
-            "namespaces": len(lab.own_namespaces()),
-            "pid": lab.record.pid,
-        }
-        for lab in known
-    ]
+    labs = [lab.to_dict(present) for lab in known]
     if ctx.args.json:
         ctx.print(json.dumps(labs, indent=2))
     elif not labs:
         ctx.print(f"no labs (state directory {ctx.registry.directory})")
     else:
-        rows = [(x["name"], x["state"], _isolation(x), x["namespaces"], x["pid"]) for x in labs]
+        rows = [
+            (x["name"], x["state"], _isolation(x), len(x["namespaces"]), x["pid"]) for x in labs
+        ]
         header = ("NAME", "STATE", "ISOLATED", "NAMESPACES", "PID")
         ctx.print(text_table(header, rows).rstrip("\n"))
     return 0
@@ -393,14 +385,9 @@ def cmd_show(ctx: _Context) -> int:
     lab = ctx.lab(ctx.args.name)
     snap, missing = lab.snapshot(ctx.reach(lab))
     if ctx.args.json:
-        record = lab.record
-        data: dict[str, Any] = {
-            "name": record.name,
-            "isolated": record.isolated,
-            "rootless": lab.rootless,
-            "host": record.host,
-            "missing": missing,
-        }
+        present = {n for n in lab.namespaces() if n not in missing}
+        data: dict[str, Any] = lab.to_dict(present)
+        data["missing"] = missing
         data.update(snap.to_dict())
         ctx.print(json.dumps(data, indent=2))
         return 0
