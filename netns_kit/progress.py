@@ -52,6 +52,8 @@ COMMANDS = "commands"
 #: Independent reads or probes, overlapped (snapshots, a check's reads).
 READS = "reading"
 SPANNING_TREE = "waiting for spanning tree"
+#: Teardown from a record: which of its namespaces are still the lab's.
+OWNERSHIP = "checking what is the lab's"
 #: The least time between two events of one phase (its start and end always go out).
 INTERVAL = 0.1
 #: A notebook bar appears only for work that has run this long.
@@ -133,9 +135,10 @@ class Reporter:
         """Something the work waits for (spanning tree): ``done`` of ``total`` ready."""
         with self._lock:
             self._totals[phase], self._done[phase] = total, done
-            if phase not in self._order:
+            new = phase not in self._order
+            if new:
                 self._order.append(phase)
-        self._emit(phase, force=True)
+        self._emit(phase, force=new or done >= total or phase != self._shown)
 
     def finish(self) -> None:
         """The work is over: a last event, ``finished=True``."""

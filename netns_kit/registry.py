@@ -43,6 +43,8 @@ from typing import Any
 
 import attrs
 
+from netns_kit import progress
+
 from . import state
 from .command import Command, in_namespace
 from .errors import LabBusyError, NetnsKitError
@@ -458,7 +460,13 @@ def _undo_entries(entries: Sequence[Entry], ex: Executor, tag: str) -> list[str]
     """Undo the entries of one machine (see :func:`undo_record`)."""
     alive = set(state.namespace_names(ex))
     named = [e.name for e in entries if e.kind == "namespace"]
-    doomed = [n for n in named if n in alive and _namespace_is_ours(ex, n, tag)]
+    reporter = progress.active()
+    doomed = []
+    for done, name in enumerate(named):
+        if reporter is not None:
+            reporter.waiting(progress.OWNERSHIP, done, len(named))
+        if name in alive and _namespace_is_ours(ex, name, tag):
+            doomed.append(name)
     removed: list[str] = []
     steps: list[Command] = []
     for entry in reversed(entries):
