@@ -467,6 +467,8 @@ def _undo_entries(entries: Sequence[Entry], ex: Executor, tag: str) -> list[str]
             reporter.waiting(progress.OWNERSHIP, done, len(named))
         if name in alive and _namespace_is_ours(ex, name, tag):
             doomed.append(name)
+    if reporter is not None and named:
+        reporter.waiting(progress.OWNERSHIP, len(named), len(named))
     removed: list[str] = []
     steps: list[Command] = []
     for entry in reversed(entries):
