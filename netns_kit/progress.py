@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
+import importlib.util
 import logging
 import sys
 import threading
@@ -312,8 +313,10 @@ def notebook_hook() -> NotebookBar | None:
     """A :class:`NotebookBar` in a notebook with tqdm or ipywidgets; else ``None``."""
     if not in_notebook():
         return None
+    # tqdm.auto draws a widget with ipywidgets, and warns and draws text without it
+    widgets_too = importlib.util.find_spec("ipywidgets") is not None
     try:
-        tqdm = importlib.import_module("tqdm.auto").tqdm
+        tqdm = importlib.import_module("tqdm.auto" if widgets_too else "tqdm").tqdm
     except ImportError:
         tqdm = None
     if tqdm is not None:

@@ -167,3 +167,18 @@ def test_not_in_a_notebook_no_bar() -> None:
     from netns_kit.progress import notebook_hook
 
     assert notebook_hook() is None  # pytest is not a Jupyter kernel
+
+
+def test_notebook_hook_draws_with_tqdm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a notebook with tqdm, a slow build gets a tqdm bar per phase."""
+    pytest.importorskip("tqdm", reason="tqdm is the `progress` extra")
+    from netns_kit import progress
+
+    monkeypatch.setattr(progress, "in_notebook", lambda: True)
+    hook = progress.notebook_hook()
+    assert isinstance(hook, NotebookBar)
+    hook(ProgressEvent("t", "links", 3, 10, 1.5))
+    assert hook.bar is not None
+    assert (hook.bar.bar.n, hook.bar.bar.total, hook.bar.bar.desc) == (3, 10, "links")
+    hook(ProgressEvent("t", "links", 10, 10, 1.6, finished=True))
+    assert hook.bar is None
