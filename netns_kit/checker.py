@@ -25,6 +25,8 @@ import logging
 import time
 from collections.abc import Sequence
 
+from netns_kit import progress
+
 from . import fping, neighbours, reach_plan, validate
 from .errors import NetnsKitError, ValidationError
 from .executor import Executor
@@ -125,10 +127,17 @@ def check(
         batches = reach_plan.rounds(planned, room.budget)
         if room.paced:
             neighbours.flush(runner, involved)
+        reporter = progress.active()
+        done = 0
         for number, batch in enumerate(batches):
             if number:  # empty what the last round filled
                 neighbours.flush(runner, reach_plan.namespaces_of(batches[number - 1]))
+            if reporter is not None:
+                reporter.waiting(progress.PROBING, done, len(planned))
             probe.run(batch, rtts, errors)
+            done += len(batch)
+        if reporter is not None:
+            reporter.waiting(progress.PROBING, done, len(planned))
         failed = [pair for pair in planned if rtts[(pair[0], pair[1].address)] is None]
         if failed:
             neighbours.flush(runner, involved)
@@ -137,6 +146,8 @@ def check(
             for number, batch in enumerate(second):
                 if number:
                     neighbours.flush(runner, reach_plan.namespaces_of(second[number - 1]))
+                if reporter is not None:
+                    reporter.waiting(progress.RETRYING, 0, len(failed))
                 probe.run(batch, again, errors)
             for key, rtt in again.items():
                 if rtt is not None:

@@ -53,6 +53,9 @@ COMMANDS = "commands"
 #: Independent reads or probes, overlapped (snapshots, a check's reads).
 READS = "reading"
 SPANNING_TREE = "waiting for spanning tree"
+#: A check: pairs probed so far, then the failed ones asked again.
+PROBING = "probing pairs"
+RETRYING = "asking the failed pairs again"
 #: Teardown from a record: which of its namespaces are still the lab's.
 OWNERSHIP = "checking what is the lab's"
 #: The least time between two events of one phase (its start and end always go out).
