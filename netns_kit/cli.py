@@ -38,6 +38,7 @@ from netns_kit.check import report as check_report
 from netns_kit.check.expect import Expectations
 from netns_kit.check.result import Reachability
 from netns_kit.command import Command, in_namespace
+from netns_kit.engine import progress
 from netns_kit.engine.runner import Runner
 from netns_kit.errors import LabBusyError, NetnsKitError, ValidationError
 from netns_kit.executors import Executor, Process, ScriptExecutor, ShellExecutor, default_executor
@@ -53,6 +54,7 @@ from netns_kit.record.registry import Registry, recover, state_dir
 from netns_kit.render import text_table
 from netns_kit.result import Result
 from netns_kit.spec import Topology
+from netns_kit.topology import schema as schema_cli
 from netns_kit.validate import lab_name
 
 PROG = "netns-kit"
@@ -69,7 +71,7 @@ class NoSuchLab(NetnsKitError):
         super().__init__(f"no lab named {name!r} (no record in {directory}); see `{PROG} ls`")
 
 
-# -- executors: echo (-v) and progress (on a terminal) -------------------------------
+# -- executors: echo (-v) ------------------------------------------------------------
 
 
 class Watched:
@@ -124,26 +126,6 @@ class Watched:
         return answers
 
 
-class _Progress:
-    """``building lab: 120/480 commands`` on one terminal line, rewritten in place."""
-
-    def __init__(self, stream: TextIO, label: str) -> None:
-        self.stream = stream
-        self.label = label
-        self.shown = False
-
-    def __call__(self, done: int, total: int) -> None:
-        self.stream.write(f"\r{self.label}: {done}/{total} commands")
-        self.stream.flush()
-        self.shown = True
-
-    def clear(self) -> None:
-        if self.shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-            self.shown = False
-
-
 # -- small helpers ---------------------------------------------------------------------
 
 
@@ -193,6 +175,15 @@ class _Context:
     def print(self, text: str = "") -> None:
         print(text, file=self.out)
 
+    def progress_line(self) -> progress.TerminalLine | None:
+        """The status line on stderr: only on a terminal, not with --quiet, and not with
+        -v (whose command lines would break it)."""
+        return progress.terminal_hook(self.err, quiet=self.args.quiet or self.args.verbose)
+
+    def reporting(self, task: str) -> contextlib.AbstractContextManager[object]:
+        """Show the progress of everything in the block on the status line."""
+        return progress.reporting(self.progress_line(), task=task)
+
 
 # -- subcommands -----------------------------------------------------------------------
 
@@ -235,7 +226,7 @@ def cmd_up(ctx: _Context) -> int:
             f"lab {topo.name!r} is already up; `{PROG} down {topo.name}` first, "
             "or give another --name"
         )
-    progress = _Progress(ctx.err, f"building {topo.name}") if ctx.err.isatty() else None
+    line = ctx.progress_line()
     executor: Executor | None = ctx.watched(SandboxExecutor()) if ctx.rootless else ctx.executor
     rootless: bool | None = ctx.rootless
     if topo.machines and not ctx.injected:
@@ -246,14 +237,14 @@ def cmd_up(ctx: _Context) -> int:
         topo,
         executor=executor,
         state_dir=ctx.state_dir,
-        on_progress=progress,
+        progress=line,
         rootless=rootless,
     )
     try:
         lab.open()
     finally:
-        if progress is not None:
-            progress.clear()
+        if line is not None:
+            line.clear()
     # Built: from here on `up` finishes.  A Ctrl-C while the table prints would
     # otherwise report "interrupted" and leave a lab standing that the user thinks
     # was not made.
@@ -270,7 +261,8 @@ def cmd_up(ctx: _Context) -> int:
     if ctx.args.check:
         ctx.print()
         kept = ctx.lab(topo.name)
-        result = kept.check(ctx.reach(kept), timeout=ctx.args.timeout, count=ctx.args.count)
+        with ctx.reporting(f"checking {topo.name}"):
+            result = kept.check(ctx.reach(kept), timeout=ctx.args.timeout, count=ctx.args.count)
         return _report_check(ctx, result, expect)
     return 0
 
@@ -340,7 +332,8 @@ def _up_table(topo: Topology, host_side: str | None) -> str:
 def cmd_check(ctx: _Context) -> int:
     lab = ctx.lab(ctx.args.name)
     expect = check_report.expectations(ctx.args)
-    result = lab.check(ctx.reach(lab), timeout=ctx.args.timeout, count=ctx.args.count)
+    with ctx.reporting(f"checking {lab.name}"):
+        result = lab.check(ctx.reach(lab), timeout=ctx.args.timeout, count=ctx.args.count)
     return _report_check(ctx, result, expect)
 
 
@@ -358,7 +351,8 @@ def _report_check(ctx: _Context, result: Reachability, expect: Expectations | No
 def cmd_down(ctx: _Context) -> int:
     name = ctx.args.name
     ctx.lab(name)
-    removed = recover(name, executor=ctx.executor, state_dir=ctx.state_dir)
+    with ctx.reporting(f"tearing down {name}"):
+        removed = recover(name, executor=ctx.executor, state_dir=ctx.state_dir)
     for item in removed:
         if ctx.args.verbose:
             ctx.print(f"removed {item}")
@@ -369,23 +363,15 @@ def cmd_down(ctx: _Context) -> int:
 def cmd_ls(ctx: _Context) -> int:
     known = kept_labs(ctx.registry)
     present = set(namespace_names(ctx.executor)) if known else set()
-    labs = [
-        {
-            "name": lab.name,
-            "state": lab.status(present),
-            "isolated": lab.record.isolated,
-            "rootless": lab.rootless,
-            "namespaces": len(lab.own_namespaces()),
-            "pid": lab.record.pid,
-        }
-        for lab in known
-    ]
+    labs = [lab.to_dict(present) for lab in known]
     if ctx.args.json:
         ctx.print(json.dumps(labs, indent=2))
     elif not labs:
         ctx.print(f"no labs (state directory {ctx.registry.directory})")
     else:
-        rows = [(x["name"], x["state"], _isolation(x), x["namespaces"], x["pid"]) for x in labs]
+        rows = [
+            (x["name"], x["state"], _isolation(x), len(x["namespaces"]), x["pid"]) for x in labs
+        ]
         header = ("NAME", "STATE", "ISOLATED", "NAMESPACES", "PID")
         ctx.print(text_table(header, rows).rstrip("\n"))
     return 0
@@ -400,14 +386,9 @@ def cmd_show(ctx: _Context) -> int:
     lab = ctx.lab(ctx.args.name)
     snap, missing = lab.snapshot(ctx.reach(lab))
     if ctx.args.json:
-        record = lab.record
-        data: dict[str, Any] = {
-            "name": record.name,
-            "isolated": record.isolated,
-            "rootless": lab.rootless,
-            "host_side": record.host_side,
-            "missing": missing,
-        }
+        present = {n for n in lab.namespaces() if n not in missing}
+        data: dict[str, Any] = lab.to_dict(present)
+        data["missing"] = missing
         data.update(snap.to_dict())
         ctx.print(json.dumps(data, indent=2))
         return 0
@@ -511,7 +492,8 @@ def cmd_cleanup(ctx: _Context) -> int:
         if lab.status(set()) != "stale":  # open, building, or kept up
             continue
         try:
-            removed = recover(record.name, executor=ctx.executor, state_dir=ctx.state_dir)
+            with ctx.reporting(f"cleaning up {record.name}"):
+                removed = recover(record.name, executor=ctx.executor, state_dir=ctx.state_dir)
         except LabBusyError:
             continue  # it came back to life meanwhile: not stale
         except NetnsKitError as error:
@@ -548,6 +530,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="print every command as it runs (stderr)"
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress line on stderr (it shows only when stderr is a terminal)",
     )
     parser.add_argument(
         "--state-dir",
@@ -619,6 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = add("validate", cmd_validate, "check a topology file, changing nothing")
     validate.add_argument("file", metavar="FILE")
+    schema_cli.register(add)
     return parser
 
 

@@ -18,6 +18,9 @@ holds ``eth0`` with 10.77.x.y/16 (x.y = i + 2), a veth to ``v<i>``, a port of
                          as root it takes the same path but keeps root's
                          credentials; run the bench as a normal user with
                          --methods netns_kit-rootless for the unprivileged figure
+  netns_kit-progress     netns_kit with a progress hook (the status line of
+                         `netns-kit up`, written to a buffer): its cost is the
+                         difference from netns_kit
   netns_kit-shaped       the same, every link shaped (rate 100mbit both ways: tbf,
                          a `tc -n NS -batch -` per namespace and one on the host side)
   pyroute2               netlink, no fork per namespace: the process's own thread
@@ -72,6 +75,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import platform
@@ -97,6 +101,7 @@ METHODS = (
     "netns_kit-per-command",
     "netns_kit",
     "netns_kit-shaped",
+    "netns_kit-progress",
     "netns_kit-rootless",
     "pyroute2",
     "netns_kit-tree",
@@ -295,6 +300,20 @@ class NetnsKit(_NetnsKitMethod):
 
     def setup(self) -> None:
         self.lab_obj = self.Lab.from_topology(self.topology(), state_dir=self.state_dir)
+        self.lab_obj.open()
+
+
+class NetnsKitProgress(NetnsKit):
+    """netns_kit with progress reported as ``netns-kit up`` does on a terminal: the
+    status line, written to a buffer (its cost without the terminal's)."""
+
+    def setup(self) -> None:
+        from netns_kit.engine.progress import TerminalLine
+
+        line = TerminalLine(io.StringIO())
+        self.lab_obj = self.Lab.from_topology(
+            self.topology(), state_dir=self.state_dir, progress=line
+        )
         self.lab_obj.open()
 
 
@@ -517,6 +536,7 @@ METHOD_CLASSES: dict[str, Callable[[str, int, str], Method]] = {
     "seed-script": SeedScript,
     "netns_kit-per-command": NetnsKitPerCommand,
     "netns_kit": NetnsKit,
+    "netns_kit-progress": NetnsKitProgress,
     "netns_kit-rootless": NetnsKitRootless,
     "netns_kit-shaped": NetnsKitShaped,
     "pyroute2": Pyroute2,

@@ -31,6 +31,7 @@ from netns_kit.check import probe_plan as reach_plan
 from netns_kit.check.neighbours import Keeper
 from netns_kit.check.probe_plan import ProbePair
 from netns_kit.check.result import Pair, Reachability, Target
+from netns_kit.engine import progress
 from netns_kit.engine.runner import Runner
 from netns_kit.errors import NetnsKitError, ValidationError
 from netns_kit.executors import Executor
@@ -128,10 +129,17 @@ def check(
         batches = reach_plan.rounds(planned, room.budget)
         if room.paced:
             neighbours.flush(runner, involved)
+        reporter = progress.active()
+        done = 0
         for number, batch in enumerate(batches):
             if number:  # empty what the last round filled
                 neighbours.flush(runner, reach_plan.namespaces_of(batches[number - 1]))
+            if reporter is not None:
+                reporter.waiting(progress.PROBING, done, len(planned))
             probe.run(batch, rtts, errors)
+            done += len(batch)
+        if reporter is not None:
+            reporter.waiting(progress.PROBING, done, len(planned))
         failed = [pair for pair in planned if rtts[(pair[0], pair[1].address)] is None]
         if failed:
             neighbours.flush(runner, involved)
@@ -140,6 +148,8 @@ def check(
             for number, batch in enumerate(second):
                 if number:
                     neighbours.flush(runner, reach_plan.namespaces_of(second[number - 1]))
+                if reporter is not None:
+                    reporter.waiting(progress.RETRYING, 0, len(failed))
                 probe.run(batch, again, errors)
             for key, rtt in again.items():
                 if rtt is not None:

@@ -21,6 +21,8 @@ import attrs
 
 from netns_kit.command import Command
 from netns_kit.engine.plan import Lane, Run, Wave, in_order, schedule
+from netns_kit.engine.progress import COMMANDS, READS, Reporter, phase_labels
+from netns_kit.engine.progress import active as progress_active
 from netns_kit.engine.step import Step
 from netns_kit.errors import NetnsKitError, result_error
 from netns_kit.executors import Executor, quiet_thread
@@ -77,9 +79,21 @@ class Runner:
     show how far it got.
     """
 
-    def __init__(self, executor: Executor, *, on_progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        on_progress: Progress | None = None,
+        progress: Reporter | None = None,
+    ) -> None:
         self.executor = executor
         self.on_progress = on_progress
+        #: Where phases and counts go (:mod:`netns_kit.engine.progress`); else the active one.
+        self.progress = progress
+
+    def reporter(self) -> Reporter | None:
+        """This runner's reporter, or the one of an enclosing ``progress.reporting``."""
+        return self.progress if self.progress is not None else progress_active()
 
     # -- one command ------------------------------------------------------------------
     def run(self, command: Command, *, check: bool = True, timeout: float | None = None) -> Result:
@@ -104,13 +118,14 @@ class Runner:
         """Run steps in phase order, in as few processes as the plan allows; stop at
         the first failure."""
         commands = [step.command for step in steps]
-        return self._execute(commands, schedule(steps), keep_going=False)
+        labels = phase_labels([step.phase for step in steps])
+        return self._execute(commands, schedule(steps), keep_going=False, labels=labels)
 
     def run_all(self, commands: Sequence[Command], *, keep_going: bool = False) -> RunReport:
         """Run commands in their order, neighbours batched.  ``keep_going`` tries every
         command (``ip -force -batch``), as teardown and recovery want."""
         todo = list(commands)
-        return self._execute(todo, in_order(todo), keep_going=keep_going)
+        return self._execute(todo, in_order(todo), keep_going=keep_going, labels=COMMANDS)
 
     def executor_for(self, machine: str | None) -> Executor:
         """The executor of ``machine``: the runner's own, unless that one routes
@@ -123,12 +138,22 @@ class Runner:
         as far as the executor allows.  Every one runs, whatever the others gave."""
         todo = list(commands)
         lanes = tuple((Run((i,), None, c.namespace, c.machine),) for i, c in enumerate(todo))
-        return self._execute(todo, [Wave(lanes)] if lanes else [], keep_going=True)
+        return self._execute(todo, [Wave(lanes)] if lanes else [], keep_going=True, labels=READS)
 
     def _execute(
-        self, commands: list[Command], waves: list[Wave], *, keep_going: bool
+        self,
+        commands: list[Command],
+        waves: list[Wave],
+        *,
+        keep_going: bool,
+        labels: Sequence[str] | str,
     ) -> RunReport:
         state = _State(len(commands), self.on_progress)
+        reporter = self.reporter() if commands else None
+        if reporter is not None:
+            state.labels = [labels] * len(commands) if isinstance(labels, str) else labels
+            state.reporter = reporter
+            reporter.plan(state.labels)
         for wave in waves:
             by_machine: dict[str | None, list[Lane]] = {}
             for lane in wave.lanes:
@@ -290,6 +315,8 @@ class _State:
         self.finished = 0
         self.total = total
         self.on_progress = on_progress
+        self.reporter: Reporter | None = None
+        self.labels: Sequence[str] = ()
         self._lock = threading.Lock()
 
     @property
@@ -309,6 +336,8 @@ class _State:
                 self.error = result_error(result, module=needs)
                 self.failed = index
             finished = self.finished
+        if self.reporter is not None:
+            self.reporter.advance(self.labels[index])
         if self.on_progress is not None:
             self.on_progress(finished, self.total)
 

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from netns_kit import validate
+from netns_kit.engine.progress import Hook, Reporter, notebook_hook
 from netns_kit.engine.runner import Progress, Runner
 from netns_kit.engine.step import Step
 from netns_kit.errors import LabBusyError, NetnsKitError, TeardownError
@@ -58,6 +59,7 @@ class LabCore:
         state_dir: str | os.PathLike[str] | None = None,
         ipv6_link_local: bool = False,
         on_progress: Progress | None = None,
+        progress: Hook | None = None,
         rootless: bool | None = None,
         machines: Mapping[str, Executor] | None = None,
         underlay: Mapping[str, str] | None = None,
@@ -80,7 +82,9 @@ class LabCore:
         self.placement = Placement(
             self.tag, self.host_side, self.executor, self.held, self.machines
         )
-        self.journal = Journal(self.registry, Runner(self.ex, on_progress=on_progress))
+        hook = progress if progress is not None else notebook_hook()
+        self._progress = None if hook is None else Reporter(hook, task=f"lab {self.name}")
+        self.journal = Journal(self.registry, self._runner(on_progress))
         self._on_progress = on_progress
         self._queue: list[Step] | None = None
         self._state = "new"
@@ -131,7 +135,7 @@ class LabCore:
             raise NetnsKitError(f"lab {self.name!r} is {self._state}; make a new Lab")
         self.journal.claim(self.name, self.close)
         # the executor is the one in force when the lab opens, for its whole life
-        self.journal.runner = Runner(self.ex, on_progress=self._on_progress)
+        self.journal.runner = self._runner(self._on_progress)
         try:
             if self.machines is not None:  # every machine reached before anything
                 self.machines.check()
@@ -186,6 +190,8 @@ class LabCore:
                     self.sandbox.stop()
                     self.journal.forget_undo()
             finally:
+                if self._progress is not None:
+                    self._progress.finish()
                 self._state = "closed"
                 if not problems:
                     self.registry.remove(self.name)
@@ -221,6 +227,9 @@ class LabCore:
         a lab made from a topology builds it)."""
 
     # -- running steps ------------------------------------------------------------
+    def _runner(self, on_progress: Progress | None) -> Runner:
+        return Runner(self.ex, on_progress=on_progress, progress=self._progress)
+
     def _run(self, steps: list[Step], machine: str | None = None) -> None:
         """Run steps now, or queue them inside ``batch()``.  Either way the undo log
         ends up holding exactly the steps that ran.  ``machine``: where they run."""
@@ -255,8 +264,12 @@ class LabCore:
         finally:
             self._queue = None
         self.journal.refuse_taken(queued)
-        self.journal.apply(queued, rollback=False)
-        self._settle()
+        try:
+            self.journal.apply(queued, rollback=False)
+            self._settle()
+        finally:
+            if self._progress is not None:
+                self._progress.finish()
 
     def _settle(self) -> None:
         """Wait for the spanning-tree bridges that got ports (see :mod:`netns_kit.lab.ready`)."""

@@ -71,6 +71,23 @@ class KeptLab:
             return "up" if holder_alive(self.record.sandbox) else "stale"
         return "partial" if any(n not in present for n in self.namespaces()) else "up"
 
+    def to_dict(self, present: set[str]) -> dict[str, Any]:
+        """What ``netns-kit ls --json`` prints of it, keyed as this class names things:
+        ``name``, ``state`` (:meth:`status`), ``isolated``, ``rootless``, ``host_side``
+        (its host side's namespace, or null), ``namespaces`` (:meth:`own_namespaces`)
+        and ``pid`` (the process that holds or held it).  ``show --json`` prints the
+        same keys, with ``namespaces`` from :meth:`Snapshot.to_dict
+        <netns_kit.readback.reader.Snapshot.to_dict>` (each namespace read live) and ``missing``."""
+        return {
+            "name": self.name,
+            "state": self.status(present),
+            "isolated": self.record.isolated,
+            "rootless": self.rootless,
+            "host_side": self.record.host_side,
+            "namespaces": self.own_namespaces(),
+            "pid": self.record.pid,
+        }
+
     def snapshot(self, executor: Executor) -> tuple[Snapshot, list[str]]:
         """Its namespaces read live (the root side too, when not isolated, with only
         the lab's own tagged links), and the namespaces that are missing."""

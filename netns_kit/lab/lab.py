@@ -29,8 +29,11 @@ class Lab(Builders):
     ``isolated=True`` puts the lab's host side (bridges, host addresses, forwarding,
     NAT, routes to the outside) in a namespace of its own, ``<name>-host``, so the
     machine's network is never changed.  ``isolated=False`` uses the root namespace,
-    as the iproute2 recipes do.  ``on_progress(done, total)`` hears of every process
-    a build starts.
+    as the iproute2 recipes do.  ``progress=callback`` hears how the lab's work goes:
+    ``callback(event)`` with a :class:`~netns_kit.engine.progress.ProgressEvent` (phase,
+    done, total, elapsed) as commands finish (see :mod:`netns_kit.engine.progress`; in a
+    notebook with tqdm or ipywidgets a bar shows by itself).  ``on_progress(done,
+    total)``, the older hook, hears of every command.
 
     ``rootless=True`` builds the lab in a sandbox of its own
     (:mod:`netns_kit.executors.sandbox`), without root: its host side is the sandbox's

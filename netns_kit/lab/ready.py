@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from netns_kit.command import Command, in_namespace
+from netns_kit.engine.progress import SPANNING_TREE
 from netns_kit.engine.runner import Runner
 from netns_kit.errors import NetnsKitError
 from netns_kit.objects.link import Bridge
@@ -69,13 +70,19 @@ def wait_settled(
         pending.setdefault(bridge.namespace, set()).add(bridge.name)
     deadline = clock() + timeout
     moving: list[str] = []
+    reporter = runner.reporter()
+    total = len(pending)
     while pending:
+        if reporter is not None:
+            reporter.waiting(SPANNING_TREE, total - len(pending), total)
         for namespace, names in list(pending.items()):
             result = runner.run(ports_command(namespace), check=False)
             moving = unsettled_ports(result.stdout, names) if result else ["(no answer)"]
             if not moving:
                 del pending[namespace]
         if not pending:
+            if reporter is not None:
+                reporter.waiting(SPANNING_TREE, total, total)
             return
         if clock() >= deadline:
             where = ", ".join(repr(ns or "the root namespace") for ns in pending)

@@ -45,6 +45,7 @@ import attrs
 
 from netns_kit import validate
 from netns_kit.command import Command, in_namespace
+from netns_kit.engine import progress
 from netns_kit.engine.runner import Runner
 from netns_kit.engine.step import Entry
 from netns_kit.errors import LabBusyError, NetnsKitError
@@ -469,7 +470,15 @@ def _undo_entries(entries: Sequence[Entry], ex: Executor, tag: str) -> list[str]
     """Undo the entries of one machine (see :func:`undo_record`)."""
     alive = set(state.namespace_names(ex))
     named = [e.name for e in entries if e.kind == "namespace"]
-    doomed = [n for n in named if n in alive and _namespace_is_ours(ex, n, tag)]
+    reporter = progress.active()
+    doomed = []
+    for done, name in enumerate(named):
+        if reporter is not None:
+            reporter.waiting(progress.OWNERSHIP, done, len(named))
+        if name in alive and _namespace_is_ours(ex, name, tag):
+            doomed.append(name)
+    if reporter is not None and named:
+        reporter.waiting(progress.OWNERSHIP, len(named), len(named))
     removed: list[str] = []
     steps: list[Command] = []
     for entry in reversed(entries):

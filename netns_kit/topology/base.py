@@ -10,35 +10,18 @@ from typing import Any, TypeVar
 from netns_kit import validate
 from netns_kit.errors import ValidationError, bounded_repr
 from netns_kit.spec import BridgeSpec
-from netns_kit.topology import shaped
+from netns_kit.topology.keys import SECTIONS as KEY_SECTIONS
+from netns_kit.topology.keys import TOP
 from netns_kit.topology.places import End, Place
 from netns_kit.topology.suggest import Names, suggest
 
 _T = TypeVar("_T")
 
-TOP_KEYS = (
-    "name",
-    "isolated",
-    "ipv6_link_local",
-    "namespaces",
-    "bridges",
-    "links",
-    "routes",
-    "sysctls",
-    "masquerade",
-    "port_forwards",
-    "hosts",
-    "hosts_files",
-    "machines",
-)
-#: Each section's keys, and which of them are required.
+#: The top-level keys, and each section's keys with which of them are required: read
+#: from the one table of keys (keys.py), which the JSON Schema is made from too.
+TOP_KEYS = TOP.allowed
 SECTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "bridges": (("name", "address", "namespace", "stp", "machine"), ("name",)),
-    "links": (("a", "b", "addresses", "names", "mtu", *shaped.KEYS), ("a", "b")),
-    "routes": (("namespace", "destination", "via", "dev"), ("destination",)),
-    "sysctls": (("namespace", "key", "value"), ("key", "value")),
-    "masquerade": (("namespace", "source", "out_interface"), ("source",)),
-    "port_forwards": (("namespace", "port", "to", "protocol", "in_interface"), ("port", "to")),
+    name: (table.allowed, table.required) for name, table in KEY_SECTIONS.items()
 }
 HOST = "the lab's host side"
 #: Keys that 0.3 renamed (old: new): a file that still writes one is told so.

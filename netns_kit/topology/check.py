@@ -17,6 +17,7 @@ from netns_kit.spec import BridgeSpec, LinkSpec, Topology
 from netns_kit.topology import shaped
 from netns_kit.topology.base import TOP_KEYS, at, given, kind, where_text
 from netns_kit.topology.in_namespaces import RuleChecks
+from netns_kit.topology.keys import TOP
 from netns_kit.topology.machines import MachineChecks
 from netns_kit.topology.places import End
 from netns_kit.topology.problems import TopologyError
@@ -72,7 +73,7 @@ class Checker(RuleChecks, MachineChecks):
             self.add("", f"the top level must be a table of keys, not {kind(data)}")
             raise TopologyError(self.problems, self.source)
         self.bounded(data)
-        self.keys("", data, TOP_KEYS, ("name",))
+        self.keys("", data, TOP_KEYS, TOP.required)
         name = self.lab_name(data)
         self.isolated = self.flag(data, "isolated")
         link_local = self.flag(data, "ipv6_link_local")

@@ -28,9 +28,10 @@ from collections.abc import Mapping
 from netns_kit import validate
 from netns_kit.spec import MachineSpec
 from netns_kit.topology.base import CheckerBase, at, given, kind
+from netns_kit.topology.keys import MACHINE, NAMESPACE
 
-MACHINE_KEYS = ("ssh", "underlay", "port", "identity_file", "sudo")
-NAMESPACE_KEYS = ("name", "machine")
+MACHINE_KEYS = MACHINE.allowed
+NAMESPACE_KEYS = NAMESPACE.allowed
 
 
 class MachineChecks(CheckerBase):
@@ -56,7 +57,7 @@ class MachineChecks(CheckerBase):
             if not isinstance(item, Mapping):
                 self.add(path, f"must be a table (ssh, underlay...), not {kind(item)}")
                 continue
-            self.keys(path, item, MACHINE_KEYS, ("ssh",))
+            self.keys(path, item, MACHINE_KEYS, MACHINE.required)
             spec = self._machine(path, checked, item)
             if spec is None:
                 continue
@@ -106,7 +107,7 @@ class MachineChecks(CheckerBase):
         """A ``namespaces`` item: its name, and the machine a table places it on."""
         if not isinstance(raw, Mapping):
             return raw, None
-        self.keys(path, raw, NAMESPACE_KEYS, ("name",))
+        self.keys(path, raw, NAMESPACE_KEYS, NAMESPACE.required)
         machine = self.machine_ref(at(path, "machine"), raw.get("machine"))
         return raw.get("name"), machine
 

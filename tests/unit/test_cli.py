@@ -342,12 +342,23 @@ def test_progress_on_a_terminal(run: Invoke, tmp_path: Path) -> None:
     terminal = Terminal()
     result = run("up", str(many), err=terminal)
     assert result.code == 0, result.err
-    counts = [part.split(": ")[1] for part in result.err.split("\r") if "commands" in part]
-    assert len(counts) >= 10
-    assert counts[-1] == counts[-1].split("/")[0] + "/" + counts[-1].split("/")[0] + " commands"
-    assert result.err.endswith("\r\033[K")
-    total = int(counts[-1].split("/")[1].split()[0])
-    assert total == len([line for line in result.lines if " -j " not in line])  # reads apart
+    parts = [part.removesuffix("\033[K") for part in result.err.split("\r")]
+    shown = [part for part in parts if part]
+    assert all(line.startswith(f"lab {many.stem}: ") for line in shown), shown
+    phases = [line.split(": ")[1].split(" ")[0] for line in shown]
+    assert {"namespaces", "links", "settings"} <= set(phases)
+    # each phase ends counted whole: "links 31/31 (0.0 s)"
+    ends = [line for line in shown if "links" in line]
+    done, total = ends[-1].split("links ")[1].split(" ")[0].split("/")
+    assert done == total
+    assert result.err.endswith("\r\033[K")  # the line is cleared when the build ends
+    assert quiet_run(run, many) == ""
+
+
+def quiet_run(run: Invoke, path: Path) -> str:
+    """``--quiet`` on a terminal: nothing on stderr."""
+    run("down", path.stem)
+    return run("--quiet", "up", str(path), err=Terminal()).err
 
 
 def test_ls_down_and_ls_again(run: Invoke, state: Path) -> None:
