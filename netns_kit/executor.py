@@ -21,10 +21,11 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
 import sh
@@ -35,6 +36,9 @@ from .errors import CommandTimeoutError, NetnsKitError, ToolMissingError
 from .pinger import Pinger, file_budget
 from .probes import ProbeAnswer, ProbeJob
 from .result import Result
+
+if TYPE_CHECKING:
+    from netns_kit.timeline.outages import Probe
 
 log = logging.getLogger("netns_kit")
 
@@ -288,6 +292,26 @@ class ShellExecutor:
         finally:
             pinger.close()
 
+    @property
+    def can_watch(self) -> bool:
+        """Whether :meth:`watch` works here (as :attr:`can_probe`)."""
+        return self._can_setns()
+
+    def watch(self, jobs: Sequence[ProbeJob], *, interval: float, timeout: float) -> Watching:
+        """Probe each job's addresses from its namespace every ``interval`` seconds,
+        from raw ICMP sockets and one thread, until the handle's ``stop()`` (see
+        :mod:`netns_kit.timeline.stream`).  Opening a socket fails here, at once."""
+        from netns_kit.timeline.stream import Stream
+
+        if not self.can_watch:
+            raise NetnsKitError("raw ICMP probes need root without sudo: use fping -l")
+        if self._setns is None:
+            self._setns = _Setns()
+        stream = Stream(
+            self._setns.entered, jobs, interval=interval, timeout=timeout, on_thread=quiet_thread
+        )
+        return stream.start()
+
     def execute(self, command: Command, timeout: float | None = None) -> Result:
         if command.namespace is not None and command.inside is not None and self._can_setns():
             inside = self._inside(command, timeout)
@@ -358,6 +382,52 @@ class _Answer:
     returncode: int = 0
 
 
+class Watching(Protocol):
+    """A continuous probe under way (:meth:`ShellExecutor.watch`): ``stop()`` ends it
+    and returns every job's probes, address by address."""
+
+    def stop(self) -> list[list[list[Probe]]]: ...
+
+
+#: The fake's answer to a continuous probe: (namespace, address, sent) -> the round
+#: trip in seconds, or None for a lost probe.
+WatchAnswer = Callable[[str, str, float], float | None]
+
+
+class _FakeWatch:
+    """The fake's continuous probe: at ``stop()``, one probe per ``interval`` from
+    its start until then, answered as ``answer`` says."""
+
+    def __init__(
+        self, jobs: Sequence[ProbeJob], interval: float, answer: WatchAnswer | None
+    ) -> None:
+        self.jobs = list(jobs)
+        self.interval = interval
+        self.answer = answer
+        self.started = time.monotonic()
+        self.stopped: float | None = None
+
+    def stop(self) -> list[list[list[Probe]]]:
+        from netns_kit.timeline.outages import Probe
+
+        self.stopped = time.monotonic()
+        rounds = int((self.stopped - self.started) / self.interval) + 1
+        found = []
+        for job in self.jobs:
+            per_address = []
+            for address in job.addresses:
+                probes = []
+                for k in range(rounds):
+                    sent = self.started + k * self.interval
+                    rtt = (
+                        0.0001 if self.answer is None else self.answer(job.namespace, address, sent)
+                    )
+                    probes.append(Probe(sent, None if rtt is None else sent + rtt))
+                per_address.append(probes)
+            found.append(per_address)
+        return found
+
+
 class RecordingExecutor:
     """A fake for unit tests: records argv, answers from a script, fails on demand.
 
@@ -378,6 +448,10 @@ class RecordingExecutor:
         self.started: list[Process] = []
         self._answers: list[tuple[tuple[str, ...], _Answer]] = []
         self._failures: dict[int, _Answer] = {}
+        #: Continuous probes: every watch started, and how its probes are answered.
+        self.watches: list[_FakeWatch] = []
+        self.watch_answer: WatchAnswer | None = None
+        self.can_watch = True
 
     def answer(
         self,
@@ -428,6 +502,12 @@ class RecordingExecutor:
                 if not batch.force:
                     break
         return Result(process.argv, code, "".join(out), "\n".join(said))
+
+    def watch(self, jobs: Sequence[ProbeJob], *, interval: float, timeout: float) -> Watching:
+        """A fake continuous probe (see :class:`_FakeWatch`), kept in ``watches``."""
+        fake = _FakeWatch(jobs, interval, self.watch_answer)
+        self.watches.append(fake)
+        return fake
 
     def start(self, command: Command) -> Process:
         self.runs.append(command)

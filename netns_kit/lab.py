@@ -380,6 +380,20 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         ``bitrate``, ``congestion`` (see :func:`netns_kit.measure.throughput`)."""
         return measure.in_lab(self, src, dst_address, seconds=seconds, **options)
 
+    def watch(self, pairs: Any, *, interval: Any = 0.01, timeout: Any = 0.1) -> Any:
+        """Probe ``pairs`` (source, target) every ``interval`` seconds while a ``with``
+        block runs, keeping every probe (:mod:`netns_kit.timeline.watch`)."""
+        from netns_kit.timeline.watch import watch
+
+        return watch(self, pairs, interval=interval, timeout=timeout)
+
+    def timeline(self) -> Any:
+        """Events at set times while pairs are probed: ``t.at("2s", pair.down)``, then
+        ``t.run(watch=[...])`` (:mod:`netns_kit.timeline.events`)."""
+        from netns_kit.timeline.events import Timeline
+
+        return Timeline(self)
+
     # -- topologies ---------------------------------------------------------------
     def apply(self, blueprint: Topology) -> Self:
         """Check a whole topology, then build it in a handful of processes (a batch)."""

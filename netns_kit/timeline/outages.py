@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 
 #: A probe whose reply took longer than this (seconds) counts as lost.
-TIMEOUT = 0.5
+TIMEOUT = 0.1
 
 
 @attrs.frozen
