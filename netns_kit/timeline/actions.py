@@ -18,7 +18,8 @@ Built in:
 ==============  ==========  ==============================================================
 
 A link is named by its two ends as ``[[links]]`` names them (``["r", "h2"]``, either
-order), or given as the :class:`~netns_kit.VethPair` the lab returned.  A namespace by
+order: ``direction = "a->b"`` of a shaping then means what the first end named
+sends), or given as the :class:`~netns_kit.VethPair` the lab returned.  A namespace by
 its name, or its object.
 
 Another module adds its own with :func:`register` (the routing daemons' ``stop`` and
@@ -142,7 +143,10 @@ def link(lab: Lab, value: object, field: str = "target") -> Link:
         raise ValidationError(field, value, "is not a link of this lab")
     if len(matches) > 1:
         raise ValidationError(field, value, "names more than one link: give the link object")
-    return matches[0]
+    found = matches[0]
+    if [found.a, found.b] != names:  # in the order given: "a->b" means from names[0]
+        found = Link(found.pair, found.b, found.a, not found.flipped)
+    return found
 
 
 def target(lab: Lab, action: Action, value: object, field: str = "target") -> Any:

@@ -89,6 +89,8 @@ class Timeline:
             raise ValidationError("target", None, f"is missing: {name} needs a {action.target}")
         found = actions.target(self.lab, action, arguments.pop("target"))
         actions.check_arguments(name, arguments)
+        if isinstance(found, actions.Link) and arguments.get("end") is not None:
+            found.end_of(arguments["end"])
         lab = self.lab
         label = f"{actions.describe(found)} {name}"
         return Event(moment, label, lambda: action.run(lab, found, arguments))

@@ -54,7 +54,7 @@ def test_several_outages() -> None:
 
 def test_jitter_in_answers_does_not_make_an_outage() -> None:
     """Replies that come out of order (within the timeout) are answers."""
-    probes = [Probe(i * 0.01, i * 0.01 + (0.3 if i % 3 == 0 else 0.001)) for i in range(10)]
+    probes = [Probe(i * 0.01, i * 0.01 + (0.06 if i % 3 == 0 else 0.001)) for i in range(10)]
     assert outages(Series(PAIR, probes)) == []
 
 
