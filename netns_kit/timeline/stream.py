@@ -23,6 +23,7 @@ import errno
 import secrets
 import selectors
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +34,19 @@ from netns_kit.timeline.outages import TIMEOUT, Probe
 
 #: Socket buffer for a watch: replies are read every interval, so little queues up.
 _BUFFER = 256 * 1024
+
+
+_ECHO4 = struct.Struct("!BBHHH")
+
+
+def _echo4(ident: int, sequence: int) -> bytes:
+    """An ICMPv4 echo request without payload, its checksum summed directly (this
+    runs 2,000 times a second for 20 pairs at 100 Hz; ``probes.echo_request`` makes
+    the same bytes, three times slower)."""
+    total = 0x0800 + ident + sequence
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    return _ECHO4.pack(8, 0, ~total & 0xFFFF, ident, sequence)
 
 
 class _Target:
@@ -75,6 +89,7 @@ class Stream:
         self.timeout = timeout
         self.on_thread = on_thread
         self._sockets: list[socket.socket] = []
+        self._families: list[tuple[socket.socket, int]] = []
         self._targets: list[list[_Target]] = []
         self._by_key: dict[tuple[int, int, int], tuple[_Target, int]] = {}
         self._selector = selectors.DefaultSelector()
@@ -98,6 +113,7 @@ class Stream:
                         self._sockets.append(opened[family])
                 for family, sock in opened.items():
                     self._selector.register(sock, selectors.EVENT_READ, family)
+                    self._families.append((sock, family))
                 targets = []
                 for address in job.addresses:
                     ident = (base + count) & 0xFFFF
@@ -136,26 +152,35 @@ class Stream:
                 self.on_thread()
             every = [t for targets in self._targets for t in targets]
             due = time.monotonic()
-            while not self._stop.is_set():
+            # One wake-up per round: read what came since the last one (the kernel's
+            # receive stamps keep the times right), then send the next round.  Waking
+            # for every reply cost about twice the CPU.
+            while not self._stop.wait(max(0.0, due - time.monotonic())):
+                self._drain()
                 now = time.monotonic()
-                if now >= due:
-                    self._send(every)
-                    due += self.interval
-                    if due < now:  # fell behind (a stalled machine): keep the pace
-                        due = now + self.interval
-                self._read(max(0.0, due - time.monotonic()))
+                self._send(every)
+                due += self.interval
+                if due < now:  # fell behind (a stalled machine): keep the pace
+                    due = now + self.interval
             self._linger(every)
         except BaseException as error:  # reported by stop()
             self._failure = error
 
     def _send(self, targets: list[_Target]) -> None:
+        """One round: every target's next echo request.  The round is stamped once
+        (its requests leave within a fraction of a millisecond of each other)."""
+        real = time.time_ns()
+        now = time.monotonic()
         for target in targets:
             index = len(target.sent)
             sequence = index & 0xFFFF
-            packet = echo_request(target.family, target.ident, sequence)
+            if target.family == 4:
+                packet = _echo4(target.ident, sequence)
+            else:
+                packet = echo_request(6, target.ident, sequence)
             target.answered.append(None)
-            target.sent_real.append(time.time_ns())
-            target.sent.append(time.monotonic())
+            target.sent_real.append(real)
+            target.sent.append(now)
             if target.sock is None:
                 continue
             try:
@@ -163,6 +188,10 @@ class Stream:
             except OSError:
                 continue  # unreachable, no buffer space...: a lost probe
             self._by_key[(target.family, target.ident, sequence)] = (target, index)
+
+    def _drain(self) -> None:
+        for sock, family in self._families:
+            self._receive(sock, family)
 
     def _read(self, wait: float) -> None:
         for key, _ in self._selector.select(wait):
