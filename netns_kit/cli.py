@@ -33,6 +33,8 @@ from typing import Any, TextIO
 
 import attrs
 
+from netns_kit.timeline import cli as timeline_cli
+
 from . import __version__, check_report, topology
 from .batch import Batch
 from .command import Command, in_namespace
@@ -105,6 +107,15 @@ class Watched:
     @property
     def can_probe(self) -> bool:
         return bool(getattr(self.inner, "can_probe", False))
+
+    @property
+    def can_watch(self) -> bool:
+        return bool(getattr(self.inner, "can_watch", False))
+
+    def watch(self, jobs: Sequence[ProbeJob], *, interval: float, timeout: float) -> Any:
+        probes = sum(job.probes for job in jobs)
+        print(f"+ watch: {probes} pair(s) every {interval:g} s, raw ICMP sockets", file=self.echo)
+        return self.inner.watch(jobs, interval=interval, timeout=timeout)  # type: ignore[attr-defined]
 
     def probe(
         self, lanes: Sequence[Sequence[ProbeJob]], *, timeout: float, count: int
@@ -618,6 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = add("validate", cmd_validate, "check a topology file, changing nothing")
     validate.add_argument("file", metavar="FILE")
+    timeline_cli.register(add)
     return parser
 
 

@@ -67,7 +67,7 @@ class Link:
 
     @property
     def label(self) -> str:
-        return f"{self.a}-{self.b}"
+        return f"{self.a}--{self.b}"
 
     def end_of(self, name: str) -> str:
         """The pair's ``"a"``/``"b"`` for the lab's end ``name`` (a namespace or bridge)."""

@@ -29,6 +29,10 @@ TOP_KEYS = (
     "port_forwards",
     "hosts",
     "hosts_files",
+    # a run's timeline (netns_kit.timeline.files)
+    "events",
+    "watch",
+    "expect",
 )
 #: Each section's keys, and which of them are required.
 SECTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

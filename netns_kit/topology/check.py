@@ -12,6 +12,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from netns_kit.timeline.files import check_sections
+
 from .. import validate
 from ..spec import BridgeSpec, LinkSpec, Topology
 from . import shaped
@@ -84,6 +86,7 @@ class Checker(RuleChecks, MachineChecks):
         bridges = [b for b in map(self.read_bridge, self.array(data, "bridges")) if b]
         links = [link for link in map(self.read_link, self.array(data, "links")) if link]
         self.check_ends(links)
+        self.run_plan = check_sections(data, namespaces, [(s.a, s.b) for _, s in links], self.add)
         routes = self.check_routes(self.array(data, "routes"))
         sysctls = self.check_sysctls(self.array(data, "sysctls"))
         masquerades = self.check_masquerades(self.array(data, "masquerade"))

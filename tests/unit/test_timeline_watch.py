@@ -141,7 +141,7 @@ def test_timeline_runs_named_actions_and_measures_the_fake_outage(
     assert ("ip", "-n", "h2", "link", "set", "dev", "h2-r", "down") in ran
     assert ("ip", "-n", "h2", "link", "set", "dev", "h2-r", "up") in ran
     assert ("ip", "-n", "r", "link", "set", "dev", "r-h2", "up") not in ran
-    assert [e.label for e in run.events][1:3] == ["r-h2 down", "h2-r up"]
+    assert [e.label for e in run.events][1:3] == ["r--h2 down", "h2--r up"]
     (outage,) = run.outages()
     assert outage.pair == ("h1", "h2")
     assert outage.lost >= 30
