@@ -141,6 +141,10 @@ def test_timeline_runs_named_actions_and_measures_the_fake_outage(
     assert ("ip", "-n", "h2", "link", "set", "dev", "h2-r", "down") in ran
     assert ("ip", "-n", "h2", "link", "set", "dev", "h2-r", "up") in ran
     assert ("ip", "-n", "r", "link", "set", "dev", "r-h2", "up") not in ran
+    # up waits for the carrier, then forgets what the ends could not resolve meanwhile
+    assert ("ip", "-n", "h2", "-j", "link", "show", "dev", "h2-r") in ran
+    assert ("ip", "-n", "h2", "neigh", "flush", "dev", "h2-r", "nud", "incomplete") in ran
+    assert ("ip", "-n", "r", "neigh", "flush", "dev", "r-h2", "nud", "failed") in ran
     assert [e.label for e in run.events][1:3] == ["r--h2 down", "h2--r up"]
     (outage,) = run.outages()
     assert outage.pair == ("h1", "h2")
