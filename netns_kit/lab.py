@@ -20,7 +20,7 @@ import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from . import measure, shaping, topology, validate
 from .blueprint import FromTopology, build
@@ -40,6 +40,10 @@ from .spec import BridgeSpec, Topology
 from .step import Step
 from .views import LabViews
 from .vxlan import VxlanPair
+
+if TYPE_CHECKING:
+    from netns_kit.timeline.events import Timeline
+    from netns_kit.timeline.watch import Watch
 
 log = logging.getLogger("netns_kit")
 
@@ -380,14 +384,14 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         ``bitrate``, ``congestion`` (see :func:`netns_kit.measure.throughput`)."""
         return measure.in_lab(self, src, dst_address, seconds=seconds, **options)
 
-    def watch(self, pairs: Any, *, interval: Any = 0.01, timeout: Any = 0.1) -> Any:
+    def watch(self, pairs: Any, *, interval: Any = 0.01, timeout: Any = 0.1) -> Watch:
         """Probe ``pairs`` (source, target) every ``interval`` seconds while a ``with``
         block runs, keeping every probe (:mod:`netns_kit.timeline.watch`)."""
         from netns_kit.timeline.watch import watch
 
         return watch(self, pairs, interval=interval, timeout=timeout)
 
-    def timeline(self) -> Any:
+    def timeline(self) -> Timeline:
         """Events at set times while pairs are probed: ``t.at("2s", pair.down)``, then
         ``t.run(watch=[...])`` (:mod:`netns_kit.timeline.events`)."""
         from netns_kit.timeline.events import Timeline

@@ -103,7 +103,7 @@ def stp_run() -> float:
                 host = lab.namespace(f"tl{tok}h{i}")
                 lab.link(host, bridge, addresses=(f"10.79.0.{i + 1}/24", None))
                 hosts.append(host)
-        states = {}
+        states: dict[tuple[str | None, str], str] = {}
         for switch in switches:
             shown = json.loads(switch.run(["bridge", "-j", "link", "show"]).stdout or "[]")
             states.update({(switch.name, e["ifname"]): e["state"] for e in shown})

@@ -91,7 +91,7 @@ def test_cutting_the_spanning_tree_link_in_use_heals_within_the_bridge_timers(
                 host = lab.namespace(f"tlh{i}-{uid}")
                 lab.link(host, bridge, addresses=(f"10.21.0.{i + 1}/24", None))
                 hosts.append(host)
-        states = {}
+        states: dict[tuple[str | None, str], str] = {}
         for s in switches:
             states.update({(s.name, port): state for port, state in ring_ports(s.name).items()})
         # a ring link whose two ends forward: the one its two switches' hosts use
@@ -179,3 +179,36 @@ def test_ctrl_c_during_netns_kit_run_leaves_nothing(
             if uid.encode() in cmdline and b"pytest" not in cmdline:
                 mine.append(cmdline.decode(errors="replace"))
     assert mine == []
+
+
+@pytest.mark.skipif(shutil.which("fping") is None, reason="fping is not installed")
+def test_a_rootless_lab_probes_with_fping_loops_and_measures_the_same(
+    uid: str, clean: Path
+) -> None:
+    from netns_kit.errors import RootlessUnavailableError
+
+    try:
+        lab = Lab(f"tl-f-{uid}", rootless=True, state_dir=clean).open()
+    except RootlessUnavailableError as refused:
+        pytest.skip(f"no rootless sandbox here: {refused}")
+    with lab:
+        h1, r, h2, far = chain(lab, uid)
+        t = lab.timeline()
+        t.at("1s", "down", target=far)
+        t.at("2s", "up", target=far)
+        run = t.run(watch=[(h1, h2), (h1, r)], interval="10ms", until="3s")
+    assert run.method == "fping"
+    (outage,) = run.outages((h1, h2))
+    assert outage.duration == pytest.approx(1.0, abs=0.1)
+    assert run.outages((h1, r)) == []
+    assert run.series[0].sent == pytest.approx(300, abs=15)
+
+
+def test_the_plugin_lab_fixture_runs_a_timeline_unchanged(lab: Lab, uid: str) -> None:
+    """The pytest plugin's ``lab`` as it is: build, run, assert a maximum outage."""
+    h1, _r, h2, far = chain(lab, uid)
+    t = lab.timeline()
+    t.at("0.5s", far.down)
+    t.at("1.5s", "up", target=far)
+    run = t.run(watch=[(h1, h2)], until="2.5s")
+    assert run.max_outage((h1, h2)) == pytest.approx(1.0, abs=0.1)
