@@ -59,12 +59,16 @@ def test_a_link_down_for_two_seconds_is_one_outage_of_two_seconds(uid: str, clea
     assert run.method == "raw"
     (outage,) = run.outages((h1, h2))
     assert outage.duration == pytest.approx(2.0, abs=0.1)
+    down, up = run.events
+    assert down.started - 0.03 <= outage.start <= down.finished
+    assert up.started - 0.02 <= outage.end <= up.finished + 0.03
     assert outage.ended and outage.began
     assert outage.after == f"{far.name} down"
     assert outage.lost == pytest.approx(200, abs=12)
     assert run.outages((h1, r)) == []  # does not cross the link
     assert run.lost((h1, r)) == 0
-    assert run.converged_at(1) == pytest.approx(3.0, abs=0.1) or run.converged_at(1) == 3.0
+    converged = run.converged_at(0)  # the down event: when h1 reached h2 again
+    assert converged is not None and converged == pytest.approx(3.0, abs=0.1)
     first = run.series[0]
     assert first.sent == pytest.approx(400, abs=20)  # 4 s at 100 Hz
 
@@ -178,7 +182,8 @@ def test_ctrl_c_during_netns_kit_run_leaves_nothing(
                 continue
             if uid.encode() in cmdline and b"pytest" not in cmdline:
                 mine.append(cmdline.decode(errors="replace"))
-    assert mine == []
+    assert mine == []  # no fping, no server, nothing of the run's
+    assert uid not in sh("iptables-save")
 
 
 @pytest.mark.skipif(shutil.which("fping") is None, reason="fping is not installed")
@@ -199,8 +204,14 @@ def test_a_rootless_lab_probes_with_fping_loops_and_measures_the_same(
         run = t.run(watch=[(h1, h2), (h1, r)], interval="10ms", until="3s")
     assert run.method == "fping"
     (outage,) = run.outages((h1, h2))
-    assert outage.duration == pytest.approx(1.0, abs=0.1)
-    assert run.outages((h1, r)) == []
+    # Each action runs a few nsenter processes in a sandbox (30-120 ms here, varying
+    # with the machine's load), so the link is down from inside the down action to
+    # inside the up action: the outage must lie in those windows, give or take a probe.
+    down, up = run.events
+    assert down.started - 0.03 <= outage.start <= down.finished, run.table()
+    assert up.started - 0.02 <= outage.end <= up.finished + 0.05, run.table()
+    assert outage.duration == pytest.approx(1.0, abs=0.2), run.table()
+    assert run.outages((h1, r)) == [], run.table()
     assert run.series[0].sent == pytest.approx(300, abs=15)
 
 
