@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from netns_kit.errors import ValidationError
+from netns_kit.link import VethPair
 from netns_kit.timeline import actions
 from netns_kit.timeline.outages import TIMEOUT
 from netns_kit.timeline.run import Happened, Run
@@ -77,11 +78,22 @@ class Timeline:
         elif callable(action):
             call = action
             given = dict(arguments)
-            event = Event(moment, _label(call), lambda: call(**given))
+            event = Event(moment, self._label(call), lambda: call(**given))
         else:
             raise ValidationError("action", action, "is not a callable or a named action")
         self.events.append(event)
         return event
+
+    def _label(self, action: Callable[..., object]) -> str:
+        """A link's method is labelled like a named action on it (``r--h2 down``)."""
+        owner = getattr(action, "__self__", None)
+        if isinstance(owner, VethPair):
+            try:
+                found = actions.link(self.lab, owner)
+            except ValidationError:
+                return _label(action)
+            return f"{found.label} {getattr(action, '__name__', 'call')}"
+        return _label(action)
 
     def _named(self, moment: float, name: str, arguments: dict[str, Any]) -> Event:
         action = actions.named(name)

@@ -63,7 +63,7 @@ def test_a_link_down_for_two_seconds_is_one_outage_of_two_seconds(uid: str, clea
     assert down.started - 0.03 <= outage.start <= down.finished
     assert up.started - 0.02 <= outage.end <= up.finished + 0.03
     assert outage.ended and outage.began
-    assert outage.after == f"{far.name} down"
+    assert outage.after == f"{r.name}--{h2.name} down"
     assert outage.lost == pytest.approx(200, abs=12)
     assert run.outages((h1, r)) == []  # does not cross the link
     assert run.lost((h1, r)) == 0

@@ -239,3 +239,11 @@ def test_the_action_registry_takes_new_actions(ex: RecordingExecutor, state: Pat
         assert run.events[0].label == "r poke"
     finally:
         del actions.ACTIONS["poke"]
+
+
+def test_a_link_method_is_labelled_like_a_named_action(ex: RecordingExecutor, state: Path) -> None:
+    with chain(ex, state) as lab:
+        pair = lab.link("h1", "h2", addresses=["10.3.0.1/24", "10.3.0.2/24"])
+        t = lab.timeline()
+        assert t.at(0, pair.down).label == "h1--h2 down"
+        assert t.at(0, print).label == "print"
