@@ -54,6 +54,7 @@ from netns_kit.record.registry import Registry, recover, state_dir
 from netns_kit.render import text_table
 from netns_kit.result import Result
 from netns_kit.spec import Topology
+from netns_kit.timeline import cli as timeline_cli
 from netns_kit.topology import schema as schema_cli
 from netns_kit.validate import lab_name
 
@@ -108,6 +109,15 @@ class Watched:
     @property
     def can_probe(self) -> bool:
         return bool(getattr(self.inner, "can_probe", False))
+
+    @property
+    def can_watch(self) -> bool:
+        return bool(getattr(self.inner, "can_watch", False))
+
+    def watch(self, jobs: Sequence[ProbeJob], *, interval: float, timeout: float) -> Any:
+        probes = sum(job.probes for job in jobs)
+        print(f"+ watch: {probes} pair(s) every {interval:g} s, raw ICMP sockets", file=self.echo)
+        return self.inner.watch(jobs, interval=interval, timeout=timeout)  # type: ignore[attr-defined]
 
     def probe(
         self, lanes: Sequence[Sequence[ProbeJob]], *, timeout: float, count: int
@@ -608,6 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate = add("validate", cmd_validate, "check a topology file, changing nothing")
     validate.add_argument("file", metavar="FILE")
     schema_cli.register(add)
+    timeline_cli.register(add)
     return parser
 
 

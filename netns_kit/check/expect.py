@@ -29,6 +29,8 @@ import attrs
 
 from netns_kit.check.result import Failure, Reachability, Target
 from netns_kit.errors import ValidationError
+from netns_kit.timeline import bounds
+from netns_kit.timeline.bounds import RunBounds
 
 ANY = "*"
 #: Bytes an expectations file may hold: it lists pairs, not a lab.
@@ -100,17 +102,23 @@ class Verdict:
 
 @attrs.frozen
 class Expectations:
-    """The rules of an expectations file."""
+    """The rules of an expectations file, and the bounds of a timeline run
+    (``max_outage``, ``lost``, ``[[pairs]]``: :mod:`netns_kit.timeline.bounds`)."""
 
     rules: tuple[Rule, ...] = ()
+    bounds: RunBounds = attrs.field(factory=RunBounds)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Expectations:
         if not isinstance(data, Mapping):
             raise ValidationError("expect", data, "is not a table")
-        unknown = sorted(set(data) - {"fail"})
+        unknown = sorted(set(data) - {"fail", *bounds.KEYS})
         if unknown:
-            raise ValidationError(unknown[0], data[unknown[0]], "is not a key here (only [[fail]])")
+            raise ValidationError(
+                unknown[0],
+                data[unknown[0]],
+                "is not a key here ([[fail]], max_outage, lost, [[pairs]])",
+            )
         entries = data.get("fail", [])
         if not isinstance(entries, list):
             raise ValidationError("fail", entries, "is not a list of [[fail]] tables")
@@ -126,7 +134,7 @@ class Expectations:
                 if key not in entry:
                     raise ValidationError(f"{where}.{key}", None, "is missing")
             rules.append(Rule(_word(entry["from"], f"{where}.from"), _target(entry["to"], where)))
-        return cls(tuple(rules))
+        return cls(tuple(rules), bounds.from_dict(data))
 
     @classmethod
     def load(cls, path: str | Path) -> Expectations:

@@ -20,6 +20,7 @@ or ``subprocess``.
 from netns_kit.executors.base import (
     Executor,
     Process,
+    Watching,
     inherit_in_children,
     inherited_fds,
     quiet_thread,
@@ -35,6 +36,7 @@ __all__ = [
     "RecordingExecutor",
     "ScriptExecutor",
     "ShellExecutor",
+    "Watching",
     "default_executor",
     "inherit_in_children",
     "inherited_fds",

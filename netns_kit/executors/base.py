@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from netns_kit.command import Command
 from netns_kit.errors import CommandTimeoutError
+from netns_kit.executors.probes import Probe
 from netns_kit.result import Result
 
 if TYPE_CHECKING:
@@ -74,6 +75,13 @@ class Executor(Protocol):
     def execute_batch(self, batch: Batch) -> Result: ...
 
     def start(self, command: Command) -> Process: ...
+
+
+class Watching(Protocol):
+    """A continuous probe under way (``executor.watch``): ``stop()`` ends it and
+    returns every job's probes, address by address."""
+
+    def stop(self) -> list[list[list[Probe]]]: ...
 
 
 class Handle(Protocol):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import attrs
 
 from netns_kit.command import Command
-from netns_kit.executors.base import FinishedProcess, Process
+from netns_kit.executors.base import FinishedProcess, Process, Watching
 from netns_kit.executors.batch import Batch
+from netns_kit.executors.probes import Probe, ProbeJob
 from netns_kit.result import Result
 
 
@@ -18,6 +20,43 @@ class _Answer:
     stdout: str = ""
     stderr: str = ""
     returncode: int = 0
+
+
+#: The fake's answer to a continuous probe: (namespace, address, sent) -> the round
+#: trip in seconds, or None for a lost probe.
+WatchAnswer = Callable[[str, str, float], float | None]
+
+
+class _FakeWatch:
+    """The fake's continuous probe: at ``stop()``, one probe per ``interval`` from
+    its start until then, answered as ``answer`` says."""
+
+    def __init__(
+        self, jobs: Sequence[ProbeJob], interval: float, answer: WatchAnswer | None
+    ) -> None:
+        self.jobs = list(jobs)
+        self.interval = interval
+        self.answer = answer
+        self.started = time.monotonic()
+        self.stopped: float | None = None
+
+    def stop(self) -> list[list[list[Probe]]]:
+        self.stopped = time.monotonic()
+        rounds = int((self.stopped - self.started) / self.interval) + 1
+        found = []
+        for job in self.jobs:
+            per_address = []
+            for address in job.addresses:
+                probes = []
+                for k in range(rounds):
+                    sent = self.started + k * self.interval
+                    rtt = (
+                        0.0001 if self.answer is None else self.answer(job.namespace, address, sent)
+                    )
+                    probes.append(Probe(sent, None if rtt is None else sent + rtt))
+                per_address.append(probes)
+            found.append(per_address)
+        return found
 
 
 class RecordingExecutor:
@@ -40,6 +79,10 @@ class RecordingExecutor:
         self.started: list[Process] = []
         self._answers: list[tuple[tuple[str, ...], _Answer]] = []
         self._failures: dict[int, _Answer] = {}
+        #: Continuous probes: every watch started, and how its probes are answered.
+        self.watches: list[_FakeWatch] = []
+        self.watch_answer: WatchAnswer | None = None
+        self.can_watch = True
 
     def answer(
         self,
@@ -90,6 +133,12 @@ class RecordingExecutor:
                 if not batch.force:
                     break
         return Result(process.argv, code, "".join(out), "\n".join(said))
+
+    def watch(self, jobs: Sequence[ProbeJob], *, interval: float, timeout: float) -> Watching:
+        """A fake continuous probe (see :class:`_FakeWatch`), kept in ``watches``."""
+        fake = _FakeWatch(jobs, interval, self.watch_answer)
+        self.watches.append(fake)
+        return fake
 
     def start(self, command: Command) -> Process:
         self.runs.append(command)

@@ -229,3 +229,19 @@ def neighbour_solicitation(mac: str, address: str, peer_mac: str, peer_address: 
     message = message[:2] + struct.pack("!H", total) + message[4:]
     header = struct.pack("!IHBB", 6 << 28, len(message), IPPROTO_ICMPV6, 255)
     return _ethernet(peer_mac, mac, ETH_IPV6) + header + source + target + message
+
+
+#: A probe whose reply took longer than this (seconds) counts as lost.
+TIMEOUT = 0.1
+
+
+@attrs.frozen
+class Probe:
+    """One echo request: ``sent`` and ``answered`` (``None``: no reply), in seconds."""
+
+    sent: float
+    answered: float | None = None
+
+    def ok(self, timeout: float = TIMEOUT) -> bool:
+        """Answered, and within ``timeout`` of being sent."""
+        return self.answered is not None and self.answered - self.sent <= timeout

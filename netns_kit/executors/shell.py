@@ -26,10 +26,11 @@ import sh
 
 from netns_kit.command import Command
 from netns_kit.errors import CommandTimeoutError, NetnsKitError, ToolMissingError
-from netns_kit.executors.base import HELD_SIGNALS, Process, inherited_fds, quiet_thread
+from netns_kit.executors.base import HELD_SIGNALS, Process, Watching, inherited_fds, quiet_thread
 from netns_kit.executors.batch import Batch
 from netns_kit.executors.pinger import Pinger, file_budget
 from netns_kit.executors.probes import ProbeAnswer, ProbeJob
+from netns_kit.executors.stream import Stream
 from netns_kit.result import Result
 
 log = logging.getLogger("netns_kit")
@@ -226,6 +227,24 @@ class ShellExecutor:
                 return [future.result() for future in futures]
         finally:
             pinger.close()
+
+    @property
+    def can_watch(self) -> bool:
+        """Whether :meth:`watch` works here (as :attr:`can_probe`)."""
+        return self._can_setns()
+
+    def watch(self, jobs: Sequence[ProbeJob], *, interval: float, timeout: float) -> Watching:
+        """Probe each job's addresses from its namespace every ``interval`` seconds,
+        from raw ICMP sockets and one thread, until the handle's ``stop()`` (see
+        :mod:`netns_kit.executors.stream`).  Opening a socket fails here, at once."""
+        if not self.can_watch:
+            raise NetnsKitError("raw ICMP probes need root without sudo: use fping -l")
+        if self._setns is None:
+            self._setns = _Setns()
+        stream = Stream(
+            self._setns.entered, jobs, interval=interval, timeout=timeout, on_thread=quiet_thread
+        )
+        return stream.start()
 
     def execute(self, command: Command, timeout: float | None = None) -> Result:
         if command.namespace is not None and command.inside is not None and self._can_setns():

@@ -21,6 +21,8 @@ from netns_kit.lab.machines import reach
 from netns_kit.objects.namespace import Namespace
 from netns_kit.readback.reader import Snapshot
 from netns_kit.spec import Topology
+from netns_kit.timeline.events import Timeline
+from netns_kit.timeline.watch import Watch, watch
 
 
 class Lab(Builders):
@@ -152,3 +154,14 @@ class Lab(Builders):
         if self.state == "open":
             return self.to_svg() + "\n" + render.to_html_table(self.snapshot())
         return self.to_svg() + f"\n<p>lab {html.escape(self.name)} is {self.state}</p>"
+
+    # -- over time ------------------------------------------------------------------
+    def watch(self, pairs: Any, *, interval: Any = 0.01, timeout: Any = 0.1) -> Watch:
+        """Probe ``pairs`` (source, target) every ``interval`` seconds while a ``with``
+        block runs, keeping every probe (:mod:`netns_kit.timeline.watch`)."""
+        return watch(self, pairs, interval=interval, timeout=timeout)
+
+    def timeline(self) -> Timeline:
+        """Events at set times while pairs are probed: ``t.at("2s", pair.down)``, then
+        ``t.run(watch=[...])`` (:mod:`netns_kit.timeline.events`)."""
+        return Timeline(self)

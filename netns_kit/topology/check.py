@@ -14,6 +14,7 @@ from typing import Any
 
 from netns_kit import validate
 from netns_kit.spec import BridgeSpec, LinkSpec, Topology
+from netns_kit.timeline.files import check_sections
 from netns_kit.topology import shaped
 from netns_kit.topology.base import TOP_KEYS, at, given, kind, where_text
 from netns_kit.topology.in_namespaces import RuleChecks
@@ -85,6 +86,7 @@ class Checker(RuleChecks, MachineChecks):
         bridges = [b for b in map(self.read_bridge, self.array(data, "bridges")) if b]
         links = [link for link in map(self.read_link, self.array(data, "links")) if link]
         self.check_ends(links)
+        self.run_plan = check_sections(data, namespaces, [(s.a, s.b) for _, s in links], self.add)
         routes = self.check_routes(self.array(data, "routes"))
         sysctls = self.check_sysctls(self.array(data, "sysctls"))
         masquerades = self.check_masquerades(self.array(data, "masquerade"))

@@ -65,6 +65,8 @@ class Table:
     name: str
     description: str
     keys: tuple[Key, ...]
+    #: Whether keys other than :attr:`keys` are allowed (an event's action arguments).
+    open: bool = False
 
     @property
     def allowed(self) -> tuple[str, ...]:
@@ -219,6 +221,94 @@ MACHINE = Table(
     ),
 )
 
+_PAIR: Mapping[str, Any] = {
+    "type": "array",
+    "items": {"type": "string", "minLength": 1},
+    "minItems": 2,
+    "maxItems": 2,
+}
+
+EVENT = Table(
+    "event",
+    "An action at a set time of a run (netns-kit run); any other key is its argument.",
+    (
+        Key("at", _AMOUNT, "When, from the start of the run.", "2s", required=True),
+        Key(
+            "do",
+            _STRING,
+            "The action: down, up, shape, unshape, isolate, rejoin, partition, heal.",
+            "down",
+            required=True,
+        ),
+        Key(
+            "target",
+            {"anyOf": [_NAME, {"type": "array", "items": {"anyOf": [_NAME, _PAIR]}}]},
+            "A namespace, a link by its two ends, or (partition) a list of links.",
+            ["r", "h2"],
+            required=True,
+        ),
+    ),
+    open=True,
+)
+
+WATCH = Table(
+    "watch",
+    "The pairs a run probes, how often and for how long.",
+    (
+        Key(
+            "pairs",
+            {"type": "array", "items": _PAIR, "minItems": 1},
+            "[source, target] pairs: namespaces (their first address) or addresses.",
+            [["h1", "h2"]],
+            required=True,
+        ),
+        Key("interval", _AMOUNT, "Time between two probes of a pair (default 10ms).", "10ms"),
+        Key("until", _AMOUNT, "How long the run lasts.", "6s"),
+        Key("timeout", _AMOUNT, "A later reply counts as lost (default 100ms).", "100ms"),
+    ),
+)
+
+EXPECT_PAIR = Table(
+    "expect_pair",
+    "One watched pair's own bounds.",
+    (
+        Key("pair", _PAIR, "The pair, as [watch] names it.", ["h1", "h2"], required=True),
+        Key("max_outage", _AMOUNT, "Its longest outage.", "2.5s"),
+        Key("lost", {"type": "integer", "minimum": 0}, "Its lost probes at most.", 300),
+    ),
+)
+
+EXPECT_FAIL = Table(
+    "expect_fail",
+    "A pair expected not to answer in a reachability check.",
+    (
+        Key("from", _STRING, "The source namespace, or * for any.", "outside", required=True),
+        Key(
+            "to",
+            _STRING,
+            "A namespace (all its addresses), or one address.",
+            "inside",
+            required=True,
+        ),
+    ),
+)
+
+EXPECT = Table(
+    "expect",
+    "What a check or a run must find: pairs that may fail, and a run's bounds.",
+    (
+        Key("fail", array_of("expect_fail"), "Pairs expected not to answer.", []),
+        Key("max_outage", _AMOUNT, "No watched pair is cut off longer than this.", "3s"),
+        Key("lost", {"type": "integer", "minimum": 0}, "No watched pair loses more.", 0),
+        Key(
+            "pairs",
+            array_of("expect_pair"),
+            "Pairs with bounds of their own ([[expect.pairs]] in TOML).",
+            [{"pair": ["h1", "h2"], "max_outage": "2.5s"}],
+        ),
+    ),
+)
+
 TOP = Table(
     "topology",
     "A netns_kit lab: namespaces, bridges, links and what acts inside them.",
@@ -292,13 +382,32 @@ TOP = Table(
             "The machines of a lab spread over several, by name ([machines.NAME] in TOML).",
             {"a": {"ssh": "root@10.0.0.1"}, "b": {"ssh": "root@10.0.0.2"}},
         ),
+        Key("events", array_of("event"), "A run's timeline ([[events]] in TOML).", []),
+        Key(
+            "watch", ref("watch"), "What a run probes ([watch] in TOML).", {"pairs": [["h1", "h2"]]}
+        ),
+        Key("expect", ref("expect"), "What a check or a run must find.", {"max_outage": "3s"}),
     ),
 )
 
 #: Every table other than the top level, by the name the schema's $defs use.
 TABLES: dict[str, Table] = {
     table.name: table
-    for table in (NAMESPACE, BRIDGE, LINK, ROUTE, SYSCTL, MASQUERADE, PORT_FORWARD, MACHINE)
+    for table in (
+        NAMESPACE,
+        BRIDGE,
+        LINK,
+        ROUTE,
+        SYSCTL,
+        MASQUERADE,
+        PORT_FORWARD,
+        MACHINE,
+        EVENT,
+        WATCH,
+        EXPECT,
+        EXPECT_PAIR,
+        EXPECT_FAIL,
+    )
 }
 
 #: The top-level keys that hold arrays of tables, and the table each item is.

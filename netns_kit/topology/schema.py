@@ -36,7 +36,7 @@ def _table(table: Table) -> dict[str, Any]:
         "type": "object",
         "description": table.description,
         "properties": properties,
-        "additionalProperties": False,
+        "additionalProperties": table.open,
     }
     if table.required:
         out["required"] = list(table.required)

@@ -100,3 +100,7 @@ def test_notebook_runs(kernel: Kernel, uid: str, monkeypatch: pytest.MonkeyPatch
         assert f"{mbit} mbit: " in everything and "Mbit/s over" in everything
     plot = next(cell for cell in code if "plt.show()" in cell.source)
     assert any("image/png" in output.get("data", {}) for output in plot.outputs)
+    # the timeline section (issue 21): the outage table, then the strip plot
+    assert f"{prefix}-red -> {prefix}-blue" in everything and "outages:" in everything
+    strip = next(cell for cell in code if cell.source.startswith("run.plot()"))
+    assert any("image/png" in output.get("data", {}) for output in strip.outputs)
