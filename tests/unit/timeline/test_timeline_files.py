@@ -193,6 +193,8 @@ def test_cli_run_refuses_a_bad_file_before_building(tmp_path: Path) -> None:
 
 def test_cli_run_needs_a_watch(tmp_path: Path) -> None:
     ex = _fake()
-    code, _, err = _cli(tmp_path / "state", "run", str(ROOT / "scripts/labs/two-machines.toml"), ex=ex)
+    code, _, err = _cli(
+        tmp_path / "state", "run", str(ROOT / "scripts/labs/two-machines.toml"), ex=ex
+    )
     assert code == 1 and "no [watch] table" in err
     assert ex.commands == []
