@@ -29,7 +29,7 @@ from netns_kit.errors import ValidationError
 from netns_kit.executors import Executor
 from netns_kit.objects import shaping
 from netns_kit.objects.hostsfiles import Address, HostsFiles, entries
-from netns_kit.objects.link import Bridge, VethPair
+from netns_kit.objects.link import MAX_BRIDGE_PORTS, Bridge, VethPair, too_many_ports
 from netns_kit.objects.namespace import Namespace
 from netns_kit.objects.nat import Sysctl
 from netns_kit.spec import (
@@ -153,6 +153,8 @@ class Holdings:
         self.names = LinkNamer()
         #: Spanning-tree bridges that got ports since the lab last waited for them.
         self.unsettled: dict[_BridgeKey, Bridge] = {}
+        #: How many ports the lab gave each bridge (the kernel takes 1,023 at most).
+        self.ports: dict[_BridgeKey, int] = {}
         self._done: set[tuple[str, str | None]] = set()
         self._indexes = 0
         self._written: dict[tuple[str, str], str] = {}  # settings made in lab namespaces
@@ -172,9 +174,25 @@ class Holdings:
         elif isinstance(obj, HostsFiles):
             self.hosts_made.update(obj.namespaces)
 
+    def check_ports(self, ends: LinkEnds) -> None:
+        """ValidationError, before anything runs, when the link would give a bridge
+        more ports than the kernel takes (:data:`MAX_BRIDGE_PORTS`)."""
+        wanted: dict[_BridgeKey, int] = {}
+        for end in (ends.a, ends.b):
+            if end.bridge is not None:
+                key = (end.endpoint.namespace, end.bridge.name)
+                wanted[key] = wanted.get(key, self.ports.get(key, 0)) + 1
+        for (place, name), count in wanted.items():
+            if count > MAX_BRIDGE_PORTS:
+                bridge = name if place is None else f"{place}/{name}"
+                raise ValidationError("bridge", bridge, too_many_ports(count))
+
     def add_link(self, pair: Any, ends: LinkEnds, mtu: int | None) -> None:
         """A link made: its names are taken, and its spanning-tree bridges must settle."""
         for end, name in zip((ends.a, ends.b), ends.names, strict=True):
+            if end.bridge is not None:
+                key = (end.endpoint.namespace, end.bridge.name)
+                self.ports[key] = self.ports.get(key, 0) + 1
             self.names.take(end.endpoint.namespace, name)
             if end.bridge is not None and end.bridge.stp:
                 self.unsettled[(end.endpoint.namespace, end.bridge.name)] = end.bridge

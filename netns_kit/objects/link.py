@@ -61,9 +61,15 @@ class Interface:
     # -- commands (pure) ---------------------------------------------------------
     def up_commands(self, *, link_local: bool = True) -> list[Command]:
         """``link_local=False`` brings the link up without an IPv6 link-local address
-        (``addrgenmode none``): no DAD, MLD or router solicitation traffic."""
-        quiet = () if link_local else ("addrgenmode", "none")
-        return [self._ip("link", "set", "dev", self.name, *quiet, "up")]
+        (``addrgenmode none``): no DAD, MLD or router solicitation traffic.
+
+        ``addrgenmode none`` goes on a line of its own, before ``up``: on one line the
+        kernel applies ``up`` first, and a link that has carrier at once (a bridge
+        without ports) gets its link-local address anyway."""
+        up = self._ip("link", "set", "dev", self.name, "up")
+        if link_local:
+            return [up]
+        return [self._ip("link", "set", "dev", self.name, "addrgenmode", "none"), up]
 
     def down_commands(self) -> list[Command]:
         return [self._ip("link", "set", "dev", self.name, "down")]
@@ -111,7 +117,7 @@ class Interface:
         if mtu is not None:
             steps.append(Step(self.set_mtu_commands(mtu)[0]))
         steps += [self.address_step(cidr) for cidr in addresses]
-        steps.append(Step(self.up_commands(link_local=link_local)[0]))
+        steps += [Step(command) for command in self.up_commands(link_local=link_local)]
         return steps
 
     def created(self, command: Command, *, lives_in: frozenset[str | None] | None = None) -> Step:
@@ -156,18 +162,45 @@ class Interface:
 STP_TIMERS = (("forward_delay", 200), ("hello_time", 100), ("max_age", 600))
 
 
+#: The most ports a Linux bridge takes: the 1,024th gets ``RTNETLINK answers:
+#: Exchange full`` (the port numbers are 10 bits, and 0 is not a port).
+MAX_BRIDGE_PORTS = 1023
+
+
+def too_many_ports(count: int) -> str:
+    """Why a bridge cannot take ``count`` ports, and what to build instead (the
+    reason of a ValidationError that names the bridge)."""
+    return (
+        f"would get {count:,} ports; a Linux bridge takes at most {MAX_BRIDGE_PORTS:,} "
+        "(the next gets 'RTNETLINK answers: Exchange full'): join the hosts through a "
+        "tree of switches instead, a namespace with a bridge for each group of hosts "
+        "(see scripts/labs/mininet-tree.toml and scripts/scale_tree.py)"
+    )
+
+
 @attrs.define
 class Bridge(Interface):
     """A Linux bridge (``ip link add name X type bridge``); ``stp`` runs spanning tree
-    (the kernel's own, with :data:`STP_TIMERS`), which a ring of bridges needs."""
+    (the kernel's own, with :data:`STP_TIMERS`), which a ring of bridges needs.
+
+    ``snooping`` turns IGMP/MLD snooping on (``mcast_snooping 1``, the kernel's
+    default).  It is off by default: a snooping bridge joins 224.0.0.106 and
+    ff02::6a and sends IGMPv3/MLDv2 reports that every other bridge of a tree of
+    switches floods to all its ports while the lab is built (16.6 million packets at
+    5,000 namespaces).  Without snooping a bridge floods multicast like broadcast,
+    which is what a lab without multicast routing wants anyway.
+    """
 
     stp: bool = attrs.field(default=False, kw_only=True)
+    snooping: bool = attrs.field(default=False, kw_only=True)
 
     def create_commands(self) -> list[Command]:
         options: list[str] = []
         if self.stp:
             options += [word for key, value in STP_TIMERS for word in (key, str(value))]
             options += ["stp_state", "1"]
+        if not self.snooping:
+            options += ["mcast_snooping", "0"]
         return [self._ip("link", "add", "name", self.name, "type", "bridge", *options)]
 
     def attach_commands(self, interface: Interface | str) -> list[Command]:
@@ -178,10 +211,13 @@ class Bridge(Interface):
         port = _port_name(interface)
         return [self._ip("link", "set", "dev", port, "nomaster")]
 
-    def steps(self, *, tag: str | None, address: str | None = None) -> list[Step]:
-        """Create, tag, bring up, and give the bridge its (host side's) address."""
+    def steps(
+        self, *, tag: str | None, address: str | None = None, link_local: bool = True
+    ) -> list[Step]:
+        """Create, tag, bring up, and give the bridge its (host side's) address;
+        ``link_local=False``: without an IPv6 link-local address (quiet)."""
         steps = [self.created(self.create_commands()[0])]
-        steps += self.settings(tag=tag)
+        steps += self.settings(tag=tag, link_local=link_local)
         if address is not None:
             steps.append(self.address_step(address))
         return steps

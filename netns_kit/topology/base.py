@@ -32,7 +32,10 @@ TOP_KEYS = (
 )
 #: Each section's keys, and which of them are required.
 SECTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "bridges": (("name", "address", "namespace", "stp", "host"), ("name",)),
+    "bridges": (
+        ("name", "address", "namespace", "stp", "host", "mcast_snooping"),
+        ("name",),
+    ),
     "links": (("a", "b", "addresses", "names", "mtu", *shaped.KEYS), ("a", "b")),
     "routes": (("namespace", "destination", "via", "dev"), ("destination",)),
     "sysctls": (("namespace", "key", "value"), ("key", "value")),

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from netns_kit import validate
+from netns_kit.objects.link import MAX_BRIDGE_PORTS, too_many_ports
 from netns_kit.spec import BridgeSpec, LinkSpec, Topology
 from netns_kit.topology import shaped
 from netns_kit.topology.base import TOP_KEYS, at, given, kind, where_text
@@ -212,6 +213,10 @@ class Checker(RuleChecks, MachineChecks):
         if not isinstance(stp, bool):
             self.add(at(path, "stp"), f"must be true or false, not {kind(stp)}")
             return None
+        snooping = item.get("mcast_snooping", False)
+        if not isinstance(snooping, bool):
+            self.add(at(path, "mcast_snooping"), f"must be true or false, not {kind(snooping)}")
+            return None
         address = None
         if given(item, "address"):
             address = self.checked(at(path, "address"), item["address"], validate.interface)
@@ -234,7 +239,7 @@ class Checker(RuleChecks, MachineChecks):
             )
             return None
         cidr = None if address is None else str(address)
-        spec = BridgeSpec(name, cidr, namespace, stp, machine)
+        spec = BridgeSpec(name, cidr, namespace, stp, machine, snooping)
         self.bridges[name] = (path, spec)
         self.ends.append(End(namespace, name, address, at(path, "name")))
         return spec
@@ -322,9 +327,16 @@ class Checker(RuleChecks, MachineChecks):
         segments = Segments(self.bridges, [spec for _, spec in links])
         for problem in segments.problems:
             self.add(*problem)
+        ports: dict[tuple[str | None, str], int] = {}
         for (path, given_link), link in zip(links, named.with_link_names().links, strict=True):
             assert link.names is not None
             ends = (resolve.end(link.a), resolve.end(link.b))
+            for end in ends:
+                if end is not None and end.bridge:
+                    key = (end.namespace, end.name)
+                    ports[key] = ports.get(key, 0) + 1
+                    if ports[key] == MAX_BRIDGE_PORTS + 1:  # said once, at the first too many
+                        self.add(path, f"bridge {end.name!r} {too_many_ports(ports[key])}")
             addresses = [None if a is None else ipaddress.ip_interface(a) for a in link.addresses]
             for index, end in enumerate(ends):
                 assert end is not None
