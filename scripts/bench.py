@@ -35,6 +35,11 @@ holds ``eth0`` with 10.77.x.y/16 (x.y = i + 2), a veth to ``v<i>``, a port of
   netns_kit-1host        the same lab on 1 fake host, over ssh: the one-host figure
                          for netns_kit-2hosts (netns_kit is the same lab built here)
 
+For the netns_kit methods each run also reports the wall time of each build phase
+(namespaces, settings, links, configure, addresses6, filter; ``PhaseClock``), and
+the report prints their medians under the method's line, so that a regression names
+its phase; teardown is its own column.
+
 Every (method, N, repeat) runs in a child process of its own, so peak RSS
 (``ru_maxrss``) is that method's alone; methods are interleaved within each repeat.
 A run pings the first namespace from the last after setup (no reply: the run fails),
@@ -613,6 +618,58 @@ def pingall(namespaces: Sequence[str], sample: int) -> dict[str, Any]:
     }
 
 
+#: The names of a lab build's phases in the report (netns_kit.engine.step.Phase).
+PHASE_NAMES = {
+    "NAMESPACE": "namespaces",
+    "SETTINGS": "settings",
+    "CREATE": "links",
+    "CONFIGURE": "configure",
+    "ADDRESS6": "addresses6",
+    "FILTER": "filter",
+}
+
+
+class PhaseClock:
+    """Wall time of each phase of a netns_kit build (issue 23), so that the next
+    regression names its phase.
+
+    It wraps the runner, in this child process only: ``run_steps`` remembers each
+    step's phase and ``_wave`` adds each wave's time to the phase of its commands.
+    Waves of one phase run one after another, so the sums are that phase's time.
+    Reading the kernel, planning and Python's own work fall in ``setup - sum``.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        try:
+            from netns_kit.engine.runner import Runner
+        except ImportError:
+            return
+        clock = self
+        run_steps, wave = Runner.run_steps, Runner._wave
+        phases: list[list[str]] = []
+
+        def timed_steps(runner: Any, steps: Sequence[Any]) -> Any:
+            phases.append([PHASE_NAMES.get(s.phase.name, s.phase.name) for s in steps])
+            try:
+                return run_steps(runner, steps)
+            finally:
+                phases.pop()
+
+        def timed_wave(runner: Any, host: Any, lanes: Any, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return wave(runner, host, lanes, *args, **kwargs)
+            finally:
+                if phases and lanes and lanes[0]:
+                    name = phases[-1][lanes[0][0].indexes[0]]
+                    took = time.perf_counter() - started
+                    clock.seconds[name] = clock.seconds.get(name, 0.0) + took
+
+        Runner.run_steps = timed_steps  # type: ignore[method-assign]
+        Runner._wave = timed_wave  # type: ignore[method-assign]
+
+
 def child(
     method: str, n: int, lab: str, state_dir: str, options: argparse.Namespace | None = None
 ) -> dict[str, Any]:
@@ -641,10 +698,13 @@ def _timed(
     method: str,
     options: argparse.Namespace | None,
 ) -> dict[str, Any]:
+    clock = PhaseClock() if method.startswith("netns_kit") else None
     try:
         started = time.perf_counter()
         impl.setup()
         out["setup_s"] = time.perf_counter() - started
+        if clock is not None and clock.seconds:
+            out["phases"] = {k: round(v, 3) for k, v in clock.seconds.items()}
         first = address(0).split("/")[0]
         started = time.perf_counter()
         reached = impl.ping(first)
@@ -745,6 +805,11 @@ def summarize(
                 "pingall_scaled_s": median(
                     [r["pingall_scaled_s"] for r in ok if "pingall_scaled_s" in r]
                 ),
+                "phases": {
+                    name: median([r["phases"][name] for r in ok if name in r.get("phases", {})])
+                    for name in PHASE_NAMES.values()
+                    if any(name in r.get("phases", {}) for r in ok)
+                },
                 "peak_rss_mb": max((r["peak_rss_mb"] for r in ok), default=None),
                 "vm_hwm_mb": max((r.get("vm_hwm_mb") or 0 for r in ok), default=None),
                 "errors": sorted({r["error"] for r in mine if r.get("error")})[:3],
@@ -797,6 +862,9 @@ def print_report(summary: dict[str, Any], sizes: Sequence[int]) -> None:
             f"{cell['method']:24}{cell['n']:>6}{fmt(cell['setup_s'], '.3f'):>10}"
             f"{fmt(cell['teardown_s'], '.3f'):>12}{fmt(cell['peak_rss_mb'], '.1f'):>13}  {note}"
         )
+        if cell.get("phases"):
+            said = "  ".join(f"{k} {v:.3f}" for k, v in cell["phases"].items() if v is not None)
+            print(f"{'':30}phases (s): {said}")
     print(f"\n{'setup ratio (medians)':30}" + "".join(f"{'N=' + str(n):>10}" for n in sizes))
     for name, per_n in summary["ratios"].items():
         print(f"{name:30}" + "".join(f"{fmt(per_n[str(n)], '.2f'):>10}" for n in sizes))

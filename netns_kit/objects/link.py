@@ -167,6 +167,27 @@ STP_TIMERS = (("forward_delay", 200), ("hello_time", 100), ("max_age", 600))
 MAX_BRIDGE_PORTS = 1023
 
 
+#: The most veth links one broadcast domain (bridges joined by links) may hold.  A
+#: broadcast is copied to every link of the domain through the CPU's backlog queue,
+#: which holds ``net.core.netdev_max_backlog`` (1,000 by default, and settable only
+#: in the root namespace, for the whole machine) packets: past about 2,200 links an
+#: ARP request is dropped for good (``/proc/net/softnet_stat``, column 2), and hosts
+#: far from each other never reach each other.
+MAX_BROADCAST_LINKS = 2048
+
+
+def too_wide(count: int) -> str:
+    """Why a broadcast domain of ``count`` links is refused, and what to build."""
+    return (
+        f"would join {count:,} links in one broadcast domain; past about 2,200 a "
+        "broadcast (an ARP request) overflows the kernel's per-CPU backlog "
+        "(net.core.netdev_max_backlog, 1,000, root-only) and is lost for good, so far "
+        f"hosts never reach each other: keep each switched segment within "
+        f"{MAX_BROADCAST_LINKS:,} links and join segments through a router namespace "
+        "(see scripts/scale_tree.py and docs/scale.md)"
+    )
+
+
 def too_many_ports(count: int) -> str:
     """Why a bridge cannot take ``count`` ports, and what to build instead (the
     reason of a ValidationError that names the bridge)."""

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from netns_kit import Lab, RecordingExecutor, ValidationError
-from netns_kit.objects.link import MAX_BRIDGE_PORTS
+from netns_kit.objects.link import MAX_BRIDGE_PORTS, MAX_BROADCAST_LINKS
 from netns_kit.topology import from_dict
 from netns_kit.topology.problems import TopologyError
 
@@ -66,3 +66,54 @@ def test_a_file_with_a_1024_port_bridge_is_refused_naming_the_link_and_bridge() 
     assert "links[1023]: bridge 'br0' would get 1,024 ports" in said
     assert said.count("would get") == 1  # once per bridge, not once per extra port
     assert "mininet-tree.toml" in said
+
+
+# -- broadcast domains ------------------------------------------------------------------------
+def _tree(lab: Lab, switches: int, hosts: int, prefix: str = "") -> None:
+    core = lab.bridge("br0", namespace=lab.namespace(f"{prefix}core"))
+    for s in range(switches):
+        edge = lab.bridge("br0", namespace=lab.namespace(f"{prefix}s{s}"))
+        lab.link(edge, core)
+        for h in range(hosts):
+            lab.link(lab.namespace(f"{prefix}h{s}-{h}"), edge)
+
+
+def test_a_broadcast_domain_past_its_limit_is_refused_naming_the_way_out(tmp_path: Path) -> None:
+    ex = RecordingExecutor()
+    lab = Lab("q", executor=ex, state_dir=tmp_path)
+    with lab, lab.batch():
+        _tree(lab, switches=2, hosts=1022)  # 2 + 2,044 links
+        lab.link(lab.namespace("x1"), "core/br0")
+        lab.link(lab.namespace("x2"), "core/br0")  # 2,048: exactly the limit
+        with pytest.raises(ValidationError) as caught:
+            lab.link(lab.namespace("one-more"), "core/br0")
+        assert "2,049 links in one broadcast domain" in str(caught.value)
+        assert "router namespace" in str(caught.value) and "netdev_max_backlog" in str(caught.value)
+        # another segment of its own is fine: domains are counted apart
+        _tree(lab, switches=1, hosts=10, prefix="b-")
+    assert MAX_BROADCAST_LINKS == 2048
+
+
+def test_joining_two_domains_adds_their_links(tmp_path: Path) -> None:
+    lab = Lab("q", executor=RecordingExecutor(), state_dir=tmp_path)
+    with lab, lab.batch():
+        _tree(lab, switches=2, hosts=1000, prefix="a-")  # 2,002 links
+        _tree(lab, switches=1, hosts=50, prefix="b-")  # 51 links
+        with pytest.raises(ValidationError, match="2,054 links"):
+            lab.link("a-core/br0", "b-core/br0")
+
+
+def test_a_file_with_a_too_wide_domain_is_refused_once() -> None:
+    data: dict[str, Any] = {"name": "wide", "namespaces": [], "bridges": [], "links": []}
+    for s in range(3):
+        data["namespaces"].append(f"s{s}")
+        data["bridges"].append({"name": f"b{s}", "namespace": f"s{s}"})
+        if s:
+            data["links"].append({"a": f"b{s}", "b": "b0"})
+        for h in range(800):
+            data["namespaces"].append(f"h{s}-{h}")
+            data["links"].append({"a": f"h{s}-{h}", "b": f"b{s}"})
+    with pytest.raises(TopologyError) as caught:
+        from_dict(data)
+    said = str(caught.value)
+    assert said.count("in one broadcast domain") == 1 and "2,049 links" in said
