@@ -20,7 +20,7 @@ from netns_kit.lab.core import LabCore
 from netns_kit.lab.holdings import LinkEnds
 from netns_kit.objects import shaping
 from netns_kit.objects.hostsfiles import HOSTS_DIR, HostsFiles
-from netns_kit.objects.link import Bridge, VethPair
+from netns_kit.objects.link import GRO_FROM, Bridge, VethPair
 from netns_kit.objects.namespace import Namespace
 from netns_kit.objects.nat import Masquerade, PortForward, Sysctl, overlap
 from netns_kit.objects.qdisc_support import require
@@ -149,6 +149,8 @@ class Builders(LabCore):
             ports=ends.ports(),
             link_local=link_local,
         )
+        if self.held.flooded_with(ends) > GRO_FROM:  # a big broadcast domain: NAPI
+            steps += [pair.end.gro_step(), pair.peer_end.gro_step()]
         self._run(steps + pair.shaping_steps(shape, way), homes[0])
         pair.shaping, pair.direction = shape, way
         return self._linked(pair, ends, mtu)

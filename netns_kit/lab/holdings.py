@@ -198,13 +198,18 @@ class Holdings:
             if count > MAX_BRIDGE_PORTS:
                 bridge = name if place is None else f"{place}/{name}"
                 raise ValidationError("bridge", bridge, too_many_ports(count))
-        roots = {self._root(key) for key in wanted}
-        if roots:
-            count = sum(self._flooded.get(root, 0) for root in roots) + 1
-            if count > MAX_BROADCAST_LINKS:
-                place, name = sorted(wanted, key=str)[0]
-                bridge = name if place is None else f"{place}/{name}"
-                raise ValidationError("bridge", bridge, too_wide(count))
+        count = self.flooded_with(ends)
+        if count > MAX_BROADCAST_LINKS:
+            place, name = sorted(wanted, key=str)[0]
+            bridge = name if place is None else f"{place}/{name}"
+            raise ValidationError("bridge", bridge, too_wide(count))
+
+    def flooded_with(self, ends: LinkEnds) -> int:
+        """How many links the broadcast domain of this link's bridges holds once it is
+        made (0: the link touches no bridge)."""
+        keys = [(e.endpoint.namespace, e.bridge.name) for e in (ends.a, ends.b) if e.bridge]
+        roots = {self._root(key) for key in keys}
+        return sum(self._flooded.get(root, 0) for root in roots) + 1 if roots else 0
 
     def _root(self, key: _BridgeKey) -> _BridgeKey:
         while self._domain.get(key, key) != key:

@@ -17,7 +17,7 @@ from typing import Self
 import attrs
 
 from netns_kit import validate
-from netns_kit.command import Command, ip
+from netns_kit.command import Command, gro_command, ip
 from netns_kit.engine.runner import act, apply_steps
 from netns_kit.engine.step import Entry, Phase, Step
 from netns_kit.errors import ValidationError
@@ -120,6 +120,10 @@ class Interface:
         steps += [Step(command) for command in self.up_commands(link_local=link_local)]
         return steps
 
+    def gro_step(self) -> Step:
+        """GRO on (NAPI for a veth end): see :data:`GRO_FROM`."""
+        return Step(gro_command(self.name, self.namespace))
+
     def created(self, command: Command, *, lives_in: frozenset[str | None] | None = None) -> Step:
         """The step that makes this link; its undo deletes it, and the record says so."""
         (undo,) = self.delete_commands()
@@ -174,6 +178,11 @@ MAX_BRIDGE_PORTS = 1023
 #: ARP request is dropped for good (``/proc/net/softnet_stat``, column 2), and hosts
 #: far from each other never reach each other.
 MAX_BROADCAST_LINKS = 2048
+#: Past this many links in a broadcast domain, each new link's veth ends get GRO on
+#: (:func:`~netns_kit.command.gro_command`): a NAPI queue of their own instead of the
+#: CPU's shared backlog.  The first links keep the kernel's default (small labs
+#: unchanged), and at most this many of a domain's links then share the backlog.
+GRO_FROM = 256
 
 
 def too_wide(count: int) -> str:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -146,3 +147,52 @@ def test_a_switch_is_quiet(lab_name: str, kernel: Kernel, tmp_path: Path) -> Non
         bridge_addresses = json.loads(sh("ip", "-n", s.name, "-j", "addr", "show", "dev", "br0"))
         assert bridge_addresses[0].get("addr_info", []) == []  # no link-local either
         assert kernel.sysctl("net.bridge.bridge-nf-call-iptables", s.name) == "0"
+
+
+# -- a 3,000-namespace lab --------------------------------------------------------------------
+def _scale_tree() -> Any:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import scale_tree
+    finally:
+        sys.path.pop(0)
+    return scale_tree
+
+
+def _ping(source: str, target: str) -> bool:
+    """One echo, retried a few times: the first ARP exchange may take a moment."""
+    for _ in range(5):
+        done = subprocess.run(
+            ["ip", "netns", "exec", source, "ping", "-n", "-c1", "-W2", target],
+            capture_output=True,
+            timeout=30,
+        )
+        if done.returncode == 0:
+            return True
+    return False
+
+
+def test_a_3000_namespace_lab_builds_forwards_end_to_end_and_leaves_nothing(
+    lab_name: str, kernel: Kernel, tmp_path: Path
+) -> None:
+    """Two routed segments of 1,500 namespaces, each a tree of switches (the scale
+    example, scripts/scale_tree.py): the first host of the first segment reaches the
+    last host of the last one (through the router), and the last host of its own
+    segment (across its switches)."""
+    data = _scale_tree().topology(3000, name=lab_name, segment=1500)
+    hosts = [ns for ns in data["namespaces"] if ns.startswith(f"{lab_name}h")]
+    first, last = hosts[0], hosts[-1]
+    same = [h for h in hosts if h.startswith(f"{lab_name}h0-")][-1]
+    address = {link["a"]: link["addresses"][0].split("/")[0] for link in data["links"]
+               if link["a"] in (last, same)}  # fmt: skip
+    try:
+        with Lab.from_dict(data, state_dir=tmp_path) as lab:
+            assert len(_ours(kernel, lab_name)) == 3000 + 1  # and the lab's host side
+            assert _ping(first, address[last]), f"{first} -> {last}"
+            assert _ping(first, address[same]), f"{first} -> {same}"
+            assert lab.name == lab_name
+        assert _ours(kernel, lab_name) == []
+        assert list(tmp_path.glob("*.json")) == []
+    finally:
+        for ns in _ours(kernel, lab_name):
+            sh("ip", "netns", "delete", ns, check=False)

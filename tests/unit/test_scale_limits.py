@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from netns_kit import Lab, RecordingExecutor, ValidationError
-from netns_kit.objects.link import MAX_BRIDGE_PORTS, MAX_BROADCAST_LINKS
+from netns_kit.objects.link import GRO_FROM, MAX_BRIDGE_PORTS, MAX_BROADCAST_LINKS
 from netns_kit.topology import from_dict
 from netns_kit.topology.problems import TopologyError
 
@@ -117,3 +117,25 @@ def test_a_file_with_a_too_wide_domain_is_refused_once() -> None:
         from_dict(data)
     said = str(caught.value)
     assert said.count("in one broadcast domain") == 1 and "2,049 links" in said
+
+
+# -- NAPI for big broadcast domains -----------------------------------------------------------
+def test_links_past_the_256th_of_a_domain_get_gro_on_and_tso_off(tmp_path: Path) -> None:
+    ex = RecordingExecutor()
+    lab = Lab("q", executor=ex, state_dir=tmp_path)
+    with lab, lab.batch():
+        lab.bridge("br0", namespace=lab.namespace("s"))
+        for i in range(GRO_FROM + 2):
+            lab.link(lab.namespace(f"h{i}"), "br0", names=("eth0", f"p{i}"))
+        lab.link(lab.namespace("x"), lab.namespace("y"))  # no bridge: untouched
+    gro = sorted(" ".join(argv) for argv in ex.commands if "ethtool" in argv)
+    assert gro == sorted(
+        [
+            f"ip netns exec h{GRO_FROM} ethtool -K eth0 gro on tso off",
+            f"ip netns exec s ethtool -K p{GRO_FROM} gro on tso off",
+            f"ip netns exec h{GRO_FROM + 1} ethtool -K eth0 gro on tso off",
+            f"ip netns exec s ethtool -K p{GRO_FROM + 1} gro on tso off",
+        ]
+    )
+    (command,) = [c for c in ex.calls if c.argv[-5:-4] == ("p256",)]
+    assert command.gro == "p256" and command.namespace == "s" and not command.batchable
