@@ -26,6 +26,11 @@ holds ``eth0`` with 10.77.x.y/16 (x.y = i + 2), a veth to ``v<i>``, a port of
   netns_kit-tree         another lab: N namespaces as a tree of switches (bridges
                          inside namespaces, switch-to-switch links), 4 children per
                          switch, leaves as hosts; see NetnsKitTree
+  netns_kit-segments     the scale example (scripts/scale_tree.py): routed segments of
+                         at most 2,000 namespaces, each a tree of switches (48 hosts
+                         per edge switch), joined by a router; the last host pings
+                         the first; for 5,000 and 10,000 namespaces (one switched
+                         network that big is refused: docs/scale.md)
   netns_kit-2hosts       the bridge lab spread over 2 fake hosts (namespaces with
                          their own sshd, reached over ssh; netns_kit.testing.fakehosts): half
                          the namespaces on each, on a bridge on each host, the two
@@ -105,6 +110,7 @@ METHODS = (
     "netns_kit-rootless",
     "pyroute2",
     "netns_kit-tree",
+    "netns_kit-segments",
     "netns_kit-2hosts",
     "netns_kit-1host",
 )
@@ -347,6 +353,33 @@ class NetnsKitTree(_NetnsKitMethod):
         self.lab_obj.open()
 
 
+class NetnsKitSegments(_NetnsKitMethod):
+    """The scale example: scripts/scale_tree.py's routed segments of switch trees."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import scale_tree
+
+        self.data = scale_tree.topology(self.n, name=self.lab, prefix=f"{self.lab}-")
+        hosts = [ns for ns in self.data["namespaces"] if ns.startswith(f"{self.lab}-h")]
+        self.first, self.last = hosts[0], hosts[-1]
+        self.namespaces = list(self.data["namespaces"])
+
+    def setup(self) -> None:
+        self.lab_obj = self.Lab.from_dict(self.data, state_dir=self.state_dir)
+        self.lab_obj.open()
+
+    def ping(self, target: str) -> bool:
+        """From the last host to the first (``target`` is the bridge lab's)."""
+        first = next(
+            link["addresses"][0].split("/")[0]
+            for link in self.data["links"]
+            if link["a"] == self.first
+        )
+        return ping(self.last, first)
+
+
 class NetnsKitRootless(NetnsKit):
     """The declarative path in a rootless sandbox; its namespaces exist only there."""
 
@@ -526,6 +559,7 @@ METHOD_CLASSES: dict[str, Callable[[str, int, str], Method]] = {
     "netns_kit-shaped": NetnsKitShaped,
     "pyroute2": Pyroute2,
     "netns_kit-tree": NetnsKitTree,
+    "netns_kit-segments": NetnsKitSegments,
     "netns_kit-2hosts": NetnsKitHosts,
     "netns_kit-1host": NetnsKitOneHost,
 }
