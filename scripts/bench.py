@@ -566,6 +566,14 @@ METHOD_CLASSES: dict[str, Callable[[str, int, str], Method]] = {
 
 
 # -- one run, in a child process ------------------------------------------------------------
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and the children it waited for: a
+    fairer A/B than wall time on a machine other work loads."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -734,9 +742,10 @@ def _timed(
 ) -> dict[str, Any]:
     clock = PhaseClock() if method.startswith("netns_kit") else None
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         impl.setup()
         out["setup_s"] = time.perf_counter() - started
+        out["setup_cpu_s"] = round(cpu_seconds() - cpu, 3)
         if clock is not None and clock.seconds:
             out["phases"] = {k: round(v, 3) for k, v in clock.seconds.items()}
         first = address(0).split("/")[0]
@@ -832,6 +841,7 @@ def summarize(
                 "status": NOT_AVAILABLE if unavailable else ("ok" if ok else "failed"),
                 "setup_s": median([r["setup_s"] for r in ok]),
                 "teardown_s": median([r["teardown_s"] for r in ok]),
+                "setup_cpu_s": median([r["setup_cpu_s"] for r in ok if "setup_cpu_s" in r]),
                 "snapshot_s": median([r["snapshot_s"] for r in ok if "snapshot_s" in r]),
                 "reachability_s": median(
                     [r["reachability_s"] for r in ok if "reachability_s" in r]
@@ -896,6 +906,8 @@ def print_report(summary: dict[str, Any], sizes: Sequence[int]) -> None:
             f"{cell['method']:24}{cell['n']:>6}{fmt(cell['setup_s'], '.3f'):>10}"
             f"{fmt(cell['teardown_s'], '.3f'):>12}{fmt(cell['peak_rss_mb'], '.1f'):>13}  {note}"
         )
+        if cell.get("setup_cpu_s") is not None:
+            print(f"{'':30}setup CPU (this process and its children): {cell['setup_cpu_s']:.3f} s")
         if cell.get("phases"):
             said = "  ".join(f"{k} {v:.3f}" for k, v in cell["phases"].items() if v is not None)
             print(f"{'':30}phases (s): {said}")
