@@ -85,7 +85,9 @@ def test_a_batch_that_dies_without_a_line_number_leaves_nothing(
         assert _ours(kernel, lab_name) == []  # every namespace undone, none forgotten
         assert not [n for n in kernel.links() if n.startswith(lab_name)]
         assert list((tmp_path / "state").glob("*.json")) == []  # record gone too
-    finally:
+    finally:  # also when the test fails: the root-side bridge and every namespace
+        if lab_name in kernel.links():
+            sh("ip", "link", "delete", "dev", lab_name, check=False)
         for ns in _ours(kernel, lab_name):
             sh("ip", "netns", "delete", ns, check=False)
 
