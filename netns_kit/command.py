@@ -16,6 +16,9 @@ command is:
 * ``family`` and ``line`` say which batch program can take it (``ip`` or ``tc``) and
   the words of its batch line.  Reads, guarded commands and commands with stdin are
   never batched.
+* ``sysctls`` says the command only writes kernel settings of ``namespace``: an
+  executor with a thread inside the namespace may write them to ``/proc/sys`` itself
+  instead of starting the program (no process, no copy of the mount table).
 
 ``machine`` says which machine of a lab spread over several it runs on
 (:mod:`netns_kit.lab.machines`); the planner never puts commands of two machines in one
@@ -64,6 +67,14 @@ class Command:
     #: The kernel module the command needs (``sch_netem``), named in the error when the
     #: kernel lacks it.
     needs: str | None = attrs.field(default=None, repr=False)
+    #: The kernel settings (key, value) this command writes in ``namespace``, and
+    #: nothing else: the same change as files of ``/proc/sys`` written from inside.
+    sysctls: tuple[tuple[str, str], ...] | None = attrs.field(default=None, repr=False)
+    #: With ``sysctls``: a setting this kernel lacks is no error (``sysctl -e``).
+    missing_ok: bool = attrs.field(default=False, repr=False)
+    #: The interface in ``namespace`` whose GRO this command turns on, and nothing
+    #: else: an executor inside the namespace may use ethtool's ioctl itself.
+    gro: str | None = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.argv:
@@ -123,6 +134,50 @@ def ip(*args: str, namespace: str | None = None, read: bool = False) -> Command:
 def tc(*args: str, namespace: str | None = None, read: bool = False) -> Command:
     """A ``tc`` command, run in ``namespace`` through ``tc -n``; batched by ``tc -batch``."""
     return _program("tc", args, namespace, read)
+
+
+def sysctl_command(
+    settings: Iterable[tuple[str, str]], namespace: str, *, missing_ok: bool = False
+) -> Command:
+    """Kernel settings of ``namespace`` (checked keys and values), as one command.
+
+    Its argv is ``ip netns exec NS sysctl [-e] -q -w KEY=VALUE...`` (what a dry run
+    prints and what executors that cannot enter namespaces run), and it says what it
+    writes (``sysctls``), so that the real kernel's executor writes the files of
+    ``/proc/sys`` from a thread inside ``namespace`` instead: ``ip netns exec`` copies
+    the whole mount table, one mount per namespace of the machine, which made a
+    build of N namespaces O(N^2) (28.5 ms a call at 10,000 namespaces).  It is never a
+    batch line, for the same reason.
+    """
+    pairs = tuple(settings)
+    words = [f"{key}={value}" for key, value in pairs]
+    argv = ("sysctl", *(("-e",) if missing_ok else ()), "-q", "-w", *words)
+    return Command(
+        ("ip", "netns", "exec", namespace, *argv),
+        namespace=namespace,
+        inside=argv,
+        sysctls=pairs,
+        missing_ok=missing_ok,
+    )
+
+
+def gro_command(device: str, namespace: str | None) -> Command:
+    """``ethtool -K DEVICE gro on tso off`` in ``namespace`` (checked names), as one
+    command.
+
+    On a veth, GRO on gives the receiving end a NAPI queue of its own, which its
+    peer uses when it has no TSO: frames a bridge floods no longer go through the
+    CPU's shared backlog queue (``net.core.netdev_max_backlog``, 1,000), which a
+    broadcast flooded to about 1,500 links overflowed here.  The real kernel's
+    executor uses ethtool's ioctl from a thread inside the namespace (no process, no
+    ``ethtool`` program); others run the argv.  Never a batch line.
+    """
+    argv = ("ethtool", "-K", device, "gro", "on", "tso", "off")
+    if namespace is None:
+        return Command(argv, gro=device)
+    return Command(
+        ("ip", "netns", "exec", namespace, *argv), namespace=namespace, inside=argv, gro=device
+    )
 
 
 def in_namespace(

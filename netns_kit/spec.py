@@ -30,13 +30,15 @@ from netns_kit.validate import IFNAME_MAX
 class BridgeSpec:
     """A bridge (a switch).  ``namespace=None`` puts it on the lab's host side (of
     ``machine``, in a lab spread over machines); ``address`` is the address of
-    that namespace on it (a CIDR); ``stp`` runs spanning tree."""
+    that namespace on it (a CIDR); ``stp`` runs spanning tree; ``snooping`` turns
+    IGMP/MLD snooping on (off by default: a quiet bridge)."""
 
     name: str
     address: str | None = None
     namespace: str | None = None
     stp: bool = False
     machine: str | None = None
+    snooping: bool = False
 
     @property
     def key(self) -> str:

@@ -29,6 +29,11 @@ holds ``eth0`` with 10.77.x.y/16 (x.y = i + 2), a veth to ``v<i>``, a port of
   netns_kit-tree         another lab: N namespaces as a tree of switches (bridges
                          inside namespaces, switch-to-switch links), 4 children per
                          switch, leaves as hosts; see NetnsKitTree
+  netns_kit-segments     the scale example (scripts/scale_tree.py): routed segments of
+                         at most 2,000 namespaces, each a tree of switches (48 hosts
+                         per edge switch), joined by a router; the last host pings
+                         the first; for 5,000 and 10,000 namespaces (one switched
+                         network that big is refused: docs/scale.md)
   netns_kit-2machines    the bridge lab spread over 2 fake machines (namespaces with
                          their own sshd, reached over ssh; netns_kit.testing.fakemachines): half
                          the namespaces on each, on a bridge on each machine, the two
@@ -37,6 +42,11 @@ holds ``eth0`` with 10.77.x.y/16 (x.y = i + 2), a veth to ``v<i>``, a port of
                          is the cost of ssh and of building from a distance
   netns_kit-1machine     the same lab on 1 fake machine, over ssh: the one-machine figure
                          for netns_kit-2machines (netns_kit is the same lab built here)
+
+For the netns_kit methods each run also reports the wall time of each build phase
+(namespaces, settings, links, configure, addresses6, filter; ``PhaseClock``), and
+the report prints their medians under the method's line, so that a regression names
+its phase; teardown is its own column.
 
 Every (method, N, repeat) runs in a child process of its own, so peak RSS
 (``ru_maxrss``) is that method's alone; methods are interleaved within each repeat.
@@ -105,6 +115,7 @@ METHODS = (
     "netns_kit-rootless",
     "pyroute2",
     "netns_kit-tree",
+    "netns_kit-segments",
     "netns_kit-2machines",
     "netns_kit-1machine",
 )
@@ -361,6 +372,33 @@ class NetnsKitTree(_NetnsKitMethod):
         self.lab_obj.open()
 
 
+class NetnsKitSegments(_NetnsKitMethod):
+    """The scale example: scripts/scale_tree.py's routed segments of switch trees."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import scale_tree
+
+        self.data = scale_tree.topology(self.n, name=self.lab, prefix=f"{self.lab}-")
+        hosts = [ns for ns in self.data["namespaces"] if ns.startswith(f"{self.lab}-h")]
+        self.first, self.last = hosts[0], hosts[-1]
+        self.namespaces = list(self.data["namespaces"])
+
+    def setup(self) -> None:
+        self.lab_obj = self.Lab.from_dict(self.data, state_dir=self.state_dir)
+        self.lab_obj.open()
+
+    def ping(self, target: str) -> bool:
+        """From the last host to the first (``target`` is the bridge lab's)."""
+        first = next(
+            link["addresses"][0].split("/")[0]
+            for link in self.data["links"]
+            if link["a"] == self.first
+        )
+        return ping(self.last, first)
+
+
 class NetnsKitRootless(NetnsKit):
     """The declarative path in a rootless sandbox; its namespaces exist only there."""
 
@@ -541,12 +579,21 @@ METHOD_CLASSES: dict[str, Callable[[str, int, str], Method]] = {
     "netns_kit-shaped": NetnsKitShaped,
     "pyroute2": Pyroute2,
     "netns_kit-tree": NetnsKitTree,
+    "netns_kit-segments": NetnsKitSegments,
     "netns_kit-2machines": NetnsKitMachines,
     "netns_kit-1machine": NetnsKitOneMachine,
 }
 
 
 # -- one run, in a child process ------------------------------------------------------------
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and the children it waited for: a
+    fairer A/B than wall time on a machine other work loads."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -633,6 +680,58 @@ def pingall(namespaces: Sequence[str], sample: int) -> dict[str, Any]:
     }
 
 
+#: The names of a lab build's phases in the report (netns_kit.engine.step.Phase).
+PHASE_NAMES = {
+    "NAMESPACE": "namespaces",
+    "SETTINGS": "settings",
+    "CREATE": "links",
+    "CONFIGURE": "configure",
+    "ADDRESS6": "addresses6",
+    "FILTER": "filter",
+}
+
+
+class PhaseClock:
+    """Wall time of each phase of a netns_kit build (issue 23), so that the next
+    regression names its phase.
+
+    It wraps the runner, in this child process only: ``run_steps`` remembers each
+    step's phase and ``_wave`` adds each wave's time to the phase of its commands.
+    Waves of one phase run one after another, so the sums are that phase's time.
+    Reading the kernel, planning and Python's own work fall in ``setup - sum``.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        try:
+            from netns_kit.engine.runner import Runner
+        except ImportError:
+            return
+        clock = self
+        run_steps, wave = Runner.run_steps, Runner._wave
+        phases: list[list[str]] = []
+
+        def timed_steps(runner: Any, steps: Sequence[Any]) -> Any:
+            phases.append([PHASE_NAMES.get(s.phase.name, s.phase.name) for s in steps])
+            try:
+                return run_steps(runner, steps)
+            finally:
+                phases.pop()
+
+        def timed_wave(runner: Any, host: Any, lanes: Any, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return wave(runner, host, lanes, *args, **kwargs)
+            finally:
+                if phases and lanes and lanes[0]:
+                    name = phases[-1][lanes[0][0].indexes[0]]
+                    took = time.perf_counter() - started
+                    clock.seconds[name] = clock.seconds.get(name, 0.0) + took
+
+        Runner.run_steps = timed_steps  # type: ignore[method-assign]
+        Runner._wave = timed_wave  # type: ignore[method-assign]
+
+
 def child(
     method: str, n: int, lab: str, state_dir: str, options: argparse.Namespace | None = None
 ) -> dict[str, Any]:
@@ -661,10 +760,14 @@ def _timed(
     method: str,
     options: argparse.Namespace | None,
 ) -> dict[str, Any]:
+    clock = PhaseClock() if method.startswith("netns_kit") else None
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         impl.setup()
         out["setup_s"] = time.perf_counter() - started
+        out["setup_cpu_s"] = round(cpu_seconds() - cpu, 3)
+        if clock is not None and clock.seconds:
+            out["phases"] = {k: round(v, 3) for k, v in clock.seconds.items()}
         first = address(0).split("/")[0]
         started = time.perf_counter()
         reached = impl.ping(first)
@@ -758,6 +861,7 @@ def summarize(
                 "status": NOT_AVAILABLE if unavailable else ("ok" if ok else "failed"),
                 "setup_s": median([r["setup_s"] for r in ok]),
                 "teardown_s": median([r["teardown_s"] for r in ok]),
+                "setup_cpu_s": median([r["setup_cpu_s"] for r in ok if "setup_cpu_s" in r]),
                 "snapshot_s": median([r["snapshot_s"] for r in ok if "snapshot_s" in r]),
                 "reachability_s": median(
                     [r["reachability_s"] for r in ok if "reachability_s" in r]
@@ -765,6 +869,11 @@ def summarize(
                 "pingall_scaled_s": median(
                     [r["pingall_scaled_s"] for r in ok if "pingall_scaled_s" in r]
                 ),
+                "phases": {
+                    name: median([r["phases"][name] for r in ok if name in r.get("phases", {})])
+                    for name in PHASE_NAMES.values()
+                    if any(name in r.get("phases", {}) for r in ok)
+                },
                 "peak_rss_mb": max((r["peak_rss_mb"] for r in ok), default=None),
                 "vm_hwm_mb": max((r.get("vm_hwm_mb") or 0 for r in ok), default=None),
                 "errors": sorted({r["error"] for r in mine if r.get("error")})[:3],
@@ -817,6 +926,11 @@ def print_report(summary: dict[str, Any], sizes: Sequence[int]) -> None:
             f"{cell['method']:24}{cell['n']:>6}{fmt(cell['setup_s'], '.3f'):>10}"
             f"{fmt(cell['teardown_s'], '.3f'):>12}{fmt(cell['peak_rss_mb'], '.1f'):>13}  {note}"
         )
+        if cell.get("setup_cpu_s") is not None:
+            print(f"{'':30}setup CPU (this process and its children): {cell['setup_cpu_s']:.3f} s")
+        if cell.get("phases"):
+            said = "  ".join(f"{k} {v:.3f}" for k, v in cell["phases"].items() if v is not None)
+            print(f"{'':30}phases (s): {said}")
     print(f"\n{'setup ratio (medians)':30}" + "".join(f"{'N=' + str(n):>10}" for n in sizes))
     for name, per_n in summary["ratios"].items():
         print(f"{name:30}" + "".join(f"{fmt(per_n[str(n)], '.2f'):>10}" for n in sizes))

@@ -43,6 +43,7 @@ log = logging.getLogger("netns_kit")
 #: What each phase of a build is called in progress reports.
 PHASE_LABELS: dict[Phase, str] = {
     Phase.NAMESPACE: "namespaces",
+    Phase.SETTINGS: "namespace settings",
     Phase.CREATE: "links",
     Phase.CONFIGURE: "settings",
     Phase.ADDRESS6: "addresses",

@@ -44,6 +44,9 @@ class RunReport:
     was not a command's, e.g. a missing program).  ``skipped`` are guarded commands
     whose guard held: they changed nothing.  ``order`` lists the indexes of the
     commands that ran, in the order they ran, so that undoing can go in reverse.
+    ``uncertain`` are commands of a batch that failed without saying which line
+    failed (``ip`` ran out of file descriptors, say): any of them may have run, so
+    whoever undoes must find out what exists.
     """
 
     results: tuple[Result | None, ...]
@@ -51,6 +54,7 @@ class RunReport:
     failed: int | None = None
     skipped: frozenset[int] = frozenset()
     order: tuple[int, ...] = ()
+    uncertain: frozenset[int] = frozenset()
 
     @property
     def ok(self) -> bool:
@@ -177,6 +181,7 @@ class Runner:
             state.failed,
             frozenset(state.skipped),
             tuple(state.order),
+            frozenset(state.uncertain),
         )
 
     def _wave(
@@ -253,8 +258,16 @@ class Runner:
             state.done(run.indexes[0], outcome, needs=given[0].needs)
             return
         outcomes = batches.split(given, outcome, force=keep_going)
+        unsaid = not outcome and not batches.failures(outcome.stderr)
+        if unsaid:  # no `Command failed -:N`: any line may have run
+            state.unsure(run.indexes)
         for index, command, result in zip(run.indexes, given, outcomes, strict=False):
             state.done(index, result, needs=command.needs)
+        if unsaid and state.error is not None and len(given) > 1:
+            state.error.add_note(
+                f"the batch of {len(given)} lines failed without saying which line: any of "
+                "them may have run (what exists is undone)"
+            )
 
     def _lane(
         self, lane: Sequence[Run], commands: list[Command], state: _State, keep_going: bool
@@ -310,6 +323,7 @@ class _State:
         self.results: list[Result | None] = [None] * total
         self.order: list[int] = []
         self.skipped: set[int] = set()
+        self.uncertain: set[int] = set()
         self.error: NetnsKitError | None = None
         self.failed: int | None = None
         self.finished = 0
@@ -340,6 +354,10 @@ class _State:
             self.reporter.advance(self.labels[index])
         if self.on_progress is not None:
             self.on_progress(finished, self.total)
+
+    def unsure(self, indexes: Sequence[int]) -> None:
+        with self._lock:
+            self.uncertain.update(indexes)
 
     def fail(self, index: int | None, error: NetnsKitError) -> None:
         with self._lock:

@@ -25,17 +25,22 @@ class Phase(enum.IntEnum):
 
     #: ``ip netns add``, in the root namespace.
     NAMESPACE = 0
+    #: A new namespace's own kernel settings that must hold before its links exist
+    #: (``accept_dad`` for the links made from now on, a switch's br_netfilter
+    #: settings), each in its namespace's lane: an executor that enters namespaces
+    #: writes them to ``/proc/sys`` itself, without a process.
+    SETTINGS = 1
     #: Links made: veth pairs from the root namespace (both ends made in place),
     #: bridges in the namespace they live in.
-    CREATE = 1
+    CREATE = 2
     #: Each namespace's own settings: tags, MTU, bridge ports, IPv4 addresses, links
     #: up, IPv4 routes, kernel settings.
-    CONFIGURE = 2
+    CONFIGURE = 3
     #: IPv6 addresses and routes, once every link is up.  An IPv6 address added
     #: before its link has carrier stays unusable for about a second.
-    ADDRESS6 = 3
+    ADDRESS6 = 4
     #: Firewall rules and the like, once everything they name exists.
-    FILTER = 4
+    FILTER = 5
 
 
 def _argv(value: object) -> tuple[str, ...] | None:

@@ -27,6 +27,44 @@ _PLAIN = re.compile(r'[^\s#"\'\\]+\Z')
 _FAILED = re.compile(r"^Command failed (\S+):(\d+)$")
 
 
+#: How many file descriptors one batch process may leak.  iproute2 6.1's ``ip -batch``
+#: opens a namespace for each ``netns NAME`` of a line and never closes it: 2 for
+#: each ``link add ... netns A ... peer ... netns B``, so a batch of veth lines died at
+#: line 509 under ``ulimit -n 1024`` (at line 9,998 under 20,000), with ``Invalid
+#: "netns" value`` and no ``Command failed`` line.  400 leaves room under the usual
+#: soft limit of 1,024.
+FD_BUDGET = 400
+#: The most lines of any batch: a failure costs at most this many lines read back.
+MAX_LINES = 5000
+
+
+def leaks(command: Command) -> int:
+    """File descriptors ``ip -batch`` leaks for ``command``'s line: one per ``netns``
+    keyword naming a namespace (``netns add``/``delete``/``exec`` lines open none that
+    stay open)."""
+    line = command.line or ()
+    if not line or line[0] == "netns":
+        return 0
+    return sum(1 for word in line if word == "netns")
+
+
+def chunks(commands: Sequence[Command]) -> list[int]:
+    """Sizes of consecutive chunks of ``commands`` (the lines of one batch), each
+    within :data:`FD_BUDGET` and :data:`MAX_LINES`."""
+    sizes: list[int] = []
+    size = leaked = 0
+    for command in commands:
+        cost = leaks(command)
+        if size and (leaked + cost > FD_BUDGET or size >= MAX_LINES):
+            sizes.append(size)
+            size = leaked = 0
+        size += 1
+        leaked += cost
+    if size:
+        sizes.append(size)
+    return sizes
+
+
 def fits(command: Command) -> bool:
     """Whether ``command`` can be a batch line: batchable, and only plain words."""
     return command.batchable and all(_PLAIN.match(word) for word in command.line or ())

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import functools
 import logging
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import threading
 from collections.abc import Iterator, Sequence
@@ -138,6 +141,83 @@ class _Setns:
             return Result(argv, 1, "", error.strerror)
         return Result(argv, done.returncode, done.stdout, done.stderr)
 
+    def write_sysctls(
+        self,
+        namespace: str,
+        settings: Sequence[tuple[str, str]],
+        missing_ok: bool,
+        argv: tuple[str, ...],
+    ) -> Result:
+        """Write kernel settings as files of ``/proc/sys`` from inside ``namespace``:
+        what ``sysctl -w`` does, without a process.  ``/proc/sys/net`` shows the
+        network namespace of the thread that opens it.  A result like ``sysctl``'s:
+        exit code 255 with its words for a key the kernel lacks (unless
+        ``missing_ok``), 1 for a value it refuses."""
+        try:
+            with self.entered(namespace):
+                for key, value in settings:
+                    said = _write_setting(key, value, missing_ok)
+                    if said is not None:
+                        return Result(argv, said[0], "", said[1])
+        except OSError as error:
+            if error.strerror is None or not error.strerror.startswith("Cannot open"):
+                raise
+            return Result(argv, 1, "", error.strerror)
+        return Result(argv, 0)
+
+    def set_gro(self, namespace: str, device: str, argv: tuple[str, ...]) -> Result:
+        """GRO on for ``device``, from a thread inside ``namespace`` (no process)."""
+        try:
+            with self.entered(namespace):
+                said = gro_on(device)
+        except OSError as error:
+            if error.strerror is None or not error.strerror.startswith("Cannot open"):
+                raise
+            return Result(argv, 1, "", error.strerror)
+        return Result(argv, 1 if said else 0, "", said or "")
+
+
+#: ethtool's ioctl and its "set GRO" command (linux/sockios.h, linux/ethtool.h).
+_SIOCETHTOOL = 0x8946
+_ETHTOOL_STSO = 0x1F
+_ETHTOOL_SGRO = 0x2C
+
+
+def gro_on(device: str) -> str | None:
+    """Turn GRO on and TSO off for ``device`` in the calling thread's network
+    namespace, as ``ethtool -K DEVICE gro on tso off`` does; ``None``, or the
+    kernel's words.  (A veth hands a frame to its peer's NAPI queue only when the
+    peer has GRO on and the sender no TSO.)"""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:  # in the namespace
+        for command, value, what in ((_ETHTOOL_SGRO, 1, "GRO"), (_ETHTOOL_STSO, 0, "TSO")):
+            data = ctypes.create_string_buffer(struct.pack("II", command, value))
+            request = struct.pack("16sP", device.encode(), ctypes.addressof(data))
+            try:
+                fcntl.ioctl(sock.fileno(), _SIOCETHTOOL, request.ljust(40, b"\0"))
+            except OSError as error:
+                return f"Cannot set device {what} settings for {device}: {error.strerror}"
+    return None
+
+
+def _write_setting(key: str, value: str, missing_ok: bool) -> tuple[int, str] | None:
+    """One setting written (None), or sysctl's exit code and words for its failure."""
+    path = "/proc/sys/" + (key if "/" in key else key.replace(".", "/"))
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        return 255, f"sysctl: cannot stat {path}: No such file or directory"
+    except OSError as error:
+        return 255, f'sysctl: permission denied on key "{key}": {error.strerror}'
+    try:
+        os.write(fd, value.encode())
+    except OSError as error:
+        return 1, f'sysctl: setting key "{key}": {error.strerror}'
+    finally:
+        os.close(fd)
+    return None
+
 
 class ShellExecutor:
     """Runs commands on the real kernel through the ``sh`` package.
@@ -247,6 +327,19 @@ class ShellExecutor:
         return stream.start()
 
     def execute(self, command: Command, timeout: float | None = None) -> Result:
+        if command.namespace is not None and command.sysctls is not None and self._can_setns():
+            if self._setns is None:
+                self._setns = _Setns()
+            return self._setns.write_sysctls(
+                command.namespace, command.sysctls, command.missing_ok, command.argv
+            )
+        if command.namespace is None and command.gro is not None and self._can_setns():
+            said = gro_on(command.gro)  # this thread is in the root namespace already
+            return Result(command.argv, 1 if said else 0, "", said or "")
+        if command.namespace is not None and command.gro is not None and self._can_setns():
+            if self._setns is None:
+                self._setns = _Setns()
+            return self._setns.set_gro(command.namespace, command.gro, command.argv)
         if command.namespace is not None and command.inside is not None and self._can_setns():
             inside = self._inside(command, timeout)
             if inside.returncode == -9:

@@ -20,7 +20,7 @@ from netns_kit.lab.core import LabCore
 from netns_kit.lab.holdings import LinkEnds
 from netns_kit.objects import shaping
 from netns_kit.objects.hostsfiles import HOSTS_DIR, HostsFiles
-from netns_kit.objects.link import Bridge, VethPair
+from netns_kit.objects.link import GRO_FROM, Bridge, VethPair
 from netns_kit.objects.namespace import Namespace
 from netns_kit.objects.nat import Masquerade, PortForward, Sysctl, overlap
 from netns_kit.objects.qdisc_support import require
@@ -66,6 +66,7 @@ class Builders(LabCore):
         *,
         namespace: Namespace | str | None = None,
         stp: bool = False,
+        snooping: bool = False,
         machine: str | None = None,
     ) -> Bridge:
         """Create a bridge (a switch), up: on the host side (of ``machine``), or in
@@ -73,13 +74,19 @@ class Builders(LabCore):
 
         ``address`` is that namespace's own address on it.  ``stp=True`` runs spanning
         tree with the shortest timers the kernel takes, for rings: a build then waits
-        until its ports settle (4-5 s).
+        until its ports settle (4-5 s).  ``snooping=True`` turns IGMP/MLD snooping on
+        (off by default: a quiet bridge, see :class:`~netns_kit.objects.link.Bridge`).
+        The bridge gets no IPv6 link-local address unless it has an IPv6 address or
+        the lab has ``ipv6_link_local``.
         """
         where = self.held.side(namespace)
         home = self.placement.home_at(where, machine)
         if not isinstance(stp, bool):
             raise ValidationError("stp", stp, "must be True or False")
-        bridge = Bridge(name, where, executor=self.placement.executor_of(home), stp=stp)
+        if not isinstance(snooping, bool):
+            raise ValidationError("snooping", snooping, "must be True or False")
+        ex = self.placement.executor_of(home)
+        bridge = Bridge(name, where, executor=ex, stp=stp, snooping=snooping)
         cidr = None if address is None else str(validate.interface(address, "address"))
         place = self.held.place(where)
         if self.held.names.is_taken(place, bridge.name):
@@ -88,9 +95,10 @@ class Builders(LabCore):
         steps = self.held.prepare("switch", [where], home)
         if cidr is not None and ":" in cidr:
             steps += self.held.prepare("ipv6", [where], home)
-        self._run(steps + bridge.steps(tag=self.tag, address=cidr), home)
+        link_local = self.ipv6_link_local or (cidr is not None and ":" in cidr)
+        self._run(steps + bridge.steps(tag=self.tag, address=cidr, link_local=link_local), home)
         on = home if place is None and self.machines is not None else None
-        self.held.add(bridge, BridgeSpec(bridge.name, cidr, place, stp, on))
+        self.held.add(bridge, BridgeSpec(bridge.name, cidr, place, stp, on, snooping))
         if self.machines is not None and home is not None:
             self.machines.bridge_homes[(place, bridge.name)] = home
         return bridge
@@ -118,6 +126,7 @@ class Builders(LabCore):
         if mtu is not None:
             validate.positive_int(mtu, "mtu", minimum=68, maximum=65535)
         ends = self.held.ends(a, b, addresses, names)
+        self.held.check_ports(ends)
         homes = (self.placement.end_home(ends.a), self.placement.end_home(ends.b))
         # Without an IPv6 address a link needs no IPv6 link-local address either, and
         # each of those starts DAD, MLD and router solicitations that a bridge floods
@@ -140,6 +149,8 @@ class Builders(LabCore):
             ports=ends.ports(),
             link_local=link_local,
         )
+        if self.held.flooded_with(ends) > GRO_FROM:  # a big broadcast domain: NAPI
+            steps += [pair.end.gro_step(), pair.peer_end.gro_step()]
         self._run(steps + pair.shaping_steps(shape, way), homes[0])
         pair.shaping, pair.direction = shape, way
         return self._linked(pair, ends, mtu)
@@ -312,7 +323,12 @@ class Builders(LabCore):
             }
             for b in blueprint.bridges:
                 places[b.name] = self.bridge(
-                    b.name, b.address, namespace=b.namespace, stp=b.stp, machine=b.machine
+                    b.name,
+                    b.address,
+                    namespace=b.namespace,
+                    stp=b.stp,
+                    snooping=b.snooping,
+                    machine=b.machine,
                 )
             for link in blueprint.links:
                 self.link(

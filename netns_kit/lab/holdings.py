@@ -29,7 +29,14 @@ from netns_kit.errors import ValidationError
 from netns_kit.executors import Executor
 from netns_kit.objects import shaping
 from netns_kit.objects.hostsfiles import Address, HostsFiles, entries
-from netns_kit.objects.link import Bridge, VethPair
+from netns_kit.objects.link import (
+    MAX_BRIDGE_PORTS,
+    MAX_BROADCAST_LINKS,
+    Bridge,
+    VethPair,
+    too_many_ports,
+    too_wide,
+)
 from netns_kit.objects.namespace import Namespace
 from netns_kit.objects.nat import Sysctl
 from netns_kit.spec import (
@@ -153,6 +160,12 @@ class Holdings:
         self.names = LinkNamer()
         #: Spanning-tree bridges that got ports since the lab last waited for them.
         self.unsettled: dict[_BridgeKey, Bridge] = {}
+        #: How many ports the lab gave each bridge (the kernel takes 1,023 at most).
+        self.ports: dict[_BridgeKey, int] = {}
+        #: Broadcast domains: bridges joined by links (a union-find), and how many
+        #: links each domain's root bridge holds.
+        self._domain: dict[_BridgeKey, _BridgeKey] = {}
+        self._flooded: dict[_BridgeKey, int] = {}
         self._done: set[tuple[str, str | None]] = set()
         self._indexes = 0
         self._written: dict[tuple[str, str], str] = {}  # settings made in lab namespaces
@@ -172,12 +185,61 @@ class Holdings:
         elif isinstance(obj, HostsFiles):
             self.hosts_made.update(obj.namespaces)
 
+    def check_ports(self, ends: LinkEnds) -> None:
+        """ValidationError, before anything runs, when the link would give a bridge
+        more ports than the kernel takes (:data:`MAX_BRIDGE_PORTS`), or a broadcast
+        domain more links than a broadcast survives (:data:`MAX_BROADCAST_LINKS`)."""
+        wanted: dict[_BridgeKey, int] = {}
+        for end in (ends.a, ends.b):
+            if end.bridge is not None:
+                key = (end.endpoint.namespace, end.bridge.name)
+                wanted[key] = wanted.get(key, self.ports.get(key, 0)) + 1
+        for (place, name), count in wanted.items():
+            if count > MAX_BRIDGE_PORTS:
+                bridge = name if place is None else f"{place}/{name}"
+                raise ValidationError("bridge", bridge, too_many_ports(count))
+        count = self.flooded_with(ends)
+        if count > MAX_BROADCAST_LINKS:
+            place, name = sorted(wanted, key=str)[0]
+            bridge = name if place is None else f"{place}/{name}"
+            raise ValidationError("bridge", bridge, too_wide(count))
+
+    def flooded_with(self, ends: LinkEnds) -> int:
+        """How many links the broadcast domain of this link's bridges holds once it is
+        made (0: the link touches no bridge)."""
+        keys = [(e.endpoint.namespace, e.bridge.name) for e in (ends.a, ends.b) if e.bridge]
+        roots = {self._root(key) for key in keys}
+        return sum(self._flooded.get(root, 0) for root in roots) + 1 if roots else 0
+
+    def _root(self, key: _BridgeKey) -> _BridgeKey:
+        while self._domain.get(key, key) != key:
+            key = self._domain[key]
+        return key
+
+    def _flood(self, keys: Sequence[_BridgeKey]) -> None:
+        """One more link in the domain of ``keys`` (the bridges its ends are ports of),
+        which it joins into one."""
+        roots = list(dict.fromkeys(self._root(key) for key in keys))
+        if not roots:
+            return
+        total = sum(self._flooded.pop(root, 0) for root in roots) + 1
+        for root in roots[1:]:
+            self._domain[root] = roots[0]
+        self._domain.setdefault(roots[0], roots[0])
+        self._flooded[roots[0]] = total
+
     def add_link(self, pair: Any, ends: LinkEnds, mtu: int | None) -> None:
         """A link made: its names are taken, and its spanning-tree bridges must settle."""
+        joined: list[_BridgeKey] = []
         for end, name in zip((ends.a, ends.b), ends.names, strict=True):
+            if end.bridge is not None:
+                key = (end.endpoint.namespace, end.bridge.name)
+                self.ports[key] = self.ports.get(key, 0) + 1
+                joined.append(key)
             self.names.take(end.endpoint.namespace, name)
             if end.bridge is not None and end.bridge.stp:
                 self.unsettled[(end.endpoint.namespace, end.bridge.name)] = end.bridge
+        self._flood(joined)
         spec = LinkSpec(ends.a.key, ends.b.key, ends.names, ends.addresses, mtu)
         self.add(pair, spec, flipped=ends.flipped)
 

@@ -17,7 +17,7 @@ from typing import Self
 import attrs
 
 from netns_kit import validate
-from netns_kit.command import Command, ip
+from netns_kit.command import Command, gro_command, ip
 from netns_kit.engine.runner import act, apply_steps
 from netns_kit.engine.step import Entry, Phase, Step
 from netns_kit.errors import ValidationError
@@ -61,9 +61,15 @@ class Interface:
     # -- commands (pure) ---------------------------------------------------------
     def up_commands(self, *, link_local: bool = True) -> list[Command]:
         """``link_local=False`` brings the link up without an IPv6 link-local address
-        (``addrgenmode none``): no DAD, MLD or router solicitation traffic."""
-        quiet = () if link_local else ("addrgenmode", "none")
-        return [self._ip("link", "set", "dev", self.name, *quiet, "up")]
+        (``addrgenmode none``): no DAD, MLD or router solicitation traffic.
+
+        ``addrgenmode none`` goes on a line of its own, before ``up``: on one line the
+        kernel applies ``up`` first, and a link that has carrier at once (a bridge
+        without ports) gets its link-local address anyway."""
+        up = self._ip("link", "set", "dev", self.name, "up")
+        if link_local:
+            return [up]
+        return [self._ip("link", "set", "dev", self.name, "addrgenmode", "none"), up]
 
     def down_commands(self) -> list[Command]:
         return [self._ip("link", "set", "dev", self.name, "down")]
@@ -111,8 +117,12 @@ class Interface:
         if mtu is not None:
             steps.append(Step(self.set_mtu_commands(mtu)[0]))
         steps += [self.address_step(cidr) for cidr in addresses]
-        steps.append(Step(self.up_commands(link_local=link_local)[0]))
+        steps += [Step(command) for command in self.up_commands(link_local=link_local)]
         return steps
+
+    def gro_step(self) -> Step:
+        """GRO on (NAPI for a veth end): see :data:`GRO_FROM`."""
+        return Step(gro_command(self.name, self.namespace))
 
     def created(self, command: Command, *, lives_in: frozenset[str | None] | None = None) -> Step:
         """The step that makes this link; its undo deletes it, and the record says so."""
@@ -156,18 +166,71 @@ class Interface:
 STP_TIMERS = (("forward_delay", 200), ("hello_time", 100), ("max_age", 600))
 
 
+#: The most ports a Linux bridge takes: the 1,024th gets ``RTNETLINK answers:
+#: Exchange full`` (the port numbers are 10 bits, and 0 is not a port).
+MAX_BRIDGE_PORTS = 1023
+
+
+#: The most veth links one broadcast domain (bridges joined by links) may hold.  A
+#: broadcast is copied to every link of the domain through the CPU's backlog queue,
+#: which holds ``net.core.netdev_max_backlog`` (1,000 by default, and settable only
+#: in the root namespace, for the whole machine) packets: past about 2,200 links an
+#: ARP request is dropped for good (``/proc/net/softnet_stat``, column 2), and hosts
+#: far from each other never reach each other.
+MAX_BROADCAST_LINKS = 2048
+#: Past this many links in a broadcast domain, each new link's veth ends get GRO on
+#: (:func:`~netns_kit.command.gro_command`): a NAPI queue of their own instead of the
+#: CPU's shared backlog.  The first links keep the kernel's default (small labs
+#: unchanged), and at most this many of a domain's links then share the backlog.
+GRO_FROM = 256
+
+
+def too_wide(count: int) -> str:
+    """Why a broadcast domain of ``count`` links is refused, and what to build."""
+    return (
+        f"would join {count:,} links in one broadcast domain; past about 2,200 a "
+        "broadcast (an ARP request) overflows the kernel's per-CPU backlog "
+        "(net.core.netdev_max_backlog, 1,000, root-only) and is lost for good, so far "
+        f"hosts never reach each other: keep each switched segment within "
+        f"{MAX_BROADCAST_LINKS:,} links and join segments through a router namespace "
+        "(see scripts/scale_tree.py and docs/scale.md)"
+    )
+
+
+def too_many_ports(count: int) -> str:
+    """Why a bridge cannot take ``count`` ports, and what to build instead (the
+    reason of a ValidationError that names the bridge)."""
+    return (
+        f"would get {count:,} ports; a Linux bridge takes at most {MAX_BRIDGE_PORTS:,} "
+        "(the next gets 'RTNETLINK answers: Exchange full'): join the hosts through a "
+        "tree of switches instead, a namespace with a bridge for each group of hosts "
+        "(see scripts/labs/mininet-tree.toml and scripts/scale_tree.py)"
+    )
+
+
 @attrs.define
 class Bridge(Interface):
     """A Linux bridge (``ip link add name X type bridge``); ``stp`` runs spanning tree
-    (the kernel's own, with :data:`STP_TIMERS`), which a ring of bridges needs."""
+    (the kernel's own, with :data:`STP_TIMERS`), which a ring of bridges needs.
+
+    ``snooping`` turns IGMP/MLD snooping on (``mcast_snooping 1``, the kernel's
+    default).  It is off by default: a snooping bridge joins 224.0.0.106 and
+    ff02::6a and sends IGMPv3/MLDv2 reports that every other bridge of a tree of
+    switches floods to all its ports while the lab is built (16.6 million packets at
+    5,000 namespaces).  Without snooping a bridge floods multicast like broadcast,
+    which is what a lab without multicast routing wants anyway.
+    """
 
     stp: bool = attrs.field(default=False, kw_only=True)
+    snooping: bool = attrs.field(default=False, kw_only=True)
 
     def create_commands(self) -> list[Command]:
         options: list[str] = []
         if self.stp:
             options += [word for key, value in STP_TIMERS for word in (key, str(value))]
             options += ["stp_state", "1"]
+        if not self.snooping:
+            options += ["mcast_snooping", "0"]
         return [self._ip("link", "add", "name", self.name, "type", "bridge", *options)]
 
     def attach_commands(self, interface: Interface | str) -> list[Command]:
@@ -178,10 +241,13 @@ class Bridge(Interface):
         port = _port_name(interface)
         return [self._ip("link", "set", "dev", port, "nomaster")]
 
-    def steps(self, *, tag: str | None, address: str | None = None) -> list[Step]:
-        """Create, tag, bring up, and give the bridge its (host side's) address."""
+    def steps(
+        self, *, tag: str | None, address: str | None = None, link_local: bool = True
+    ) -> list[Step]:
+        """Create, tag, bring up, and give the bridge its (host side's) address;
+        ``link_local=False``: without an IPv6 link-local address (quiet)."""
         steps = [self.created(self.create_commands()[0])]
-        steps += self.settings(tag=tag)
+        steps += self.settings(tag=tag, link_local=link_local)
         if address is not None:
             steps.append(self.address_step(address))
         return steps

@@ -8,7 +8,7 @@ from typing import Self
 import attrs
 
 from netns_kit import validate
-from netns_kit.command import Command, in_namespace, ip
+from netns_kit.command import Command, in_namespace, ip, sysctl_command
 from netns_kit.engine.runner import Runner, act
 from netns_kit.engine.step import Entry, Phase, Step
 from netns_kit.errors import ValidationError, result_error
@@ -74,18 +74,20 @@ class Namespace:
         return [add, Step(self._lo_up(*(("alias", tag) if tag else ())))]
 
     def setting_step(self, *settings: tuple[str, object], missing_ok: bool = False) -> Step:
-        """Kernel settings of this namespace, made right after it is created.
+        """Kernel settings of this namespace, made right after it is created, before
+        any of its links (:attr:`Phase.SETTINGS`).
 
-        The command runs from the root namespace (``ip netns exec NS sysctl``, a line
-        of the root's ``ip -batch``), so a new namespace costs no process of its own.
-        ``missing_ok`` ignores settings this kernel does not have (``sysctl -e``).
-        Nothing undoes them: they go with the namespace.
+        The command is the namespace's own (:func:`~netns_kit.command.sysctl_command`):
+        the real kernel's executor writes ``/proc/sys`` from a thread inside the
+        namespace, without a process; other executors run ``ip netns exec NS sysctl``.
+        (A line of the root's ``ip -batch`` made every build O(N^2): each such line
+        copies the machine's whole mount table.)  ``missing_ok`` ignores settings
+        this kernel does not have (``sysctl -e``).  Nothing undoes them: they go with
+        the namespace.
         """
-        words = [f"{validate.sysctl_key(k)}={validate.sysctl_value(v)}" for k, v in settings]
-        argv = ("sysctl", *(("-e",) if missing_ok else ()), "-q", "-w", *words)
-        inside = in_namespace(argv, self.name, mounts=False)
-        from_root = attrs.evolve(inside, namespace=None, inside=None)
-        return Step(from_root, phase=Phase.NAMESPACE, lives_in=frozenset({self.name}))
+        pairs = [(validate.sysctl_key(k), validate.sysctl_value(v)) for k, v in settings]
+        command = sysctl_command(pairs, self.name, missing_ok=missing_ok)
+        return Step(command, phase=Phase.SETTINGS, lives_in=frozenset({self.name}))
 
     def run_command(self, argv: Sequence[str]) -> Command:
         return in_namespace(validate.argv(argv), self.name)

@@ -16,7 +16,7 @@ from typing import Self
 import attrs
 
 from netns_kit import validate
-from netns_kit.command import Command, in_namespace
+from netns_kit.command import Command, in_namespace, sysctl_command
 from netns_kit.engine.runner import Runner, apply_steps, undo_of
 from netns_kit.engine.step import Entry, Phase, Step
 from netns_kit.errors import ValidationError
@@ -48,7 +48,12 @@ class Sysctl:
         return in_namespace(("sysctl", "-n", self.key), self.namespace, read=True, mounts=False)
 
     def write_commands(self, value: str | None = None) -> list[Command]:
+        """In a namespace, a command the real kernel's executor carries out by
+        writing ``/proc/sys`` from a thread inside it (no ``ip netns exec``, whose
+        copy of the mount table grows with every namespace of the machine)."""
         text = self.value if value is None else validate.sysctl_value(value)
+        if self.namespace is not None:
+            return [sysctl_command([(self.key, text)], self.namespace)]
         argv = ("sysctl", "-q", "-w", f"{self.key}={text}")
         return [in_namespace(argv, self.namespace, mounts=False)]
 

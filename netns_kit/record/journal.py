@@ -108,6 +108,10 @@ class Journal:
         order = report.ran()  # the order they ran in: undone in reverse
         self._log([steps[i] for i in order], tolerant=False)
         ran = set(order)
+        if report.uncertain:  # a batch failed without saying where: read back
+            maybe = self._present([steps[i] for i in sorted(report.uncertain - ran)])
+            self._log(maybe, tolerant=True)
+            ran |= {i for i, step in enumerate(steps) if any(step is m for m in maybe)}
         if report.error is None:
             self.set_state("up")
             return
@@ -134,13 +138,47 @@ class Journal:
                 deletes = None if gone is None else (machine, gone)
                 self._undo.append(_Undo(step.undo, lives_in, deletes, tolerant))
 
+    def _present(self, steps: Sequence[Step]) -> list[Step]:
+        """Of steps that may or may not have run, those whose work may exist now: a
+        namespace or a root-side link only if the kernel shows it (read back once per
+        machine); anything else inside a namespace only if that namespace exists."""
+        machines = {step.command.machine for step in steps}
+        names: dict[str | None, set[str]] = {}
+        links: dict[str | None, set[str]] = {}
+        for machine in machines:
+            ex = self.runner.executor_for(machine)
+            names[machine] = set(state.namespace_names(ex))
+            if any(s.entry and s.entry.kind == "link" and not s.entry.namespace for s in steps):
+                links[machine] = set(state.link_names(ex))
+        present = []
+        for step in steps:
+            machine, entry = step.command.machine, step.entry
+            if entry is not None and entry.kind == "namespace":
+                exists = entry.name in names[machine]
+            elif entry is not None and entry.kind == "link" and entry.namespace is None:
+                exists = entry.name in links.get(machine, set())
+            else:
+                exists = all(ns is None or ns in names[machine] for ns in step.lives_in)
+            if exists and step.undo:
+                present.append(step)
+        return present
+
     def _rollback(self, start: int, failure: BaseException) -> None:
-        """Undo a half-made builder (log entries from ``start`` on); the lab stays open."""
+        """Undo a half-made builder (log entries from ``start`` on); the lab stays open.
+
+        What goes with a namespace this rollback deletes is left to it; a step that
+        may never have run (``tolerant``) may find nothing to undo."""
         undo = self._undo[start:]
         del self._undo[start:]
-        commands = [c for u in reversed(undo) for c in u.commands]
-        for result in self.runner.run_all(commands, keep_going=True).results:
+        deleted = {u.deletes for u in undo if u.deletes is not None}
+        plan = [u for u in reversed(undo) if not (u.lives_in and u.lives_in <= deleted)]
+        commands = [c for u in plan for c in u.commands]
+        tolerant = [u.tolerant for u in plan for _ in u.commands]
+        report = self.runner.run_all(commands, keep_going=True)
+        for result, may_be_absent in zip(report.results, tolerant, strict=True):
             if result is not None and not result:
+                if may_be_absent and isinstance(result_error(result), NotFoundError):
+                    continue
                 failure.add_note(f"rolling back also failed: `{' '.join(result.argv)}`")
 
     def _forget(self, entries: Sequence[Entry]) -> None:

@@ -27,6 +27,7 @@ The format (TOML; YAML has the same keys)::
     namespace = "red"          # optional: left out means the lab's host side
     address = "192.168.15.5/24"   # optional: that namespace's own address on it
     stp = true                 # optional (default false): spanning tree, for rings
+    mcast_snooping = true      # optional (default false): IGMP/MLD snooping on
     machine = "a"              # optional: the machine of a host-side bridge
 
     [[links]]                  # a veth pair (a VXLAN tunnel between machines)

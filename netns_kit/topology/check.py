@@ -13,6 +13,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from netns_kit import validate
+from netns_kit.objects.link import (
+    MAX_BRIDGE_PORTS,
+    MAX_BROADCAST_LINKS,
+    too_many_ports,
+    too_wide,
+)
 from netns_kit.spec import BridgeSpec, LinkSpec, Topology
 from netns_kit.timeline.files import check_sections
 from netns_kit.topology import shaped
@@ -217,6 +223,10 @@ class Checker(RuleChecks, MachineChecks):
         if not isinstance(stp, bool):
             self.add(at(path, "stp"), f"must be true or false, not {kind(stp)}")
             return None
+        snooping = item.get("mcast_snooping", False)
+        if not isinstance(snooping, bool):
+            self.add(at(path, "mcast_snooping"), f"must be true or false, not {kind(snooping)}")
+            return None
         address = None
         if given(item, "address"):
             address = self.checked(at(path, "address"), item["address"], validate.interface)
@@ -239,7 +249,7 @@ class Checker(RuleChecks, MachineChecks):
             )
             return None
         cidr = None if address is None else str(address)
-        spec = BridgeSpec(name, cidr, namespace, stp, machine)
+        spec = BridgeSpec(name, cidr, namespace, stp, machine, snooping)
         self.bridges[name] = (path, spec)
         self.ends.append(End(namespace, name, address, at(path, "name")))
         return spec
@@ -327,9 +337,21 @@ class Checker(RuleChecks, MachineChecks):
         segments = Segments(self.bridges, [spec for _, spec in links])
         for problem in segments.problems:
             self.add(*problem)
+        ports: dict[tuple[str | None, str], int] = {}
+        domains = _Domains()
         for (path, given_link), link in zip(links, named.with_link_names().links, strict=True):
             assert link.names is not None
             ends = (resolve.end(link.a), resolve.end(link.b))
+            joined = []
+            for end in ends:
+                if end is not None and end.bridge:
+                    key = (end.namespace, end.name)
+                    joined.append(key)
+                    ports[key] = ports.get(key, 0) + 1
+                    if ports[key] == MAX_BRIDGE_PORTS + 1:  # said once, at the first too many
+                        self.add(path, f"bridge {end.name!r} {too_many_ports(ports[key])}")
+            if domains.join(joined) == MAX_BROADCAST_LINKS + 1:  # once per domain
+                self.add(path, f"bridge {joined[0][1]!r} {too_wide(MAX_BROADCAST_LINKS + 1)}")
             addresses = [None if a is None else ipaddress.ip_interface(a) for a in link.addresses]
             for index, end in enumerate(ends):
                 assert end is not None
@@ -379,3 +401,28 @@ class Checker(RuleChecks, MachineChecks):
 
 def _mtu(value: object, field: str) -> int:
     return validate.positive_int(value, field, minimum=68, maximum=65535)
+
+
+class _Domains:
+    """Broadcast domains of a file: bridges joined by links, and their links."""
+
+    def __init__(self) -> None:
+        self.parent: dict[tuple[str | None, str], tuple[str | None, str]] = {}
+        self.links: dict[tuple[str | None, str], int] = {}
+
+    def root(self, key: tuple[str | None, str]) -> tuple[str | None, str]:
+        while self.parent.get(key, key) != key:
+            key = self.parent[key]
+        return key
+
+    def join(self, keys: list[tuple[str | None, str]]) -> int:
+        """One more link, between the bridges ``keys``: the links of its domain now
+        (0 for a link between namespaces)."""
+        roots = list(dict.fromkeys(self.root(key) for key in keys))
+        if not roots:
+            return 0
+        total = sum(self.links.pop(root, 0) for root in roots) + 1
+        for root in roots[1:]:
+            self.parent[root] = roots[0]
+        self.links[roots[0]] = total
+        return total

@@ -39,6 +39,7 @@ def to_dict(topology: Topology) -> dict[str, object]:
                 namespace=b.namespace,
                 address=b.address,
                 stp=b.stp or None,
+                mcast_snooping=b.snooping or None,
                 machine=b.machine if b.namespace is None else None,
             )
             for b in topology.bridges

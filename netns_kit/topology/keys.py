@@ -98,6 +98,12 @@ BRIDGE = Table(
         Key("namespace", _NAME, "The namespace it lives in (default: the host side).", "s1"),
         Key("stp", _BOOL, "Run the spanning tree protocol (loops; slower to forward).", True),
         Key("machine", _NAME, "The machine of [machines] a host-side bridge lives on.", "a"),
+        Key(
+            "mcast_snooping",
+            _BOOL,
+            "IGMP/MLD snooping on (default false: a quiet bridge, see docs/scale.md).",
+            True,
+        ),
     ),
 )
 

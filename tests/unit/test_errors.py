@@ -32,7 +32,7 @@ NOT_ROOT = "iptables v1.8.9 (nf_tables): Permission denied (you must be root)\n"
     ("argv", "returncode", "stderr", "expected"),
     [
         (
-            ("ip", "link", "add", "name", "br0", "type", "bridge"),
+            ("ip", "link", "add", "name", "br0", "type", "bridge", "mcast_snooping", "0"),
             2,
             "RTNETLINK answers: File exists\n",
             AlreadyExistsError,
@@ -64,7 +64,7 @@ NOT_ROOT = "iptables v1.8.9 (nf_tables): Permission denied (you must be root)\n"
         ),
         (("iptables", "-w", "-t", "nat", "-D", "POSTROUTING"), 1, BAD_RULE, NotFoundError),
         (
-            ("ip", "link", "add", "name", "br0", "type", "bridge"),
+            ("ip", "link", "add", "name", "br0", "type", "bridge", "mcast_snooping", "0"),
             2,
             "RTNETLINK answers: Operation not permitted\n",
             PermissionDeniedError,
@@ -187,7 +187,17 @@ def test_object_action_raises_already_exists() -> None:
     ex.answer(("ip", "link", "add"), stderr="RTNETLINK answers: File exists", returncode=2)
     with pytest.raises(AlreadyExistsError) as caught:
         Bridge("br0", executor=ex).create()
-    assert caught.value.argv == ("ip", "link", "add", "name", "br0", "type", "bridge")
+    assert caught.value.argv == (
+        "ip",
+        "link",
+        "add",
+        "name",
+        "br0",
+        "type",
+        "bridge",
+        "mcast_snooping",
+        "0",
+    )
 
 
 def test_object_action_raises_not_found() -> None:

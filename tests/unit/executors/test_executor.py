@@ -277,7 +277,7 @@ def test_use_executor_swaps_the_default_for_a_block() -> None:
     assert recording.commands == [
         ("ip", "netns", "add", "red"),
         ("ip", "-n", "red", "link", "set", "dev", "lo", "up"),
-        ("ip", "link", "add", "name", "br0", "type", "bridge"),
+        ("ip", "link", "add", "name", "br0", "type", "bridge", "mcast_snooping", "0"),
     ]
 
 

@@ -102,7 +102,7 @@ def _is_read(argv: Argv) -> bool:
 def test_the_reference_build_writes_and_removes_everything(reference: Outcome) -> None:
     made = lines(reference.ex.commands[: reference.built])
     undone = lines(reference.ex.commands[reference.built :])
-    assert "ip -n router link add name lan0 type bridge" in made
+    assert "ip -n router link add name lan0 type bridge mcast_snooping 0" in made
     assert any("-A PREROUTING -i wan0 -p tcp --dport 8080" in line for line in made)
     assert "mkdir -p /etc/netns" in made
     assert undone == [

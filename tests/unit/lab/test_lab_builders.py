@@ -58,8 +58,9 @@ def test_bridge_with_address(isolated: bool, prefix: str, state: Path) -> None:
         ]
         assert lines(ex.commands[start:]) == [
             *(switch if isolated else []),
-            f"{prefix} link add name br0 type bridge",
+            f"{prefix} link add name br0 type bridge mcast_snooping 0",
             f"{prefix} link set dev br0 alias {TAG}",
+            f"{prefix} link set dev br0 addrgenmode none",
             f"{prefix} link set dev br0 up",
             f"{prefix} addr add 10.0.0.254/24 dev br0",
         ]
@@ -77,8 +78,9 @@ def test_bridge_without_address(state: Path) -> None:
     with make_lab(ex, state) as lab:
         lab.bridge("up")  # a keyword of ip is just a name
         assert lines(ex.commands) == [
-            "ip link add name up type bridge",
+            "ip link add name up type bridge mcast_snooping 0",
             f"ip link set dev up alias {TAG}",
+            "ip link set dev up addrgenmode none",
             "ip link set dev up up",
         ]
 
@@ -95,11 +97,13 @@ def test_link_between_namespaces_with_default_names_addresses_and_mtu(state: Pat
             f"ip -n red link set dev veth-red alias {TAG}",
             "ip -n red link set dev veth-red mtu 9000",
             "ip -n red addr add 10.1.0.1/24 dev veth-red",
-            "ip -n red link set dev veth-red addrgenmode none up",
+            "ip -n red link set dev veth-red addrgenmode none",
+            "ip -n red link set dev veth-red up",
             f"ip -n blue link set dev veth-blue alias {TAG}",
             "ip -n blue link set dev veth-blue mtu 9000",
             "ip -n blue addr add 10.1.0.2/24 dev veth-blue",
-            "ip -n blue link set dev veth-blue addrgenmode none up",
+            "ip -n blue link set dev veth-blue addrgenmode none",
+            "ip -n blue link set dev veth-blue up",
         ]
         assert len(ex.runs) == 4 + 3  # two namespaces, then the veth and a batch per end
         # both ends die with their namespaces: nothing to delete explicitly
@@ -127,10 +131,12 @@ def test_link_to_a_root_bridge(bridge_first: bool, state: Path) -> None:
             "ip link add name veth-red netns red index 1000001 type veth peer name veth-red-br",
             "ip link set dev veth-red-br master br0",  # the port first, then its far end
             f"ip link set dev veth-red-br alias {TAG}",
-            "ip link set dev veth-red-br addrgenmode none up",
+            "ip link set dev veth-red-br addrgenmode none",
+            "ip link set dev veth-red-br up",
             f"ip -n red link set dev veth-red alias {TAG}",
             "ip -n red addr add 10.0.0.1/24 dev veth-red",
-            "ip -n red link set dev veth-red addrgenmode none up",
+            "ip -n red link set dev veth-red addrgenmode none",
+            "ip -n red link set dev veth-red up",
         ]
         assert [r.namespace for r in ex.runs[runs - 2 :]] == [None, "red"]
         # the root end is deleted explicitly: left to the kernel, its name would stay
@@ -154,9 +160,11 @@ def test_link_to_an_isolated_bridge(state: Path) -> None:
             "peer name veth-red-br netns t-host",
             "ip -n t-host link set dev veth-red-br master br0",
             f"ip -n t-host link set dev veth-red-br alias {TAG}",
-            "ip -n t-host link set dev veth-red-br addrgenmode none up",
+            "ip -n t-host link set dev veth-red-br addrgenmode none",
+            "ip -n t-host link set dev veth-red-br up",
             f"ip -n red link set dev veth-red alias {TAG}",
-            "ip -n red link set dev veth-red addrgenmode none up",
+            "ip -n red link set dev veth-red addrgenmode none",
+            "ip -n red link set dev veth-red up",
         ]
         assert lines([c.argv for c in lab.teardown_commands()]) == [
             "ip netns delete red",
@@ -442,13 +450,20 @@ def build(tmp_path: Path, addresses: tuple[str | None, str | None], **options: b
     ex = RecordingExecutor()
     with Lab("ll", executor=ex, state_dir=tmp_path, **options) as lab:
         lab.link(lab.namespace("a"), lab.namespace("b"), addresses=addresses)
-    return [" ".join(argv) for argv in ex.commands if argv[-1] == "up" and "lo" not in argv]
+    return [
+        " ".join(argv)
+        for argv in ex.commands
+        if (argv[-1] == "up" or argv[-1:-3:-1] == ("none", "addrgenmode")) and "lo" not in argv
+    ]
 
 
 def test_an_ipv4_link_comes_up_without_link_local_addresses(tmp_path: Path) -> None:
+    # addrgenmode on a line of its own before up: on one line the kernel applies up first
     assert build(tmp_path, ("10.0.0.1/24", "10.0.0.2/24")) == [
-        "ip -n a link set dev veth-a addrgenmode none up",
-        "ip -n b link set dev veth-b addrgenmode none up",
+        "ip -n a link set dev veth-a addrgenmode none",
+        "ip -n a link set dev veth-a up",
+        "ip -n b link set dev veth-b addrgenmode none",
+        "ip -n b link set dev veth-b up",
     ]
 
 
@@ -471,7 +486,8 @@ def test_ipv6_keeps_the_kernel_default(
 
 def test_interface_up_can_skip_link_local() -> None:
     assert [c.argv for c in Interface("x", "n").up_commands(link_local=False)] == [
-        ("ip", "-n", "n", "link", "set", "dev", "x", "addrgenmode", "none", "up")
+        ("ip", "-n", "n", "link", "set", "dev", "x", "addrgenmode", "none"),
+        ("ip", "-n", "n", "link", "set", "dev", "x", "up"),
     ]
 
 

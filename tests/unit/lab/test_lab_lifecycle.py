@@ -130,8 +130,9 @@ def test_ctrl_c_during_a_step_lands_after_it_and_the_step_is_undone(state: Path)
         lab.link("red", "blue", addresses=("10.1.0.1/24", "10.1.0.2/24"))
         raise AssertionError("not reached: the interrupt ends the block")
     # the whole builder ran (one batch), then the interrupt, then the teardown
-    assert lines(ex.commands)[-3:] == [
-        "ip -n blue link set dev veth-blue addrgenmode none up",
+    assert lines(ex.commands)[-4:] == [
+        "ip -n blue link set dev veth-blue addrgenmode none",
+        "ip -n blue link set dev veth-blue up",
         "ip netns delete blue",
         "ip netns delete red",
     ]
@@ -252,12 +253,12 @@ def test_a_builder_that_fails_halfway_is_rolled_back_and_the_lab_stays_usable(
         lab.link(red, blue)
         before = lab.teardown_commands()
         start = len(ex.commands)
-        ex.fail_at(start + 5)  # the address of the namespace end (after the port's batch)
+        ex.fail_at(start + 6)  # the address of the namespace end (after the port's batch)
         with pytest.raises(CommandError) as caught:
             lab.link(red, bridge, addresses=("10.0.0.1/24", None))
         assert lines([caught.value.argv]) == ["ip -n red addr add 10.0.0.1/24 dev red-br0"]
         # exactly this builder's veth is undone, at once; what came before stays
-        assert lines(ex.commands[start + 6 :]) == ["ip link delete dev br0-red"]
+        assert lines(ex.commands[start + 7 :]) == ["ip link delete dev br0-red"]
         assert lab.teardown_commands() == before
         assert len(lab.resources) == 4
         again = lab.link(red, bridge, addresses=("10.0.0.1/24", None))

@@ -30,8 +30,9 @@ def test_a_bridge_in_a_namespace_is_made_there_and_goes_with_it(state: Path) -> 
         assert (lan.name, lan.namespace, lan.stp) == ("lan0", "router", False)
         assert lines(ex.commands[start:]) == [
             f"ip netns exec router {SWITCH}",
-            "ip -n router link add name lan0 type bridge",
+            "ip -n router link add name lan0 type bridge mcast_snooping 0",
             f"ip -n router link set dev lan0 alias {TAG}",
+            "ip -n router link set dev lan0 addrgenmode none",
             "ip -n router link set dev lan0 up",
             "ip -n router addr add 192.168.1.1/24 dev lan0",
         ]
@@ -46,7 +47,7 @@ def test_a_bridge_with_stp_gets_the_shortest_timers(state: Path) -> None:
         lab.namespace("s1")
         lab.bridge("br0", namespace="s1", stp=True)
         assert "ip -n s1 link add name br0 type bridge forward_delay 200 hello_time 100 " + (
-            "max_age 600 stp_state 1"
+            "max_age 600 stp_state 1 mcast_snooping 0"
         ) in lines(ex.commands)
         with pytest.raises(ValidationError, match="stp"):
             lab.bridge("br1", namespace="s1", stp="yes")  # type: ignore[arg-type]
@@ -83,10 +84,12 @@ def test_switch_to_switch_across_namespaces(state: Path) -> None:
             "ip link add name s1-s2 netns s1 index 1000001 type veth peer name s2-s1 netns s2",
             "ip -n s1 link set dev s1-s2 master br1",
             f"ip -n s1 link set dev s1-s2 alias {TAG}",
-            "ip -n s1 link set dev s1-s2 addrgenmode none up",
+            "ip -n s1 link set dev s1-s2 addrgenmode none",
+            "ip -n s1 link set dev s1-s2 up",
             "ip -n s2 link set dev s2-s1 master br2",
             f"ip -n s2 link set dev s2-s1 alias {TAG}",
-            "ip -n s2 link set dev s2-s1 addrgenmode none up",
+            "ip -n s2 link set dev s2-s1 addrgenmode none",
+            "ip -n s2 link set dev s2-s1 up",
         ]
         # both ends are ports, attached before anything comes up: two waves, ports first
         assert [r.namespace for r in ex.runs[-3:]] == [None, "s1", "s2"]
@@ -143,15 +146,17 @@ def test_a_namespace_to_a_switch_in_another_namespace(state: Path) -> None:
         start = len(ex.commands)
         for a, b in ((pc1, lan), (lan, "pc1")):  # either order: the namespace end first
             lab.link(a, b, addresses=("192.168.1.10/24", None)[:: 1 if a is pc1 else -1])
-        assert lines(ex.commands[start : start + 8]) == [
+        assert lines(ex.commands[start : start + 10]) == [
             "ip link add name veth-pc1 netns pc1 index 1000001 type veth "
             "peer name veth-pc1-br netns router",
             "ip -n router link set dev veth-pc1-br master lan0",
             f"ip -n router link set dev veth-pc1-br alias {TAG}",
-            "ip -n router link set dev veth-pc1-br addrgenmode none up",
+            "ip -n router link set dev veth-pc1-br addrgenmode none",
+            "ip -n router link set dev veth-pc1-br up",
             f"ip -n pc1 link set dev veth-pc1 alias {TAG}",
             "ip -n pc1 addr add 192.168.1.10/24 dev veth-pc1",
-            "ip -n pc1 link set dev veth-pc1 addrgenmode none up",
+            "ip -n pc1 link set dev veth-pc1 addrgenmode none",
+            "ip -n pc1 link set dev veth-pc1 up",
             "ip link add name pc1-lan0 netns pc1 type veth "
             "peer name lan0-pc1 netns router index 1000002",
         ]

@@ -95,7 +95,7 @@ def test_the_default_machine_is_the_first(
         lab.namespace("red")
         lab.bridge("br0", "10.9.0.1/24")
         assert "ip netns add red" in changes(pair["a"])
-        assert "ip link add name br0 type bridge" in changes(pair["a"])
+        assert "ip link add name br0 type bridge mcast_snooping 0" in changes(pair["a"])
         assert changes(pair["b"]) == []
 
 
@@ -120,14 +120,16 @@ def test_a_link_across_machines_is_a_vxlan_tunnel_end_on_each(
             "remote 10.0.0.2 dev eth0 dstport 4789",
             f"ip -n red link set dev veth-red alias {TAG}",
             "ip -n red addr add 192.168.5.1/24 dev veth-red",
-            "ip -n red link set dev veth-red addrgenmode none up",
+            "ip -n red link set dev veth-red addrgenmode none",
+            "ip -n red link set dev veth-red up",
         ]
         assert far == [
             f"ip link add name veth-blue netns blue type vxlan id {vni} local 10.0.0.2 "
             "remote 10.0.0.1 dev ens3 dstport 4789",
             f"ip -n blue link set dev veth-blue alias {TAG}",
             "ip -n blue addr add 192.168.5.2/24 dev veth-blue",
-            "ip -n blue link set dev veth-blue addrgenmode none up",
+            "ip -n blue link set dev veth-blue addrgenmode none",
+            "ip -n blue link set dev veth-blue up",
         ]
         # deleting the namespaces deletes the tunnel ends: nothing else to undo
         teardown = [(c.machine, " ".join(c.argv)) for c in lab.teardown_commands()]
@@ -185,7 +187,7 @@ def test_bridges_joined_across_machines_are_one_segment(
         ) in changes(pair["a"])
         assert "ip -n t-host link set dev sw-a-sw-b master sw-a" in changes(pair["a"])
         assert "ip -n t-host link set dev sw-b-sw-a master sw-b" in changes(pair["b"])
-        assert "ip -n t-host link add name sw-b type bridge" in changes(pair["b"])
+        assert "ip -n t-host link add name sw-b type bridge mcast_snooping 0" in changes(pair["b"])
 
 
 def test_a_link_on_one_machine_stays_a_veth_there(

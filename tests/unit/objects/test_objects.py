@@ -201,7 +201,7 @@ def test_bridge_create_and_delete(ex: RecordingExecutor) -> None:
     assert bridge.create() is bridge
     bridge.delete()
     assert ex.commands == [
-        ("ip", "link", "add", "name", "br0", "type", "bridge"),
+        ("ip", "link", "add", "name", "br0", "type", "bridge", "mcast_snooping", "0"),
         ("ip", "link", "delete", "dev", "br0"),
     ]
 
@@ -216,7 +216,7 @@ def test_bridge_in_a_namespace(ex: RecordingExecutor) -> None:
     bridge.up()
     bridge.delete()
     assert ex.commands == [
-        ("ip", "-n", "host", "link", "add", "name", "br0", "type", "bridge"),
+        ("ip", "-n", "host", "link", "add", "name", "br0", "type", "bridge", "mcast_snooping", "0"),
         ("ip", "-n", "host", "link", "set", "dev", "v1", "master", "br0"),
         ("ip", "-n", "host", "link", "set", "dev", "v2", "master", "br0"),
         ("ip", "-n", "host", "link", "set", "dev", "v1", "nomaster"),
@@ -508,7 +508,9 @@ def test_masquerade_ipv6_uses_ip6tables_and_ipv6_forwarding(ex: RecordingExecuto
 # -- keyword-like names are just names --------------------------------------------------
 def test_bridge_named_up(ex: RecordingExecutor) -> None:
     Bridge("up", executor=ex).create()
-    assert ex.commands == [("ip", "link", "add", "name", "up", "type", "bridge")]
+    assert ex.commands == [
+        ("ip", "link", "add", "name", "up", "type", "bridge", "mcast_snooping", "0")
+    ]
 
 
 @pytest.mark.parametrize("word", ["up", "help", "dev", "type", "name", "peer", "netns", "a", "h"])
@@ -522,7 +524,7 @@ def test_keyword_like_names_build_explicit_argv(ex: RecordingExecutor, word: str
     assert ex.commands == [
         ("ip", "netns", "add", word),
         ("ip", "-n", word, "link", "set", "dev", "lo", "up"),
-        ("ip", "-n", word, "link", "add", "name", word, "type", "bridge"),
+        ("ip", "-n", word, "link", "add", "name", word, "type", "bridge", "mcast_snooping", "0"),
         ("ip", "-n", word, "link", "set", "dev", word, "up"),
         ("ip", "-n", word, "link", "set", "dev", word, "master", "br0"),
         ("ip", "link", "add", "name", word, "netns", word,

@@ -232,11 +232,13 @@ def test_link_with_a_rate_probes_then_shapes_both_ends(ex: RecordingExecutor, st
             "ip link add name veth-red netns red type veth peer name veth-blue netns blue",
             "ip -n red link set dev veth-red alias netns-kit:t",
             "ip -n red addr add 10.0.0.1/24 dev veth-red",
-            "ip -n red link set dev veth-red addrgenmode none up",
+            "ip -n red link set dev veth-red addrgenmode none",
+            "ip -n red link set dev veth-red up",
             "tc -n red qdisc replace dev veth-red root tbf rate 10mbit burst 3028 latency 50ms",
             "ip -n blue link set dev veth-blue alias netns-kit:t",
             "ip -n blue addr add 10.0.0.2/24 dev veth-blue",
-            "ip -n blue link set dev veth-blue addrgenmode none up",
+            "ip -n blue link set dev veth-blue addrgenmode none",
+            "ip -n blue link set dev veth-blue up",
             "tc -n blue qdisc replace dev veth-blue root tbf rate 10mbit burst 3028 latency 50ms",
         ]
         # tc rides a batch of its own per namespace: `tc -n NS -batch -`

@@ -109,7 +109,8 @@ def test_steps_create_recorded_then_settings() -> None:
     assert lines(s.command.argv for s in steps[1:]) == [
         "ip -n red link set dev vx0 alias netns-kit:t",
         "ip -n red addr add 192.168.5.1/24 dev vx0",
-        "ip -n red link set dev vx0 addrgenmode none up",
+        "ip -n red link set dev vx0 addrgenmode none",
+        "ip -n red link set dev vx0 up",
     ]
     assert all(s.phase is Phase.CONFIGURE for s in steps[1:])
 

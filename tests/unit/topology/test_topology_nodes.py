@@ -76,7 +76,7 @@ def test_a_file_builds_what_the_builders_build(state: Path) -> None:
         done = lines(ex.commands)
     assert built.port_forwards == (PortForwardSpec("8080", "192.168.1.10:80", namespace="gw"),)
     assert built.hosts and built.bridges == (BridgeSpec("lan0", "192.168.1.1/24", "gw"),)
-    assert "ip -n gw link add name lan0 type bridge" in done
+    assert "ip -n gw link add name lan0 type bridge mcast_snooping 0" in done
     assert any(line.startswith("tee /etc/netns/gw/hosts") for line in done)
     assert sum("-A PREROUTING" in line for line in done) == 1
 
