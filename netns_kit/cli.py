@@ -37,7 +37,14 @@ from . import __version__, check_report, topology
 from .batch import Batch
 from .command import Command, in_namespace
 from .errors import LabBusyError, NetnsKitError, ValidationError
-from .executor import Executor, Process, ScriptExecutor, ShellExecutor, default_executor
+from .executor import (
+    Executor,
+    Process,
+    ScriptExecutor,
+    ShellExecutor,
+    default_executor,
+    interact,
+)
 from .expect import Expectations
 from .journal import held_signals
 from .kept import KeptLab, kept_labs
@@ -101,6 +108,10 @@ class Watched:
     def start(self, command: Command) -> Process:
         self._show([command])
         return self.inner.start(command)
+
+    def interact(self, command: Command, *, tty: bool = False) -> int:
+        self._show([command])
+        return interact(self.inner, command, tty=tty)
 
     @property
     def can_probe(self) -> bool:

@@ -21,10 +21,11 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 import sh
@@ -116,6 +117,12 @@ class Executor(Protocol):
     in the background.  An executor may also have ``parallel`` (how many runs in
     different namespaces may overlap, default 1) and ``handles_guards`` (it takes a
     guarded command whole, as the dry run does, to write ``guard || command``).
+
+    An executor may also ``interact(command, tty=...)``: run a program attached to the
+    caller's own stdin, stdout and stderr (its terminal, when it has one), forward
+    Ctrl-C to it and return its exit code (``netns-kit exec``, ``shell``).  It is
+    left out of the protocol so that executors written before it still qualify; use
+    :func:`interact`, which says clearly when an executor cannot.
     """
 
     def execute(self, command: Command, timeout: float | None = None) -> Result: ...
@@ -123,6 +130,76 @@ class Executor(Protocol):
     def execute_batch(self, batch: Batch) -> Result: ...
 
     def start(self, command: Command) -> Process: ...
+
+
+def interact(executor: Executor, command: Command, *, tty: bool = False) -> int:
+    """Run ``command`` attached to the caller's terminal through ``executor``; its exit
+    code.  ``tty``: the caller has a terminal and the program should get one too
+    (an ssh session then asks for one with ``-t``)."""
+    method = getattr(executor, "interact", None)
+    if method is None:
+        raise NetnsKitError(
+            f"{executor!r} cannot run a program attached to this terminal (it has no interact)"
+        )
+    code: int = method(command, tty=tty)
+    return code
+
+
+def _terminal_delivers_sigint() -> bool:
+    """Whether Ctrl-C at our terminal reaches a child of ours by itself: stdin is a
+    terminal whose foreground process group is ours (the child inherits the group)."""
+    try:
+        return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        return False
+
+
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+def run_attached(argv: Sequence[str], *, forward: Callable[[int, int], None] | None = None) -> int:
+    """Start ``argv`` on the caller's stdin, stdout and stderr and wait for it.
+
+    Signals meant for the program are passed on to it, by the PID we started
+    (``forward(pid, signum)``, or ``os.kill``): SIGTERM, SIGHUP and SIGQUIT always,
+    SIGINT only when the terminal did not already deliver it to the program's
+    process group (a Ctrl-C typed at our terminal reaches both of us; a second copy
+    would interrupt a shell or a REPL twice).  We ourselves survive them and return
+    the program's exit code (128 + N when signal N ended it, as shells say).
+    Handlers can only be set in the main thread; elsewhere signals act as usual.
+    """
+    send = forward or _kill
+    try:
+        popen = subprocess.Popen(list(argv))
+    except FileNotFoundError:
+        raise ToolMissingError(argv[0]) from None
+    by_terminal = _terminal_delivers_sigint()
+
+    def passed_on(signum: int, frame: object) -> None:
+        if signum == signal.SIGINT and by_terminal:
+            return
+        if popen.poll() is None:
+            send(popen.pid, signum)
+
+    old: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for forwarded in _FORWARDED:
+            old[forwarded] = signal.signal(forwarded, passed_on)
+    try:
+        code = popen.wait()
+    finally:
+        for number, handler in old.items():
+            signal.signal(number, handler)
+        if popen.poll() is None:  # we are leaving on an exception: end what we started
+            with contextlib.suppress(ProcessLookupError):
+                send(popen.pid, signal.SIGKILL)
+            popen.wait()
+    return code if code >= 0 else 128 - code
+
+
+def _kill(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
 
 
 class _Setns:
@@ -331,6 +408,14 @@ class ShellExecutor:
         log.debug("start: %s", command)
         return Process(command, _ShProcess(command.argv, self._sh_start(command, ())))
 
+    def interact(self, command: Command, *, tty: bool = False) -> int:
+        """Run ``command`` on the caller's terminal (``ip netns exec`` keeps it: the
+        program gets the terminal when the caller has one); its exit code."""
+        log.debug("attach: %s", command)
+        if shutil.which(self.argv(command)[0]) is None:
+            raise ToolMissingError(self.argv(command)[0])
+        return run_attached(self.argv(command))
+
 
 def _finished(argv: tuple[str, ...], running: sh.RunningCommand) -> Result:
     """The result of a program that has ended, all of its output read.
@@ -376,6 +461,8 @@ class RecordingExecutor:
         self.calls: list[Command] = []
         self.runs: list[Command] = []
         self.started: list[Process] = []
+        #: Every command :meth:`interact` was given, with whether a terminal was asked for.
+        self.interacted: list[tuple[Command, bool]] = []
         self._answers: list[tuple[tuple[str, ...], _Answer]] = []
         self._failures: dict[int, _Answer] = {}
 
@@ -436,6 +523,11 @@ class RecordingExecutor:
         self.started.append(process)
         return process
 
+    def interact(self, command: Command, *, tty: bool = False) -> int:
+        self.runs.append(command)
+        self.interacted.append((command, tty))
+        return self._record(command).returncode
+
 
 class ScriptExecutor:
     """A dry run: collects every change as a line of a standalone bash script.
@@ -473,6 +565,10 @@ class ScriptExecutor:
         self.lines.append(command.shell() + " &")
         return Process(command, _FinishedProcess(Result(command.argv, 0), pid=0))
 
+    def interact(self, command: Command, *, tty: bool = False) -> int:
+        self.lines.append(command.shell())
+        return 0
+
     def script(self) -> str:
         return self.HEADER + "".join(line + "\n" for line in self.lines)
 
@@ -509,6 +605,7 @@ class _Handle(Protocol):
     def alive(self) -> bool: ...
     def signal(self, signum: int) -> None: ...
     def wait(self, timeout: float | None) -> Result: ...
+    def said(self) -> tuple[str, str]: ...
 
 
 class _FinishedProcess:
@@ -527,6 +624,9 @@ class _FinishedProcess:
     def wait(self, timeout: float | None) -> Result:
         return self.result
 
+    def said(self) -> tuple[str, str]:
+        return self.result.stdout, self.result.stderr
+
 
 class _ShProcess:
     """A background process started through ``sh`` (``_bg=True``)."""
@@ -538,6 +638,11 @@ class _ShProcess:
 
     def alive(self) -> bool:
         return bool(self.running.process.is_alive()[0])
+
+    def said(self) -> tuple[str, str]:
+        """What it printed so far (``sh`` collects both streams as they come)."""
+        process = self.running.process
+        return _text(process.stdout), _text(process.stderr)
 
     def signal(self, signum: int) -> None:
         if self.alive():
@@ -577,9 +682,46 @@ class Process:
     def running(self) -> bool:
         return self._handle.alive()
 
+    @property
+    def host_pid(self) -> int:
+        """Its PID on the machine it runs on: a remote program's own, not the local
+        ssh client's (what a lab's record keeps, and what recovery signals)."""
+        remote = getattr(self._handle, "remote_pid", None)
+        return remote if isinstance(remote, int) else self.pid
+
     def wait(self, timeout: float | None = None) -> Result:
         """Wait for the end; the Result holds everything it printed."""
         return self._handle.wait(timeout)
+
+    def said(self) -> tuple[str, str]:
+        """What it printed so far: (stdout, stderr)."""
+        return self._handle.said()
+
+    def wait_for(self, text: str, timeout: float, *, stream: str = "stderr") -> bool:
+        """Wait until the program prints ``text`` (on ``stream``): True, or False when it
+        ended without saying it; CommandTimeoutError after ``timeout`` seconds.
+
+        How a server or a capture says it is ready (tcpdump: "listening on").  Polls
+        what the executor collected, from 0.2 ms apart up to 5 ms apart.
+        """
+        if stream not in ("stdout", "stderr"):
+            raise ValueError(f"stream must be stdout or stderr, not {stream!r}")
+        which = 0 if stream == "stdout" else 1
+        deadline = time.monotonic() + timeout
+        pause = 0.0002
+        while True:
+            running = self._handle.alive()
+            if text in self._handle.said()[which]:
+                return True
+            if not running:  # its last words may still be on the way: read them all
+                ended = self._handle.wait(max(deadline - time.monotonic(), 1.0))
+                return text in (ended.stdout if which == 0 else ended.stderr)
+            if time.monotonic() >= deadline:
+                raise CommandTimeoutError(
+                    self.command.argv, -9, "", f"did not say {text!r} within {timeout:g} s"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 0.005)
 
     def stop(self, timeout: float = 3.0) -> Result:
         """SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds."""

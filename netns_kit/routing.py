@@ -23,7 +23,7 @@ from typing import Any
 from .batch import Batch
 from .command import Command
 from .errors import NetnsKitError
-from .executor import Executor, Process, ShellExecutor
+from .executor import Executor, Process, ShellExecutor, interact
 from .result import Result
 from .ssh import SSHExecutor
 
@@ -60,6 +60,9 @@ class RoutingExecutor:
 
     def start(self, command: Command) -> Process:
         return self.route(command.host).start(command)
+
+    def interact(self, command: Command, *, tty: bool = False) -> int:
+        return interact(self.route(command.host), command, tty=tty)
 
 
 def describe(executor: Executor) -> dict[str, Any]:

@@ -61,7 +61,14 @@ from .errors import (
     ToolMissingError,
     ValidationError,
 )
-from .executor import Executor, Process, ShellExecutor, default_executor, inherited_fds
+from .executor import (
+    Executor,
+    Process,
+    ShellExecutor,
+    default_executor,
+    inherited_fds,
+    run_attached,
+)
 from .result import Result
 
 log = logging.getLogger("netns_kit")
@@ -480,6 +487,15 @@ class SandboxExecutor:
             files.pop_all()
         return Process(command, _Inside(command.argv, popen, out, err))
 
+    def interact(self, command: Command, *, tty: bool = False) -> int:
+        """Run ``command`` in the sandbox on the caller's terminal; its exit code.
+
+        ``nsenter --pid`` forks and passes no signal on, so signals meant for the
+        program go to nsenter's child; a Ctrl-C typed at the terminal reaches it
+        directly (same process group)."""
+        log.debug("attach: %s", command)
+        return run_attached(self.argv(command), forward=_signal_inside)
+
 
 def _cwd() -> str | None:
     try:
@@ -536,6 +552,11 @@ def _killed_unless_done(popen: subprocess.Popen[bytes]) -> Iterator[None]:
             popen.communicate()
 
 
+def _read_all(handle: IO[bytes]) -> bytes:
+    size = os.fstat(handle.fileno()).st_size
+    return os.pread(handle.fileno(), size, 0) if size else b""
+
+
 def _text(data: bytes | None) -> str:
     return "" if data is None else data.decode("utf-8", "replace")
 
@@ -554,6 +575,13 @@ class _Inside:
 
     def alive(self) -> bool:
         return self.popen.poll() is None
+
+    def said(self) -> tuple[str, str]:
+        """What it printed so far, read from its files without moving their offsets."""
+        if self._result is not None:
+            return self._result.stdout, self._result.stderr
+        out, err = self._files
+        return _text(_read_all(out)), _text(_read_all(err))
 
     def signal(self, signum: int) -> None:
         if self.alive():

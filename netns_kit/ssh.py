@@ -50,7 +50,7 @@ from . import validate
 from .batch import Batch
 from .command import Command
 from .errors import CommandTimeoutError, HostUnreachableError, ToolMissingError, ValidationError
-from .executor import Process, inherited_fds
+from .executor import Process, inherited_fds, run_attached
 from .result import Result
 
 log = logging.getLogger("netns_kit")
@@ -208,6 +208,30 @@ class SSHExecutor:
             self.host,
             self.remote_line(command),
         )
+
+    def attached_argv(
+        self, command: Command, *, tty: bool, control: Path | None = None
+    ) -> tuple[str, ...]:
+        """The local argv that runs ``command`` on the host attached to our terminal:
+        ``-t`` asks the far side for a terminal (Ctrl-C then travels as a byte and the
+        host's terminal turns it into SIGINT), ``-T`` for plain pipes."""
+        where = control or self.control_path or Path("<control path>")
+        return (
+            *self._local(),
+            *self._options(where),
+            "-o",
+            "ControlMaster=no",
+            "-t" if tty else "-T",
+            "--",
+            self.host,
+            self.remote_line(command),
+        )
+
+    def interact(self, command: Command, *, tty: bool = False) -> int:
+        """Run ``command`` on the host on the caller's terminal (``ssh -t``); its exit
+        code (ssh's own failure, exit 255, comes back as it is)."""
+        self.connect()
+        return run_attached(self.attached_argv(command, tty=tty))
 
     def master_argv(self, control: Path) -> tuple[str, ...]:
         """Open the master connection: it goes to the background once logged in."""
@@ -470,6 +494,10 @@ class _RemoteProcess:
 
     def alive(self) -> bool:
         return self.popen.poll() is None
+
+    def said(self) -> tuple[str, str]:
+        """What it printed so far (stdout only once it ends)."""
+        return "".join(self._out), "".join(self._err)
 
     def signal(self, signum: int) -> None:
         """Signal the program on the host by the PID it said; if it never said one,
