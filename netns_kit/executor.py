@@ -723,9 +723,9 @@ class Process:
             time.sleep(pause)
             pause = min(pause * 2, 0.005)
 
-    def stop(self, timeout: float = 3.0) -> Result:
-        """SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds."""
-        self._handle.signal(signal.SIGTERM)
+    def stop(self, timeout: float = 3.0, *, signum: int = signal.SIGTERM) -> Result:
+        """``signum`` (SIGTERM), then SIGKILL if it is still there after ``timeout`` s."""
+        self._handle.signal(signum)
         try:
             return self._handle.wait(timeout)
         except CommandTimeoutError:

@@ -152,6 +152,19 @@ class Journal:
         self.record.resources = [e for e in self.record.resources if id(e) not in ids]
         self.registry.write(self.record)
 
+    def remember(self, entry: Entry) -> None:
+        """Add a record entry for something that is not a step: a running program (a
+        capture) that recovery must stop after a crash."""
+        assert self.record is not None
+        with shielded():
+            self.record.resources.append(entry)
+            self.registry.write(self.record)
+
+    def forget(self, entries: Sequence[Entry]) -> None:
+        """Drop record entries :meth:`remember` added, once what they name is gone."""
+        with shielded():
+            self._forget(entries)
+
     def revert(self, steps: Sequence[Step]) -> list[BaseException]:
         """Undo steps that :meth:`apply` ran, now, and forget them: their undo leaves
         the log and their entries the record (a check's raised neighbour limits).

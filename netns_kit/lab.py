@@ -88,6 +88,8 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         self.host: str | None = f"{self.name}-host" if self.isolated else None
         self.registry = Registry(state_dir)
         self.processes: list[Process] = []
+        #: Running captures (netns_kit.capture), stopped before anything is torn down.
+        self.captures: list[Any] = []
         self.held = Holdings(self.name, self.host)
         self.journal = Journal(self.registry, Runner(self.ex, on_progress=on_progress))
         self._on_progress = on_progress
@@ -179,6 +181,12 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         problems: list[BaseException] = []
         with shielded():
             try:
+                for capture in reversed(self.captures):
+                    try:
+                        capture.close()
+                    except Exception as stopping:
+                        problems.append(stopping)
+                self.captures.clear()
                 for process in reversed(self.processes):
                     try:
                         process.stop()
@@ -379,6 +387,21 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         seconds.  ``options``: ``protocol`` (``tcp``/``udp``), ``reverse``, ``port``,
         ``bitrate``, ``congestion`` (see :func:`netns_kit.measure.throughput`)."""
         return measure.in_lab(self, src, dst_address, seconds=seconds, **options)
+
+    def capture(
+        self,
+        where: object,
+        *,
+        filter: str | None = None,
+        file: str | os.PathLike[str] | None = None,
+        snaplen: int | None = None,
+        count: int | None = None,
+    ) -> Any:
+        """tcpdump on ``where`` (a link end, a link, a bridge, a namespace, ``"ns:if"``)
+        until ``.stop()``; returns once it listens.  See :mod:`netns_kit.capture`."""
+        from netns_kit.capture.capture import start
+
+        return start(self, where, filter=filter, file=file, snaplen=snaplen, count=count)
 
     # -- topologies ---------------------------------------------------------------
     def apply(self, blueprint: Topology) -> Self:
