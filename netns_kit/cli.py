@@ -35,7 +35,7 @@ import attrs
 
 from . import __version__, check_report, topology
 from .batch import Batch
-from .command import Command, in_namespace
+from .command import Command
 from .errors import LabBusyError, NetnsKitError, ValidationError
 from .executor import (
     Executor,
@@ -54,7 +54,6 @@ from .reachability import Reachability
 from .registry import Registry, recover, state_dir
 from .render import text_table
 from .result import Result
-from .runner import Runner
 from .sandbox import SandboxExecutor
 from .shaping import egress
 from .spec import Topology
@@ -461,27 +460,6 @@ def _show_text(snap: Snapshot, root: str = "(root)") -> str:
     return text.rstrip("\n")
 
 
-def cmd_exec(ctx: _Context) -> int:
-    lab = ctx.lab(ctx.args.name)
-    namespace = ctx.args.namespace
-    known = lab.namespaces()
-    if namespace not in known:
-        raise UsageError(
-            f"{namespace!r} is not a namespace of lab {lab.name!r} "
-            f"(it has: {', '.join(known) or 'none'})"
-        )
-    argv = list(ctx.args.command)
-    if argv and argv[0] == "--":
-        argv = argv[1:]
-    if not argv:
-        raise UsageError(f"no command given: {PROG} exec {lab.name} {namespace} -- CMD...")
-    result = Runner(ctx.reach(lab)).run(in_namespace(argv, namespace), check=False)
-    ctx.out.write(result.stdout)
-    ctx.out.flush()
-    ctx.err.write(result.stderr)
-    return result.returncode
-
-
 def cmd_script(ctx: _Context) -> int:
     topo = topology.load(ctx.args.file)
     dry = ScriptExecutor()
@@ -605,15 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("name", metavar="NAME")
     show.add_argument("--json", action="store_true", help="machine-readable output")
 
-    run = add(
-        "exec",
-        cmd_exec,
-        "run a command in one of a lab's namespaces; exits with the command's exit code "
-        "(its output is shown when it ends; stdin is not passed on)",
-    )
-    run.add_argument("name", metavar="NAME")
-    run.add_argument("namespace", metavar="NS")
-    run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD...")
+    from netns_kit.capture.cli import register  # exec, shell, capture
+
+    register(add)
 
     script = add("script", cmd_script, "print the bash script `up` would run")
     script.add_argument("file", metavar="FILE")
