@@ -78,6 +78,32 @@ def capture_command(tap: Tap, file: str | None, filter: str | None) -> Command:
     return tcpdump_command(tap, file=file, filter=check_filter(filter))
 
 
+def split_write(write: str | None, words: list[str]) -> tuple[str | None, list[str]]:
+    """``-w FILE`` may also come after WHERE, among the filter's words (argparse hands
+    everything after WHERE to the filter); ``--`` ends the options."""
+    from netns_kit.cli import UsageError
+
+    rest: list[str] = []
+    k = 0
+    while k < len(words):
+        word = words[k]
+        if word == "--":
+            rest += words[k + 1 :]
+            break
+        if word in ("-w", "--write"):
+            if k + 1 >= len(words):
+                raise UsageError(f"{word} needs a FILE (or - for stdout)")
+            write = words[k + 1]
+            k += 2
+            continue
+        if word.startswith("--write="):
+            write = word.partition("=")[2]
+        else:
+            rest.append(word)
+        k += 1
+    return write, rest
+
+
 def _terminal() -> bool:
     try:
         return os.isatty(sys.stdin.fileno())
@@ -129,8 +155,8 @@ def cmd_shell(ctx: Any) -> int:
 def cmd_capture(ctx: Any) -> int:
     lab = ctx.lab(ctx.args.name)
     tap = kept_tap(lab.namespaces(), ctx.args.where)
-    words = ctx.args.filter
-    command = capture_command(tap, ctx.args.write, " ".join(words) if words else None)
+    write, words = split_write(ctx.args.write, list(ctx.args.filter))
+    command = capture_command(tap, write, " ".join(words) if words else None)
     _flush(ctx)
     return interact(ctx.reach(lab), command, tty=_terminal())
 
@@ -163,4 +189,6 @@ def register(add: Callable[[str, Callable[[Any], int], str], argparse.ArgumentPa
     capture.add_argument("name", metavar="NAME")
     capture.add_argument("where", metavar="WHERE", help="NS or NS:IFACE")
     capture.add_argument("-w", "--write", metavar="FILE", help="a .pcap file, or - for stdout")
-    capture.add_argument("filter", nargs="*", metavar="FILTER", help="a tcpdump filter")
+    capture.add_argument(
+        "filter", nargs=argparse.REMAINDER, metavar="FILTER", help="a tcpdump filter"
+    )

@@ -72,6 +72,8 @@ def test_shell_refuses_a_namespace_of_no_lab(tmp_path: Path) -> None:
         ([], ("-l", "--immediate-mode", "-i", "veth0")),
         (["icmp", "or", "arp"], ("-l", "--immediate-mode", "-i", "veth0", "--", "icmp or arp")),
         (["-w", "-"], ("-U", "--immediate-mode", "-i", "veth0", "-w", "-")),
+        (["-w", "-", "icmp"], ("-U", "--immediate-mode", "-i", "veth0", "-w", "-", "--", "icmp")),
+        (["icmp", "--write=-"], ("-U", "--immediate-mode", "-i", "veth0", "-w", "-", "--", "icmp")),
     ],
 )
 def test_capture_forms(tmp_path: Path, args: list[str], tail: tuple[str, ...]) -> None:
