@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -90,6 +90,9 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         self.processes: list[Process] = []
         #: Running captures (netns_kit.capture), stopped before anything is torn down.
         self.captures: list[Any] = []
+        #: Called after every build (a builder, a batch): what follows the lab as it
+        #: grows, such as the pytest plugin's captures of every namespace.
+        self.after_build: list[Callable[[], None]] = []
         self.held = Holdings(self.name, self.host)
         self.journal = Journal(self.registry, Runner(self.ex, on_progress=on_progress))
         self._on_progress = on_progress
@@ -242,6 +245,11 @@ class Lab(RuleBuilders, FromTopology, LabViews):
             self._queue.extend(steps)
         else:
             self.journal.apply(steps, rollback=True)
+            self._built()
+
+    def _built(self) -> None:
+        for hook in self.after_build:
+            hook()
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[Self]:
@@ -266,6 +274,7 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         self.journal.refuse_taken(queued)
         self.journal.apply(queued, rollback=False)
         self._settle()
+        self._built()
 
     # -- builders -----------------------------------------------------------------
     def namespace(self, name: str, *, host: str | None = None) -> Namespace:

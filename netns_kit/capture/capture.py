@@ -413,7 +413,25 @@ def start(
     if path is None:
         owned = Path(tempfile.mkdtemp(prefix=f"netns-kit-{lab.name}-capture-"))
         path = owned / "capture.pcap"
-    many = len(chosen) > 1
+    return start_taps(lab, chosen, path, owned, filter=filter, snaplen=snaplen, count=count)
+
+
+def start_taps(
+    lab: Any,
+    chosen: Sequence[Tap],
+    path: Path,
+    owned: Path | None,
+    *,
+    filter: str | None = None,
+    snaplen: int | None = None,
+    count: int | None = None,
+    labelled: bool = False,
+) -> Capture:
+    """Start a tcpdump per tap (all of them first, then wait until each listens, so
+    that their start-ups overlap), record each in the lab's record, and hand the
+    capture to the lab.  Arguments are checked already.  Each tap's file is ``path``
+    with the tap's label when there are several taps, or when ``labelled``."""
+    many = labelled or len(chosen) > 1
     legs: list[Leg] = []
     capture = Capture(lab, legs, owned)
     try:
@@ -426,11 +444,10 @@ def start(
             command = tcpdump_command(
                 tap, file=remote or str(local), filter=filter, snaplen=snaplen, count=count
             )
-            process = lab.ex.start(command)
-            leg = Leg(tap, local, process, remote=remote)
-            legs.append(leg)
+            legs.append(Leg(tap, local, lab.ex.start(command), remote=remote))
+        for leg in legs:
             _ready(leg)
-            leg.entry = record_entry(tap, process.host_pid, _started_at(lab, leg))
+            leg.entry = record_entry(leg.tap, leg.process.host_pid, _started_at(lab, leg))
             lab.journal.remember(leg.entry)
     except BaseException:
         _quietly_stop(capture)
