@@ -390,11 +390,23 @@ class Lab(RuleBuilders, FromTopology, LabViews):
             wait_settled(self.journal.runner if executor is None else Runner(executor), bridges)
 
     def throughput(
-        self, src: Namespace | str | None, dst_address: str, seconds: int = 2, **options: Any
+        self,
+        src: Namespace | str | None,
+        dst_address: str,
+        seconds: int = 2,
+        *,
+        sample: float | None = None,
+        **options: Any,
     ) -> measure.Throughput:
         """iperf3 from ``src`` to ``dst_address`` (found in the lab): Mbit/s, retransmits,
         seconds.  ``options``: ``protocol`` (``tcp``/``udp``), ``reverse``, ``port``,
-        ``bitrate``, ``congestion`` (see :func:`netns_kit.measure.throughput`)."""
+        ``bitrate``, ``congestion`` (see :func:`netns_kit.measure.throughput`).
+        ``sample=0.1`` also samples the sender's TCP socket and qdiscs every 0.1 s
+        (:mod:`netns_kit.capture.telemetry`); the result then has ``plot()``."""
+        if sample is not None:
+            from netns_kit.capture.telemetry import sampled
+
+            return sampled(self, src, dst_address, seconds=seconds, sample=sample, **options)
         return measure.in_lab(self, src, dst_address, seconds=seconds, **options)
 
     def capture(
