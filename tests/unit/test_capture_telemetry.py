@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,7 +119,24 @@ def test_series_and_plot() -> None:
     series = result.series()
     assert len(series) == 4
     assert series[0][1] == pytest.approx(20.0)
-    figure = result.plot()
-    top, bottom = figure.axes
-    assert top.get_ylabel() == "Mbit/s" and bottom.get_ylabel() == "cwnd (segments)"
-    assert list(bottom.lines[0].get_ydata()) == [10, 11, 12, 13, 14]
+
+
+PLOT = """
+from netns_kit.capture.telemetry import Sampled, SocketSample
+samples = tuple(SocketSample(0.1 * k, 10 + k, 1.0, 0, 20.0, 250_000 * k) for k in range(5))
+figure = Sampled(19.2, 0, 3.0, sample=0.1, sockets=samples).plot()
+top, bottom = figure.axes
+assert top.get_ylabel() == "Mbit/s" and bottom.get_ylabel() == "cwnd (segments)"
+assert list(bottom.lines[0].get_ydata()) == [10, 11, 12, 13, 14]
+print("plotted")
+"""
+
+
+def test_plot_in_a_process_of_its_own() -> None:
+    """matplotlib brings numpy, whose OpenBLAS threads do not block SIGINT: in this
+    process they would take the signals other tests send themselves."""
+    done = subprocess.run(
+        [sys.executable, "-c", PLOT], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "plotted\n"
