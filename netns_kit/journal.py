@@ -152,12 +152,12 @@ class Journal:
         self.record.resources = [e for e in self.record.resources if id(e) not in ids]
         self.registry.write(self.record)
 
-    def remember(self, entry: Entry) -> None:
-        """Add a record entry for something that is not a step: a running program (a
-        capture) that recovery must stop after a crash."""
+    def remember(self, *entries: Entry) -> None:
+        """Add record entries for what is not a step: running programs (captures)
+        that recovery must stop after a crash.  One write for all of them."""
         assert self.record is not None
         with shielded():
-            self.record.resources.append(entry)
+            self.record.resources.extend(entries)
             self.registry.write(self.record)
 
     def forget(self, entries: Sequence[Entry]) -> None:

@@ -299,6 +299,9 @@ class Capture:
         if self._stopped:
             return self
         problems: list[str] = []
+        for leg in self.legs:  # all at once, then each waited for
+            with contextlib.suppress(OSError):
+                leg.process.send_signal(signal.SIGINT)
         for leg in self.legs:
             try:
                 result = leg.process.stop(STOP_TIMEOUT, signum=signal.SIGINT)
@@ -448,7 +451,7 @@ def start_taps(
         for leg in legs:
             _ready(leg)
             leg.entry = record_entry(leg.tap, leg.process.host_pid, _started_at(lab, leg))
-            lab.journal.remember(leg.entry)
+        lab.journal.remember(*(leg.entry for leg in legs if leg.entry is not None))
     except BaseException:
         _quietly_stop(capture)
         if owned is not None:
