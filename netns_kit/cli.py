@@ -88,6 +88,7 @@ class Watched:
         self.echo = echo
         self.parallel = getattr(inner, "parallel", 1)
         self.handles_guards = getattr(inner, "handles_guards", False)
+        self.captures_with_packet_socket = getattr(inner, "captures_with_packet_socket", False)
 
     def _show(self, commands: Iterable[Command]) -> None:
         for command in commands:

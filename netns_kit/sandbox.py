@@ -443,6 +443,9 @@ class SandboxExecutor:
     """
 
     parallel = OVERLAP
+    #: Captures run a packet-socket writer (netns_kit.capture.writer), not tcpdump:
+    #: in the sandbox's user namespace tcpdump cannot hand its file to user tcpdump.
+    captures_with_packet_socket = True
 
     def __init__(self, sandbox: Sandbox | None = None) -> None:
         self.sandbox = sandbox if sandbox is not None else Sandbox()

@@ -38,6 +38,7 @@ from netns_kit import validate
 from netns_kit.capture import pcap
 from netns_kit.capture.decode import summary as summary_line
 from netns_kit.capture.where import Tap, taps
+from netns_kit.capture.writer import writer_argv
 from netns_kit.command import Command, in_namespace
 from netns_kit.errors import CommandTimeoutError, NetnsKitError, ValidationError
 from netns_kit.executor import Process
@@ -100,6 +101,13 @@ def tcpdump_command(
     """The tcpdump of ``tap``, in its namespace (``ip netns exec``), on its machine."""
     argv = tcpdump_argv(tap.interface, file=file, filter=filter, snaplen=snaplen, count=count)
     return attrs.evolve(in_namespace(argv, tap.namespace, read=True), host=tap.host)
+
+
+def packet_socket_command(tap: Tap, file: str, snaplen: int | None, count: int | None) -> Command:
+    """The sandbox's capture: :mod:`netns_kit.capture.writer` in the tap's namespace,
+    started from inside it (``inside``: nsenter straight into the namespace)."""
+    argv = writer_argv(tap.interface, file, snaplen, count)
+    return attrs.evolve(in_namespace(argv, tap.namespace, read=True, mounts=False), host=tap.host)
 
 
 def record_entry(tap: Tap, pid: int, started: int) -> Entry:
@@ -403,12 +411,12 @@ def start(
         validate.positive_int(snaplen, "snaplen", minimum=1, maximum=MAX_SNAPLEN)
     if count is not None:
         validate.positive_int(count, "count")
-    if lab.rootless:
-        raise CaptureError(
-            f"lab {lab.name!r} is rootless: inside its sandbox tcpdump cannot give its file "
-            'to user tcpdump ("Couldn\'t change ownership of savefile"; -Z root is refused '
-            "too), and a capture through the sandbox's packet sockets is not built yet; "
-            "run the lab as root to capture"
+    if lab.rootless and filter is not None:
+        raise ValidationError(
+            "filter",
+            filter,
+            "is not possible in a rootless lab: its sandbox captures with a packet socket "
+            "(tcpdump cannot write its file there), which has no filter compiler",
         )
     if lab.state != "open":
         raise NetnsKitError(f"lab {lab.name!r} is {lab.state}: open it before capturing")
@@ -444,14 +452,20 @@ def start_taps(
             if tap.host is not None and lab.machines is not None:
                 token = secrets.token_hex(4)
                 remote = f"/tmp/netns-kit-{lab.name}-{token}-{tap.label}.pcap"
-            command = tcpdump_command(
-                tap, file=remote or str(local), filter=filter, snaplen=snaplen, count=count
-            )
+            if getattr(lab.ex, "captures_with_packet_socket", False):
+                command = packet_socket_command(tap, str(local), snaplen, count)
+            else:
+                command = tcpdump_command(
+                    tap, file=remote or str(local), filter=filter, snaplen=snaplen, count=count
+                )
             legs.append(Leg(tap, local, lab.ex.start(command), remote=remote))
         for leg in legs:
             _ready(leg)
-            leg.entry = record_entry(leg.tap, leg.process.host_pid, _started_at(lab, leg))
-        lab.journal.remember(*(leg.entry for leg in legs if leg.entry is not None))
+            if not lab.rootless:  # a sandbox's programs all go with its holder
+                leg.entry = record_entry(leg.tap, leg.process.host_pid, _started_at(lab, leg))
+        entries = [leg.entry for leg in legs if leg.entry is not None]
+        if entries:
+            lab.journal.remember(*entries)
     except BaseException:
         _quietly_stop(capture)
         if owned is not None:
@@ -467,11 +481,11 @@ def _ready(leg: Leg) -> None:
         ready = leg.process.wait_for(READY_TEXT, READY_TIMEOUT)
     except CommandTimeoutError:
         raise CaptureError(
-            f"tcpdump on {leg.tap} did not say {READY_TEXT!r} within {READY_TIMEOUT:g} s"
+            f"the capture on {leg.tap} did not say {READY_TEXT!r} within {READY_TIMEOUT:g} s"
         ) from None
     if not ready:
         said = leg.process.wait(STOP_TIMEOUT).stderr.strip()
-        raise CaptureError(f"tcpdump on {leg.tap} failed: {said or 'it said nothing'}")
+        raise CaptureError(f"the capture on {leg.tap} failed: {said or 'it said nothing'}")
 
 
 def _quietly_stop(capture: Capture) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,11 @@ from netns_kit.capture.capture import (
     tcpdump_command,
 )
 from netns_kit.capture.where import Tap
+from netns_kit.capture.writer import writer_argv
 from netns_kit.command import Command
 from netns_kit.executor import Process, _FinishedProcess
 from netns_kit.result import Result
+from netns_kit.sandbox import SandboxExecutor
 
 LISTENING = (
     "tcpdump: listening on veth, link-type EN10MB (Ethernet), snapshot length 262144 bytes\n"
@@ -189,12 +192,35 @@ def test_a_tcpdump_that_fails_says_why(tmp_path: Path) -> None:
         assert not lab.captures
 
 
-def test_rootless_labs_say_why_they_cannot(tmp_path: Path) -> None:
-    lab = Lab("t", executor=RecordingExecutor(), state_dir=tmp_path / "state")
+def test_a_rootless_lab_refuses_a_filter_before_anything_runs(tmp_path: Path) -> None:
+    ex = RecordingExecutor()
+    lab = Lab("t", executor=ex, state_dir=tmp_path / "state")
     lab.held.namespaces["red"] = None
     lab.sandbox = object()  # what makes a lab rootless
-    with pytest.raises(CaptureError, match="rootless"):
-        lab.capture("red")
+    with pytest.raises(ValidationError) as error:
+        lab.capture("red", filter="icmp")
+    assert error.value.field == "filter" and "packet socket" in str(error.value)
+    assert ex.commands == []
+
+
+def test_an_executor_that_captures_with_packet_sockets_gets_the_writer(tmp_path: Path) -> None:
+    ex = ready(RecordingExecutor())
+    ex.captures_with_packet_socket = True  # type: ignore[attr-defined]
+    with Lab("t", executor=ex, state_dir=tmp_path / "state") as lab:
+        lab.namespace("red")
+        lab.capture("red:lo", file=tmp_path / "w.pcap", count=5, snaplen=100)
+        (command,) = [p.command for p in ex.started]
+    assert command.argv[:4] == ("ip", "netns", "exec", "red")
+    assert command.inside is not None
+    python, flag, program, *args = command.inside
+    assert (python, flag) == (sys.executable, "-c") and "AF_PACKET" in program
+    assert args == ["lo", str(tmp_path / "w.pcap"), "100", "5"]
+    assert writer_argv("any", "/f.pcap", None, None)[3:] == ("any", "/f.pcap", "262144", "0")
+
+
+def test_the_sandbox_executor_captures_with_packet_sockets() -> None:
+    assert SandboxExecutor.captures_with_packet_socket is True
+    assert not getattr(RecordingExecutor(), "captures_with_packet_socket", False)
 
 
 def test_record_entry_check_compares_start_time() -> None:
