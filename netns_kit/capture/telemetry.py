@@ -295,7 +295,7 @@ def _run(
         while running.running and time.monotonic() < deadline:
             t = time.monotonic() - start
             found = parse_ss(runner.run(ss, check=False).stdout, t)
-            if found is not None:
+            if found is not None and _same_flow(sockets, found):
                 sockets.append(found)
             qdiscs += parse_qdiscs(runner.run(qdiscs_of, check=False).stdout, t)
             k += 1
@@ -313,6 +313,15 @@ def _run(
                 process.stop()
                 if process in processes:
                     processes.remove(process)
+
+
+def _same_flow(before: list[SocketSample], found: SocketSample) -> bool:
+    """Whether ``found`` goes on the data connection's series: once the data
+    connection has closed, only the control connection (a few hundred bytes) is left,
+    and a sample of it would read as a fall to nothing."""
+    if not before or before[-1].bytes_acked is None or found.bytes_acked is None:
+        return True
+    return found.bytes_acked >= before[-1].bytes_acked
 
 
 def _wait_listening(

@@ -269,3 +269,31 @@ def test_stop_sends_sigint() -> None:
 
     Process(Command(("tcpdump",)), Handle()).stop(1.0, signum=signal.SIGINT)
     assert sent == [signal.SIGINT]
+
+
+def test_across_machines_tcpdump_writes_on_the_ends_machine_and_the_file_comes_back(
+    tmp_path: Path,
+) -> None:
+    from .test_machines import UNDERLAY, machine
+
+    a, b = machine("eth0", "10.0.0.1"), machine("ens3", "10.0.0.2")
+    for ex in (a, b):
+        ready(ex)
+    b.answer(("base64",), stdout="1MOyoQ==\n")  # the pcap magic, as base64 carries it
+    lab = Lab("t", hosts={"a": a, "b": b}, underlay=UNDERLAY, state_dir=tmp_path / "s")
+    with lab:
+        lab.namespace("red", host="a")
+        lab.namespace("blue", host="b")
+        cap = lab.capture("blue", file=tmp_path / "blue.pcap")
+        (started,) = b.started
+        assert not a.started
+        argv = started.command.argv
+        assert argv[:4] == ("ip", "netns", "exec", "blue") and argv[9] == "any"
+        remote = argv[11]
+        assert remote.startswith("/tmp/netns-kit-t-") and remote.endswith("-blue-any.pcap")
+        record = json.loads(lab.registry.record_path("t").read_text())
+        (entry,) = [e for e in record["resources"] if e["kind"] == "process"]
+        assert entry["host"] == "b"
+        cap.stop()
+        assert b.commands[-2:] == [("base64", "--", remote), ("rm", "-f", "--", remote)]
+        assert (tmp_path / "blue.pcap").read_bytes() == b"\xd4\xc3\xb2\xa1"

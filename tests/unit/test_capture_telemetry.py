@@ -14,6 +14,7 @@ from netns_kit import RecordingExecutor, ValidationError
 from netns_kit.capture.telemetry import (
     Sampled,
     SocketSample,
+    _same_flow,
     listening_command,
     parse_qdiscs,
     parse_ss,
@@ -111,6 +112,13 @@ def test_bad_sampling_starts_nothing(
             lab.throughput("red", "10.0.0.2", **options)  # type: ignore[arg-type]
         assert error.value.field == field
         assert len(ex.commands) == before
+
+
+def test_the_control_connection_alone_is_not_the_flow() -> None:
+    data = [SocketSample(0.1, 10, 1.0, 0, 20.0, 2_000_000)]
+    assert not _same_flow(data, SocketSample(0.2, 10, 1.0, 0, None, 459))
+    assert _same_flow(data, SocketSample(0.2, 12, 1.0, 0, 20.0, 2_500_000))
+    assert _same_flow([], SocketSample(0.0, 10, 1.0, 0, None, 1))
 
 
 def test_series_and_plot() -> None:
