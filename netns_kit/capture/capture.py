@@ -311,11 +311,15 @@ class Capture:
             with contextlib.suppress(OSError):
                 leg.process.send_signal(signal.SIGINT)
         for leg in self.legs:
-            try:
-                result = leg.process.stop(STOP_TIMEOUT, signum=signal.SIGINT)
-                leg.said = result.stderr
-            except CommandTimeoutError as error:  # SIGKILL did it: -U kept the file whole
-                problems.append(str(error))
+            try:  # one SIGINT only: a second one during its exit may cut its last words
+                leg.said = leg.process.wait(STOP_TIMEOUT).stderr
+            except CommandTimeoutError:  # SIGKILL then: -U kept the file whole
+                leg.process.send_signal(signal.SIGKILL)
+                try:
+                    leg.said = leg.process.wait(STOP_TIMEOUT).stderr
+                except CommandTimeoutError as error:
+                    problems.append(str(error))
+                problems.append(f"the capture on {leg.tap} ignored SIGINT and was killed")
             if leg.remote is not None:
                 try:
                     _bring_back(self.lab, leg)

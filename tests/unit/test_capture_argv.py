@@ -297,3 +297,36 @@ def test_across_machines_tcpdump_writes_on_the_ends_machine_and_the_file_comes_b
         cap.stop()
         assert b.commands[-2:] == [("base64", "--", remote), ("rm", "-f", "--", remote)]
         assert (tmp_path / "blue.pcap").read_bytes() == b"\xd4\xc3\xb2\xa1"
+
+
+def test_stop_sends_one_sigint_then_kills_a_capture_that_ignores_it(tmp_path: Path) -> None:
+    from netns_kit.capture.capture import Capture
+    from netns_kit.errors import CommandTimeoutError
+
+    sent: list[int] = []
+
+    class Deaf:
+        pid = 9
+
+        def alive(self) -> bool:
+            return signal.SIGKILL not in sent
+
+        def signal(self, signum: int) -> None:
+            sent.append(signum)
+
+        def wait(self, timeout: float | None) -> Result:
+            if self.alive():
+                raise CommandTimeoutError(("tcpdump",), -9, "", "still running")
+            return Result(("tcpdump",), -9, "", "")
+
+        def said(self) -> tuple[str, str]:
+            return "", ""
+
+    process = Process(Command(("tcpdump",)), Deaf())
+    leg = Leg(Tap("red", "vr"), tmp_path / "a.pcap", process)
+    capture = Capture(object(), [leg], None)
+    with pytest.raises(CaptureError, match="ignored SIGINT and was killed"):
+        capture.stop()
+    assert sent == [signal.SIGINT, signal.SIGKILL]
+    capture.stop()  # a second stop does nothing
+    assert sent == [signal.SIGINT, signal.SIGKILL]
