@@ -38,7 +38,7 @@ from netns_kit import validate
 from netns_kit.capture import pcap
 from netns_kit.capture.decode import summary as summary_line
 from netns_kit.capture.where import Tap, taps
-from netns_kit.capture.writer import writer_argv
+from netns_kit.capture.writer import compile_command, writer_argv
 from netns_kit.command import Command, in_namespace
 from netns_kit.errors import CommandTimeoutError, NetnsKitError, ValidationError
 from netns_kit.executor import Process
@@ -103,10 +103,12 @@ def tcpdump_command(
     return attrs.evolve(in_namespace(argv, tap.namespace, read=True), host=tap.host)
 
 
-def packet_socket_command(tap: Tap, file: str, snaplen: int | None, count: int | None) -> Command:
+def packet_socket_command(
+    tap: Tap, file: str, snaplen: int | None, count: int | None, bpf: str | None = None
+) -> Command:
     """The sandbox's capture: :mod:`netns_kit.capture.writer` in the tap's namespace,
     started from inside it (``inside``: nsenter straight into the namespace)."""
-    argv = writer_argv(tap.interface, file, snaplen, count)
+    argv = writer_argv(tap.interface, file, snaplen, count, bpf)
     return attrs.evolve(in_namespace(argv, tap.namespace, read=True, mounts=False), host=tap.host)
 
 
@@ -415,20 +417,28 @@ def start(
         validate.positive_int(snaplen, "snaplen", minimum=1, maximum=MAX_SNAPLEN)
     if count is not None:
         validate.positive_int(count, "count")
-    if lab.rootless and filter is not None:
-        raise ValidationError(
-            "filter",
-            filter,
-            "is not possible in a rootless lab: its sandbox captures with a packet socket "
-            "(tcpdump cannot write its file there), which has no filter compiler",
-        )
     if lab.state != "open":
         raise NetnsKitError(f"lab {lab.name!r} is {lab.state}: open it before capturing")
     owned = None
     if path is None:
         owned = Path(tempfile.mkdtemp(prefix=f"netns-kit-{lab.name}-capture-"))
         path = owned / "capture.pcap"
-    return start_taps(lab, chosen, path, owned, filter=filter, snaplen=snaplen, count=count)
+    bpf = None
+    if filter is not None and getattr(lab.ex, "captures_with_packet_socket", False):
+        bpf = compiled(lab, filter)
+    return start_taps(
+        lab, chosen, path, owned, filter=filter, snaplen=snaplen, count=count, bpf=bpf
+    )
+
+
+def compiled(lab: Any, filter: str) -> str:
+    """A filter as BPF for the packet-socket writer (``tcpdump -ddd``, a read through
+    the lab's executor); a filter tcpdump cannot parse is a ValidationError."""
+    result = lab.journal.runner.run(Command(compile_command(filter), read=True), check=False)
+    if not result or not result.stdout.strip():
+        said = result.stderr.strip() or "tcpdump could not compile it"
+        raise ValidationError("filter", filter, said.removeprefix("tcpdump: "))
+    return str(result.stdout)
 
 
 def start_taps(
@@ -441,6 +451,7 @@ def start_taps(
     snaplen: int | None = None,
     count: int | None = None,
     labelled: bool = False,
+    bpf: str | None = None,
 ) -> Capture:
     """Start a tcpdump per tap (all of them first, then wait until each listens, so
     that their start-ups overlap), record each in the lab's record, and hand the
@@ -457,7 +468,7 @@ def start_taps(
                 token = secrets.token_hex(4)
                 remote = f"/tmp/netns-kit-{lab.name}-{token}-{tap.label}.pcap"
             if getattr(lab.ex, "captures_with_packet_socket", False):
-                command = packet_socket_command(tap, str(local), snaplen, count)
+                command = packet_socket_command(tap, str(local), snaplen, count, bpf)
             else:
                 command = tcpdump_command(
                     tap, file=remote or str(local), filter=filter, snaplen=snaplen, count=count

@@ -7,9 +7,11 @@ sandbox's executor starts this small program instead (``python3 -c WRITER IFACE 
 SNAPLEN COUNT``), in the namespace, like any other process.  It says "listening on"
 on stderr once its socket is bound, as tcpdump does, writes each packet as one
 record with one ``write`` (so the file is always whole), and ends on SIGINT or
-SIGTERM saying how many packets it captured.  No filter: that needs libpcap's
-compiler.  ``any`` listens on every interface, with Ethernet headers (a veth has
-them).
+SIGTERM saying how many packets it captured.  A filter comes compiled (``tcpdump
+-ddd -y EN10MB FILTER``, which needs no privilege and no device, run through the
+executor) and is attached with ``SO_ATTACH_FILTER``; what the socket queued before
+that is dropped.  ``any`` listens on every interface, with Ethernet headers (a veth
+has them).
 """
 
 from __future__ import annotations
@@ -30,6 +32,19 @@ try:
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
     if iface != "any":
         sock.bind((iface, 0))
+    if len(sys.argv) > 5 and sys.argv[5]:  # BPF from `tcpdump -ddd`: count, then lines
+        import ctypes
+        words = [[int(w) for w in line.split()] for line in sys.argv[5].splitlines()[1:]]
+        code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *w) for w in words))
+        program = struct.pack("HL", len(words), ctypes.addressof(code))
+        sock.setsockopt(socket.SOL_SOCKET, 26, program)  # SO_ATTACH_FILTER
+        sock.setblocking(False)
+        try:  # what came before the filter was attached
+            while True:
+                sock.recv(262144)
+        except BlockingIOError:
+            pass
+        sock.setblocking(True)
     out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.write(out, struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, 1))
     print(f"listening on {iface}, link-type EN10MB (Ethernet), snapshot length {snaplen} bytes",
@@ -51,15 +66,14 @@ print(f"{n} packets captured", file=sys.stderr)
 
 
 def writer_argv(
-    interface: str, file: str, snaplen: int | None, count: int | None
+    interface: str, file: str, snaplen: int | None, count: int | None, bpf: str | None = None
 ) -> tuple[str, ...]:
-    """The writer's argv: this Python, the program, and its four arguments."""
-    return (
-        sys.executable,
-        "-c",
-        WRITER,
-        interface,
-        file,
-        str(snaplen or 262144),
-        str(count or 0),
-    )
+    """The writer's argv: this Python, the program, and its arguments (``bpf``: the
+    output of ``tcpdump -ddd``)."""
+    argv = (sys.executable, "-c", WRITER, interface, file, str(snaplen or 262144), str(count or 0))
+    return argv if bpf is None else (*argv, bpf)
+
+
+def compile_command(filter: str) -> tuple[str, ...]:
+    """``tcpdump -ddd`` compiles a filter for Ethernet without a device or privilege."""
+    return ("tcpdump", "-ddd", "-y", "EN10MB", "--", filter)

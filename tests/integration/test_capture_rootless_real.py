@@ -20,9 +20,13 @@ def test_a_rootless_lab_captures_a_link_end(uid: str, tmp_path: Path) -> None:
         red = lab.namespace("red")
         blue = lab.namespace("blue")
         pair = lab.link(red, blue, addresses=("10.73.0.1/24", "10.73.0.2/24"))
+        red.run(["ip", "neigh", "flush", "all"])  # the ping starts with ARP
+        arp_only = lab.capture(pair.end, filter="arp", file=tmp_path / "arp.pcap")
         with lab.capture(pair.end, file=tmp_path / "red.pcap") as capture:
             assert red.ping("10.73.0.2", count=4, interval=0.05)
+        arp_only.stop()
         assert "listening on" in capture.legs[0].said
+        assert {p.protocol for p in arp_only.packets()} == {"ARP"}
     found = pcap.read(tmp_path / "red.pcap")
     assert found.complete and found.header.linktype == pcap.ETHERNET
     echoes = [p for p in packets_of(tmp_path / "red.pcap") if p.protocol == "ICMP"]

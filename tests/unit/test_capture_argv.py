@@ -192,15 +192,33 @@ def test_a_tcpdump_that_fails_says_why(tmp_path: Path) -> None:
         assert not lab.captures
 
 
-def test_a_rootless_lab_refuses_a_filter_before_anything_runs(tmp_path: Path) -> None:
-    ex = RecordingExecutor()
-    lab = Lab("t", executor=ex, state_dir=tmp_path / "state")
-    lab.held.namespaces["red"] = None
-    lab.sandbox = object()  # what makes a lab rootless
-    with pytest.raises(ValidationError) as error:
-        lab.capture("red", filter="icmp")
-    assert error.value.field == "filter" and "packet socket" in str(error.value)
-    assert ex.commands == []
+BPF = "4\n40 0 0 12\n21 0 1 2048\n6 0 0 262144\n6 0 0 0\n"
+
+
+def test_a_packet_socket_filter_is_compiled_by_tcpdump_first(tmp_path: Path) -> None:
+    ex = ready(RecordingExecutor())
+    ex.captures_with_packet_socket = True  # type: ignore[attr-defined]
+    ex.answer(("tcpdump", "-ddd"), stdout=BPF)
+    with Lab("t", executor=ex, state_dir=tmp_path / "state") as lab:
+        lab.namespace("red")
+        before = len(ex.commands)
+        lab.capture("red:lo", filter="ip")
+        assert ex.commands[before] == ("tcpdump", "-ddd", "-y", "EN10MB", "--", "ip")
+        (started,) = ex.started
+        assert started.command.inside is not None and started.command.inside[-1] == BPF
+
+
+def test_a_filter_tcpdump_cannot_compile_is_refused(tmp_path: Path) -> None:
+    ex = ready(RecordingExecutor())
+    ex.captures_with_packet_socket = True  # type: ignore[attr-defined]
+    said = "tcpdump: can't parse filter expression: syntax error\n"
+    ex.answer(("tcpdump", "-ddd"), stderr=said, returncode=1)
+    with Lab("t", executor=ex, state_dir=tmp_path / "state") as lab:
+        lab.namespace("red")
+        with pytest.raises(ValidationError) as error:
+            lab.capture("red", filter="ip and and")
+        assert error.value.field == "filter" and "syntax error" in str(error.value)
+        assert not ex.started
 
 
 def test_an_executor_that_captures_with_packet_sockets_gets_the_writer(tmp_path: Path) -> None:
