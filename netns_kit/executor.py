@@ -170,31 +170,42 @@ def run_attached(argv: Sequence[str], *, forward: Callable[[int, int], None] | N
     Handlers can only be set in the main thread; elsewhere signals act as usual.
     """
     send = forward or _kill
-    try:
-        popen = subprocess.Popen(list(argv))
-    except FileNotFoundError:
-        raise ToolMissingError(argv[0]) from None
     by_terminal = _terminal_delivers_sigint()
+    started: list[subprocess.Popen[bytes]] = []
+    early: list[int] = []
 
     def passed_on(signum: int, frame: object) -> None:
         if signum == signal.SIGINT and by_terminal:
             return
-        if popen.poll() is None:
-            send(popen.pid, signum)
+        if not started:  # it arrived while the program starts: pass it on after
+            early.append(signum)
+        elif started[0].poll() is None:
+            send(started[0].pid, signum)
 
+    # The handlers go in before the program starts: a signal that came between its
+    # start and them would end us and leave it running (seen: a program that printed
+    # at once and was signalled at once outlived netns-kit).
     old: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for forwarded in _FORWARDED:
             old[forwarded] = signal.signal(forwarded, passed_on)
     try:
+        try:
+            popen = subprocess.Popen(list(argv))
+        except FileNotFoundError:
+            raise ToolMissingError(argv[0]) from None
+        started.append(popen)
+        for signum in early:
+            send(popen.pid, signum)
         code = popen.wait()
     finally:
         for number, handler in old.items():
             signal.signal(number, handler)
-        if popen.poll() is None:  # we are leaving on an exception: end what we started
-            with contextlib.suppress(ProcessLookupError):
-                send(popen.pid, signal.SIGKILL)
-            popen.wait()
+        for running in started:
+            if running.poll() is None:  # leaving on an exception: end what we started
+                with contextlib.suppress(ProcessLookupError):
+                    send(running.pid, signal.SIGKILL)
+                running.wait()
     return code if code >= 0 else 128 - code
 
 

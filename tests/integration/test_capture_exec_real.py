@@ -155,6 +155,14 @@ def test_stdin_passes_through_and_output_streams(kept: tuple[str, str, Path]) ->
     assert done.returncode == 0 and done.stdout == "PIPED IN\n"
 
 
+def line_within(child: subprocess.Popen[str], timeout: float) -> str:
+    """The child's next stdout line, or fail after ``timeout`` seconds (never hang)."""
+    assert child.stdout is not None
+    ready, _, _ = select.select([child.stdout], [], [], timeout)
+    assert ready, f"no line within {timeout} s"
+    return child.stdout.readline()
+
+
 def test_a_signal_to_netns_kit_reaches_the_command_without_a_terminal(
     kept: tuple[str, str, Path],
 ) -> None:
@@ -168,9 +176,9 @@ def test_a_signal_to_netns_kit_reaches_the_command_without_a_terminal(
     )
     try:
         assert child.stdout is not None
-        assert child.stdout.readline() == "armed\n"
+        assert line_within(child, 30) == "armed\n"
         child.send_signal(signal.SIGINT)
-        assert child.stdout.readline() == "got-int\n"
+        assert line_within(child, 30) == "got-int\n"
         assert child.wait(30) == 9
     finally:
         if child.poll() is None:
