@@ -419,13 +419,13 @@ def start(
         validate.positive_int(count, "count")
     if lab.state != "open":
         raise NetnsKitError(f"lab {lab.name!r} is {lab.state}: open it before capturing")
+    bpf = None
+    if filter is not None and getattr(lab.ex, "captures_with_packet_socket", False):
+        bpf = compiled(lab, filter)  # before the directory: a bad filter leaves nothing
     owned = None
     if path is None:
         owned = Path(tempfile.mkdtemp(prefix=f"netns-kit-{lab.name}-capture-"))
         path = owned / "capture.pcap"
-    bpf = None
-    if filter is not None and getattr(lab.ex, "captures_with_packet_socket", False):
-        bpf = compiled(lab, filter)
     return start_taps(
         lab, chosen, path, owned, filter=filter, snaplen=snaplen, count=count, bpf=bpf
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -215,10 +216,12 @@ def test_a_filter_tcpdump_cannot_compile_is_refused(tmp_path: Path) -> None:
     ex.answer(("tcpdump", "-ddd"), stderr=said, returncode=1)
     with Lab("t", executor=ex, state_dir=tmp_path / "state") as lab:
         lab.namespace("red")
+        made = set(Path(tempfile.gettempdir()).glob("netns-kit-t-capture-*"))
         with pytest.raises(ValidationError) as error:
             lab.capture("red", filter="ip and and")
         assert error.value.field == "filter" and "syntax error" in str(error.value)
         assert not ex.started
+        assert set(Path(tempfile.gettempdir()).glob("netns-kit-t-capture-*")) == made
 
 
 def test_an_executor_that_captures_with_packet_sockets_gets_the_writer(tmp_path: Path) -> None:
