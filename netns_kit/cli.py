@@ -34,14 +34,21 @@ from typing import Any, TextIO
 import attrs
 
 from netns_kit import __version__, topology
+from netns_kit.capture import cli as capture_cli
 from netns_kit.check import report as check_report
 from netns_kit.check.expect import Expectations
 from netns_kit.check.result import Reachability
-from netns_kit.command import Command, in_namespace
+from netns_kit.command import Command
 from netns_kit.engine import progress
-from netns_kit.engine.runner import Runner
-from netns_kit.errors import LabBusyError, NetnsKitError, ValidationError
-from netns_kit.executors import Executor, Process, ScriptExecutor, ShellExecutor, default_executor
+from netns_kit.errors import LabBusyError, NetnsKitError, UsageError, ValidationError
+from netns_kit.executors import (
+    Executor,
+    Process,
+    ScriptExecutor,
+    ShellExecutor,
+    default_executor,
+    interact,
+)
 from netns_kit.executors.batch import Batch
 from netns_kit.executors.probes import ProbeAnswer, ProbeJob
 from netns_kit.executors.sandbox import SandboxExecutor
@@ -59,10 +66,6 @@ from netns_kit.topology import schema as schema_cli
 from netns_kit.validate import lab_name
 
 PROG = "netns-kit"
-
-
-class UsageError(NetnsKitError):
-    """The command line asks for something impossible (exit code 2)."""
 
 
 class NoSuchLab(NetnsKitError):
@@ -86,6 +89,7 @@ class Watched:
         self.echo = echo
         self.parallel = getattr(inner, "parallel", 1)
         self.handles_guards = getattr(inner, "handles_guards", False)
+        self.captures_with_packet_socket = getattr(inner, "captures_with_packet_socket", False)
 
     def _show(self, commands: Iterable[Command]) -> None:
         for command in commands:
@@ -105,6 +109,10 @@ class Watched:
     def start(self, command: Command) -> Process:
         self._show([command])
         return self.inner.start(command)
+
+    def interact(self, command: Command, *, tty: bool = False) -> int:
+        self._show([command])
+        return interact(self.inner, command, tty=tty)
 
     @property
     def can_probe(self) -> bool:
@@ -442,27 +450,6 @@ def _show_text(snap: Snapshot, root: str = "(root)") -> str:
     return text.rstrip("\n")
 
 
-def cmd_exec(ctx: _Context) -> int:
-    lab = ctx.lab(ctx.args.name)
-    namespace = ctx.args.namespace
-    known = lab.namespaces()
-    if namespace not in known:
-        raise UsageError(
-            f"{namespace!r} is not a namespace of lab {lab.name!r} "
-            f"(it has: {', '.join(known) or 'none'})"
-        )
-    argv = list(ctx.args.command)
-    if argv and argv[0] == "--":
-        argv = argv[1:]
-    if not argv:
-        raise UsageError(f"no command given: {PROG} exec {lab.name} {namespace} -- CMD...")
-    result = Runner(ctx.reach(lab)).run(in_namespace(argv, namespace), check=False)
-    ctx.out.write(result.stdout)
-    ctx.out.flush()
-    ctx.err.write(result.stderr)
-    return result.returncode
-
-
 def cmd_script(ctx: _Context) -> int:
     topo = topology.load(ctx.args.file)
     dry = ScriptExecutor()
@@ -593,15 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("name", metavar="NAME")
     show.add_argument("--json", action="store_true", help="machine-readable output")
 
-    run = add(
-        "exec",
-        cmd_exec,
-        "run a command in one of a lab's namespaces; exits with the command's exit code "
-        "(its output is shown when it ends; stdin is not passed on)",
-    )
-    run.add_argument("name", metavar="NAME")
-    run.add_argument("namespace", metavar="NS")
-    run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD...")
+    capture_cli.register(add)  # exec, shell, capture
 
     script = add("script", cmd_script, "print the bash script `up` would run")
     script.add_argument("file", metavar="FILE")

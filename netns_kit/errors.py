@@ -436,3 +436,7 @@ def result_error(result: Result, *, module: str | None = None) -> NetnsKitError:
         machine=result.machine,
         module=module,
     )
+
+
+class UsageError(NetnsKitError):
+    """The command line asks for something impossible (exit code 2)."""

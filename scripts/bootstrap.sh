@@ -16,6 +16,7 @@ command -v nsenter >/dev/null 2>&1 || need+=(util-linux)     # rootless labs: un
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)  # lab.throughput, shaping tests
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)  # big broadcast domains (NAPI) outside the setns path
+command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)  # lab.capture, netns-kit capture
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if ((${#need[@]})); then
   if [ "$(id -u)" != 0 ]; then

@@ -17,12 +17,14 @@ ICMP probes an executor may send itself.  Nothing outside this package imports `
 or ``subprocess``.
 """
 
+from netns_kit.executors.attached import run_attached
 from netns_kit.executors.base import (
     Executor,
     Process,
     Watching,
     inherit_in_children,
     inherited_fds,
+    interact,
     quiet_thread,
     stop_inheriting,
 )
@@ -40,7 +42,9 @@ __all__ = [
     "default_executor",
     "inherit_in_children",
     "inherited_fds",
+    "interact",
     "quiet_thread",
+    "run_attached",
     "stop_inheriting",
     "use_executor",
 ]

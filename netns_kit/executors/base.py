@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from netns_kit.command import Command
-from netns_kit.errors import CommandTimeoutError
+from netns_kit.errors import CommandTimeoutError, NetnsKitError
 from netns_kit.executors.probes import Probe
 from netns_kit.result import Result
 
@@ -68,6 +69,12 @@ class Executor(Protocol):
     in the background.  An executor may also have ``parallel`` (how many runs in
     different namespaces may overlap, default 1) and ``handles_guards`` (it takes a
     guarded command whole, as the dry run does, to write ``guard || command``).
+
+    An executor may also ``interact(command, tty=...)``: run a program attached to the
+    caller's own stdin, stdout and stderr (its terminal, when it has one), forward
+    Ctrl-C to it and return its exit code (``netns-kit exec``, ``shell``).  It is
+    left out of the protocol so that executors written before it still qualify; use
+    :func:`interact`, which says clearly when an executor cannot.
     """
 
     def execute(self, command: Command, timeout: float | None = None) -> Result: ...
@@ -75,6 +82,19 @@ class Executor(Protocol):
     def execute_batch(self, batch: Batch) -> Result: ...
 
     def start(self, command: Command) -> Process: ...
+
+
+def interact(executor: Executor, command: Command, *, tty: bool = False) -> int:
+    """Run ``command`` attached to the caller's terminal through ``executor``; its exit
+    code.  ``tty``: the caller has a terminal and the program should get one too
+    (an ssh session then asks for one with ``-t``)."""
+    method = getattr(executor, "interact", None)
+    if method is None:
+        raise NetnsKitError(
+            f"{executor!r} cannot run a program attached to this terminal (it has no interact)"
+        )
+    code: int = method(command, tty=tty)
+    return code
 
 
 class Watching(Protocol):
@@ -92,6 +112,7 @@ class Handle(Protocol):
     def alive(self) -> bool: ...
     def signal(self, signum: int) -> None: ...
     def wait(self, timeout: float | None) -> Result: ...
+    def said(self) -> tuple[str, str]: ...
 
 
 class FinishedProcess:
@@ -109,6 +130,9 @@ class FinishedProcess:
 
     def wait(self, timeout: float | None) -> Result:
         return self.result
+
+    def said(self) -> tuple[str, str]:
+        return self.result.stdout, self.result.stderr
 
 
 class Process:
@@ -133,13 +157,54 @@ class Process:
     def running(self) -> bool:
         return self._handle.alive()
 
+    @property
+    def machine_pid(self) -> int:
+        """Its PID on the machine it runs on: a remote program's own, not the local
+        ssh client's (what a lab's record keeps, and what recovery signals)."""
+        remote = getattr(self._handle, "remote_pid", None)
+        return remote if isinstance(remote, int) else self.pid
+
+    def send_signal(self, signum: int) -> None:
+        """Send ``signum`` to it (by the PID we started), if it still runs."""
+        self._handle.signal(signum)
+
     def wait(self, timeout: float | None = None) -> Result:
         """Wait for the end; the Result holds everything it printed."""
         return self._handle.wait(timeout)
 
-    def stop(self, timeout: float = 3.0) -> Result:
-        """SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds."""
-        self._handle.signal(signal.SIGTERM)
+    def said(self) -> tuple[str, str]:
+        """What it printed so far: (stdout, stderr)."""
+        return self._handle.said()
+
+    def wait_for(self, text: str, timeout: float, *, stream: str = "stderr") -> bool:
+        """Wait until the program prints ``text`` (on ``stream``): True, or False when it
+        ended without saying it; CommandTimeoutError after ``timeout`` seconds.
+
+        How a server or a capture says it is ready (tcpdump: "listening on").  Polls
+        what the executor collected, from 0.2 ms apart up to 5 ms apart.
+        """
+        if stream not in ("stdout", "stderr"):
+            raise ValueError(f"stream must be stdout or stderr, not {stream!r}")
+        which = 0 if stream == "stdout" else 1
+        deadline = time.monotonic() + timeout
+        pause = 0.0002
+        while True:
+            running = self._handle.alive()
+            if text in self._handle.said()[which]:
+                return True
+            if not running:  # its last words may still be on the way: read them all
+                ended = self._handle.wait(max(deadline - time.monotonic(), 1.0))
+                return text in (ended.stdout if which == 0 else ended.stderr)
+            if time.monotonic() >= deadline:
+                raise CommandTimeoutError(
+                    self.command.argv, -9, "", f"did not say {text!r} within {timeout:g} s"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 0.005)
+
+    def stop(self, timeout: float = 3.0, *, signum: int = signal.SIGTERM) -> Result:
+        """``signum`` (SIGTERM), then SIGKILL if it is still there after ``timeout`` s."""
+        self._handle.signal(signum)
         try:
             return self._handle.wait(timeout)
         except CommandTimeoutError:

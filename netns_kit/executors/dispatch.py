@@ -22,7 +22,7 @@ from typing import Any
 
 from netns_kit.command import Command
 from netns_kit.errors import NetnsKitError
-from netns_kit.executors import Executor, Process, ShellExecutor
+from netns_kit.executors import Executor, Process, ShellExecutor, interact
 from netns_kit.executors.batch import Batch
 from netns_kit.executors.ssh import SSHExecutor
 from netns_kit.result import Result
@@ -60,6 +60,9 @@ class RoutingExecutor:
 
     def start(self, command: Command) -> Process:
         return self.route(command.machine).start(command)
+
+    def interact(self, command: Command, *, tty: bool = False) -> int:
+        return interact(self.route(command.machine), command, tty=tty)
 
 
 def describe(executor: Executor) -> dict[str, Any]:

@@ -77,6 +77,8 @@ class RecordingExecutor:
         self.calls: list[Command] = []
         self.runs: list[Command] = []
         self.started: list[Process] = []
+        #: Every command :meth:`interact` was given, with whether a terminal was asked for.
+        self.interacted: list[tuple[Command, bool]] = []
         self._answers: list[tuple[tuple[str, ...], _Answer]] = []
         self._failures: dict[int, _Answer] = {}
         #: Continuous probes: every watch started, and how its probes are answered.
@@ -147,6 +149,11 @@ class RecordingExecutor:
         self.started.append(process)
         return process
 
+    def interact(self, command: Command, *, tty: bool = False) -> int:
+        self.runs.append(command)
+        self.interacted.append((command, tty))
+        return self._record(command).returncode
+
 
 class ScriptExecutor:
     """A dry run: collects every change as a line of a standalone bash script.
@@ -183,6 +190,10 @@ class ScriptExecutor:
     def start(self, command: Command) -> Process:
         self.lines.append(command.shell() + " &")
         return Process(command, FinishedProcess(Result(command.argv, 0), pid=0))
+
+    def interact(self, command: Command, *, tty: bool = False) -> int:
+        self.lines.append(command.shell())
+        return 0
 
     def script(self) -> str:
         return self.HEADER + "".join(line + "\n" for line in self.lines)

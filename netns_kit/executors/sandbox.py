@@ -60,7 +60,14 @@ from netns_kit.errors import (
     ToolMissingError,
     ValidationError,
 )
-from netns_kit.executors import Executor, Process, ShellExecutor, default_executor, inherited_fds
+from netns_kit.executors import (
+    Executor,
+    Process,
+    ShellExecutor,
+    default_executor,
+    inherited_fds,
+    run_attached,
+)
 from netns_kit.executors.batch import Batch
 from netns_kit.result import Result
 
@@ -436,6 +443,9 @@ class SandboxExecutor:
     """
 
     parallel = OVERLAP
+    #: Captures run a packet-socket writer (netns_kit.capture.writer), not tcpdump:
+    #: in the sandbox's user namespace tcpdump cannot hand its file to user tcpdump.
+    captures_with_packet_socket = True
 
     def __init__(self, sandbox: Sandbox | None = None) -> None:
         self.sandbox = sandbox if sandbox is not None else Sandbox()
@@ -479,6 +489,15 @@ class SandboxExecutor:
             popen = _popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, fds=())
             files.pop_all()
         return Process(command, _Inside(command.argv, popen, out, err))
+
+    def interact(self, command: Command, *, tty: bool = False) -> int:
+        """Run ``command`` in the sandbox on the caller's terminal; its exit code.
+
+        ``nsenter --pid`` forks and passes no signal on, so signals meant for the
+        program go to nsenter's child; a Ctrl-C typed at the terminal reaches it
+        directly (same process group)."""
+        log.debug("attach: %s", command)
+        return run_attached(self.argv(command), forward=_signal_inside)
 
 
 def _cwd() -> str | None:
@@ -536,6 +555,11 @@ def _killed_unless_done(popen: subprocess.Popen[bytes]) -> Iterator[None]:
             popen.communicate()
 
 
+def _read_all(handle: IO[bytes]) -> bytes:
+    size = os.fstat(handle.fileno()).st_size
+    return os.pread(handle.fileno(), size, 0) if size else b""
+
+
 def _text(data: bytes | None) -> str:
     return "" if data is None else data.decode("utf-8", "replace")
 
@@ -554,6 +578,13 @@ class _Inside:
 
     def alive(self) -> bool:
         return self.popen.poll() is None
+
+    def said(self) -> tuple[str, str]:
+        """What it printed so far, read from its files without moving their offsets."""
+        if self._result is not None:
+            return self._result.stdout, self._result.stderr
+        out, err = self._files
+        return _text(_read_all(out)), _text(_read_all(err))
 
     def signal(self, signum: int) -> None:
         if self.alive():

@@ -54,7 +54,7 @@ from netns_kit.errors import (
     ToolMissingError,
     ValidationError,
 )
-from netns_kit.executors import Process, inherited_fds
+from netns_kit.executors import Process, inherited_fds, run_attached
 from netns_kit.executors.batch import Batch
 from netns_kit.result import Result
 
@@ -214,6 +214,30 @@ class SSHExecutor:
             self.host,
             self.remote_line(command),
         )
+
+    def attached_argv(
+        self, command: Command, *, tty: bool, control: Path | None = None
+    ) -> tuple[str, ...]:
+        """The local argv that runs ``command`` on the host attached to our terminal:
+        ``-t`` asks the far side for a terminal (Ctrl-C then travels as a byte and the
+        host's terminal turns it into SIGINT), ``-T`` for plain pipes."""
+        where = control or self.control_path or Path("<control path>")
+        return (
+            *self._local(),
+            *self._options(where),
+            "-o",
+            "ControlMaster=no",
+            "-t" if tty else "-T",
+            "--",
+            self.host,
+            self.remote_line(command),
+        )
+
+    def interact(self, command: Command, *, tty: bool = False) -> int:
+        """Run ``command`` on the host on the caller's terminal (``ssh -t``); its exit
+        code (ssh's own failure, exit 255, comes back as it is)."""
+        self.connect()
+        return run_attached(self.attached_argv(command, tty=tty))
 
     def master_argv(self, control: Path) -> tuple[str, ...]:
         """Open the master connection: it goes to the background once logged in."""
@@ -476,6 +500,10 @@ class _RemoteProcess:
 
     def alive(self) -> bool:
         return self.popen.poll() is None
+
+    def said(self) -> tuple[str, str]:
+        """What it printed so far (stdout only once it ends)."""
+        return "".join(self._out), "".join(self._err)
 
     def signal(self, signum: int) -> None:
         """Signal the program on the machine by the PID it said; if it never said one,

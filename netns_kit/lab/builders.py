@@ -15,7 +15,6 @@ from typing import Any, Self
 from netns_kit import topology, validate
 from netns_kit.engine.step import Step, on_machine
 from netns_kit.errors import ValidationError
-from netns_kit.lab import measure
 from netns_kit.lab.core import LabCore
 from netns_kit.lab.holdings import LinkEnds
 from netns_kit.objects import shaping
@@ -162,14 +161,6 @@ class Builders(LabCore):
         if self._queue is None:
             self._settle()
         return pair
-
-    def throughput(
-        self, src: Namespace | str | None, dst_address: str, seconds: int = 2, **options: Any
-    ) -> measure.Throughput:
-        """iperf3 from ``src`` to ``dst_address`` (found in the lab): Mbit/s, retransmits,
-        seconds.  ``options``: ``protocol`` (``tcp``/``udp``), ``reverse``, ``port``,
-        ``bitrate``, ``congestion`` (see :func:`netns_kit.lab.measure.throughput`)."""
-        return measure.in_lab(self, src, dst_address, seconds=seconds, **options)
 
     # -- what acts once the links are there --------------------------------------
     def route(

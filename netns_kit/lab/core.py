@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -78,6 +78,11 @@ class LabCore:
         self.host_side: str | None = f"{self.name}-host" if self.isolated else None
         self.registry = Registry(state_dir)
         self.processes: list[Process] = []
+        #: Running captures (netns_kit.capture), stopped before anything is torn down.
+        self.captures: list[Any] = []
+        #: Called after every build (a builder, a batch): what follows the lab as it
+        #: grows, such as the pytest plugin's captures of every namespace.
+        self.after_build: list[Callable[[], None]] = []
         self.held = Holdings(self.name, self.host_side)
         self.placement = Placement(
             self.tag, self.host_side, self.executor, self.held, self.machines
@@ -178,6 +183,12 @@ class LabCore:
         problems: list[BaseException] = []
         with shielded():
             try:
+                for capture in reversed(self.captures):
+                    try:
+                        capture.close()
+                    except Exception as stopping:
+                        problems.append(stopping)
+                self.captures.clear()
                 for process in reversed(self.processes):
                     try:
                         process.stop()
@@ -242,6 +253,11 @@ class LabCore:
             self._queue.extend(steps)
         else:
             self.journal.apply(steps, rollback=True)
+            self._built()
+
+    def _built(self) -> None:
+        for hook in self.after_build:
+            hook()
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[Self]:
@@ -267,6 +283,7 @@ class LabCore:
         try:
             self.journal.apply(queued, rollback=False)
             self._settle()
+            self._built()
         finally:
             if self._progress is not None:
                 self._progress.finish()

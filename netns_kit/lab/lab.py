@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any, Self
 
 from netns_kit import render, topology, validate
+from netns_kit.capture.capture import Capture
+from netns_kit.capture.capture import start as start_capture
+from netns_kit.capture.telemetry import sampled
 from netns_kit.check.result import Reachability
-from netns_kit.lab import views
+from netns_kit.lab import measure, views
 from netns_kit.lab.builders import Builders
 from netns_kit.lab.machines import reach
 from netns_kit.objects.namespace import Namespace
@@ -154,6 +157,39 @@ class Lab(Builders):
         if self.state == "open":
             return self.to_svg() + "\n" + render.to_html_table(self.snapshot())
         return self.to_svg() + f"\n<p>lab {html.escape(self.name)} is {self.state}</p>"
+
+    # -- measuring --------------------------------------------------------------------
+    def throughput(
+        self,
+        src: Namespace | str | None,
+        dst_address: str,
+        seconds: int = 2,
+        *,
+        sample: float | None = None,
+        **options: Any,
+    ) -> measure.Throughput:
+        """iperf3 from ``src`` to ``dst_address`` (found in the lab): Mbit/s, retransmits,
+        seconds.  ``options``: ``protocol`` (``tcp``/``udp``), ``reverse``, ``port``,
+        ``bitrate``, ``congestion`` (see :func:`netns_kit.lab.measure.throughput`).
+        ``sample=0.1`` also samples the sender's TCP socket and qdiscs every 0.1 s
+        (:mod:`netns_kit.capture.telemetry`); the result then has ``plot()``."""
+        if sample is not None:
+            return sampled(self, src, dst_address, seconds=seconds, sample=sample, **options)
+        return measure.in_lab(self, src, dst_address, seconds=seconds, **options)
+
+    # -- seeing packets --------------------------------------------------------------
+    def capture(
+        self,
+        where: object,
+        *,
+        filter: str | None = None,
+        file: str | os.PathLike[str] | None = None,
+        snaplen: int | None = None,
+        count: int | None = None,
+    ) -> Capture:
+        """tcpdump on ``where`` (a link end, a link, a bridge, a namespace, ``"ns:if"``)
+        until ``.stop()``; returns once it listens.  See :mod:`netns_kit.capture`."""
+        return start_capture(self, where, filter=filter, file=file, snaplen=snaplen, count=count)
 
     # -- over time ------------------------------------------------------------------
     def watch(self, pairs: Any, *, interval: Any = 0.01, timeout: Any = 0.1) -> Watch:

@@ -190,6 +190,19 @@ class Journal:
         self.record.resources = [e for e in self.record.resources if id(e) not in ids]
         self.registry.write(self.record)
 
+    def remember(self, *entries: Entry) -> None:
+        """Add record entries for what is not a step: running programs (captures)
+        that recovery must stop after a crash.  One write for all of them."""
+        assert self.record is not None
+        with shielded():
+            self.record.resources.extend(entries)
+            self.registry.write(self.record)
+
+    def forget(self, entries: Sequence[Entry]) -> None:
+        """Drop record entries :meth:`remember` added, once what they name is gone."""
+        with shielded():
+            self._forget(entries)
+
     def revert(self, steps: Sequence[Step]) -> list[BaseException]:
         """Undo steps that :meth:`apply` ran, now, and forget them: their undo leaves
         the log and their entries the record (a check's raised neighbour limits).

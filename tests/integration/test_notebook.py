@@ -104,3 +104,8 @@ def test_notebook_runs(kernel: Kernel, uid: str, monkeypatch: pytest.MonkeyPatch
     assert f"{prefix}-red -> {prefix}-blue" in everything and "outages:" in everything
     strip = next(cell for cell in code if cell.source.startswith("run.plot()"))
     assert any("image/png" in output.get("data", {}) for output in strip.outputs)
+    # what crosses a link: the capture's summary and table, the sampled flow's plot
+    assert "ICMP: 6 packets" in everything and "echo request" in everything
+    flow = next(cell for cell in code if "flow.plot()" in cell.source)
+    assert "samples" in text_of(flow)
+    assert any("image/png" in output.get("data", {}) for output in flow.outputs)
