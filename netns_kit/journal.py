@@ -143,6 +143,20 @@ class Journal:
             if result is not None and not result:
                 failure.add_note(f"rolling back also failed: `{' '.join(result.argv)}`")
 
+    def note(self, entries: Sequence[Entry]) -> None:
+        """Record resources that exist already (a daemon's PID is known only once it
+        runs), so that recovery finds them."""
+        if self.record is None or not entries:
+            return
+        with shielded():
+            self.record.resources.extend(entries)
+            self.registry.write(self.record)
+
+    def forget(self, entries: Sequence[Entry]) -> None:
+        """Drop record entries of resources that are gone (a daemon stopped)."""
+        with shielded():
+            self._forget(entries)
+
     def _forget(self, entries: Sequence[Entry]) -> None:
         """Drop record entries of steps that did not happen (or were rolled back), so
         that recovery never reaches for a name this lab does not hold."""

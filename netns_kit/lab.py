@@ -22,6 +22,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
+from netns_kit.daemons.builders import RoutingBuilders
+
 from . import measure, shaping, topology, validate
 from .blueprint import FromTopology, build
 from .errors import LabBusyError, NetnsKitError, TeardownError, ValidationError
@@ -44,7 +46,7 @@ from .vxlan import VxlanPair
 log = logging.getLogger("netns_kit")
 
 
-class Lab(RuleBuilders, FromTopology, LabViews):
+class Lab(RuleBuilders, RoutingBuilders, FromTopology, LabViews):
     """A temporary lab.  Use it as a context manager, or call :meth:`close`.
 
     ``isolated=True`` puts the lab's host side (bridges, host addresses, forwarding,
@@ -258,6 +260,7 @@ class Lab(RuleBuilders, FromTopology, LabViews):
         self.journal.refuse_taken(queued)
         self.journal.apply(queued, rollback=False)
         self._settle()
+        self._routing_built()  # routing asked for: started, and converged
 
     # -- builders -----------------------------------------------------------------
     def namespace(self, name: str, *, host: str | None = None) -> Namespace:

@@ -1,0 +1,152 @@
+"""Daemons as lab resources: their directories, their start and their stop.
+
+Every router gets ``<state dir>/<lab>.daemons/<namespace>/``: its configuration,
+pid files and control sockets.  The directories are steps like any other (written
+ahead to the lab's record, removed at teardown and by ``recover()``).  Daemons start
+only through the executor's ``start`` (in the foreground, so the PID is the
+daemon's own), and each one's PID and start time (``/proc/PID/stat``, field 22) go
+into the record as a ``daemon`` entry, so that recovery after a crash kills exactly
+that process and no other that got its PID later.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import PurePosixPath
+
+import attrs
+
+from netns_kit.command import Command, in_namespace, ip
+from netns_kit.errors import NetnsKitError
+from netns_kit.executor import Executor, Process
+from netns_kit.runner import Runner
+from netns_kit.step import Entry, Step
+
+#: The users FRR's daemons drop to; the router's directory must be theirs.
+FRR_OWNER = "frr:frr"
+
+
+def directory_steps(path: str, *, owner: str | None = None) -> list[Step]:
+    """Make ``path`` (recorded; removed with everything in it at teardown)."""
+    remove = Command(("rm", "-rf", "--", path))
+    steps = [
+        Step(
+            Command(("mkdir", "-p", "--", path)),
+            (remove,),
+            Entry("directory", path, None, undo=remove.argv),
+            lives_in=frozenset({None}),
+        )
+    ]
+    if owner is not None:
+        steps.append(Step(Command(("chown", owner, "--", path)), lives_in=frozenset({None})))
+    return steps
+
+
+def file_steps(directory: str, files: Mapping[str, str]) -> list[Step]:
+    """Write each file into ``directory`` (``tee`` reads it from stdin; readable by
+    all, so that FRR's user can read it).  They go with the directory."""
+    return [
+        Step(
+            Command(("tee", "--", str(PurePosixPath(directory) / name)), stdin=text),
+            lives_in=frozenset({None}),
+        )
+        for name, text in files.items()
+    ]
+
+
+@attrs.define
+class Daemon:
+    """A daemon we started: its router, its program name, and the process."""
+
+    router: str
+    program: str
+    process: Process
+    started: str
+    entry: Entry
+
+
+def start_command(namespace: str, argv: Sequence[str], host: str | None) -> Command:
+    """The daemon's argv inside ``namespace`` through ``ip netns exec`` (a private
+    mount namespace of its own: FRR binds its directory over /var/run/frr there)."""
+    return attrs.evolve(in_namespace(argv, namespace), host=host)
+
+
+def stat_command(pids: Sequence[int], host: str | None) -> Command:
+    return Command(("cat", *(f"/proc/{pid}/stat" for pid in pids)), read=True, host=host)
+
+
+def start_times(text: str) -> dict[int, str]:
+    """PID -> start time (clock ticks since boot) from ``/proc/PID/stat`` lines.
+
+    The program name (field 2) may hold spaces and parentheses: fields are counted
+    after its last ``)``."""
+    found = {}
+    for line in text.splitlines():
+        if ")" not in line:
+            continue
+        head, _, rest = line.rpartition(")")
+        fields = rest.split()
+        pid = int(head.split("(", 1)[0])
+        if len(fields) > 19:
+            found[pid] = fields[19]
+    return found
+
+
+def started(
+    ex: Executor, router: str, program: str, command: Command, host: str | None
+) -> tuple[Process, Entry]:
+    """Start one daemon; its record entry (PID, start time) is made by :func:`stamp`."""
+    process = ex.start(command)
+    undo = ("kill", "-KILL", str(process.pid))
+    entry = Entry("daemon", f"{router}/{program}", router, undo=undo, host=host)
+    return process, entry
+
+
+def stamp(
+    ex: Executor, processes: Sequence[tuple[Process, Entry]], host: str | None
+) -> list[Daemon]:
+    """Read the start time of each process and complete its entry.  A daemon that has
+    already ended (a configuration it refused) raises with what it said."""
+    if not processes:
+        return []
+    pids = [p.pid for p, _ in processes]
+    times = start_times(Runner(ex).run(stat_command(pids, host), check=False).stdout)
+    out = []
+    for process, entry in processes:
+        when = times.get(process.pid)
+        if when is None or not process.running:
+            said = process.wait(5).stderr.strip() if not process.running else ""
+            raise NetnsKitError(
+                f"daemon {entry.name} ended at once: {said or 'no output'} "
+                f"(command: {process.command})"
+            )
+        router, program = entry.name.split("/", 1)
+        entry = attrs.evolve(entry, value=f"{process.pid} {when}")
+        out.append(Daemon(router, program, process, when, entry))
+    return out
+
+
+def wait_for_files(
+    runner: Runner, paths: Sequence[str], host: str | None, timeout: float = 10.0
+) -> list[str]:
+    """Wait until every path exists (a socket a daemon makes when it is ready); the
+    ones still missing after ``timeout`` seconds."""
+    missing = list(paths)
+    end = time.monotonic() + timeout
+    while missing:
+        found = runner.run(
+            Command(("ls", "-1d", "--", *missing), read=True, host=host), check=False
+        )
+        there = set(found.stdout.split())
+        missing = [p for p in missing if p not in there]
+        if not missing or time.monotonic() > end:
+            break
+        time.sleep(0.01)
+    return missing
+
+
+def flush_nexthops(namespace: str, host: str | None) -> Command:
+    """zebra leaves nexthop objects behind; flushed once it has ended (flushing
+    while it runs deletes its routes)."""
+    return attrs.evolve(ip("nexthop", "flush", namespace=namespace), host=host)
