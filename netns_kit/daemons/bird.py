@@ -74,7 +74,10 @@ def render(config: RouterConfig) -> str:
     bgp = config.bgp
     if bgp is not None:
         nets = [n for n in bgp.networks if ":" not in n]
-        export = f"export where net ~ [ {', '.join(nets)} ];" if nets else "export none;"
+        # its own networks, and what BGP learned (BIRD itself never passes a route
+        # learned over iBGP to another iBGP peer)
+        own = f"net ~ [ {', '.join(nets)} ] || " if nets else ""
+        export = f"export where {own}source = RTS_BGP;"
         for n in bgp.neighbors:
             local = f"{n.source} " if n.source is not None else ""
             lines += [
@@ -86,11 +89,19 @@ def render(config: RouterConfig) -> str:
                 "  hold time 3;",
                 "  keepalive time 1;",
                 "  connect retry time 1;",
+                "  error wait time 1, 5;",
             ]
             if n.multihop or (n.internal and n.source is not None):
                 lines.append("  multihop;")
             hop = " next hop self;" if n.internal else ""
-            lines += [f"  ipv4 {{ import all; {export}{hop} }};", "}"]
+            # Preference above OSPF's 150: as in FRR, where BGP's routes are compared
+            # apart from the IGP's, a learned route is the best and is passed on.  A
+            # session between loopbacks refuses the peer's own loopback (its next hop
+            # would resolve through itself and pull the session down), as FRR does.
+            imports = "import all;"
+            if n.internal and n.source is not None:
+                imports = f"import where ! (net ~ [ {n.address}/32 ]);"
+            lines += [f"  ipv4 {{ preference 160; {imports} {export}{hop} }};", "}"]
     return "\n".join(lines) + "\n"
 
 

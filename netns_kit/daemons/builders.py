@@ -19,7 +19,7 @@ from netns_kit.command import Command
 from netns_kit.daemons import bird, converge, frr, resources, wiring
 from netns_kit.daemons.model import Ospf, RouterConfig
 from netns_kit.daemons.model import suite as check_suite
-from netns_kit.errors import NetnsKitError, ToolMissingError, ValidationError
+from netns_kit.errors import NetnsKitError, ToolMissingError, ValidationError, result_error
 from netns_kit.executor import Executor, Process
 from netns_kit.journal import Journal
 from netns_kit.namespace import Namespace
@@ -52,6 +52,7 @@ class RoutingState:
     written: dict[str, Any] = attrs.field(factory=dict)
     made: set[str] = attrs.field(factory=set)
     pending: bool = False
+    instances: int = 0
 
 
 class RoutingBuilders:
@@ -146,7 +147,8 @@ class RoutingBuilders:
         between them; links towards hosts are passive and their subnets advertised,
         and so are the loopbacks.  Fast by default: point-to-point links between two
         routers, ``hello`` 1 s / ``dead`` 3 s, SPF and LSA throttles off (FRR)."""
-        settings = Ospf(area, hello, dead, bfd)
+        self.routing.instances += 1
+        settings = Ospf(area, hello, dead, bfd, self.routing.instances)
         names = self._router_names(routers, "routers")
         if not names:
             raise ValidationError("routers", routers, "no routers: make them with lab.router")
@@ -423,4 +425,8 @@ class RoutingBuilders:
         name = self._running_suite(router, "bird")
         argv = bird.birdc_argv(self._daemon_dir(name), commands)
         command = resources.start_command(name, argv, self._home_at(name))
-        return self.journal.runner.run(attrs.evolve(command, read=True)).stdout
+        # birdc exits 1 for answers such as "Network not found": still an answer
+        done = self.journal.runner.run(attrs.evolve(command, read=True), check=False)
+        if not done.stdout:
+            raise result_error(done)
+        return done.stdout

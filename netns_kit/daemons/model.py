@@ -60,6 +60,9 @@ class Ospf:
     hello: int = HELLO
     dead: int = DEAD
     bfd: bool = False
+    #: Which ``lab.ospf`` call: routers of two calls form no adjacency (two domains,
+    #: one AS each, say), their shared links are passive.
+    instance: int = 0
 
     def __attrs_post_init__(self) -> None:
         seconds(self.hello, "hello")

@@ -102,11 +102,15 @@ def configs(
         mine = found.get(name, [])
         loop = routers[name]
         rid = router_id(name, loop, mine)
+        mine_ospf = ospf.get(name)
         interfaces = tuple(
             Interface(
                 p.name,
                 p.address,
-                active=any(peer in ospf for peer in p.peers),
+                active=mine_ospf is not None
+                and any(
+                    peer in ospf and ospf[peer].instance == mine_ospf.instance for peer in p.peers
+                ),
                 p2p=not p.segment and len(p.peers) == 1,
             )
             for p in mine
@@ -179,8 +183,9 @@ def expected(all_configs: Mapping[str, RouterConfig]) -> dict[str, set[str]]:
 
     OSPF: every prefix of every router it can reach through OSPF adjacencies.  BGP:
     every network announced by a router whose announcement reaches it, where a
-    session exists only if both ends name each other and a route learned over iBGP is
-    passed on only to eBGP peers.
+    session exists only if both ends name each other, a route learned over iBGP is
+    passed on only to eBGP peers, and a router's own loopback sent over iBGP between
+    loopbacks is never used (its next hop would resolve through itself).
     """
     own = {n: prefixes_of(c) for n, c in all_configs.items()}
     want: dict[str, set[str]] = {n: set() for n in all_configs}
@@ -190,7 +195,8 @@ def expected(all_configs: Mapping[str, RouterConfig]) -> dict[str, set[str]]:
         if config.ospf is None:
             continue
         for other, theirs in all_configs.items():
-            if other != name and theirs.ospf is not None and _shares_active(config, theirs):
+            same = theirs.ospf is not None and theirs.ospf.instance == config.ospf.instance
+            if other != name and same and _shares_active(config, theirs):
                 adjacent[name].add(other)
     seen: set[str] = set()
     for start in adjacent:
@@ -221,14 +227,18 @@ def expected(all_configs: Mapping[str, RouterConfig]) -> dict[str, set[str]]:
     for origin, config in all_configs.items():
         if config.bgp is None:
             continue
+        own_loop = _net(config.loopback) if _v4(config.loopback) and config.loopback else None
         for net in (n for n in config.bgp.networks if ":" not in n):
+            # a router's own loopback, sent over a session between loopbacks, has a
+            # next hop that resolves only through itself: the peer never uses it
+            itself = str(ipaddress.ip_network(net, strict=False)) == own_loop
             free = {origin}  # may pass it to every peer
             limited: set[str] = set()  # learned over iBGP: to eBGP peers only
             todo = [origin]
             while todo:
                 n = todo.pop()
                 for peer, internal in sessions.get(n, []):
-                    if internal and n not in free:
+                    if internal and (n not in free or (itself and n == origin)):
                         continue
                     if internal:
                         if peer not in free and peer not in limited:
