@@ -9,7 +9,9 @@ daemons started is restarted (stopped in order, its nexthops flushed).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -28,6 +30,16 @@ from netns_kit.step import Entry, Phase, Step
 
 #: How long a build waits for routing to converge before it fails.
 BUILD_TIMEOUT = 60.0
+
+
+def daemon_base(lab: str, state: Path, rootless: bool) -> Path:
+    """Where a lab's routers keep their files: ``/run/netns-kit-<lab>.daemons`` as
+    root (FRR's user must reach it, which a private state directory such as a test's
+    temporary one does not allow), the lab's state directory in a rootless lab (its
+    daemon, BIRD, runs as the user)."""
+    if rootless or os.geteuid() != 0:
+        return state / f"{lab}.daemons"
+    return Path("/run") / f"netns-kit-{lab}.daemons"
 
 
 @attrs.define
@@ -237,7 +249,7 @@ class RoutingBuilders:
         return wiring.configs(r.routers, self.held.links(), r.ospf, r.bgp, r.suites)
 
     def _daemon_dir(self, router: str | None = None) -> str:
-        base = self.registry.directory / f"{self.name}.daemons"
+        base = daemon_base(self.name, self.registry.directory, self.sandbox is not None)
         return str(base if router is None else base / router)
 
     def _routing_built(self) -> None:

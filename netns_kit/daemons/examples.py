@@ -55,14 +55,14 @@ def two_as(lab: Lab, prefix: str, *, suite: str = "frr") -> dict[str, Namespace]
     return n
 
 
-def grid(lab: Lab, prefix: str, side: int, *, suite: str = "frr") -> list[Namespace]:
-    """``side`` x ``side`` routers, each linked to its right and lower neighbour,
-    loopbacks 10.255.X.Y, OSPF everywhere."""
+def grid(lab: Lab, prefix: str, rows: int, cols: int, *, suite: str = "frr") -> list[Namespace]:
+    """``rows`` x ``cols`` routers, each linked to its right and lower neighbour
+    (/30 subnets of 10.100.0.0/16), loopbacks 10.255.ROW.COL+1, OSPF everywhere."""
     with lab.batch():
         r = {
             (x, y): lab.router(f"{prefix}g{x}x{y}", loopback=f"10.255.{x}.{y + 1}/32")
-            for x in range(side)
-            for y in range(side)
+            for x in range(rows)
+            for y in range(cols)
         }
         k = 0
         for (x, y), here in r.items():
@@ -70,14 +70,10 @@ def grid(lab: Lab, prefix: str, side: int, *, suite: str = "frr") -> list[Namesp
                 there = r.get((x + dx, y + dy))
                 if there is None:
                     continue
-                hi, lo = divmod(k, 64)
-                base = lo * 4
+                third, fourth = divmod(k * 4, 256)
+                base = f"10.100.{third}"
                 lab.link(
-                    here,
-                    there,
-                    addresses=(f"10.{100 + hi}.{0}.{base + 1}/30", f"10.{100 + hi}.0.{base + 2}/30")
-                    if False
-                    else (f"10.{100 + hi}.{lo}.1/30", f"10.{100 + hi}.{lo}.2/30"),
+                    here, there, addresses=(f"{base}.{fourth + 1}/30", f"{base}.{fourth + 2}/30")
                 )
                 k += 1
         lab.ospf(suite=suite)

@@ -1,6 +1,6 @@
 """Daemons as lab resources: their directories, their start and their stop.
 
-Every router gets ``<state dir>/<lab>.daemons/<namespace>/``: its configuration,
+Every router gets ``/run/netns-kit-<lab>.daemons/<namespace>/``: its configuration,
 pid files and control sockets.  The directories are steps like any other (written
 ahead to the lab's record, removed at teardown and by ``recover()``).  Daemons start
 only through the executor's ``start`` (in the foreground, so the PID is the
