@@ -77,7 +77,8 @@ def stat_command(pids: Sequence[int], host: str | None) -> Command:
 
 
 def start_times(text: str) -> dict[int, str]:
-    """PID -> start time (clock ticks since boot) from ``/proc/PID/stat`` lines.
+    """PID -> start time (clock ticks since boot) from ``/proc/PID/stat`` lines, for
+    the processes that still run (a zombie has ended).
 
     The program name (field 2) may hold spaces and parentheses: fields are counted
     after its last ``)``."""
@@ -88,7 +89,7 @@ def start_times(text: str) -> dict[int, str]:
         head, _, rest = line.rpartition(")")
         fields = rest.split()
         pid = int(head.split("(", 1)[0])
-        if len(fields) > 19:
+        if len(fields) > 19 and fields[0] != "Z":
             found[pid] = fields[19]
     return found
 
@@ -115,7 +116,7 @@ def stamp(
     out = []
     for process, entry in processes:
         when = times.get(process.pid)
-        if when is None or not process.running:
+        if when is None:  # gone, or a zombie: it refused to run
             said = process.wait(5).stderr.strip() if not process.running else ""
             raise NetnsKitError(
                 f"daemon {entry.name} ended at once: {said or 'no output'} "

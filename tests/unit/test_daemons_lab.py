@@ -1,0 +1,207 @@
+"""Daemons as lab resources, with the fake executor: what starts (exact argv), what
+the record says, what teardown and recovery run.  No root needed."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from netns_kit import Lab, NetnsKitError, RecordingExecutor, ValidationError, recover
+from netns_kit.daemons import examples
+from netns_kit.daemons.builders import daemon_base
+from netns_kit.daemons.converge import NotConvergedError
+from netns_kit.registry import Record, Registry
+from netns_kit.step import Entry
+
+from .conftest import fresh
+
+START = "4242"
+DIR = "/run/netns-kit-t.daemons"  # the start time every fake process has
+
+
+def stat_line(pid: int, start: str = START, state: str = "S") -> str:
+    return f"{pid} (zebra d) {state} " + " ".join(["0"] * 18) + f" {start} 0 0\n"
+
+
+def routed_executor(routes: dict[str, list[str]]) -> RecordingExecutor:
+    """A fake machine whose daemons run (their /proc/PID/stat is there), whose
+    sockets appear, and whose routers' tables hold ``routes``."""
+    ex = fresh()
+    ex.answer(("cat",), stdout="".join(stat_line(100_000 + i) for i in range(20)))
+    ex.answer(("ls", "-1d", "--"), stdout="\n".join(
+        f"{daemon_base('t', Path('/x'), False)}/{r}/zserv.api" for r in routes
+    ) + "\n")  # fmt: skip
+    for router, prefixes in routes.items():
+        table = json.dumps([{"dst": p, "gateway": "10.0.0.1", "flags": []} for p in prefixes])
+        ex.answer(("ip", "-n", router, "-j", "route", "show"), stdout=table)
+    return ex
+
+
+TRIANGLE = {
+    "r1": ["10.255.0.2", "10.255.0.3", "10.0.23.0/24"],
+    "r2": ["10.255.0.1", "10.255.0.3", "10.0.13.0/24"],
+    "r3": ["10.255.0.1", "10.255.0.2", "10.0.12.0/24"],
+}
+
+
+def test_triangle_starts_zebra_then_ospfd_records_and_stops_them(state: Path) -> None:
+    ex = routed_executor(TRIANGLE)
+    base = daemon_base("t", state, False)
+    with Lab("t", executor=ex, state_dir=state) as lab:
+        examples.triangle(lab, "")
+        started = [shlex.join(p.command.argv) for p in ex.started]
+        record = Record.from_json((state / "t.json").read_text())
+        made = [shlex.join(c) for c in ex.commands]
+    d = f"{base}/r1"
+    bind = '\'mount --bind "$1" /var/run/frr && shift && exec "$@"\''
+    assert started[0] == (
+        f"ip netns exec r1 sh -c {bind} sh {d} /usr/lib/frr/zebra -P 0 -i {d}/zebra.pid "
+        f"-z {d}/zserv.api --vty_socket {d} -f {d}/zebra.conf"
+    )
+    programs = [p.command.argv[9] for p in ex.started]
+    assert programs == ["/usr/lib/frr/zebra"] * 3 + ["/usr/lib/frr/ospfd"] * 3
+    # directories made (the router's owned by frr) and the files written before any start
+    assert f"mkdir -p -- {d}" in made and f"chown frr:frr -- {d}" in made
+    assert f"tee -- {d}/ospfd.conf" in made
+    assert made.index(f"tee -- {d}/ospfd.conf") < made.index(started[0])
+    daemons = [e for e in record.resources if e.kind == "daemon"]
+    assert [(e.name, e.value, e.undo) for e in daemons[:1]] == [
+        ("r1/zebra", f"100000 {START}", ("kill", "-KILL", "100000"))
+    ]
+    assert len(daemons) == 6
+    dirs = [e.name for e in record.resources if e.kind == "directory"]
+    assert dirs == [str(base), f"{base}/r1", f"{base}/r2", f"{base}/r3"]
+    # teardown removes the directories; the namespaces go after the daemons stopped
+    after = [shlex.join(c) for c in ex.commands[len(made) :]]
+    assert f"rm -rf -- {base}" in after
+    assert not (state / "t.json").exists()
+
+
+def test_build_waits_for_the_kernel_tables_and_names_what_is_missing(state: Path) -> None:
+    ex = routed_executor({**TRIANGLE, "r3": ["10.255.0.1"]})
+    lab = Lab("t", executor=ex, state_dir=state)
+    with pytest.raises(NotConvergedError) as caught, lab, lab.batch():
+        r = [lab.router(f"r{i}", loopback=f"10.255.0.{i}/32") for i in (1, 2, 3)]
+        lab.link(r[0], r[1], addresses=("10.0.12.1/24", "10.0.12.2/24"))
+        lab.link(r[1], r[2], addresses=("10.0.23.2/24", "10.0.23.3/24"))
+        lab.link(r[2], r[0], addresses=("10.0.13.3/24", "10.0.13.1/24"))
+        lab.ospf()
+        builders_timeout(0.2)
+    assert caught.value.missing == {"r3": ["10.0.12.0/24", "10.255.0.2/32"]}
+
+
+def builders_timeout(seconds: float) -> None:
+    from netns_kit.daemons import builders
+
+    builders.BUILD_TIMEOUT = seconds
+
+
+@pytest.fixture(autouse=True)
+def _restore_timeout() -> object:
+    from netns_kit.daemons import builders
+
+    before = builders.BUILD_TIMEOUT
+    yield
+    builders.BUILD_TIMEOUT = before
+
+
+def test_a_daemon_that_refuses_its_config_is_reported(state: Path) -> None:
+    ex = routed_executor(TRIANGLE)
+    ex.answer(("cat",), stdout=stat_line(100_000, state="Z"))  # it ended at once
+    with (
+        Lab("t", executor=ex, state_dir=state) as lab,
+        pytest.raises(NetnsKitError, match="ended at once"),
+    ):
+        examples.triangle(lab, "", suite="bird")
+
+
+@pytest.mark.parametrize(("start", "killed"), [(START, True), ("1", False)])
+def test_recover_kills_a_daemon_only_if_it_is_the_same_process(
+    state: Path, start: str, killed: bool
+) -> None:
+    registry = Registry(state)
+    record = Record("t", 999_999_999)
+    record.resources = [
+        Entry("directory", DIR, undo=["rm", "-rf", "--", DIR]),
+        Entry("namespace", "r1", undo=["ip", "netns", "delete", "r1"]),
+        Entry("daemon", "r1/zebra", "r1", undo=["kill", "-KILL", "5000"], value=f"5000 {start}"),
+    ]  # fmt: skip
+    registry.write(record)
+    ex = RecordingExecutor()
+    ex.answer(("cat", "/proc/5000/stat"), stdout=stat_line(5000))
+    removed = recover("t", executor=ex, state_dir=state)
+    ran = [shlex.join(c) for c in ex.commands]
+    assert ("kill -KILL 5000" in ran) is killed
+    assert ("daemon r1/zebra" in removed) is killed
+    assert "rm -rf -- /run/netns-kit-t.daemons" in ran
+    if killed:  # the daemon dies before its directory goes
+        assert ran.index("kill -KILL 5000") < ran.index("rm -rf -- /run/netns-kit-t.daemons")
+
+
+def test_checks_before_anything_runs(state: Path) -> None:
+    ex = fresh()
+    with Lab("t", executor=ex, state_dir=state) as lab:
+        r1 = lab.router("r1", loopback="10.255.0.1/32")
+        h = lab.namespace("h")
+        count = len(ex.commands)
+        with pytest.raises(ValidationError, match="suite"):
+            lab.ospf(suite="quagga")
+        with pytest.raises(ValidationError, match="not a router"):
+            lab.ospf([h])
+        with pytest.raises(ValidationError, match="not a router"):
+            lab.bgp(r1, asn=65001, neighbors=["h"])
+        with pytest.raises(ValidationError, match="own neighbour"):
+            lab.bgp(r1, asn=65001, neighbors=[r1])
+        with pytest.raises(ValidationError, match="asn"):
+            lab.bgp(r1, asn=-1, neighbors=[])
+        with pytest.raises(ValidationError, match="networks"):
+            lab.bgp(r1, asn=65001, neighbors=[], networks=["10.0.0.0/33"])
+        lab.ospf([r1], suite="bird")
+        with pytest.raises(ValidationError, match="already runs bird"):
+            lab.bgp(r1, asn=65001, neighbors=[], suite="frr")
+        with pytest.raises(ValidationError, match="loopback"):
+            lab.router("r2", loopback="nope")
+        with pytest.raises(ValidationError, match="not a namespace of this lab"):
+            lab.daemon("elsewhere", "bird", config="router id 1.1.1.1;")
+        assert len(ex.commands) == count
+
+
+def test_bgp_neighbour_without_a_link_is_refused(state: Path) -> None:
+    ex = fresh()
+    with Lab("t", executor=ex, state_dir=state) as lab:
+        a = lab.router("a", loopback="10.255.0.1/32")
+        b = lab.router("b", loopback="10.255.0.2/32")
+        lab.bgp(a, asn=65001, neighbors=[b])
+        lab.bgp(b, asn=65002, neighbors=[a])
+        with pytest.raises(ValidationError, match="has no link with a"):
+            lab.converge(1)
+
+
+def test_rootless_refuses_frr_and_names_bird(state: Path) -> None:
+    ex = fresh()
+    with Lab("t", executor=ex, state_dir=state) as lab:
+        lab.sandbox = object()  # as a rootless lab has: its sandbox
+        try:
+            r1 = lab.router("r1", loopback="10.255.0.1/32")
+            lab.ospf([r1])
+            with pytest.raises(NetnsKitError, match="suite='bird'"):
+                lab.converge(1)
+        finally:
+            lab.sandbox = None
+
+
+def test_hand_written_bird_config(state: Path) -> None:
+    ex = routed_executor({})
+    with Lab("t", executor=ex, state_dir=state) as lab:
+        r1 = lab.namespace("r1")
+        lab.daemon(r1, "bird", config="router id 10.0.0.1;\nprotocol device {}\n")
+        assert lab.converge(1) >= 0
+        d = daemon_base("t", state, False) / "r1"
+        assert [p.command.argv[4:] for p in ex.started] == [
+            ("bird", "-f", "-c", f"{d}/bird.conf", "-s", f"{d}/bird.ctl", "-P", f"{d}/bird.pid")
+        ]
+        tee = [c for c in ex.calls if c.argv[:1] == ("tee",)]
+        assert tee[0].stdin == "router id 10.0.0.1;\nprotocol device {}\n"
