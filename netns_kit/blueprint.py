@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from netns_kit.daemons import files as routing_files
+
 from . import shaping, topology
 from .spec import HostSpec, Topology
 from .ssh import SSHExecutor
@@ -22,9 +24,14 @@ def build(lab: Lab, blueprint: Topology) -> None:
     Namespaces, bridges, links, routes, sysctls, NAT rules, then the hosts files,
     which name what came before.  Inside one batch, nothing runs until the end.
     """
+    routing = blueprint.routing
+    routers = {r.name: r for r in routing.routers} if routing else {}
     with lab.batch():
         places: dict[str, Any] = {
-            n: lab.namespace(n, host=blueprint.machine_of(n)) for n in blueprint.namespaces
+            n: lab.namespace(n, host=blueprint.machine_of(n))
+            if n not in routers
+            else lab.router(n, loopback=routers[n].loopback, host=blueprint.machine_of(n))
+            for n in blueprint.namespaces
         }
         for b in blueprint.bridges:
             places[b.name] = lab.bridge(
@@ -56,6 +63,8 @@ def build(lab: Lab, blueprint: Topology) -> None:
             )
         if blueprint.hosts:
             lab.hosts()
+        if routing:  # the daemons start, and the batch ends once routing converged
+            routing_files.build(lab, routing)
 
 
 class FromTopology:

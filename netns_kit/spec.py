@@ -17,8 +17,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
+
+if TYPE_CHECKING:
+    from netns_kit.daemons.files import RoutingSpec
 
 from . import validate
 from .errors import ValidationError
@@ -146,6 +150,8 @@ class Topology:
     #: Built in a rootless sandbox: its "root" side is the sandbox's namespace.  Only
     #: pictures use it; a file does not say how it is built.
     sandboxed: bool = attrs.field(default=False, eq=False)
+    #: Routers, OSPF and BGP (:mod:`netns_kit.daemons.files`); ``None``: no routing.
+    routing: RoutingSpec | None = None
 
     def machine_of(self, namespace: str) -> str | None:
         """The machine ``namespace`` is placed on (``None``: the default)."""

@@ -111,9 +111,14 @@ def _proto_name(router: str) -> str:
     return f"bgp_{cleaned}"
 
 
+#: Runs BIRD with its output in a log file of the router's directory (see frr._BIND).
+_LOGGED = 'log=$1 && shift && exec "$@" </dev/null >>"$log" 2>&1'
+
+
 def daemon_argv(directory: str) -> tuple[str, ...]:
     d = directory.rstrip("/")
-    return ("bird", "-f", "-c", f"{d}/{CONF}", "-s", f"{d}/{SOCKET}", "-P", f"{d}/{PIDFILE}")
+    bird = ("bird", "-f", "-c", f"{d}/{CONF}", "-s", f"{d}/{SOCKET}", "-P", f"{d}/{PIDFILE}")
+    return ("sh", "-c", _LOGGED, "sh", f"{d}/bird.log", *bird)
 
 
 def check_argv(path: str) -> tuple[str, ...]:

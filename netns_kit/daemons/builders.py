@@ -371,13 +371,19 @@ class RoutingBuilders:
             self.processes.append(pair[0])
         for host, pairs in by_host.items():
             try:
-                daemons = resources.stamp(self.ex, pairs, host)
+                logs = {p.pid: self._log_of(e.name) for p, e in pairs}
+                daemons = resources.stamp(self.ex, pairs, host, logs)
             except NetnsKitError:
                 self.journal.note([e for _, e in pairs])  # still recorded: stopped at close
                 raise
             self.journal.note([d.entry for d in daemons])
             for d in daemons:
                 self.routing.running.setdefault(d.router, []).append(d)
+
+    def _log_of(self, entry_name: str) -> str:
+        """The log file of a daemon known by its entry's name (``router/program``)."""
+        router, program = entry_name.split("/", 1)
+        return f"{self._daemon_dir(router)}/{program}.log"
 
     def _load_hand(self, name: str, hand: Hand) -> None:
         path = self._daemon_dir(name)

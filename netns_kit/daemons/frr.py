@@ -26,9 +26,11 @@ THROTTLE = (
     " timers lsa min-arrival 0",
 )
 
-#: Binds the router's directory over /var/run/frr, then runs the daemon: the script
-#: takes no user text, only its positional arguments.
-_BIND = 'mount --bind "$1" /var/run/frr && shift && exec "$@"'
+#: Binds the router's directory over /var/run/frr, then runs the daemon with its
+#: output in a log file of the router's directory (a pipe to the lab's process would
+#: break when that process ends, as a kept lab's does, and kill the daemon with
+#: SIGPIPE).  The script takes no user text, only its positional arguments.
+_BIND = 'mount --bind "$1" /var/run/frr && log=$2 && shift 2 && exec "$@" </dev/null >>"$log" 2>&1'
 
 
 def daemons(config: RouterConfig) -> list[str]:
@@ -125,7 +127,7 @@ def daemon_argv(daemon: str, directory: str) -> tuple[str, ...]:
     argv += ["-z", f"{d}/zserv.api", "--vty_socket", d, "-f", f"{d}/{daemon}.conf"]
     if daemon == "bfdd":
         argv += ["--bfdctl", f"{d}/bfdd.sock"]
-    return ("sh", "-c", _BIND, "sh", d, *argv)
+    return ("sh", "-c", _BIND, "sh", d, f"{d}/{daemon}.log", *argv)
 
 
 def vtysh_argv(directory: str, commands: Sequence[str]) -> tuple[str, ...]:

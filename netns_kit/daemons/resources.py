@@ -105,7 +105,10 @@ def started(
 
 
 def stamp(
-    ex: Executor, processes: Sequence[tuple[Process, Entry]], host: str | None
+    ex: Executor,
+    processes: Sequence[tuple[Process, Entry]],
+    host: str | None,
+    logs: Mapping[int, str],
 ) -> list[Daemon]:
     """Read the start time of each process and complete its entry.  A daemon that has
     already ended (a configuration it refused) raises with what it said."""
@@ -117,7 +120,11 @@ def stamp(
     for process, entry in processes:
         when = times.get(process.pid)
         if when is None:  # gone, or a zombie: it refused to run
-            said = process.wait(5).stderr.strip() if not process.running else ""
+            said = ""
+            log = logs.get(process.pid)
+            if log is not None:
+                read = Command(("tail", "-c", "2000", "--", log), read=True, host=host)
+                said = Runner(ex).run(read, check=False).stdout.strip()
             raise NetnsKitError(
                 f"daemon {entry.name} ended at once: {said or 'no output'} "
                 f"(command: {process.command})"

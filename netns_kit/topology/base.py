@@ -29,6 +29,8 @@ TOP_KEYS = (
     "port_forwards",
     "hosts",
     "hosts_files",
+    "ospf",
+    "bgp",
 )
 #: Each section's keys, and which of them are required.
 SECTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

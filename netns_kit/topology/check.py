@@ -12,6 +12,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from netns_kit.daemons import files as routing_files
+
 from .. import validate
 from ..spec import BridgeSpec, LinkSpec, Topology
 from . import shaped
@@ -88,6 +90,9 @@ class Checker(RuleChecks, MachineChecks):
         sysctls = self.check_sysctls(self.array(data, "sysctls"))
         masquerades = self.check_masquerades(self.array(data, "masquerade"))
         forwards = self.check_port_forwards(self.array(data, "port_forwards"), routes)
+        routing, problems = routing_files.read(data, [spec for _, spec in links])
+        for path, text in problems:
+            self.add(path, text)
         if self.problems or name is None:
             raise TopologyError(self.problems, self.source)
         return Topology(
@@ -104,6 +109,7 @@ class Checker(RuleChecks, MachineChecks):
             hosts=hosts,
             machines=machines,
             placement=tuple(self.placement.items()),
+            routing=routing or None,
         )
 
     def flag(self, data: Mapping[str, object], key: str) -> bool:

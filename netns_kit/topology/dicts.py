@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from netns_kit.daemons import files as routing_files
+
 from ..spec import HostSpec, LinkSpec, Topology
 from .check import Checker
 
@@ -25,8 +27,9 @@ def to_dict(topology: Topology) -> dict[str, object]:
     if topology.ipv6_link_local:
         out["ipv6_link_local"] = True
     placed = dict(topology.placement)
+    routers = {r.name: r for r in topology.routing.routers} if topology.routing else {}
     out["namespaces"] = [
-        n if n not in placed else {"name": n, "host": placed[n]} for n in topology.namespaces
+        _namespace_dict(n, placed.get(n), routers.get(n)) for n in topology.namespaces
     ]
     if topology.machines:
         out["hosts"] = {m.name: _machine_dict(m) for m in topology.machines}
@@ -70,7 +73,22 @@ def to_dict(topology: Topology) -> dict[str, object]:
             )
             for f in topology.port_forwards
         ]
+    if topology.routing:
+        out.update(routing_files.to_dict(topology.routing))
     return out
+
+
+def _namespace_dict(name: str, host: str | None, router: routing_files.RouterSpec | None) -> object:
+    if host is None and router is None:
+        return name
+    item: dict[str, object] = {"name": name}
+    if host is not None:
+        item["host"] = host
+    if router is not None:
+        item["router"] = True
+        if router.loopback is not None:
+            item["loopback"] = router.loopback
+    return item
 
 
 def _machine_dict(machine: HostSpec) -> dict[str, object]:

@@ -29,7 +29,7 @@ from ..spec import HostSpec
 from .base import CheckerBase, at, given, kind
 
 HOST_KEYS = ("ssh", "underlay", "port", "identity_file", "sudo")
-NAMESPACE_KEYS = ("name", "host")
+NAMESPACE_KEYS = ("name", "host", "router", "loopback")
 
 
 class MachineChecks(CheckerBase):

@@ -154,18 +154,12 @@ def test_router_id_needs_an_ipv4_address() -> None:
 
 def test_frr_argv_keeps_every_path_in_the_router_directory() -> None:
     argv = frr.daemon_argv("ospfd", "/run/d/r1/")
-    assert argv[:5] == (
-        "sh",
-        "-c",
-        'mount --bind "$1" /var/run/frr && shift && exec "$@"',
-        "sh",
-        "/run/d/r1",
-    )
-    assert argv[5:] == (
+    assert argv[:6] == ("sh", "-c", frr._BIND, "sh", "/run/d/r1", "/run/d/r1/ospfd.log")
+    assert argv[6:] == (
         "/usr/lib/frr/ospfd", "-P", "0", "-i", "/run/d/r1/ospfd.pid",
         "-z", "/run/d/r1/zserv.api", "--vty_socket", "/run/d/r1", "-f", "/run/d/r1/ospfd.conf",
     )  # fmt: skip
     d = "/run/d/r1"
-    assert bird.daemon_argv(d) == (
+    assert bird.daemon_argv(d)[5:] == (
         "bird", "-f", "-c", f"{d}/bird.conf", "-s", f"{d}/bird.ctl", "-P", f"{d}/bird.pid",
     )  # fmt: skip

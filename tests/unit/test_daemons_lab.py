@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from netns_kit import Lab, NetnsKitError, RecordingExecutor, ValidationError, recover
-from netns_kit.daemons import examples
+from netns_kit.daemons import bird, examples, frr
 from netns_kit.daemons.builders import daemon_base
 from netns_kit.daemons.converge import NotConvergedError
 from netns_kit.registry import Record, Registry
@@ -56,12 +56,12 @@ def test_triangle_starts_zebra_then_ospfd_records_and_stops_them(state: Path) ->
         record = Record.from_json((state / "t.json").read_text())
         made = [shlex.join(c) for c in ex.commands]
     d = f"{base}/r1"
-    bind = '\'mount --bind "$1" /var/run/frr && shift && exec "$@"\''
-    assert started[0] == (
-        f"ip netns exec r1 sh -c {bind} sh {d} /usr/lib/frr/zebra -P 0 -i {d}/zebra.pid "
-        f"-z {d}/zserv.api --vty_socket {d} -f {d}/zebra.conf"
+    assert ex.started[0].command.argv == (
+        *("ip", "netns", "exec", "r1", "sh", "-c", frr._BIND, "sh", d, f"{d}/zebra.log"),
+        *("/usr/lib/frr/zebra", "-P", "0", "-i", f"{d}/zebra.pid", "-z", f"{d}/zserv.api"),
+        *("--vty_socket", d, "-f", f"{d}/zebra.conf"),
     )
-    programs = [p.command.argv[9] for p in ex.started]
+    programs = [p.command.argv[10] for p in ex.started]
     assert programs == ["/usr/lib/frr/zebra"] * 3 + ["/usr/lib/frr/ospfd"] * 3
     # directories made (the router's owned by frr) and the files written before any start
     assert f"mkdir -p -- {d}" in made and f"chown frr:frr -- {d}" in made
@@ -200,8 +200,9 @@ def test_hand_written_bird_config(state: Path) -> None:
         lab.daemon(r1, "bird", config="router id 10.0.0.1;\nprotocol device {}\n")
         assert lab.converge(1) >= 0
         d = daemon_base("t", state, False) / "r1"
-        assert [p.command.argv[4:] for p in ex.started] == [
+        assert [p.command.argv[9:] for p in ex.started] == [
             ("bird", "-f", "-c", f"{d}/bird.conf", "-s", f"{d}/bird.ctl", "-P", f"{d}/bird.pid")
         ]
+        assert ex.started[0].command.argv[4:9] == ("sh", "-c", bird._LOGGED, "sh", f"{d}/bird.log")
         tee = [c for c in ex.calls if c.argv[:1] == ("tee",)]
         assert tee[0].stdin == "router id 10.0.0.1;\nprotocol device {}\n"
