@@ -33,6 +33,8 @@ from typing import Any, TextIO
 
 import attrs
 
+from netns_kit.daemons import cli as daemons_cli
+
 from . import __version__, check_report, topology
 from .batch import Batch
 from .command import Command, in_namespace
@@ -411,6 +413,9 @@ def cmd_show(ctx: _Context) -> int:
         ctx.print(json.dumps(data, indent=2))
         return 0
     ctx.print(_show_text(snap, "(sandbox)" if lab.rootless else "(root)"))
+    routers = daemons_cli.show_text(lab.record, Runner(ctx.reach(lab)))
+    if routers:
+        ctx.print("\n" + routers.rstrip("\n"))
     if missing:
         ctx.print(f"\nmissing namespaces: {', '.join(missing)}")
     return 0
@@ -464,6 +469,7 @@ def cmd_exec(ctx: _Context) -> int:
         argv = argv[1:]
     if not argv:
         raise UsageError(f"no command given: {PROG} exec {lab.name} {namespace} -- CMD...")
+    argv = daemons_cli.exec_argv(lab.record, namespace, argv)  # vtysh/birdc: its daemons
     result = Runner(ctx.reach(lab)).run(in_namespace(argv, namespace), check=False)
     ctx.out.write(result.stdout)
     ctx.out.flush()
