@@ -141,6 +141,9 @@ class LabViews:
     def topology(self) -> Topology:
         """What this lab built, as an inert description (for pictures and files)."""
         found = self.held.topology(self.isolated, self.ipv6_link_local)
+        routing = getattr(self, "routing_spec", None)
+        if routing is not None and routing():  # routers, OSPF, BGP
+            found = attrs.evolve(found, routing=routing())
         if getattr(self, "sandbox", None) is not None:
             found = attrs.evolve(found, sandboxed=True)
         if self.machines is None:

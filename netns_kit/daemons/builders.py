@@ -18,7 +18,7 @@ import attrs
 
 from netns_kit import validate
 from netns_kit.command import Command
-from netns_kit.daemons import bird, converge, frr, resources, wiring
+from netns_kit.daemons import bird, converge, files, frr, resources, wiring
 from netns_kit.daemons.model import Ospf, RouterConfig
 from netns_kit.daemons.model import suite as check_suite
 from netns_kit.errors import NetnsKitError, ToolMissingError, ValidationError, result_error
@@ -241,6 +241,24 @@ class RoutingBuilders:
 
     def _routing_changed(self) -> None:
         self.routing.pending = True
+
+    def routing_spec(self) -> files.RoutingSpec:
+        """The lab's routing as a topology file says it (for pictures and files)."""
+        r = self.routing
+        ospf: dict[int, tuple[Ospf, list[str]]] = {}
+        for name, settings in r.ospf.items():
+            ospf.setdefault(settings.instance, (settings, []))[1].append(name)
+        return files.RoutingSpec(
+            tuple(files.RouterSpec(n, loop) for n, loop in r.routers.items()),
+            tuple(
+                files.OspfSpec(tuple(names), o.area, o.hello, o.dead, r.suites[names[0]], o.bfd)
+                for o, names in ospf.values()
+            ),
+            tuple(
+                files.BgpSpec(n, b.asn, b.neighbors, b.networks, r.suites[n])
+                for n, b in r.bgp.items()
+            ),
+        )
 
     # -- running ------------------------------------------------------------------------
     def routing_configs(self) -> dict[str, RouterConfig]:

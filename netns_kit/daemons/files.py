@@ -158,13 +158,13 @@ def _ospf(value: object, routers: set[str], p: _Problems) -> list[OspfSpec]:
     for path, item in _tables(value, "ospf", p):
         _keys(path, item, OSPF_KEYS, p)
         chosen = None
+        whole = True
         if "routers" in item:
             chosen = _names(f"{path}.routers", item["routers"], routers, p)
-            if chosen is None:
-                continue
+            whole = chosen is not None
         elif not routers:
             p.add(path, "there are no routers (router = true in namespaces)")
-            continue
+            whole = False
         suite = p.check(f"{path}.suite", model.suite, item.get("suite", "frr"))
         area = p.check(f"{path}.area", model.area, item.get("area", "0.0.0.0"))
         bfd = item.get("bfd", False)
@@ -173,7 +173,7 @@ def _ospf(value: object, routers: set[str], p: _Problems) -> list[OspfSpec]:
             continue
         hello, dead = item.get("hello", model.HELLO), item.get("dead", model.DEAD)
         timers = p.check(path, model.Ospf, area or "0.0.0.0", hello, dead, bfd)
-        if suite is None or area is None or timers is None:
+        if suite is None or area is None or timers is None or not whole:
             continue
         found.append(OspfSpec(chosen, area, int(hello), int(dead), suite, bfd))  # type: ignore[call-overload]
     return found
@@ -302,6 +302,22 @@ def to_dict(spec: RoutingSpec) -> dict[str, object]:
     if bgp:
         out["bgp"] = bgp
     return out
+
+
+def notes(spec: RoutingSpec | None) -> list[tuple[str | None, str]]:
+    """What pictures say of each router: its loopback, OSPF area and AS."""
+    if not spec:
+        return []
+    found: list[tuple[str | None, str]] = []
+    everyone = [r.name for r in spec.routers]
+    for r in spec.routers:
+        found.append((r.name, f"router lo {r.loopback}" if r.loopback else "router"))
+    for o in spec.ospf:
+        for name in o.routers if o.routers is not None else everyone:
+            found.append((name, f"ospf area {o.area} ({o.suite})"))
+    for b in spec.bgp:
+        found.append((b.router, f"bgp AS {b.asn} ({b.suite})"))
+    return found
 
 
 def build(lab: Any, spec: RoutingSpec) -> None:

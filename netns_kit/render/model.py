@@ -16,11 +16,13 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
+from netns_kit.daemons import files as routing_files
+
 from ..shaping import describe
 from ..spec import Endpoint, Topology
 
 #: How the notes of NAT rules start (see :func:`_nat_notes`).
-NAT_WORDS = ("masquerade ", "forward ")
+NAT_WORDS = ("masquerade ", "forward ", "router ", "ospf ", "bgp ")
 
 
 @attrs.frozen
@@ -209,6 +211,7 @@ def build_model(topology: Topology) -> Model:
     ]
     lines += [(s.namespace, f"sysctl {s.key}={s.value}") for s in topo.sysctls]
     lines += list(_nat_notes(topo))
+    lines += list(routing_files.notes(topo.routing))
     lines += [(ns, text) for ns, extra in inside.items() for text in extra]
     for namespace, text in lines:
         if namespace is None:
