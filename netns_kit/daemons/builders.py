@@ -62,7 +62,7 @@ class RoutingState:
     hand: dict[str, Hand] = attrs.field(factory=dict)
     running: dict[str, list[resources.Daemon]] = attrs.field(factory=dict)
     written: dict[str, Any] = attrs.field(factory=dict)
-    made: set[str] = attrs.field(factory=set)
+    made: set[tuple[str | None, str]] = attrs.field(factory=set)  # (machine, directory)
     pending: bool = False
     instances: int = 0
 
@@ -299,26 +299,20 @@ class RoutingBuilders:
         for name in changed:
             if name in r.running:
                 self._stop_router(name)
-        steps: list[Step] = []
-        if self._daemon_dir() not in r.made:
-            steps += resources.directory_steps(self._daemon_dir())
-            r.made.add(self._daemon_dir())
         by_host: dict[str | None, list[Step]] = {}
         for name, (suite, files, _) in changed.items():
+            home = self._home_at(name)
+            mine = by_host.setdefault(home, [])
+            base = self._daemon_dir()
+            if (home, base) not in r.made:  # the lab's own directory, on each machine
+                mine += resources.directory_steps(base)
+                r.made.add((home, base))
             path = self._daemon_dir(name)
-            mine = (
-                []
-                if path in r.made
-                else resources.directory_steps(
-                    path, owner=resources.FRR_OWNER if suite == "frr" else None
-                )
-            )
-            r.made.add(path)
-            by_host.setdefault(self._home_at(name), []).extend(
-                mine + resources.file_steps(path, files)
-            )
-        if steps:
-            self._apply_now(steps, None)
+            if (home, path) not in r.made:
+                owner = resources.FRR_OWNER if suite == "frr" else None
+                mine += resources.directory_steps(path, owner=owner)
+                r.made.add((home, path))
+            mine += resources.file_steps(path, files)
         for host, mine in by_host.items():
             self._apply_now(mine, host)
         self._start(changed)

@@ -206,3 +206,37 @@ def test_hand_written_bird_config(state: Path) -> None:
         assert ex.started[0].command.argv[4:9] == ("sh", "-c", bird._LOGGED, "sh", f"{d}/bird.log")
         tee = [c for c in ex.calls if c.argv[:1] == ("tee",)]
         assert tee[0].stdin == "router id 10.0.0.1;\nprotocol device {}\n"
+
+
+def test_across_machines_each_router_runs_on_its_own(state: Path) -> None:
+    """Two routers on two machines (a VXLAN link between them): each machine makes
+    its router's directory, starts its daemons and reads its table; the record says
+    where each daemon runs, so that recovery kills it there."""
+    from netns_kit.machines import underlay_command
+
+    machines = {}
+    for host, address, router, seen in (
+        ("a", "10.0.0.1", "r1", ["10.255.0.2"]),
+        ("b", "10.0.0.2", "r2", ["10.255.0.1"]),
+    ):
+        ex = routed_executor({router: seen})
+        found = [{"ifname": "eth0", "mtu": 1500, "addr_info": [{"local": address}]}]
+        ex.answer(underlay_command(address).argv, stdout=json.dumps(found))
+        machines[host] = ex
+    underlay = {"a": "10.0.0.1", "b": "10.0.0.2"}
+    with Lab("t", hosts=machines, underlay=underlay, state_dir=state) as lab:
+        with lab.batch():
+            r1 = lab.router("r1", loopback="10.255.0.1/32", host="a")
+            r2 = lab.router("r2", loopback="10.255.0.2/32", host="b")
+            lab.link(r1, r2, addresses=("10.0.12.1/24", "10.0.12.2/24"))
+            lab.ospf(suite="bird")
+        record = Record.from_json((state / "t.json").read_text())
+    d = daemon_base("t", state, False)
+    for host, router in (("a", "r1"), ("b", "r2")):
+        ex = machines[host]
+        assert [p.command.argv[3] for p in ex.started] == [router]
+        assert ("ip", "-n", router, "-j", "route", "show") in ex.commands
+        assert ("mkdir", "-p", "--", f"{d}/{router}") in ex.commands
+        assert ("rm", "-rf", "--", str(d)) in ex.commands  # the lab's directory, gone
+    daemons = {e.name: e.host for e in record.resources if e.kind == "daemon"}
+    assert daemons == {"r1/bird": "a", "r2/bird": "b"}
