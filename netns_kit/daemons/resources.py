@@ -27,32 +27,46 @@ from netns_kit.step import Entry, Step
 FRR_OWNER = "frr:frr"
 
 
-def directory_steps(path: str, *, owner: str | None = None) -> list[Step]:
-    """Make ``path`` (recorded; removed with everything in it at teardown)."""
+def directory_step(path: str) -> Step:
+    """Make the lab's directory ``path`` (recorded; removed with everything in it, its
+    routers' directories, at teardown and by recovery)."""
     remove = Command(("rm", "-rf", "--", path))
-    steps = [
-        Step(
-            Command(("mkdir", "-p", "--", path)),
-            (remove,),
-            Entry("directory", path, None, undo=remove.argv),
-            lives_in=frozenset({None}),
-        )
-    ]
-    if owner is not None:
-        steps.append(Step(Command(("chown", owner, "--", path)), lives_in=frozenset({None})))
-    return steps
+    return Step(
+        Command(("mkdir", "-p", "--", path)),
+        (remove,),
+        Entry("directory", path, None, undo=remove.argv),
+        lives_in=frozenset({None}),
+    )
 
 
-def file_steps(directory: str, files: Mapping[str, str]) -> list[Step]:
-    """Write each file into ``directory`` (``tee`` reads it from stdin; readable by
-    all, so that FRR's user can read it).  They go with the directory."""
-    return [
-        Step(
-            Command(("tee", "--", str(PurePosixPath(directory) / name)), stdin=text),
-            lives_in=frozenset({None}),
-        )
-        for name, text in files.items()
-    ]
+#: Makes directories (each with its owner, or "") and writes files, all in one
+#: process: ``DIR OWNER ... -- PATH TEXT ...``.  The files' text travels as argv
+#: elements, never as part of the script, and the script takes no user text.
+_WRITE = (
+    "set -e; "
+    'while [ "$1" != -- ]; do mkdir -p -- "$1"; '
+    'if [ -n "$2" ]; then chown -- "$2" "$1"; fi; shift 2; done; shift; '
+    'while [ $# -gt 0 ]; do printf %s "$2" > "$1"; shift 2; done'
+)
+
+
+def write_step(
+    directories: Sequence[tuple[str, str | None]], files: Sequence[tuple[str, str]]
+) -> Step:
+    """Make the routers' directories (FRR's owned by its user) and write their files
+    (readable by all, so that FRR's user can read them) in one process: one a
+    machine, however many routers.  They go with the lab's directory."""
+    argv: list[str] = ["sh", "-c", _WRITE, "sh"]
+    for path, owner in directories:
+        argv += [path, owner or ""]
+    argv.append("--")
+    for path, text in files:
+        argv += [path, text]
+    return Step(Command(tuple(argv)), lives_in=frozenset({None}))
+
+
+def file_list(directory: str, files: Mapping[str, str]) -> list[tuple[str, str]]:
+    return [(str(PurePosixPath(directory) / name), text) for name, text in files.items()]
 
 
 @attrs.define

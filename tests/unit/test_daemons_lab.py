@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from netns_kit import Lab, NetnsKitError, RecordingExecutor, ValidationError, recover
-from netns_kit.daemons import bird, examples, frr
+from netns_kit.daemons import bird, examples, frr, resources
 from netns_kit.daemons.builders import daemon_base
 from netns_kit.daemons.converge import NotConvergedError
 from netns_kit.registry import Record, Registry
@@ -52,7 +52,7 @@ def test_triangle_starts_zebra_then_ospfd_records_and_stops_them(state: Path) ->
     base = daemon_base("t", state, False)
     with Lab("t", executor=ex, state_dir=state) as lab:
         examples.triangle(lab, "")
-        started = [shlex.join(p.command.argv) for p in ex.started]
+        [shlex.join(p.command.argv) for p in ex.started]
         record = Record.from_json((state / "t.json").read_text())
         made = [shlex.join(c) for c in ex.commands]
     d = f"{base}/r1"
@@ -63,17 +63,24 @@ def test_triangle_starts_zebra_then_ospfd_records_and_stops_them(state: Path) ->
     )
     programs = [p.command.argv[10] for p in ex.started]
     assert programs == ["/usr/lib/frr/zebra"] * 3 + ["/usr/lib/frr/ospfd"] * 3
-    # directories made (the router's owned by frr) and the files written before any start
-    assert f"mkdir -p -- {d}" in made and f"chown frr:frr -- {d}" in made
-    assert f"tee -- {d}/ospfd.conf" in made
-    assert made.index(f"tee -- {d}/ospfd.conf") < made.index(started[0])
+    # one process makes the directories (the router's owned by frr) and writes the
+    # files, each file's text an argv element of its own, before any start
+    (write,) = [c for c in ex.calls if c.argv[:3] == ("sh", "-c", resources._WRITE)]
+    words = write.argv[4:]
+    assert words[:6] == (d, "frr:frr", f"{base}/r2", "frr:frr", f"{base}/r3", "frr:frr")
+    files = dict(zip(words[7::2], words[8::2], strict=True))
+    assert files[f"{d}/ospfd.conf"].startswith("! ospfd of r1, written by netns_kit\n")
+    assert sorted(files) == sorted(
+        f"{base}/r{i}/{f}" for i in (1, 2, 3) for f in ("zebra.conf", "ospfd.conf")
+    )
+    assert ex.calls.index(write) < ex.calls.index(ex.started[0].command)
     daemons = [e for e in record.resources if e.kind == "daemon"]
     assert [(e.name, e.value, e.undo) for e in daemons[:1]] == [
         ("r1/zebra", f"100000 {START}", ("kill", "-KILL", "100000"))
     ]
     assert len(daemons) == 6
     dirs = [e.name for e in record.resources if e.kind == "directory"]
-    assert dirs == [str(base), f"{base}/r1", f"{base}/r2", f"{base}/r3"]
+    assert dirs == [str(base)]  # the routers' directories are inside it
     # teardown removes the directories; the namespaces go after the daemons stopped
     after = [shlex.join(c) for c in ex.commands[len(made) :]]
     assert f"rm -rf -- {base}" in after
@@ -204,8 +211,11 @@ def test_hand_written_bird_config(state: Path) -> None:
             ("bird", "-f", "-c", f"{d}/bird.conf", "-s", f"{d}/bird.ctl", "-P", f"{d}/bird.pid")
         ]
         assert ex.started[0].command.argv[4:9] == ("sh", "-c", bird._LOGGED, "sh", f"{d}/bird.log")
-        tee = [c for c in ex.calls if c.argv[:1] == ("tee",)]
-        assert tee[0].stdin == "router id 10.0.0.1;\nprotocol device {}\n"
+        (write,) = [c for c in ex.calls if c.argv[:3] == ("sh", "-c", resources._WRITE)]
+        assert write.argv[4:] == (
+            *(str(d), "", "--"),
+            *(f"{d}/bird.conf", "router id 10.0.0.1;\nprotocol device {}\n"),
+        )
 
 
 def test_across_machines_each_router_runs_on_its_own(state: Path) -> None:
@@ -236,7 +246,8 @@ def test_across_machines_each_router_runs_on_its_own(state: Path) -> None:
         ex = machines[host]
         assert [p.command.argv[3] for p in ex.started] == [router]
         assert ("ip", "-n", router, "-j", "route", "show") in ex.commands
-        assert ("mkdir", "-p", "--", f"{d}/{router}") in ex.commands
+        writes = [c for c in ex.commands if c[:3] == ("sh", "-c", resources._WRITE)]
+        assert [w[4:6] for w in writes] == [(f"{d}/{router}", "")]
         assert ("rm", "-rf", "--", str(d)) in ex.commands  # the lab's directory, gone
     daemons = {e.name: e.host for e in record.resources if e.kind == "daemon"}
     assert daemons == {"r1/bird": "a", "r2/bird": "b"}
