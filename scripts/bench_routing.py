@@ -89,7 +89,9 @@ def measure_outage(lab: Lab, prefix: str) -> dict[str, float]:
         if any(i.get("local") == "10.0.12.1" for i in a["addr_info"])
     )
     probe = r1.popen(["fping", "-l", "-p", "10", "-D", "10.255.0.2"])
-    time.sleep(0.5)  # probes flowing before the cut
+    # BIRD originates a router LSA at most every 5 s (MinLSInterval): a cut right
+    # after convergence waits for that; settle first, as a lab in use has
+    time.sleep(SETTLE)
     cut = time.monotonic()
     r1.run(["ip", "link", "set", "dev", link, "down"])
     rerouted = 0.0
@@ -107,6 +109,10 @@ def measure_outage(lab: Lab, prefix: str) -> dict[str, float]:
     return {"reroute": rerouted, "outage": lost * 0.010}
 
 
+#: Seconds between convergence and the cut (see measure_outage); --settle.
+SETTLE = 6.0
+
+
 def median(runs: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in runs if key in r)
 
@@ -116,7 +122,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--suites", default="frr,bird")
     parser.add_argument("--labs", default="triangle,grid20,grid50")
+    parser.add_argument("--settle", type=float, default=SETTLE, help="seconds before the cut")
     args = parser.parse_args()
+    global SETTLE
+    SETTLE = args.settle
     rows: list[tuple[Any, ...]] = []
     for kind in args.labs.split(","):
         for suite in args.suites.split(","):
