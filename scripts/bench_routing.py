@@ -122,7 +122,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--suites", default="frr,bird")
     parser.add_argument("--labs", default="triangle,grid20,grid50")
-    parser.add_argument("--settle", type=float, default=SETTLE, help="seconds before the cut")
+    parser.add_argument("--settle", type=float, default=6.0, help="seconds before the cut")
     args = parser.parse_args()
     global SETTLE
     SETTLE = args.settle
