@@ -251,3 +251,22 @@ def test_across_machines_each_router_runs_on_its_own(state: Path) -> None:
         assert ("rm", "-rf", "--", str(d)) in ex.commands  # the lab's directory, gone
     daemons = {e.name: e.host for e in record.resources if e.kind == "daemon"}
     assert daemons == {"r1/bird": "a", "r2/bird": "b"}
+
+
+def test_a_router_reconfigured_later_is_restarted_and_its_nexthops_flushed(state: Path) -> None:
+    ex = routed_executor(TRIANGLE)
+    with Lab("t", executor=ex, state_dir=state) as lab:
+        r = examples.triangle(lab, "")
+        before = len(ex.started)
+        lab.bgp(r[0], asn=65001, neighbors=[])
+        assert len(ex.started) == before  # nothing runs until it is needed
+        lab.converge(1)
+        again = [p.command.argv[10] for p in ex.started[before:]]
+        assert again == ["/usr/lib/frr/zebra", "/usr/lib/frr/ospfd", "/usr/lib/frr/bgpd"]
+        assert ("ip", "-n", "r1", "nexthop", "flush") in ex.commands
+        assert ("ip", "-n", "r2", "nexthop", "flush") not in ex.commands  # unchanged
+        record = Record.from_json((state / "t.json").read_text())
+        mine = sorted(
+            e.name for e in record.resources if e.kind == "daemon" and e.namespace == "r1"
+        )
+        assert mine == ["r1/bgpd", "r1/ospfd", "r1/zebra"]  # the stopped ones forgotten
