@@ -18,9 +18,10 @@ from typing import Any
 import attrs
 
 from netns_kit import validate
-from netns_kit.command import Command
+from netns_kit.command import Command, ip
 from netns_kit.daemons import bird, converge, files, frr, resources, wiring
 from netns_kit.daemons.model import Ospf, RouterConfig
+from netns_kit.daemons.model import asn as check_asn
 from netns_kit.daemons.model import suite as check_suite
 from netns_kit.errors import NetnsKitError, ToolMissingError, ValidationError, result_error
 from netns_kit.executor import Executor, Process, quiet_thread
@@ -119,8 +120,6 @@ class RoutingBuilders:
         self.sysctl("net.ipv4.ip_forward", 1, namespace=ns)
         self.sysctl("net.ipv6.conf.all.forwarding", 1, namespace=ns)
         if cidr is not None:
-            from netns_kit.command import ip
-
             phase = Phase.ADDRESS6 if ":" in cidr else Phase.CONFIGURE
             add = ip("address", "add", cidr, "dev", "lo", namespace=ns.name)
             self._run([Step(add, phase=phase)], self._home_at(ns.name))
@@ -185,8 +184,6 @@ class RoutingBuilders:
         loopbacks for iBGP where OSPF runs).  ``networks`` (default: the loopback
         and the subnets towards hosts) are announced."""
         (name,) = self._router_names([router], "router")
-        from netns_kit.daemons.model import asn as check_asn
-
         number = check_asn(asn)
         peers = tuple(self._router_names(neighbors, "neighbors"))
         if name in peers:
