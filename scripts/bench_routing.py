@@ -50,7 +50,7 @@ def pss_mib(pids: list[int]) -> float:
 def build(kind: str, lab: Lab, prefix: str, suite: str) -> int:
     """The topology without starting routing (the build's own hook is bypassed)."""
     if kind == "triangle":
-        examples.triangle(lab, prefix, suite=suite)
+        examples.triangle(lab, prefix, suite=suite, hello=HELLO, dead=DEAD)
         return 3
     rows, cols = {"grid20": (4, 5), "grid50": (5, 10)}[kind]
     examples.grid(lab, prefix, rows, cols, suite=suite)
@@ -111,6 +111,8 @@ def measure_outage(lab: Lab, prefix: str) -> dict[str, float]:
 
 #: Seconds between convergence and the cut (see measure_outage); --settle.
 SETTLE = 6.0
+#: The triangle's OSPF timers (--hello, --dead): the lab's defaults, or e.g. 10/40.
+HELLO, DEAD = 1, 3
 
 
 def median(runs: list[dict[str, float]], key: str) -> float:
@@ -123,9 +125,11 @@ def main() -> None:
     parser.add_argument("--suites", default="frr,bird")
     parser.add_argument("--labs", default="triangle,grid20,grid50")
     parser.add_argument("--settle", type=float, default=6.0, help="seconds before the cut")
+    parser.add_argument("--hello", type=int, default=1, help="the triangle's OSPF hello")
+    parser.add_argument("--dead", type=int, default=3, help="the triangle's OSPF dead interval")
     args = parser.parse_args()
-    global SETTLE
-    SETTLE = args.settle
+    global SETTLE, HELLO, DEAD
+    SETTLE, HELLO, DEAD = args.settle, args.hello, args.dead
     rows: list[tuple[Any, ...]] = []
     for kind in args.labs.split(","):
         for suite in args.suites.split(","):

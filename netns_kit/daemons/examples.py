@@ -11,14 +11,16 @@ from netns_kit.lab import Lab
 from netns_kit.namespace import Namespace
 
 
-def triangle(lab: Lab, prefix: str, *, suite: str = "frr", bfd: bool = False) -> list[Namespace]:
+def triangle(
+    lab: Lab, prefix: str, *, suite: str = "frr", bfd: bool = False, hello: int = 1, dead: int = 3
+) -> list[Namespace]:
     """Three routers in a ring, loopbacks 10.255.0.1-3, OSPF on every link."""
     with lab.batch():
         r = [lab.router(f"{prefix}r{i}", loopback=f"10.255.0.{i}/32") for i in (1, 2, 3)]
         lab.link(r[0], r[1], addresses=("10.0.12.1/24", "10.0.12.2/24"))
         lab.link(r[1], r[2], addresses=("10.0.23.2/24", "10.0.23.3/24"))
         lab.link(r[2], r[0], addresses=("10.0.13.3/24", "10.0.13.1/24"))
-        lab.ospf(suite=suite, bfd=bfd)
+        lab.ospf(suite=suite, bfd=bfd, hello=hello, dead=dead)
     return r
 
 
