@@ -181,6 +181,7 @@ class Lab(RuleBuilders, RoutingBuilders, FromTopology, LabViews):
         problems: list[BaseException] = []
         with shielded():
             try:
+                problems += self.stop_daemons()  # side by side: protocols, then zebra
                 for process in reversed(self.processes):
                     try:
                         process.stop()
