@@ -211,3 +211,39 @@ def test_a_grid_of_20_routers_converges(suite: str, name: str, state: Path) -> N
         # the far corners reach each other's loopbacks
         assert ping(routers[0].name, "10.255.3.5")
         assert ping(routers[-1].name, "10.255.0.1")
+
+
+HAND = {
+    "frr": (
+        "frr defaults traditional\n"
+        "interface lo\n ip ospf area 0\n ip ospf passive\nexit\n"
+        "interface {link}\n ip ospf area 0\n ip ospf network point-to-point\n"
+        " ip ospf hello-interval 1\n ip ospf dead-interval 3\nexit\n"
+        "router ospf\n ospf router-id {rid}\nexit\n"
+    ),
+    "bird": (
+        "router id {rid};\nprotocol device {{}}\n"
+        "protocol kernel {{ ipv4 {{ export where source = RTS_OSPF; }}; }}\n"
+        "protocol ospf v2 {{ ipv4 {{ import all; }}; area 0 {{\n"
+        '  interface "lo" {{ stub yes; }};\n'
+        '  interface "{link}" {{ type ptp; hello 1; dead 3; }}; }}; }}\n'
+    ),
+}
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_hand_written_configurations(suite: str, name: str, state: Path) -> None:
+    with Lab(name) as lab:
+        with lab.batch():
+            a = lab.router(f"{name}a", loopback="10.255.9.1/32")
+            b = lab.router(f"{name}b", loopback="10.255.9.2/32")
+            lab.link(a, b, addresses=("10.9.0.1/30", "10.9.0.2/30"), names=("ha", "hb"))
+        lab.daemon(a, suite, config=HAND[suite].format(link="ha", rid="10.255.9.1"))
+        lab.daemon(b, suite, config=HAND[suite].format(link="hb", rid="10.255.9.2"))
+        lab.converge(5)  # starts them; hand-written routing is the caller's to wait for
+
+        def routed() -> bool:
+            return any(e.get("dst") == "10.255.9.2" for e in ip_json(a.name, "route", "show"))
+
+        wait_for("a learns b's loopback from the hand-written configuration", routed)
+        assert ping(a.name, "10.255.9.2")
