@@ -39,7 +39,9 @@ from netns_kit.check import report as check_report
 from netns_kit.check.expect import Expectations
 from netns_kit.check.result import Reachability
 from netns_kit.command import Command
+from netns_kit.daemons import cli as daemons_cli
 from netns_kit.engine import progress
+from netns_kit.engine.runner import Runner
 from netns_kit.errors import LabBusyError, NetnsKitError, UsageError, ValidationError
 from netns_kit.executors import (
     Executor,
@@ -411,6 +413,9 @@ def cmd_show(ctx: _Context) -> int:
         ctx.print(json.dumps(data, indent=2))
         return 0
     ctx.print(_show_text(snap, "(sandbox)" if lab.rootless else "(root)"))
+    routers = daemons_cli.show_text(lab.record, Runner(ctx.reach(lab)))
+    if routers:
+        ctx.print("\n" + routers.rstrip("\n"))
     if missing:
         ctx.print(f"\nmissing namespaces: {', '.join(missing)}")
     return 0

@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 #: Which Debian package brings each tool we start, for ToolMissingError's hint.
 DEBIAN_PACKAGES: dict[str, str] = {
     "ip": "iproute2",
+    "/usr/lib/frr/zebra": "frr",
+    "vtysh": "frr",
+    "/usr/sbin/bird": "bird2",
+    "bird": "bird2",
+    "birdc": "bird2",
     "bridge": "iproute2",
     "ip6tables": "iptables",
     "iptables": "iptables",

@@ -17,7 +17,23 @@ command -v nsenter >/dev/null 2>&1 || need+=(util-linux)     # rootless labs: un
 command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)  # lab.throughput, shaping tests
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)  # big broadcast domains (NAPI) outside the setns path
 command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)  # lab.capture, netns-kit capture
+# routing daemons (netns_kit.daemons): installed, never started as services
+[ -x /usr/lib/frr/zebra ] || need+=(frr)
+[ -x /usr/sbin/bird ] || need+=(bird2)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+# Which of the routing suites' services run on the machine (in the root namespace):
+# frr's watchfrr/zebra or bird, started by anything but a lab.
+services_running() {
+  local pidfile
+  for pidfile in /run/frr/watchfrr.pid /run/frr/zebra.pid; do
+    if [ -r "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then echo frr; break; fi
+  done
+  if [ -r /run/bird/bird.pid ] && kill -0 "$(cat /run/bird/bird.pid)" 2>/dev/null; then
+    echo bird
+  fi
+  return 0
+}
+
 if ((${#need[@]})); then
   if [ "$(id -u)" != 0 ]; then
     echo "bootstrap: missing ${need[*]}; run as root or: sudo apt-get install ${need[*]}" >&2
@@ -26,15 +42,35 @@ if ((${#need[@]})); then
   echo "bootstrap: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  # Installing openssh-server would start sshd on every address of the machine: tell
-  # invoke-rc.d not to start services while we install (unless a policy says already).
+  # Installing openssh-server, frr or bird2 would start their daemons on the machine:
+  # tell invoke-rc.d to start no service while we install (policy-rc.d exiting 101),
+  # and put back whatever policy the machine had before.
   policy=/usr/sbin/policy-rc.d
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
-    trap 'rm -f "$policy"' EXIT
+  saved=""
+  if [ -e "$policy" ] || [ -L "$policy" ]; then
+    saved="$(mktemp /usr/sbin/.policy-rc.d.netns-kit.XXXXXX)"
+    cp -a "$policy" "$saved"
   fi
+  restore_policy() {
+    if [ -n "$saved" ]; then mv -f "$saved" "$policy"; else rm -f "$policy"; fi
+  }
+  trap restore_policy EXIT
+  printf '#!/bin/sh\nexit 101\n' >"$policy.new" && chmod 755 "$policy.new" && mv -f "$policy.new" "$policy"
+  before="$(services_running)"
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  if trap -p EXIT | grep -q policy; then rm -f "$policy"; trap - EXIT; fi
+  restore_policy
+  trap - EXIT
+  # A package whose postinst starts its service anyway: stop exactly that one, and say so.
+  for unit in frr bird; do
+    if services_running | grep -qx "$unit" && ! grep -qx "$unit" <<<"$before"; then
+      echo "bootstrap: the $unit package started its service; stopping it" >&2
+      if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        systemctl stop "$unit" || true
+      else
+        service "$unit" stop || invoke-rc.d --force "$unit" stop || true
+      fi
+    fi
+  done
 fi
 
 extras="${NETNS_KIT_EXTRAS:-test}"

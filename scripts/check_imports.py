@@ -4,7 +4,9 @@
 Every ``import``/``from ... import`` inside ``netns_kit/`` counts, wherever it stands:
 at the top, inside a function (a lazy import) or under ``if TYPE_CHECKING:`` (a
 type-only import).  ``from netns_kit.pkg import name`` counts as an edge to the module
-``netns_kit.pkg.name`` when that module exists, else to ``netns_kit.pkg``.
+``netns_kit.pkg.name`` when that module exists, else to ``netns_kit.pkg``; importing a
+module also counts as importing the packages above it (their ``__init__`` runs first),
+except the root and the importer's own.
 
 Layers: nothing under ``objects/``, ``engine/``, ``readback/``, ``record/`` or
 ``executors/`` imports ``lab/``, ``check/``, ``topology/``, ``render/`` or ``testing/``,
@@ -88,7 +90,22 @@ def graph(root: Path = ROOT) -> dict[str, set[str]]:
                     target = target.rpartition(".")[0]
                 if target in files and target != mod:
                     edges[mod].add(target)
+                    edges[mod].update(_packages_run(mod, target, files))
     return edges
+
+
+def _packages_run(mod: str, target: str, files: dict[str, Path]) -> set[str]:
+    """The packages whose ``__init__`` importing ``target`` runs first (its ancestors
+    below the root, other than ``mod``'s own, which already ran): a package that
+    re-exports its modules can close a circle at run time."""
+    parts = target.split(".")
+    own = {".".join(mod.split(".")[:i]) for i in range(1, len(mod.split(".")) + 1)}
+    found = set()
+    for i in range(2, len(parts)):
+        package = ".".join(parts[:i])
+        if package in files and package not in own:
+            found.add(package)
+    return found
 
 
 def circles(edges: dict[str, set[str]]) -> list[list[str]]:

@@ -20,6 +20,7 @@ from netns_kit import validate
 from netns_kit.capture.capture import check_file, check_filter, tcpdump_command
 from netns_kit.capture.where import Tap
 from netns_kit.command import Command, in_namespace
+from netns_kit.daemons import cli as daemons_cli
 from netns_kit.errors import UsageError, ValidationError
 from netns_kit.executors import interact
 
@@ -134,6 +135,7 @@ def cmd_exec(ctx: Any) -> int:
         argv = argv[1:]
     if not argv:
         raise UsageError(f"no command given: netns-kit exec {lab.name} {namespace} -- CMD...")
+    argv = daemons_cli.exec_argv(lab.record, namespace, argv)  # vtysh/birdc: its daemons
     _flush(ctx)
     return interact(ctx.reach(lab), in_namespace(argv, namespace), tty=_terminal())
 

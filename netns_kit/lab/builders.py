@@ -310,7 +310,7 @@ class Builders(LabCore):
         """Call the builders ``blueprint`` (checked, link names filled in) stands for."""
         with self.batch():
             places: dict[str, Any] = {
-                n: self.namespace(n, machine=blueprint.machine_of(n)) for n in blueprint.namespaces
+                n: self._blueprint_namespace(blueprint, n) for n in blueprint.namespaces
             }
             for b in blueprint.bridges:
                 places[b.name] = self.bridge(
@@ -347,3 +347,11 @@ class Builders(LabCore):
                 )
             if blueprint.hosts:
                 self.hosts()
+            self._blueprint_rest(blueprint)
+
+    def _blueprint_namespace(self, blueprint: Topology, name: str) -> Namespace:
+        """A topology's namespace ``name`` (a subclass makes some of them routers)."""
+        return self.namespace(name, machine=blueprint.machine_of(name))
+
+    def _blueprint_rest(self, blueprint: Topology) -> None:
+        """What a subclass builds of a topology after everything above (routing)."""

@@ -195,6 +195,7 @@ class LabCore:
                     except Exception as stopping:
                         problems.append(stopping)
                 self.processes.clear()
+                problems += self._stop_services()
                 if self.sandbox is None:
                     problems += self.journal.teardown()
                 else:  # everything goes with the sandbox
@@ -232,6 +233,14 @@ class LabCore:
     def teardown_commands(self) -> list[Any]:
         """What closing will run, in order: the undo log, reversed, minus the moot."""
         return self.journal.teardown_commands()
+
+    def _stop_services(self) -> list[BaseException]:
+        """Stop what runs on top of the lab before it is torn down (routing daemons, in
+        :mod:`netns_kit.daemons.builders`); what would not stop is returned."""
+        return []
+
+    def _batched(self) -> None:
+        """At the end of a ``batch()`` block, once its steps ran (routing converges)."""
 
     def _opened(self) -> None:
         """What a lab does once it is open, before :meth:`open` returns (nothing here;
@@ -283,6 +292,7 @@ class LabCore:
         try:
             self.journal.apply(queued, rollback=False)
             self._settle()
+            self._batched()
             self._built()
         finally:
             if self._progress is not None:

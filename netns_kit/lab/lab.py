@@ -18,8 +18,8 @@ from netns_kit.capture.capture import Capture
 from netns_kit.capture.capture import start as start_capture
 from netns_kit.capture.telemetry import sampled
 from netns_kit.check.result import Reachability
+from netns_kit.daemons.builders import RoutingBuilders
 from netns_kit.lab import measure, views
-from netns_kit.lab.builders import Builders
 from netns_kit.lab.machines import reach
 from netns_kit.objects.namespace import Namespace
 from netns_kit.readback.reader import Snapshot
@@ -28,7 +28,7 @@ from netns_kit.timeline.events import Timeline
 from netns_kit.timeline.watch import Watch, watch
 
 
-class Lab(Builders):
+class Lab(RoutingBuilders):
     """A temporary lab.  Use it as a context manager, or call :meth:`close`.
 
     ``isolated=True`` puts the lab's host side (bridges, host addresses, forwarding,

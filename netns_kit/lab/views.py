@@ -80,6 +80,9 @@ def reachability(
 def topology(lab: LabCore) -> Topology:
     """What the lab built, as an inert description (for pictures and files)."""
     found = lab.held.topology(lab.isolated, lab.ipv6_link_local)
+    routing = getattr(lab, "routing_spec", None)
+    if routing is not None and routing():  # routers, OSPF, BGP
+        found = attrs.evolve(found, routing=routing())
     if lab.sandbox is not None:
         found = attrs.evolve(found, sandboxed=True)
     if lab.machines is None:

@@ -191,15 +191,18 @@ class Journal:
         self.registry.write(self.record)
 
     def remember(self, *entries: Entry) -> None:
-        """Add record entries for what is not a step: running programs (captures)
-        that recovery must stop after a crash.  One write for all of them."""
-        assert self.record is not None
+        """Add record entries for what is not a step: running programs (captures,
+        routing daemons, whose PID is known only once they run) that recovery must
+        stop after a crash.  One write for all of them."""
+        if self.record is None or not entries:
+            return
         with shielded():
             self.record.resources.extend(entries)
             self.registry.write(self.record)
 
     def forget(self, entries: Sequence[Entry]) -> None:
-        """Drop record entries :meth:`remember` added, once what they name is gone."""
+        """Drop record entries :meth:`remember` added, once what they name is gone (a
+        capture or a daemon stopped)."""
         with shielded():
             self._forget(entries)
 

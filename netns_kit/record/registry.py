@@ -481,9 +481,16 @@ def _undo_entries(entries: Sequence[Entry], ex: Executor, tag: str) -> list[str]
         reporter.waiting(progress.OWNERSHIP, len(named), len(named))
     removed: list[str] = []
     steps: list[Command] = []
+    # Daemons first, whatever became of their namespace: a daemon keeps even a
+    # deleted namespace alive, and its directory must outlive it.
+    daemons = [e for e in reversed(entries) if e.kind == "daemon"]
+    for entry in daemons:
+        if entry.undo is not None and _still_ours(ex, entry, tag):
+            steps.append(Command(entry.undo))
+            removed.append(f"{entry.kind} {entry.name}")
     for entry in reversed(entries):
         where = entry.namespace
-        if entry.kind == "namespace" or where in doomed:
+        if entry.kind in ("namespace", "daemon") or where in doomed:
             continue
         if where is not None and where not in alive:
             continue
@@ -506,9 +513,22 @@ def _still_ours(ex: Executor, entry: Entry, tag: str) -> bool:
     if entry.kind == "sysctl":
         read = in_namespace(("sysctl", "-n", entry.name), entry.namespace, read=True)
         return runner.run(read, check=False).stdout.strip() == entry.value
+    if entry.kind == "daemon":  # the same process: its PID and its start time
+        return _same_process(runner, entry.value)
     if entry.check is not None:
         return bool(runner.run(Command(entry.check, read=True), check=False))
     return True
+
+
+def _same_process(runner: Runner, value: str | None) -> bool:
+    """Whether ``"PID STARTTIME"`` still names a running process (field 22 of
+    ``/proc/PID/stat``, counted after the program name, which may hold spaces)."""
+    if not value or len(value.split()) != 2:
+        return False
+    pid, started = value.split()
+    found = runner.run(Command(("cat", f"/proc/{pid}/stat"), read=True), check=False)
+    fields = found.stdout.rpartition(")")[2].split() if found else []
+    return len(fields) > 19 and fields[19] == started
 
 
 def _namespace_is_ours(ex: Executor, name: str, tag: str) -> bool:

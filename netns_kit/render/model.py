@@ -17,10 +17,10 @@ from collections.abc import Iterable, Sequence
 import attrs
 
 from netns_kit.objects.shaping import describe
-from netns_kit.spec import Endpoint, Topology
+from netns_kit.spec import Endpoint, RoutingSpec, Topology
 
 #: How the notes of NAT rules start (see :func:`_nat_notes`).
-NAT_WORDS = ("masquerade ", "forward ")
+NAT_WORDS = ("masquerade ", "forward ", "router ", "ospf ", "bgp ")
 
 
 @attrs.frozen
@@ -209,6 +209,7 @@ def build_model(topology: Topology) -> Model:
     ]
     lines += [(s.namespace, f"sysctl {s.key}={s.value}") for s in topo.sysctls]
     lines += list(_nat_notes(topo))
+    lines += list(routing_notes(topo.routing))
     lines += [(ns, text) for ns, extra in inside.items() for text in extra]
     for namespace, text in lines:
         if namespace is None:
@@ -303,3 +304,19 @@ def _bfs_rows(start: str, neighbours: dict[str, list[str]]) -> list[list[str]]:
         if not row:
             return rows
         rows.append(row)
+
+
+def routing_notes(spec: RoutingSpec | None) -> list[tuple[str | None, str]]:
+    """What pictures say of each router: its loopback, OSPF area and AS."""
+    if not spec:
+        return []
+    found: list[tuple[str | None, str]] = []
+    everyone = [r.name for r in spec.routers]
+    for r in spec.routers:
+        found.append((r.name, f"router lo {r.loopback}" if r.loopback else "router"))
+    for o in spec.ospf:
+        for name in o.routers if o.routers is not None else everyone:
+            found.append((name, f"ospf area {o.area} ({o.suite})"))
+    for b in spec.bgp:
+        found.append((b.router, f"bgp AS {b.asn} ({b.suite})"))
+    return found

@@ -25,7 +25,7 @@ import attrs
 
 from netns_kit import units
 from netns_kit.errors import ValidationError
-from netns_kit.topology.keys import EXPECT, EXPECT_PAIR
+from netns_kit.spec.keys import EXPECT, EXPECT_PAIR
 
 if TYPE_CHECKING:
     from netns_kit.timeline.run import Run

@@ -40,10 +40,10 @@ import attrs
 
 from netns_kit.check.expect import Expectations
 from netns_kit.errors import ValidationError, bounded_repr
+from netns_kit.spec.keys import WATCH
 from netns_kit.timeline import actions
 from netns_kit.timeline.outages import TIMEOUT
 from netns_kit.timeline.watch import INTERVAL_MAX, INTERVAL_MIN, seconds
-from netns_kit.topology.keys import WATCH
 
 #: The top-level keys this module reads.
 KEYS = ("events", "watch", "expect")

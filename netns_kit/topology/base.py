@@ -10,15 +10,15 @@ from typing import Any, TypeVar
 from netns_kit import validate
 from netns_kit.errors import ValidationError, bounded_repr
 from netns_kit.spec import BridgeSpec
-from netns_kit.topology.keys import SECTIONS as KEY_SECTIONS
-from netns_kit.topology.keys import TOP
+from netns_kit.spec.keys import SECTIONS as KEY_SECTIONS
+from netns_kit.spec.keys import TOP
 from netns_kit.topology.places import End, Place
 from netns_kit.topology.suggest import Names, suggest
 
 _T = TypeVar("_T")
 
 #: The top-level keys, and each section's keys with which of them are required: read
-#: from the one table of keys (keys.py), which the JSON Schema is made from too.
+#: from the one table of keys (spec/keys.py), which the JSON Schema is made from too.
 TOP_KEYS = TOP.allowed
 SECTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     name: (table.allowed, table.required) for name, table in KEY_SECTIONS.items()

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from netns_kit import validate
+from netns_kit.daemons import files as routing_files
 from netns_kit.objects.link import (
     MAX_BRIDGE_PORTS,
     MAX_BROADCAST_LINKS,
@@ -20,11 +21,11 @@ from netns_kit.objects.link import (
     too_wide,
 )
 from netns_kit.spec import BridgeSpec, LinkSpec, Topology
+from netns_kit.spec.keys import TOP
 from netns_kit.timeline.files import check_sections
 from netns_kit.topology import shaped
 from netns_kit.topology.base import TOP_KEYS, at, given, kind, where_text
 from netns_kit.topology.in_namespaces import RuleChecks
-from netns_kit.topology.keys import TOP
 from netns_kit.topology.machines import MachineChecks
 from netns_kit.topology.places import End
 from netns_kit.topology.problems import TopologyError
@@ -97,6 +98,9 @@ class Checker(RuleChecks, MachineChecks):
         sysctls = self.check_sysctls(self.array(data, "sysctls"))
         masquerades = self.check_masquerades(self.array(data, "masquerade"))
         forwards = self.check_port_forwards(self.array(data, "port_forwards"), routes)
+        routing, problems = routing_files.read(data, [spec for _, spec in links])
+        for path, text in problems:
+            self.add(path, text)
         if self.problems or name is None:
             raise TopologyError(self.problems, self.source)
         return Topology(
@@ -113,6 +117,7 @@ class Checker(RuleChecks, MachineChecks):
             hosts=hosts,
             machines=machines,
             placement=tuple(self.placement.items()),
+            routing=routing or None,
         )
 
     def flag(self, data: Mapping[str, object], key: str) -> bool:

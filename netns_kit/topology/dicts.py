@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from netns_kit.daemons import files as routing_files
 from netns_kit.spec import LinkSpec, MachineSpec, Topology
 from netns_kit.topology.check import Checker
 
@@ -25,8 +26,9 @@ def to_dict(topology: Topology) -> dict[str, object]:
     if topology.ipv6_link_local:
         out["ipv6_link_local"] = True
     placed = dict(topology.placement)
+    routers = {r.name: r for r in topology.routing.routers} if topology.routing else {}
     out["namespaces"] = [
-        n if n not in placed else {"name": n, "machine": placed[n]} for n in topology.namespaces
+        _namespace_dict(n, placed.get(n), routers.get(n)) for n in topology.namespaces
     ]
     if topology.machines:
         out["machines"] = {m.name: _machine_dict(m) for m in topology.machines}
@@ -71,7 +73,24 @@ def to_dict(topology: Topology) -> dict[str, object]:
             )
             for f in topology.port_forwards
         ]
+    if topology.routing:
+        out.update(routing_files.to_dict(topology.routing))
     return out
+
+
+def _namespace_dict(
+    name: str, machine: str | None, router: routing_files.RouterSpec | None
+) -> object:
+    if machine is None and router is None:
+        return name
+    item: dict[str, object] = {"name": name}
+    if machine is not None:
+        item["machine"] = machine
+    if router is not None:
+        item["router"] = True
+        if router.loopback is not None:
+            item["loopback"] = router.loopback
+    return item
 
 
 def _machine_dict(machine: MachineSpec) -> dict[str, object]:

@@ -27,8 +27,8 @@ from collections.abc import Mapping
 
 from netns_kit import validate
 from netns_kit.spec import MachineSpec
+from netns_kit.spec.keys import MACHINE, NAMESPACE
 from netns_kit.topology.base import CheckerBase, at, given, kind
-from netns_kit.topology.keys import MACHINE, NAMESPACE
 
 MACHINE_KEYS = MACHINE.allowed
 NAMESPACE_KEYS = NAMESPACE.allowed

@@ -4,7 +4,7 @@ Editors read it to flag unknown keys and wrong types as you type (taplo / Even
 Better TOML with ``#:schema ./schemas/topology.schema.json`` at the top of a file,
 the YAML language server with ``# yaml-language-server: $schema=...``), and
 ``check-jsonschema`` does the same on the command line.  It is generated, never
-written by hand: :mod:`netns_kit.topology.keys` is the one list of keys, which the
+written by hand: :mod:`netns_kit.spec.keys` is the one list of keys, which the
 whole-file check reads too, so the two cannot drift.  ``netns-kit schema`` prints
 it; the repository's ``schemas/topology.schema.json`` is a copy that a test compares.
 
@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
-from netns_kit.topology.keys import TABLES, TOP, Table
+from netns_kit.spec.keys import TABLES, TOP, Table
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

@@ -9,7 +9,7 @@ from typing import Protocol, TypeVar
 from netns_kit import units
 from netns_kit.errors import ValidationError, bounded_repr
 from netns_kit.objects.shaping import Shape, check_direction
-from netns_kit.topology.keys import SHAPING
+from netns_kit.spec.keys import SHAPING
 
 #: The keys of a ``[[links]]`` item that shape the link.
 KEYS = tuple(key.name for key in SHAPING)

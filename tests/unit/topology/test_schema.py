@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from netns_kit import cli, topology
-from netns_kit.topology import base, keys
+from netns_kit.spec import keys
+from netns_kit.topology import base
 from netns_kit.topology.schema import schema_text, topology_schema
 
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the test extra")

@@ -123,7 +123,7 @@ def test_every_problem_is_reported_at_once() -> None:
     assert found == [
         "extra: unknown key (expected one of: name, isolated, ipv6_link_local, "
         "namespaces, bridges, links, routes, sysctls, masquerade, port_forwards, hosts, "
-        "hosts_files, machines, events, watch, expect)",
+        "hosts_files, machines, events, watch, expect, ospf, bgp)",
         "isolated: must be true or false, not a string ('no')",
         "namespaces[2]: 'red' is listed twice (also at namespaces[0])",
         "bridges[0].address: '10.1.0.1/33' is not an IPv4 or IPv6 interface",
@@ -146,7 +146,7 @@ def test_error_message_lists_every_problem() -> None:
         "lab.toml: 2 problems:\n"
         "  bogus: unknown key (expected one of: name, isolated, ipv6_link_local, "
         "namespaces, bridges, links, routes, sysctls, masquerade, port_forwards, hosts, "
-        "hosts_files, machines, events, watch, expect)\n"
+        "hosts_files, machines, events, watch, expect, ospf, bgp)\n"
         "  namespaces[1]: 'a' is listed twice (also at namespaces[0])"
     )
     assert isinstance(error, ValidationError)

@@ -86,6 +86,8 @@ NAMESPACE = Table(
     (
         Key("name", _NAME, "The namespace's name.", "red", required=True),
         Key("machine", _NAME, "The machine of [machines] it lives on.", "a"),
+        Key("router", _BOOL, "A router: forwarding on, routing daemons when asked.", True),
+        Key("loopback", _STRING, "A router's loopback address (its id).", "10.255.0.1/32"),
     ),
 )
 
@@ -315,6 +317,50 @@ EXPECT = Table(
     ),
 )
 
+_SUITE: Mapping[str, Any] = {"type": "string", "enum": ["frr", "bird"]}
+_ASN: Mapping[str, Any] = {"type": "integer", "minimum": 1, "maximum": 4294967295}
+
+OSPF = Table(
+    "ospf",
+    "An OSPF domain: its routers and timers (fast convergence by default).",
+    (
+        Key(
+            "routers",
+            {"type": "array", "items": _NAME},
+            "Its routers (default: every router).",
+            ["r1", "r2"],
+        ),
+        Key("area", _STRING, "The OSPF area.", "0.0.0.0"),
+        Key("hello", {"type": "integer", "minimum": 1}, "Hello interval, seconds.", 1),
+        Key("dead", {"type": "integer", "minimum": 1}, "Dead interval, seconds.", 3),
+        Key("suite", _SUITE, "frr (default) or bird.", "frr"),
+        Key("bfd", _BOOL, "BFD on its links (sub-second failure detection).", False),
+    ),
+)
+
+BGP = Table(
+    "bgp",
+    "A router's BGP: its AS, its neighbours (by router name) and what it announces.",
+    (
+        Key("router", _NAME, "The router.", "r1", required=True),
+        Key("asn", _ASN, "Its autonomous system number.", 65001, required=True),
+        Key(
+            "neighbors",
+            {"type": "array", "items": _NAME},
+            "Its neighbours, by router name (the lab finds the addresses).",
+            ["r4"],
+            required=True,
+        ),
+        Key(
+            "networks",
+            {"type": "array", "items": _STRING},
+            "Prefixes it announces (default: its loopback and its host subnets).",
+            ["192.168.1.0/24"],
+        ),
+        Key("suite", _SUITE, "frr (default) or bird.", "frr"),
+    ),
+)
+
 TOP = Table(
     "topology",
     "A netns_kit lab: namespaces, bridges, links and what acts inside them.",
@@ -393,6 +439,13 @@ TOP = Table(
             "watch", ref("watch"), "What a run probes ([watch] in TOML).", {"pairs": [["h1", "h2"]]}
         ),
         Key("expect", ref("expect"), "What a check or a run must find.", {"max_outage": "3s"}),
+        Key(
+            "ospf",
+            {"anyOf": [ref("ospf"), array_of("ospf")]},
+            "OSPF: one domain ([ospf]) or several ([[ospf]]).",
+            {"suite": "frr"},
+        ),
+        Key("bgp", array_of("bgp"), "BGP per router ([[bgp]] in TOML).", []),
     ),
 )
 
@@ -413,6 +466,8 @@ TABLES: dict[str, Table] = {
         EXPECT,
         EXPECT_PAIR,
         EXPECT_FAIL,
+        OSPF,
+        BGP,
     )
 }
 

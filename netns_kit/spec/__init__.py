@@ -127,6 +127,55 @@ class MachineSpec:
         return self.address if self.user is None else f"{self.user}@{self.address}"
 
 
+#: OSPF's hello and dead intervals a lab uses unless told otherwise (seconds): fast
+#: convergence (DESIGN.md, "Routing daemons").
+OSPF_HELLO = 1
+OSPF_DEAD = 3
+
+
+@attrs.frozen
+class RouterSpec:
+    """A router of a topology: a namespace that forwards, with its loopback."""
+
+    name: str
+    loopback: str | None = None
+
+
+@attrs.frozen
+class OspfSpec:
+    """An OSPF domain of a topology (``[ospf]``); ``routers=None``: every router."""
+
+    routers: tuple[str, ...] | None = None
+    area: str = "0.0.0.0"
+    hello: int = OSPF_HELLO
+    dead: int = OSPF_DEAD
+    suite: str = "frr"
+    bfd: bool = False
+
+
+@attrs.frozen
+class BgpSpec:
+    """A router's BGP in a topology (``[[bgp]]``)."""
+
+    router: str
+    asn: int
+    neighbors: tuple[str, ...]
+    networks: tuple[str, ...] | None = None
+    suite: str = "frr"
+
+
+@attrs.frozen
+class RoutingSpec:
+    """A topology's routing: routers, OSPF domains, BGP (:mod:`netns_kit.daemons`)."""
+
+    routers: tuple[RouterSpec, ...] = ()
+    ospf: tuple[OspfSpec, ...] = ()
+    bgp: tuple[BgpSpec, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.routers or self.ospf or self.bgp)
+
+
 @attrs.frozen
 class Topology:
     """A whole lab, in the order it is built.  ``hosts`` writes name files for it
@@ -149,6 +198,8 @@ class Topology:
     #: Built in a rootless sandbox: its "root" side is the sandbox's namespace.  Only
     #: pictures use it; a file does not say how it is built.
     sandboxed: bool = attrs.field(default=False, eq=False)
+    #: Routers, OSPF and BGP (:mod:`netns_kit.daemons.files`); ``None``: no routing.
+    routing: RoutingSpec | None = None
 
     def machine_of(self, namespace: str) -> str | None:
         """The machine ``namespace`` is placed on (``None``: the default)."""

@@ -1,0 +1,174 @@
+"""Daemons as lab resources: their directories, their start and their stop.
+
+Every router gets ``/run/netns-kit-<lab>.daemons/<namespace>/``: its configuration,
+pid files and control sockets.  The directories are steps like any other (written
+ahead to the lab's record, removed at teardown and by ``recover()``).  Daemons start
+only through the executor's ``start`` (in the foreground, so the PID is the
+daemon's own), and each one's PID and start time (``/proc/PID/stat``, field 22) go
+into the record as a ``daemon`` entry, so that recovery after a crash kills exactly
+that process and no other that got its PID later.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import PurePosixPath
+
+import attrs
+
+from netns_kit.command import Command, in_namespace, ip
+from netns_kit.engine.runner import Runner
+from netns_kit.engine.step import Entry, Step
+from netns_kit.errors import NetnsKitError
+from netns_kit.executors import Executor, Process
+
+#: The users FRR's daemons drop to; the router's directory must be theirs.
+FRR_OWNER = "frr:frr"
+
+
+def directory_step(path: str) -> Step:
+    """Make the lab's directory ``path`` (recorded; removed with everything in it, its
+    routers' directories, at teardown and by recovery)."""
+    remove = Command(("rm", "-rf", "--", path))
+    return Step(
+        Command(("mkdir", "-p", "--", path)),
+        (remove,),
+        Entry("directory", path, None, undo=remove.argv),
+        lives_in=frozenset({None}),
+    )
+
+
+#: Makes directories (each with its owner, or "") and writes files, all in one
+#: process: ``DIR OWNER ... -- PATH TEXT ...``.  The files' text travels as argv
+#: elements, never as part of the script, and the script takes no user text.
+_WRITE = (
+    "set -e; "
+    'while [ "$1" != -- ]; do mkdir -p -- "$1"; '
+    'if [ -n "$2" ]; then chown -- "$2" "$1"; fi; shift 2; done; shift; '
+    'while [ $# -gt 0 ]; do printf %s "$2" > "$1"; shift 2; done'
+)
+
+
+def write_step(
+    directories: Sequence[tuple[str, str | None]], files: Sequence[tuple[str, str]]
+) -> Step:
+    """Make the routers' directories (FRR's owned by its user) and write their files
+    (readable by all, so that FRR's user can read them) in one process: one a
+    machine, however many routers.  They go with the lab's directory."""
+    argv: list[str] = ["sh", "-c", _WRITE, "sh"]
+    for path, owner in directories:
+        argv += [path, owner or ""]
+    argv.append("--")
+    for path, text in files:
+        argv += [path, text]
+    return Step(Command(tuple(argv)), lives_in=frozenset({None}))
+
+
+def file_list(directory: str, files: Mapping[str, str]) -> list[tuple[str, str]]:
+    return [(str(PurePosixPath(directory) / name), text) for name, text in files.items()]
+
+
+@attrs.define
+class Daemon:
+    """A daemon we started: its router, its program name, and the process."""
+
+    router: str
+    program: str
+    process: Process
+    started: str
+    entry: Entry
+
+
+def start_command(namespace: str, argv: Sequence[str], machine: str | None) -> Command:
+    """The daemon's argv inside ``namespace`` through ``ip netns exec`` (a private
+    mount namespace of its own: FRR binds its directory over /var/run/frr there)."""
+    return attrs.evolve(in_namespace(argv, namespace), machine=machine)
+
+
+def stat_command(pids: Sequence[int], machine: str | None) -> Command:
+    return Command(("cat", *(f"/proc/{pid}/stat" for pid in pids)), read=True, machine=machine)
+
+
+def start_times(text: str) -> dict[int, str]:
+    """PID -> start time (clock ticks since boot) from ``/proc/PID/stat`` lines, for
+    the processes that still run (a zombie has ended).
+
+    The program name (field 2) may hold spaces and parentheses: fields are counted
+    after its last ``)``."""
+    found = {}
+    for line in text.splitlines():
+        if ")" not in line:
+            continue
+        head, _, rest = line.rpartition(")")
+        fields = rest.split()
+        pid = int(head.split("(", 1)[0])
+        if len(fields) > 19 and fields[0] != "Z":
+            found[pid] = fields[19]
+    return found
+
+
+def started(
+    ex: Executor, router: str, program: str, command: Command, machine: str | None
+) -> tuple[Process, Entry]:
+    """Start one daemon; its record entry (PID, start time) is made by :func:`stamp`."""
+    process = ex.start(command)
+    undo = ("kill", "-KILL", str(process.pid))
+    entry = Entry("daemon", f"{router}/{program}", router, undo=undo, machine=machine)
+    return process, entry
+
+
+def stamp(
+    ex: Executor,
+    processes: Sequence[tuple[Process, Entry]],
+    machine: str | None,
+    logs: Mapping[int, str],
+) -> list[Daemon]:
+    """Read the start time of each process and complete its entry.  A daemon that has
+    already ended (a configuration it refused) raises with what it said."""
+    if not processes:
+        return []
+    pids = [p.pid for p, _ in processes]
+    times = start_times(Runner(ex).run(stat_command(pids, machine), check=False).stdout)
+    out = []
+    for process, entry in processes:
+        when = times.get(process.pid)
+        if when is None:  # gone, or a zombie: it refused to run
+            said = ""
+            log = logs.get(process.pid)
+            if log is not None:
+                read = Command(("tail", "-c", "2000", "--", log), read=True, machine=machine)
+                said = Runner(ex).run(read, check=False).stdout.strip()
+            raise NetnsKitError(
+                f"daemon {entry.name} ended at once: {said or 'no output'} "
+                f"(command: {process.command})"
+            )
+        router, program = entry.name.split("/", 1)
+        entry = attrs.evolve(entry, value=f"{process.pid} {when}")
+        out.append(Daemon(router, program, process, when, entry))
+    return out
+
+
+def wait_for_files(
+    runner: Runner, paths: Sequence[str], machine: str | None, timeout: float = 10.0
+) -> list[str]:
+    """Wait until every path exists (a socket a daemon makes when it is ready); the
+    ones still missing after ``timeout`` seconds."""
+    missing = list(paths)
+    end = time.monotonic() + timeout
+    while missing:
+        found = runner.run(
+            Command(("ls", "-1d", "--", *missing), read=True, machine=machine), check=False
+        )
+        there = set(found.stdout.split())
+        missing = [p for p in missing if p not in there]
+        if not missing or time.monotonic() > end:
+            break
+        time.sleep(0.01)
+    return missing
+
+
+def flush_nexthops(namespace: str, machine: str | None) -> Command:
+    """zebra leaves nexthop objects behind; flushed once it has ended (flushing
+    while it runs deletes its routes)."""
+    return attrs.evolve(ip("nexthop", "flush", namespace=namespace), machine=machine)
