@@ -7,10 +7,13 @@ background program is known by, and the descriptors every short-lived child inhe
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import subprocess
 import threading
 import time
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import IO, TYPE_CHECKING, Protocol, runtime_checkable
 
 from netns_kit.command import Command
 from netns_kit.errors import CommandTimeoutError, NetnsKitError
@@ -210,3 +213,58 @@ class Process:
         except CommandTimeoutError:
             self._handle.signal(signal.SIGKILL)
             return self._handle.wait(timeout)
+
+
+class SpawnedProcess:
+    """A background program started through ``subprocess``, its output in two unnamed
+    files that can be read while it runs.  Signalled by the PID we started; an
+    executor whose programs need signals passed on another way overrides
+    :meth:`signal` (the sandbox's nsenter)."""
+
+    def __init__(
+        self, argv: tuple[str, ...], popen: subprocess.Popen[bytes], out: IO[bytes], err: IO[bytes]
+    ) -> None:
+        self.argv = argv
+        self.popen = popen
+        self.pid = popen.pid
+        self._files = (out, err)
+        self._result: Result | None = None
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, signum: int) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signum)  # our own child, by its PID
+
+    def said(self) -> tuple[str, str]:
+        if self._result is not None:
+            return self._result.stdout, self._result.stderr
+        return read_file(self._files[0]), read_file(self._files[1])
+
+    def wait(self, timeout: float | None) -> Result:
+        if self._result is None:
+            try:
+                code = self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                raise CommandTimeoutError(
+                    self.argv, -9, "", f"still running after {timeout} s"
+                ) from None
+            out, err = (read_file(handle) for handle in self._files)
+            for handle in self._files:
+                handle.close()
+            self._result = Result(self.argv, code, out, err)
+        return self._result
+
+
+def read_file(handle: IO[bytes]) -> str:
+    """All of an unnamed output file, without moving its offset."""
+    size = os.fstat(handle.fileno()).st_size
+    return _text(os.pread(handle.fileno(), size, 0) if size else b"")
+
+
+def _text(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    return data.decode("utf-8", "replace") if isinstance(data, bytes) else data

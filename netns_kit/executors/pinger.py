@@ -31,7 +31,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 
@@ -272,8 +272,10 @@ def _raw_socket(family: int, size: int) -> socket.socket:
     return sock
 
 
-def _receive(sock: socket.socket, family: int, echoes: _Echoes) -> None:
-    """Read every datagram waiting on ``sock`` and match it to a pending request."""
+def replies(sock: socket.socket, family: int) -> Iterator[tuple[tuple[int, int, int], bytes, int]]:
+    """Every echo reply waiting on ``sock``: its key (family, identifier, sequence),
+    the source address it came from, and the kernel's receive time (ns).  Anything
+    else a raw socket sees (it sees all of its namespace's ICMP) is skipped."""
     while True:
         try:
             data, ancillary, _, sender = sock.recvmsg(2048, 64)
@@ -284,17 +286,22 @@ def _receive(sock: socket.socket, family: int, echoes: _Echoes) -> None:
                 continue
             return
         found = parse_reply(family, data)
-        if found is None:
-            continue
-        key = (family, *found)
+        if found is not None:
+            ident, sequence = found
+            yield (family, ident, sequence), _source(family, data, sender), _stamp(ancillary)
+
+
+def _receive(sock: socket.socket, family: int, echoes: _Echoes) -> None:
+    """Read every datagram waiting on ``sock`` and match it to a pending request."""
+    for key, source, received in replies(sock, family):
         waiting = echoes.pending.get(key)
         if waiting is None:
             continue
-        index, sent, source = waiting
-        if _source(family, data, sender) != source:
+        index, sent, expected = waiting
+        if source != expected:
             continue
         del echoes.pending[key]
-        rtt = (_stamp(ancillary) - sent) / 1e6
+        rtt = (received - sent) / 1e6
         best = echoes.rtts[index]
         echoes.rtts[index] = rtt if best is None else min(best, rtt)
 

@@ -68,6 +68,7 @@ from netns_kit.executors import (
     inherited_fds,
     run_attached,
 )
+from netns_kit.executors.base import SpawnedProcess
 from netns_kit.executors.batch import Batch
 from netns_kit.result import Result
 
@@ -555,53 +556,14 @@ def _killed_unless_done(popen: subprocess.Popen[bytes]) -> Iterator[None]:
             popen.communicate()
 
 
-def _read_all(handle: IO[bytes]) -> bytes:
-    size = os.fstat(handle.fileno()).st_size
-    return os.pread(handle.fileno(), size, 0) if size else b""
-
-
 def _text(data: bytes | None) -> str:
     return "" if data is None else data.decode("utf-8", "replace")
 
 
-class _Inside:
-    """A background program in the sandbox: signals go to the program itself."""
-
-    def __init__(
-        self, argv: tuple[str, ...], popen: subprocess.Popen[bytes], out: IO[bytes], err: IO[bytes]
-    ) -> None:
-        self.argv = argv
-        self.popen = popen
-        self.pid = popen.pid
-        self._files = (out, err)
-        self._result: Result | None = None
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def said(self) -> tuple[str, str]:
-        """What it printed so far, read from its files without moving their offsets."""
-        if self._result is not None:
-            return self._result.stdout, self._result.stderr
-        out, err = self._files
-        return _text(_read_all(out)), _text(_read_all(err))
+class _Inside(SpawnedProcess):
+    """A background program in the sandbox: signals go to the program itself (nsenter
+    would not pass them on)."""
 
     def signal(self, signum: int) -> None:
         if self.alive():
             _signal_inside(self.popen.pid, signum)
-
-    def wait(self, timeout: float | None) -> Result:
-        if self._result is None:
-            try:
-                code = self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                raise CommandTimeoutError(
-                    self.argv, -9, "", f"still running after {timeout} s"
-                ) from None
-            said = []
-            for handle in self._files:
-                handle.seek(0)
-                said.append(_text(handle.read()))
-                handle.close()
-            self._result = Result(self.argv, code, *said)
-        return self._result

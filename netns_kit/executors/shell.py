@@ -25,7 +25,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO
 
 import attrs
 import sh
@@ -33,7 +32,14 @@ import sh
 from netns_kit.command import Command
 from netns_kit.errors import CommandTimeoutError, NetnsKitError, ToolMissingError
 from netns_kit.executors.attached import run_attached
-from netns_kit.executors.base import HELD_SIGNALS, Process, Watching, inherited_fds, quiet_thread
+from netns_kit.executors.base import (
+    HELD_SIGNALS,
+    Process,
+    SpawnedProcess,
+    Watching,
+    inherited_fds,
+    quiet_thread,
+)
 from netns_kit.executors.batch import Batch
 from netns_kit.executors.pinger import Pinger, file_budget
 from netns_kit.executors.probes import ProbeAnswer, ProbeJob
@@ -404,7 +410,7 @@ class ShellExecutor:
             except FileNotFoundError:
                 raise ToolMissingError(argv[0]) from None
             files.pop_all()
-        return Process(command, _Spawned(command.argv, popen, out, err))
+        return Process(command, SpawnedProcess(command.argv, popen, out, err))
 
     def interact(self, command: Command, *, tty: bool = False) -> int:
         """Run ``command`` on the caller's terminal (``ip netns exec`` keeps it: the
@@ -468,49 +474,3 @@ class _ShProcess:
         with contextlib.suppress(sh.ErrorReturnCode):  # a non-zero exit code is a result
             self.running.wait()
         return _finished(self.argv, self.running)
-
-
-class _Spawned:
-    """A background program started through ``subprocess``, its output in files."""
-
-    def __init__(
-        self, argv: tuple[str, ...], popen: subprocess.Popen[bytes], out: IO[bytes], err: IO[bytes]
-    ) -> None:
-        self.argv = argv
-        self.popen = popen
-        self.pid = popen.pid
-        self._files = (out, err)
-        self._result: Result | None = None
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def signal(self, signum: int) -> None:
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                self.popen.send_signal(signum)  # our own child, by its PID
-
-    def said(self) -> tuple[str, str]:
-        if self._result is not None:
-            return self._result.stdout, self._result.stderr
-        return _read_file(self._files[0]), _read_file(self._files[1])
-
-    def wait(self, timeout: float | None) -> Result:
-        if self._result is None:
-            try:
-                code = self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                raise CommandTimeoutError(
-                    self.argv, -9, "", f"still running after {timeout} s"
-                ) from None
-            out, err = (_read_file(handle) for handle in self._files)
-            for handle in self._files:
-                handle.close()
-            self._result = Result(self.argv, code, out, err)
-        return self._result
-
-
-def _read_file(handle: IO[bytes]) -> str:
-    """All of an unnamed output file, without moving its offset."""
-    size = os.fstat(handle.fileno()).st_size
-    return _text(os.pread(handle.fileno(), size, 0) if size else b"")

@@ -19,7 +19,6 @@ about 3 s while a neighbour on a dead link resolves, and stretches outages tenfo
 from __future__ import annotations
 
 import contextlib
-import errno
 import secrets
 import selectors
 import socket
@@ -28,14 +27,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from netns_kit.executors.pinger import Enter, _raw_socket, _source, _stamp
+from netns_kit.executors.pinger import Enter, _raw_socket, replies
 from netns_kit.executors.probes import (
     TIMEOUT,
     Probe,
     ProbeJob,
     echo_request,
     family_of,
-    parse_reply,
 )
 
 #: Socket buffer for a watch: replies are read every interval, so little queues up.
@@ -212,24 +210,13 @@ class Stream:
             self._read(min(0.01, max(0.0, deadline - time.monotonic())))
 
     def _receive(self, sock: socket.socket, family: int) -> None:
-        while True:
-            try:
-                data, ancillary, _, sender = sock.recvmsg(2048, 64)
-            except BlockingIOError:
-                return
-            except OSError as error:
-                if error.errno in (errno.EINTR, errno.EAGAIN):
-                    continue
-                return
-            found = parse_reply(family, data)
-            if found is None:
-                continue
-            waiting = self._by_key.pop((family, *found), None)
+        for key, source, received in replies(sock, family):
+            waiting = self._by_key.pop(key, None)
             if waiting is None:
                 continue
             target, index = waiting
-            if _source(family, data, sender) != target.packed:
-                self._by_key[(family, *found)] = waiting
+            if source != target.packed:
+                self._by_key[key] = waiting
                 continue
-            rtt = (_stamp(ancillary) - target.sent_real[index]) / 1e9
+            rtt = (received - target.sent_real[index]) / 1e9
             target.answered[index] = target.sent[index] + max(0.0, rtt)
