@@ -262,6 +262,7 @@ def test_a_ctrl_c_while_up_prints_its_table_still_finishes_up(state: Path) -> No
     assert record is not None and record.state == "kept"
 
 
+@pytest.mark.real_executor  # the default executor's own behaviour
 def test_the_command_releases_its_executors_threads_before_exit(
     mocker: MockerFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -152,6 +152,7 @@ def test_root_keeps_the_machines_namespaces(mocker: MockerFixture) -> None:
     assert Lab("x").rootless is False
 
 
+@pytest.mark.real_executor  # the default executor's own behaviour
 def test_a_user_gets_a_sandbox_and_one_info_line(
     mocker: MockerFixture, caplog: pytest.LogCaptureFixture
 ) -> None:
