@@ -450,7 +450,7 @@ class Pyroute2(Method):
 
     def prepare(self) -> None:
         try:
-            from pyroute2 import IPRoute, netns  # type: ignore[import-untyped]
+            from pyroute2 import IPRoute, netns
         except ImportError:
             raise NotAvailable("pyroute2 is not installed (pip install -e .[bench])") from None
         self.IPRoute = IPRoute

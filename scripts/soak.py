@@ -367,12 +367,12 @@ def make_plan(rng: random.Random, name: str, min_ns: int, max_ns: int) -> Plan:
     bridges: list[dict[str, Any]] = []
     segments: dict[str, list[Any]] = {}  # bridge -> [network, its address, next host]
     for bridge in rng.sample(("br0", "lan0", "v-net-0", "sw1"), rng.choice((0, 0, 1, 1, 1, 2))):
-        network = net4()
-        address = f"{network[254]}/24" if rng.random() < 0.8 else None
+        segment = net4()
+        address = f"{segment[254]}/24" if rng.random() < 0.8 else None
         bridges.append({"name": bridge, **({"address": address} if address else {})})
         taken.add((host, bridge))
         want[host].links[bridge] = LinkWant("bridge", v4={address} if address else set())
-        segments[bridge] = [network, address, 1]
+        segments[bridge] = [segment, address, 1]
 
     on_bridge = []
     for ns in spaces:
@@ -388,11 +388,11 @@ def make_plan(rng: random.Random, name: str, min_ns: int, max_ns: int) -> Plan:
     pairs = []
     for _ in range(rng.randint(0, n) if n >= 2 else 0):
         a, b = rng.sample(spaces, 2)
-        network: ipaddress.IPv4Network | ipaddress.IPv6Network
-        network = net6() if rng.random() < 0.15 else net4()
-        if network.version == 4 and rng.random() < 0.3:
-            network = ipaddress.IPv4Network(f"{network.network_address}/30")
-        x, y = f"{network[1]}/{network.prefixlen}", f"{network[2]}/{network.prefixlen}"
+        link_net: ipaddress.IPv4Network | ipaddress.IPv6Network
+        link_net = net6() if rng.random() < 0.15 else net4()
+        if link_net.version == 4 and rng.random() < 0.3:
+            link_net = ipaddress.IPv4Network(f"{link_net.network_address}/30")
+        x, y = f"{link_net[1]}/{link_net.prefixlen}", f"{link_net[2]}/{link_net.prefixlen}"
         which = rng.choices(("both", "a", "b", "none"), weights=(6, 1, 1, 2))[0]
         addresses = (x if which in ("both", "a") else None, y if which in ("both", "b") else None)
         pairs.append((a, b, addresses, add_link(a, b, False, addresses)))
@@ -421,11 +421,11 @@ def make_plan(rng: random.Random, name: str, min_ns: int, max_ns: int) -> Plan:
         elif mine and gateway and rng.random() < 0.25:
             k = next(destinations)
             add_route(None, f"172.18.{k}.0/24", str(ipaddress.ip_interface(mine).ip), None)
-    for a, _, (x, y), names in pairs:
-        if x and y and rng.random() < 0.35:
+    for a, _, (end_a, end_b), names in pairs:
+        if end_a and end_b and rng.random() < 0.35:
             k = next(destinations)
-            destination = f"fd99:{k:x}::/64" if ":" in x else f"172.16.{k}.0/24"
-            add_route(a, destination, str(ipaddress.ip_interface(y).ip), None)
+            destination = f"fd99:{k:x}::/64" if ":" in end_a else f"172.16.{k}.0/24"
+            add_route(a, destination, str(ipaddress.ip_interface(end_b).ip), None)
         elif rng.random() < 0.15:
             add_route(a, f"172.17.{next(destinations)}.0/24", None, names[0])
 
@@ -447,9 +447,9 @@ def make_plan(rng: random.Random, name: str, min_ns: int, max_ns: int) -> Plan:
         source = rng.choice(addressed)
         others = [b for b in segments if b != source]
         out = rng.choice(others) if others and rng.random() < 0.5 else None
-        network = str(segments[source][0])
-        masquerade.append({"source": network, **({"out_interface": out} if out else {})})
-        want[host].masquerades.add((network, out))
+        source_net = str(segments[source][0])
+        masquerade.append({"source": source_net, **({"out_interface": out} if out else {})})
+        want[host].masquerades.add((source_net, out))
         want[host].sysctls["net.ipv4.ip_forward"] = "1"
 
     topo: dict[str, Any] = {"name": name, "isolated": True, "namespaces": spaces}
@@ -776,7 +776,12 @@ def child_main(argv: list[str]) -> int:
     elif mode == "stale-loop":  # stale_labs() in a loop until stdin says stop
         (state,) = rest
         stop = threading.Event()
-        threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+
+        def stop_on_a_line() -> None:
+            sys.stdin.readline()
+            stop.set()
+
+        threading.Thread(target=stop_on_a_line, daemon=True).start()
         say("READY")
         calls = errors = 0
         first = ""
@@ -1264,7 +1269,24 @@ HOSTILE_STRINGS = (
     "\u202e",
     "x" * 100_000,
 )
-TOKENS = ("[", "]", "[[", "]]", "=", '"', "'", "{", "}", ",", "\n", "#", ".", "0", "-", "true")
+TOKENS: tuple[str, ...] = (
+    "[",
+    "]",
+    "[[",
+    "]]",
+    "=",
+    '"',
+    "'",
+    "{",
+    "}",
+    ",",
+    "\n",
+    "#",
+    ".",
+    "0",
+    "-",
+    "true",
+)
 TOKENS += ('"""', "\\", "\x00", " = [", "links", "name", "99999999999999999999999", "inf")
 
 
@@ -1285,28 +1307,31 @@ def deep(rng: random.Random, yaml: bool) -> Raw:
 def random_value(rng: random.Random, yaml: bool, data: dict[str, Any]) -> tuple[Any, str]:
     pick = rng.randrange(15)
     if pick == 0:
-        v = huge_int(rng)
-        return v, f"<integer of {len(v.lstrip('-'))} digits>"
+        digits = huge_int(rng)
+        return digits, f"<integer of {len(digits.lstrip('-'))} digits>"
     if pick == 1:
-        v = deep(rng, yaml)
-        return v, f"<{'array' if v[0] == '[' else 'table'} nested {v.count(v[0])} deep>"
+        nested = deep(rng, yaml)
+        return (
+            nested,
+            f"<{'array' if nested[0] == '[' else 'table'} nested {nested.count(nested[0])} deep>",
+        )
     if pick == 2:
-        v = rng.choice((math.inf, -math.inf, math.nan, 1e308, -0.0, 1.5))
-        return v, repr(v)
+        number = rng.choice((math.inf, -math.inf, math.nan, 1e308, -0.0, 1.5))
+        return number, repr(number)
     if pick == 3:
         return rng.random() < 0.5, "a boolean"
     if pick == 4:
-        v = rng.choice((0, -1, 1, 67, 68, 65535, 65536, 2**63, -(2**63) - 1, 2**64))
-        return v, repr(v)
+        integer = rng.choice((0, -1, 1, 67, 68, 65535, 65536, 2**63, -(2**63) - 1, 2**64))
+        return integer, repr(integer)
     if pick == 5:
-        v = rng.choice(HOSTILE_STRINGS)
-        return v, repr(v[:40])
+        text = rng.choice(HOSTILE_STRINGS)
+        return text, repr(text[:40])
     if pick == 6:
-        v = rng.sample(HOSTILE_STRINGS, rng.randint(1, 4))
-        return v, "a list of odd strings"
+        texts = rng.sample(HOSTILE_STRINGS, rng.randint(1, 4))
+        return texts, "a list of odd strings"
     if pick == 7:
-        v = rng.choice(([], {}))
-        return v, repr(v)
+        empty: list[Any] | dict[str, Any] = rng.choice(([], {}))
+        return empty, repr(empty)
     if pick == 8:
         return {rng.choice(HOSTILE_STRINGS[:30]) or "k": 1, "name": "x"}, "an odd table"
     if pick == 9:
@@ -1567,10 +1592,10 @@ def fuzz_case(
     if kind in ("structure", "yaml"):
         data = tomllib.loads(bases[name].decode())
         yaml = kind == "yaml"
-        said = [mutate(rng, data, yaml) for _ in range(rng.choice((1, 1, 2, 3)))]
+        changes = [mutate(rng, data, yaml) for _ in range(rng.choice((1, 1, 2, 3)))]
         path = folder / f"case{i}{rng.choice(('.yaml', '.yml')) if yaml else '.toml'}"
         path.write_text(to_yaml(data) if yaml else to_toml(data), errors="surrogatepass")
-        return path, f"{name} as {path.suffix[1:]}, changed: {'; '.join(said)}"
+        return path, f"{name} as {path.suffix[1:]}, changed: {'; '.join(changes)}"
     if kind == "text":
         text, said = mutate_text(rng, bases[name])
         path = folder / f"case{i}.toml"

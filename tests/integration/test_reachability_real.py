@@ -22,8 +22,11 @@ from pathlib import Path
 import pytest
 
 from netns_kit import Lab, ShellExecutor, neighbours, state
-from netns_kit.executor import Executor
+from netns_kit.batch import Batch
+from netns_kit.command import Command
+from netns_kit.executor import Executor, Process
 from netns_kit.registry import Registry
+from netns_kit.result import Result
 
 from .conftest import Kernel, sh
 
@@ -259,13 +262,13 @@ class NoProbe:
         self.inner = inner
         self.parallel = getattr(inner, "parallel", 1)
 
-    def execute(self, command, timeout=None):  # type: ignore[no-untyped-def]
+    def execute(self, command: Command, timeout: float | None = None) -> Result:
         return self.inner.execute(command, timeout)
 
-    def execute_batch(self, batch):  # type: ignore[no-untyped-def]
+    def execute_batch(self, batch: Batch) -> Result:
         return self.inner.execute_batch(batch)
 
-    def start(self, command):  # type: ignore[no-untyped-def]
+    def start(self, command: Command) -> Process:
         return self.inner.start(command)
 
 
@@ -273,7 +276,7 @@ class NoProbe:
     shutil.which("fping") is None, reason="fping is not installed: apt-get install fping"
 )
 def test_the_fping_fallback(prefix: str, neighbour_limits: dict[str, str], tmp_path: Path) -> None:
-    with Lab(prefix, isolated=True, state_dir=tmp_path, executor=NoProbe(ShellExecutor())) as lab:  # type: ignore[arg-type]
+    with Lab(prefix, isolated=True, state_dir=tmp_path, executor=NoProbe(ShellExecutor())) as lab:
         bridge_lab(lab, 6, six=2)
         result = lab.reachability()
         assert result.method == "fping"

@@ -282,7 +282,7 @@ def test_up_of_a_lab_across_machines_reaches_them_over_ssh(
     class Stop(Exception):
         pass
 
-    built = mocker.patch.object(cli.Lab, "from_topology", side_effect=Stop)
+    built = mocker.patch("netns_kit.cli.Lab.from_topology", side_effect=Stop)
     with pytest.raises(Stop):
         cli.main(["--state-dir", str(state), "up", str(LABS / "two-hosts.toml")])
     options = built.call_args.kwargs

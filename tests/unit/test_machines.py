@@ -28,7 +28,7 @@ from netns_kit.registry import Registry, undo_record
 from netns_kit.result import Result
 from netns_kit.routing import RoutingExecutor
 from netns_kit.runner import Runner
-from netns_kit.step import Step, on_host
+from netns_kit.step import Phase, Step, on_host
 
 from .conftest import TAG, lines
 
@@ -357,7 +357,7 @@ def test_a_remote_machine_takes_a_waves_lanes_in_one_call_per_session() -> None:
     steps = [
         Step(ip("link", "set", "dev", "lo", "up", namespace=f"n{i}"), phase=p)
         for i in range(6)
-        for p in (2,)
+        for p in (Phase.CONFIGURE,)
     ]
     report = Runner(ex).run_steps(steps)
     assert report.ok
@@ -371,7 +371,7 @@ def test_execute_many_frames_each_command_and_stops_at_the_first_failure(
 ) -> None:
     scripts: list[str] = []
 
-    def ssh(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    def ssh(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
         if "-N" in argv:  # the master: make its socket
             Path(argv[argv.index("-S") + 1]).touch()
             return subprocess.CompletedProcess(argv, 0)

@@ -392,7 +392,8 @@ def test_a_refusing_setting_is_named_with_the_fix(setting: str, value: str, allo
 
 
 def test_no_refusing_setting_still_says_what_failed() -> None:
-    error = userns_refusal({}.get)
+    nothing: dict[str, str] = {}
+    error = userns_refusal(nothing.get)
     assert error.setting is None and "user namespace" in str(error)
 
 
