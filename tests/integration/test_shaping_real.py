@@ -20,7 +20,7 @@ import pytest
 from ci_require import feature_skip
 from narrow import veth
 
-from netns_kit import KernelFeatureMissingError, Lab, VethPair
+from netns_kit import CommandError, KernelFeatureMissingError, Lab, VethPair
 
 from .conftest import Kernel, sh
 
@@ -138,7 +138,7 @@ def test_down_stops_pings_and_up_restores_them(pair_lab: tuple[Lab, VethPair]) -
     pair.down()  # both ends: the kernel drops red's routes through its end
     kernel_routes = sh("ip", "-n", red.name, "-j", "route", "show")
     assert "10.88.0.0/16" not in kernel_routes
-    with pytest.raises(Exception, match="unreachable"):
+    with pytest.raises(CommandError, match="unreachable"):
         red.ping(BLUE, count=1, timeout=0.5)
     pair.up()
     assert red.ping(BLUE, count=3, interval=0.2, timeout=2)

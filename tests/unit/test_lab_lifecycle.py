@@ -23,6 +23,7 @@ from netns_kit import (
     ValidationError,
 )
 from netns_kit.command import Command
+from netns_kit.errors import NetnsKitError
 from netns_kit.journal import shielded
 
 from .conftest import TAG, fresh, lines, make_lab
@@ -62,7 +63,7 @@ def test_close_twice_is_harmless_and_a_closed_lab_refuses_builders(state: Path) 
     count = len(ex.commands)
     lab.close()
     assert len(ex.commands) == count
-    with pytest.raises(Exception, match="closed"):
+    with pytest.raises(NetnsKitError, match="closed"):
         lab.namespace("blue")
     assert len(ex.commands) == count
 

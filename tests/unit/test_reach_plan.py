@@ -14,6 +14,7 @@ import struct
 import pytest
 
 from netns_kit import RecordingExecutor, Target, ValidationError, fping, probes, reach_plan, state
+from netns_kit.errors import CommandError
 from netns_kit.probes import Introduction, ProbeJob
 from netns_kit.result import Result
 from netns_kit.state import Snapshot
@@ -235,9 +236,9 @@ def test_fping_output_parsed_best_of_count() -> None:
 
 
 def test_fping_failing_itself_is_an_error() -> None:
-    with pytest.raises(Exception, match="fping"):
+    with pytest.raises(CommandError, match="fping"):
         fping.parse(JOB, Result(("fping",), 3, "", "fping: bad option"))
-    with pytest.raises(Exception, match="Cannot open"):
+    with pytest.raises(CommandError, match="Cannot open"):
         fping.parse(JOB, Result(("fping",), 1, "", 'Cannot open network namespace "rc-a"'))
 
 

@@ -33,7 +33,7 @@ from netns_kit import (
 )
 from netns_kit.batch import Batch
 from netns_kit.command import in_namespace, ip
-from netns_kit.errors import command_error
+from netns_kit.errors import LabBusyError, NetnsKitError, command_error
 from netns_kit.kept import KeptLab
 from netns_kit.registry import Record, Registry, recover, state_dir, undo_record
 from netns_kit.sandbox import HolderRef, enter_argv, holder_argv, lab_sandbox, userns_refusal
@@ -117,7 +117,7 @@ def test_the_executor_enters_a_namespace_directly_when_the_command_allows(
 
 
 def test_the_executor_refuses_before_its_sandbox_runs() -> None:
-    with pytest.raises(Exception, match="sandbox is not running"):
+    with pytest.raises(NetnsKitError, match="sandbox is not running"):
         SandboxExecutor().argv(ip("link"))
 
 
@@ -253,7 +253,7 @@ def test_a_kept_rootless_lab_keeps_its_sandbox(tmp_path: Path) -> None:
 def test_a_failed_open_ends_the_sandbox(tmp_path: Path) -> None:
     Registry(tmp_path).write(Record("t", 1, state="kept"))
     lab, fake, _ = sandboxed(tmp_path)
-    with pytest.raises(Exception, match="kept up"):
+    with pytest.raises(LabBusyError, match="kept up"):
         lab.open()
     assert fake.calls == ["start", "stop"]
 
@@ -353,7 +353,7 @@ def test_a_user_keeps_records_in_a_private_directory_of_their_own(
 def test_a_private_directory_open_to_others_is_refused(user_registry: Registry) -> None:
     user_registry.directory.mkdir()
     os.chmod(user_registry.directory, 0o755)  # made by someone else, or left open
-    with pytest.raises(Exception, match="closed to others"):
+    with pytest.raises(NetnsKitError, match="closed to others"):
         user_registry.write(Record("a", 1))
     assert not user_registry.record_path("a").exists()
 
@@ -422,7 +422,7 @@ def test_a_holder_that_never_says_ready_is_ended(mocker: MockerFixture) -> None:
     mocker.patch("netns_kit.sandbox.holder_argv", return_value=("sleep", "30"))
     made = Sandbox()
     started = time.monotonic()
-    with pytest.raises(Exception, match=r"not ready after 0\.2 s"):
+    with pytest.raises(NetnsKitError, match=r"not ready after 0\.2 s"):
         made.start()
     assert time.monotonic() - started < 5 and made.ref is None
 
