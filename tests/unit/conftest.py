@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shlex
+import signal
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -107,3 +109,16 @@ def no_kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(executor_module, "_fallback", [refusing])
     yield
     assert not refusing.refused, f"the real kernel was asked for: {refusing.refused}"
+
+
+def ctrl_c() -> None:
+    """A SIGINT aimed at the main thread, as Ctrl-C reaches a program whose other
+    threads block it (netns_kit's own threads do: ``executor.quiet_thread``).
+
+    ``os.kill(os.getpid(), ...)`` is process-wide: the kernel may hand it to any
+    thread that does not block it, such as one another test left finishing, and
+    Python then runs the handler in the main thread wherever it likes, in a garbage
+    collector callback too, which swallows the KeyboardInterrupt.  That made the
+    shield tests fail about 1 run in 3 of the whole unit suite on a busy machine.
+    """
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,6 +19,8 @@ from netns_kit.registry import Record, Registry
 from netns_kit.runner import Runner
 from netns_kit.spec import BridgeSpec, LinkSpec, RouteSpec
 from netns_kit.step import Entry
+
+from .conftest import ctrl_c
 
 ROOT = Path(__file__).resolve().parents[2]
 LABS = ROOT / "scripts" / "labs"
@@ -247,7 +248,7 @@ class InterruptedWhilePrinting(io.StringIO):
 
     def write(self, text: str) -> int:
         if "NAMESPACE" in text:
-            os.kill(os.getpid(), signal.SIGINT)
+            ctrl_c()
         return super().write(text)
 
 

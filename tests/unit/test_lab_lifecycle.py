@@ -3,7 +3,6 @@ ownership.  No root needed."""
 
 from __future__ import annotations
 
-import os
 import signal
 import traceback
 from pathlib import Path
@@ -26,7 +25,7 @@ from netns_kit.command import Command
 from netns_kit.errors import NetnsKitError
 from netns_kit.journal import shielded
 
-from .conftest import TAG, fresh, lines, make_lab
+from .conftest import TAG, ctrl_c, fresh, lines, make_lab
 
 
 # -- life cycle -------------------------------------------------------------------------
@@ -121,7 +120,7 @@ def test_ctrl_c_during_a_step_lands_after_it_and_the_step_is_undone(state: Path)
 
         def _record(self, command: Command) -> Result:
             if command.argv[1:3] == ("link", "add"):
-                os.kill(os.getpid(), signal.SIGINT)
+                ctrl_c()
             return super()._record(command)
 
     ex = InterruptedExecutor()
@@ -147,7 +146,7 @@ def test_a_held_signal_is_delivered_once_at_the_end_of_the_outer_shield() -> Non
     with pytest.raises(KeyboardInterrupt):
         with shielded():
             with shielded():
-                os.kill(os.getpid(), signal.SIGINT)
+                ctrl_c()
                 reached.append("inner")
             reached.append("outer")  # the inner shield does not deliver it
         reached.append("after")
@@ -159,7 +158,7 @@ def test_a_held_signal_that_is_ignored_stays_ignored() -> None:
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         with shielded():
-            os.kill(os.getpid(), signal.SIGINT)
+            ctrl_c()
     finally:
         signal.signal(signal.SIGINT, old)
     assert not signal.sigpending() & {signal.SIGINT}
