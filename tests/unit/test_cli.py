@@ -252,6 +252,7 @@ class InterruptedWhilePrinting(io.StringIO):
         return super().write(text)
 
 
+@pytest.mark.usefixtures("interruptible")
 def test_a_ctrl_c_while_up_prints_its_table_still_finishes_up(state: Path) -> None:
     """Issue 9: it used to exit 130 ("interrupted") and leave the lab standing."""
     ex, out, err = RecordingExecutor(), InterruptedWhilePrinting(), io.StringIO()

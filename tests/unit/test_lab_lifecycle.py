@@ -114,6 +114,7 @@ def test_keyboard_interrupt_in_the_block_tears_down(state: Path) -> None:
 
 
 # -- signals held while a step runs --------------------------------------------------------
+@pytest.mark.usefixtures("interruptible")
 def test_ctrl_c_during_a_step_lands_after_it_and_the_step_is_undone(state: Path) -> None:
     class InterruptedExecutor(RecordingExecutor):
         """Ctrl-C arrives while the veth is being made."""
@@ -141,6 +142,7 @@ def test_ctrl_c_during_a_step_lands_after_it_and_the_step_is_undone(state: Path)
     assert list(state.iterdir()) == []
 
 
+@pytest.mark.usefixtures("interruptible")
 def test_a_held_signal_is_delivered_once_at_the_end_of_the_outer_shield() -> None:
     reached = []
     with pytest.raises(KeyboardInterrupt):
