@@ -491,13 +491,22 @@ def cmd_cleanup(ctx: _Context) -> int:
     cleaned = 0
     for lab in kept_labs(ctx.registry):
         record = lab.record
-        if lab.status(set()) != "stale":  # open, building, or kept up
+        status = lab.status(set())
+        if status not in ("stale", "dying"):  # open, building, or kept up
             continue
+        if status == "dying":
+            ctx.print(
+                f"lab {record.name!r}: process {record.pid} died; waiting for the programs "
+                "it started to finish"
+            )
         try:
             with ctx.reporting(f"cleaning up {record.name}"):
                 removed = recover(record.name, executor=ctx.executor, state_dir=ctx.state_dir)
-        except LabBusyError:
-            continue  # it came back to life meanwhile: not stale
+        except LabBusyError as error:
+            if status == "dying":  # its orphans outlived the wait: say so
+                print(f"{PROG}: cleaning up lab {record.name!r} failed: {error}", file=ctx.err)
+                failed += 1
+            continue  # a stale one came back to life meanwhile: not stale
         except NetnsKitError as error:
             print(f"{PROG}: cleaning up lab {record.name!r} failed: {error}", file=ctx.err)
             failed += 1
@@ -577,7 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("name", metavar="NAME")
 
     ls = add(
-        "ls", cmd_ls, "list labs and their state (up, open, building, checking, stale, partial)"
+        "ls",
+        cmd_ls,
+        "list labs and their state (up, open, building, checking, dying, stale, partial)",
     )
     ls.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -597,7 +608,11 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("target", metavar="FILE|NAME")
     graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
 
-    add("cleanup", cmd_cleanup, "remove every stale lab (one whose process died)")
+    add(
+        "cleanup",
+        cmd_cleanup,
+        "remove every stale lab (one whose process died; waits for what it started)",
+    )
 
     validate = add("validate", cmd_validate, "check a topology file, changing nothing")
     validate.add_argument("file", metavar="FILE")

@@ -507,7 +507,7 @@ class Pyroute2(Method):
 
     def prepare(self) -> None:
         try:
-            from pyroute2 import IPRoute, netns  # type: ignore[import-untyped]
+            from pyroute2 import IPRoute, netns
         except ImportError:
             raise NotAvailable("pyroute2 is not installed (pip install -e .[bench])") from None
         self.IPRoute = IPRoute
@@ -728,8 +728,8 @@ class PhaseClock:
                     took = time.perf_counter() - started
                     clock.seconds[name] = clock.seconds.get(name, 0.0) + took
 
-        Runner.run_steps = timed_steps  # type: ignore[method-assign]
-        Runner._wave = timed_wave  # type: ignore[method-assign]
+        Runner.run_steps = timed_steps  # type: ignore[method-assign, assignment]
+        Runner._wave = timed_wave  # type: ignore[method-assign, assignment]
 
 
 def child(

@@ -103,8 +103,8 @@ def measure_outage(lab: Lab, prefix: str) -> dict[str, float]:
             break
         time.sleep(0.005)
     time.sleep(max(0.0, 5.0 - (time.monotonic() - cut)))  # answers flowing again
-    said = probe.stop()
-    seqs = [int(m) for m in re.findall(r"\[(\d+)\], \d+ bytes", said.stdout)]
+    stopped = probe.stop()
+    seqs = [int(m) for m in re.findall(r"\[(\d+)\], \d+ bytes", stopped.stdout)]
     lost = (max(seqs) + 1 - len(set(seqs))) if seqs else -1
     return {"reroute": rerouted, "outage": lost * 0.010}
 

@@ -51,14 +51,14 @@ def process_starts(root: Path = ROOT) -> list[str]:
                 names = [node.module.split(".")[0]]
             for name in names:
                 if name in PROCESS_MODULES:
-                    bad.append(f"{mod}:{node.lineno} imports {name}")
+                    bad.append(f"{mod}:{getattr(node, 'lineno', 0)} imports {name}")
             if (
                 isinstance(node, ast.Attribute)
                 and isinstance(node.value, ast.Name)
                 and node.value.id == "os"
                 and node.attr.startswith(PROCESS_CALLS)
             ):
-                bad.append(f"{mod}:{node.lineno} calls os.{node.attr}")
+                bad.append(f"{mod}:{getattr(node, 'lineno', 0)} calls os.{node.attr}")
     return bad
 
 

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from netns_kit import Lab, units
+from netns_kit import Lab, VethPair, units
 
 RATES = ("1mbit", "5mbit", "10mbit", "20mbit", "50mbit", "100mbit", "500mbit", "1gbit")
 
@@ -36,6 +36,7 @@ def measure(rates: Sequence[str], seconds: int, repeat: int, name: str) -> list[
         a = lab.namespace(f"{name}-a")
         b = lab.namespace(f"{name}-b")
         pair = lab.link(a, b, addresses=("10.66.0.1/24", "10.66.0.2/24"))
+        assert isinstance(pair, VethPair)  # one machine: a veth pair
         for rate in [*rates, None]:
             if rate is None:
                 pair.unshape()

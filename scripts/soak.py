@@ -110,7 +110,10 @@ WAIT = 60.0  # seconds a child may take to answer; only a bound
 MODES = ("imperative", "batch", "from_dict")
 KILL_AT = ("adding", "adding", "batch", "random", "random", "built")  # with their weights
 CTRLC_AT = ("random", "random", "batch", "kept", "table")
-CASE_TIMEOUT = 10.0  # seconds one `validate` may take
+# CPU seconds one `validate` may take: CPU time, not wall time, so that a busy machine
+# (other suites, stress) does not turn a slow parse into a "hang" (it did: a 5000-deep
+# YAML took over 10 s of wall time at load 11)
+CASE_TIMEOUT = 10.0
 MAX_OUTPUT = 1 << 20  # bytes of output one `validate` may print
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -367,12 +370,12 @@ def make_plan(rng: random.Random, name: str, min_ns: int, max_ns: int) -> Plan:
     bridges: list[dict[str, Any]] = []
     segments: dict[str, list[Any]] = {}  # bridge -> [network, its address, next host]
     for bridge in rng.sample(("br0", "lan0", "v-net-0", "sw1"), rng.choice((0, 0, 1, 1, 1, 2))):
-        network = net4()
-        address = f"{network[254]}/24" if rng.random() < 0.8 else None
+        segment = net4()
+        address = f"{segment[254]}/24" if rng.random() < 0.8 else None
         bridges.append({"name": bridge, **({"address": address} if address else {})})
         taken.add((host, bridge))
         want[host].links[bridge] = LinkWant("bridge", v4={address} if address else set())
-        segments[bridge] = [network, address, 1]
+        segments[bridge] = [segment, address, 1]
 
     on_bridge = []
     for ns in spaces:
@@ -388,11 +391,11 @@ def make_plan(rng: random.Random, name: str, min_ns: int, max_ns: int) -> Plan:
     pairs = []
     for _ in range(rng.randint(0, n) if n >= 2 else 0):
         a, b = rng.sample(spaces, 2)
-        network: ipaddress.IPv4Network | ipaddress.IPv6Network
-        network = net6() if rng.random() < 0.15 else net4()
-        if network.version == 4 and rng.random() < 0.3:
-            network = ipaddress.IPv4Network(f"{network.network_address}/30")
-        x, y = f"{network[1]}/{network.prefixlen}", f"{network[2]}/{network.prefixlen}"
+        link_net: ipaddress.IPv4Network | ipaddress.IPv6Network
+        link_net = net6() if rng.random() < 0.15 else net4()
+        if link_net.version == 4 and rng.random() < 0.3:
+            link_net = ipaddress.IPv4Network(f"{link_net.network_address}/30")
+        x, y = f"{link_net[1]}/{link_net.prefixlen}", f"{link_net[2]}/{link_net.prefixlen}"
         which = rng.choices(("both", "a", "b", "none"), weights=(6, 1, 1, 2))[0]
         addresses = (x if which in ("both", "a") else None, y if which in ("both", "b") else None)
         pairs.append((a, b, addresses, add_link(a, b, False, addresses)))
@@ -421,11 +424,11 @@ def make_plan(rng: random.Random, name: str, min_ns: int, max_ns: int) -> Plan:
         elif mine and gateway and rng.random() < 0.25:
             k = next(destinations)
             add_route(None, f"172.18.{k}.0/24", str(ipaddress.ip_interface(mine).ip), None)
-    for a, _, (x, y), names in pairs:
-        if x and y and rng.random() < 0.35:
+    for a, _, (end_a, end_b), names in pairs:
+        if end_a and end_b and rng.random() < 0.35:
             k = next(destinations)
-            destination = f"fd99:{k:x}::/64" if ":" in x else f"172.16.{k}.0/24"
-            add_route(a, destination, str(ipaddress.ip_interface(y).ip), None)
+            destination = f"fd99:{k:x}::/64" if ":" in end_a else f"172.16.{k}.0/24"
+            add_route(a, destination, str(ipaddress.ip_interface(end_b).ip), None)
         elif rng.random() < 0.15:
             add_route(a, f"172.17.{next(destinations)}.0/24", None, names[0])
 
@@ -447,9 +450,9 @@ def make_plan(rng: random.Random, name: str, min_ns: int, max_ns: int) -> Plan:
         source = rng.choice(addressed)
         others = [b for b in segments if b != source]
         out = rng.choice(others) if others and rng.random() < 0.5 else None
-        network = str(segments[source][0])
-        masquerade.append({"source": network, **({"out_interface": out} if out else {})})
-        want[host].masquerades.add((network, out))
+        source_net = str(segments[source][0])
+        masquerade.append({"source": source_net, **({"out_interface": out} if out else {})})
+        want[host].masquerades.add((source_net, out))
         want[host].sysctls["net.ipv4.ip_forward"] = "1"
 
     topo: dict[str, Any] = {"name": name, "isolated": True, "namespaces": spaces}
@@ -776,7 +779,12 @@ def child_main(argv: list[str]) -> int:
     elif mode == "stale-loop":  # stale_labs() in a loop until stdin says stop
         (state,) = rest
         stop = threading.Event()
-        threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+
+        def stop_on_a_line() -> None:
+            sys.stdin.readline()
+            stop.set()
+
+        threading.Thread(target=stop_on_a_line, daemon=True).start()
         say("READY")
         calls = errors = 0
         first = ""
@@ -1264,7 +1272,24 @@ HOSTILE_STRINGS = (
     "\u202e",
     "x" * 100_000,
 )
-TOKENS = ("[", "]", "[[", "]]", "=", '"', "'", "{", "}", ",", "\n", "#", ".", "0", "-", "true")
+TOKENS: tuple[str, ...] = (
+    "[",
+    "]",
+    "[[",
+    "]]",
+    "=",
+    '"',
+    "'",
+    "{",
+    "}",
+    ",",
+    "\n",
+    "#",
+    ".",
+    "0",
+    "-",
+    "true",
+)
 TOKENS += ('"""', "\\", "\x00", " = [", "links", "name", "99999999999999999999999", "inf")
 
 
@@ -1285,28 +1310,31 @@ def deep(rng: random.Random, yaml: bool) -> Raw:
 def random_value(rng: random.Random, yaml: bool, data: dict[str, Any]) -> tuple[Any, str]:
     pick = rng.randrange(15)
     if pick == 0:
-        v = huge_int(rng)
-        return v, f"<integer of {len(v.lstrip('-'))} digits>"
+        digits = huge_int(rng)
+        return digits, f"<integer of {len(digits.lstrip('-'))} digits>"
     if pick == 1:
-        v = deep(rng, yaml)
-        return v, f"<{'array' if v[0] == '[' else 'table'} nested {v.count(v[0])} deep>"
+        nested = deep(rng, yaml)
+        return (
+            nested,
+            f"<{'array' if nested[0] == '[' else 'table'} nested {nested.count(nested[0])} deep>",
+        )
     if pick == 2:
-        v = rng.choice((math.inf, -math.inf, math.nan, 1e308, -0.0, 1.5))
-        return v, repr(v)
+        number = rng.choice((math.inf, -math.inf, math.nan, 1e308, -0.0, 1.5))
+        return number, repr(number)
     if pick == 3:
         return rng.random() < 0.5, "a boolean"
     if pick == 4:
-        v = rng.choice((0, -1, 1, 67, 68, 65535, 65536, 2**63, -(2**63) - 1, 2**64))
-        return v, repr(v)
+        integer = rng.choice((0, -1, 1, 67, 68, 65535, 65536, 2**63, -(2**63) - 1, 2**64))
+        return integer, repr(integer)
     if pick == 5:
-        v = rng.choice(HOSTILE_STRINGS)
-        return v, repr(v[:40])
+        text = rng.choice(HOSTILE_STRINGS)
+        return text, repr(text[:40])
     if pick == 6:
-        v = rng.sample(HOSTILE_STRINGS, rng.randint(1, 4))
-        return v, "a list of odd strings"
+        texts = rng.sample(HOSTILE_STRINGS, rng.randint(1, 4))
+        return texts, "a list of odd strings"
     if pick == 7:
-        v = rng.choice(([], {}))
-        return v, repr(v)
+        empty: list[Any] | dict[str, Any] = rng.choice(([], {}))
+        return empty, repr(empty)
     if pick == 8:
         return {rng.choice(HOSTILE_STRINGS[:30]) or "k": 1, "name": "x"}, "an odd table"
     if pick == 9:
@@ -1567,10 +1595,10 @@ def fuzz_case(
     if kind in ("structure", "yaml"):
         data = tomllib.loads(bases[name].decode())
         yaml = kind == "yaml"
-        said = [mutate(rng, data, yaml) for _ in range(rng.choice((1, 1, 2, 3)))]
+        changes = [mutate(rng, data, yaml) for _ in range(rng.choice((1, 1, 2, 3)))]
         path = folder / f"case{i}{rng.choice(('.yaml', '.yml')) if yaml else '.toml'}"
         path.write_text(to_yaml(data) if yaml else to_toml(data), errors="surrogatepass")
-        return path, f"{name} as {path.suffix[1:]}, changed: {'; '.join(said)}"
+        return path, f"{name} as {path.suffix[1:]}, changed: {'; '.join(changes)}"
     if kind == "text":
         text, said = mutate_text(rng, bases[name])
         path = folder / f"case{i}.toml"
@@ -1616,7 +1644,7 @@ def fuzz_child(seed: str, start: str, count: str, every: str, folder: str, state
     """Run fuzz cases in-process, one JSON line each (so a crash names its case)."""
     limit = 4 << 30  # a runaway case gets MemoryError, not the machine's OOM killer
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGPROF, _on_alarm)  # ITIMER_PROF: this process's CPU time
     bases = {p.name: p.read_bytes() for p in sorted(LABS.glob("*.toml"))}
     here = Path(folder)
     for i in range(int(start), int(start) + int(count)):
@@ -1631,7 +1659,7 @@ def fuzz_child(seed: str, start: str, count: str, every: str, folder: str, state
         result: dict[str, Any] = {"i": i, "desc": desc}
         out, err = io.StringIO(), io.StringIO()
         began = time.monotonic()
-        signal.setitimer(signal.ITIMER_REAL, CASE_TIMEOUT)
+        signal.setitimer(signal.ITIMER_PROF, CASE_TIMEOUT)
         try:
             result["rc"] = cli.main(
                 ["--state-dir", state, "validate", str(path)], stdout=out, stderr=err
@@ -1645,7 +1673,7 @@ def fuzz_child(seed: str, start: str, count: str, every: str, folder: str, state
             result["exc"] = f"{type(error).__name__}: {str(error)[:300]}"
             result["where"] = f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
         result["seconds"] = round(time.monotonic() - began, 3)
         result["size"] = len(out.getvalue()) + len(err.getvalue())
         result["tb_printed"] = "Traceback (most recent call last)" in err.getvalue()
@@ -1721,7 +1749,7 @@ def judge_fuzz(case: dict[str, Any], outcome: Outcome) -> None:
     if process.get("traceback"):
         problems.append(("tracebacks", f"as a process: {process['tail'][:80]}"))
     if case.get("hang"):
-        problems.append(("hangs", f"validate took over {CASE_TIMEOUT:.0f} s"))
+        problems.append(("hangs", f"validate took over {CASE_TIMEOUT:.0f} s of CPU"))
     if "rc" in case and case["rc"] not in (0, 2):
         problems.append(("bad exit codes", f"exit code {case['rc']}"))
     if process and not process.get("traceback") and process.get("rc") not in (0, 2):

@@ -55,18 +55,21 @@ class KeptLab:
         return SandboxExecutor.attach(self.record.sandbox)
 
     def status(self, present: set[str]) -> str:
-        """up, open, building, checking, stale (its process died) or partial (pieces are
+        """up, open, building, checking, dying (its process died; programs it started
+        still finish its last batch), stale (its process died) or partial (pieces are
         missing).
 
-        ``present`` is the set of namespaces the machine has now.  A rootless lab is
-        up while its sandbox runs, and stale once that is gone.
+        ``present`` is the set of namespaces the machine has now.  A lab is judged by
+        its owner process, not by its lock alone (:meth:`Registry.condition`).  A
+        rootless lab is up while its sandbox runs, and stale once that is gone.
         """
-        if self.registry.is_live(self.name):
+        condition = self.registry.condition(self.record)
+        if condition == "live":
             if self.record.state == "checking":  # a check's record (netns_kit.check.neighbours)
                 return "checking"
             return "open" if self.record.state == "up" else "building"
         if self.record.state != "kept":
-            return "stale"
+            return condition
         if self.record.sandbox is not None:
             return "up" if holder_alive(self.record.sandbox) else "stale"
         return "partial" if any(n not in present for n in self.namespaces()) else "up"

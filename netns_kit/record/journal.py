@@ -56,6 +56,7 @@ class Journal:
         """Take the lab's lock (LabBusyError if taken), and make sure ``on_exit`` runs
         at interpreter exit and that SIGTERM unwinds like Ctrl-C (main thread only)."""
         self._lock_fd = self.registry.acquire(name)
+        self._name = name
         self._on_exit = on_exit
         atexit.register(on_exit)
         if threading.current_thread() is threading.main_thread():
@@ -71,6 +72,9 @@ class Journal:
                 signal.signal(signal.SIGTERM, self._old_sigterm)
             self._old_sigterm = None
         if self._lock_fd is not None:
+            if self.record is None:  # an open that failed before its record: the lock
+                with contextlib.suppress(FileNotFoundError):  # file is all it made
+                    self.registry.lock_path(self._name).unlink()
             self.registry.release(self._lock_fd)
             self._lock_fd = None
 

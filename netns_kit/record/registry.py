@@ -59,6 +59,7 @@ from netns_kit.executors import (
 from netns_kit.executors.sandbox import HolderRef, stop_holder
 from netns_kit.objects.namespace import Namespace
 from netns_kit.readback import reader as state
+from netns_kit.record import owner as owners
 
 log = logging.getLogger("netns_kit")
 
@@ -113,6 +114,14 @@ class Record:
     #: reach it again (``executor``, see :func:`netns_kit.executors.dispatch.describe`) and its
     #: ``underlay`` address.  Empty for a lab on one machine.
     machines: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    #: The owner's start time (see :mod:`netns_kit.record.owner`), which tells the
+    #: owner from a process that got its PID later; noted when the owner makes it.
+    owner_started: int | None = attrs.field(
+        default=attrs.Factory(
+            lambda self: owners.started(self.pid) if self.pid == os.getpid() else None,
+            takes_self=True,
+        )
+    )
 
     def namespaces(self) -> list[str]:
         """The namespaces the lab made, its host side first (the record's order)."""
@@ -140,6 +149,7 @@ class Record:
             if old in data and new not in data:
                 data[new] = data.pop(old)
         fields = {f.name: data[f.name] for f in attrs.fields(cls) if f.name in data}
+        fields.setdefault("owner_started", None)  # an older record: the PID alone
         fields["resources"] = [Entry.from_dict(e) for e in fields.get("resources", [])]
         if fields.get("sandbox") is not None:
             fields["sandbox"] = HolderRef.from_dict(fields["sandbox"])
@@ -245,9 +255,10 @@ class Registry:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                owner = self._owner_pid(name)
+                record = self._owner(name)
+                owner = None if record is None else record.pid
                 waited = time.monotonic() - start
-                if owner is not None and owner != os.getpid() and not _process_alive(owner):
+                if record is not None and owner != os.getpid() and not self.owner_alive(record):
                     if not orphans_seen:
                         log.info(
                             "lab %r: process %d is gone; waiting for the programs it "
@@ -274,12 +285,30 @@ class Registry:
                 return fd
             os.close(fd)  # its owner removed it as we took it: lock the new one
 
-    def _owner_pid(self, name: str) -> int | None:
+    def _owner(self, name: str) -> Record | None:
         try:
-            record = self.read(name)
+            return self.read(name)
         except NetnsKitError:
             return None
-        return record.pid if record is not None else None
+
+    @staticmethod
+    def owner_alive(record: Record) -> bool:
+        """Whether the process that wrote ``record`` still runs (the same process)."""
+        return owners.alive(record.pid, record.owner_started)
+
+    def condition(self, record: Record) -> str:
+        """``live``, ``dying`` or ``stale``: how a lab stands, judged by its owner.
+
+        live: its lock is held and its owner runs (or, for a kept lab, somebody is
+        acting on it).  dying: its owner is dead, but programs it started still hold
+        the lock, finishing its last batch; :func:`recover` waits for them.  stale:
+        nobody holds it.  A dying lab is as good as stale: nobody will close it.
+        """
+        if not self.is_live(record.name):
+            return "stale"
+        if record.state == "kept" or self.owner_alive(record):
+            return "live"
+        return "dying"
 
     @staticmethod
     def release(fd: int) -> None:
@@ -326,9 +355,9 @@ class Registry:
         lab = self.owner_of(entry.kind, name, entry.namespace)
         if lab is None or lab == asking:
             return f"{name!r} was not made by a netns_kit lab: pick another name"
-        if self.is_live(lab):
-            return f"{name!r} belongs to lab {lab!r}, open in a live process: close it there"
         record = self.read(lab)
+        if record is not None and self.condition(record) == "live":
+            return f"{name!r} belongs to lab {lab!r}, open in a live process: close it there"
         how = (
             "kept up" if record is not None and record.state == "kept" else "left by a dead process"
         )
@@ -347,16 +376,6 @@ class Registry:
         return None
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # somebody else's: alive
-        return True
-    return True
-
-
 def _is_file_at(fd: int, path: Path) -> bool:
     """Whether ``fd`` is still the file at ``path`` (a closing lab unlinks its lock)."""
     try:
@@ -368,9 +387,14 @@ def _is_file_at(fd: int, path: Path) -> bool:
 
 
 def stale_labs(directory: str | os.PathLike[str] | None = None) -> list[Record]:
-    """Records whose owner process is gone: what :func:`recover` would clean up."""
+    """Records whose owner process is gone: what :func:`recover` would clean up.
+
+    A lab is judged by its owner (:meth:`Registry.condition`): one whose owner died
+    while programs it started still hold its lock is stale too ("dying"), and
+    :func:`recover` waits for those programs before it removes anything.
+    """
     registry = Registry(directory)
-    return [r for r in registry.records() if not registry.is_live(r.name)]
+    return [r for r in registry.records() if registry.condition(r) != "live"]
 
 
 @validate.renamed_keywords(hosts="machines")
@@ -399,7 +423,8 @@ def recover(
         removed = [] if record is None else undo_record(record, ex, machines)
         registry.remove(name)
     lease = check_lease(name)
-    if ":" not in name and registry.read(lease) is not None and not registry.is_live(lease):
+    leftover = registry.read(lease) if ":" not in name else None
+    if leftover is not None and registry.condition(leftover) != "live":
         removed += recover(lease, executor=ex, state_dir=state_dir)  # a check that died
     return removed
 

@@ -15,6 +15,8 @@ import time
 
 from netns_kit import Lab
 from netns_kit.capture.evidence import Follow
+from netns_kit.capture.telemetry import Sampled
+from netns_kit.objects.link import VethPair
 
 
 def cpu() -> float:
@@ -29,6 +31,7 @@ def ready_times(runs: int) -> None:
         red = lab.namespace(f"cap-b{token}-r")
         blue = lab.namespace(f"cap-b{token}-b")
         pair = lab.link(red, blue, addresses=("10.67.0.1/24", "10.67.0.2/24"))
+        assert isinstance(pair, VethPair)
         lab.capture(pair.end).stop()  # the first finds tcpdump
         walls, cpus, stops = [], [], []
         for _ in range(runs):
@@ -92,6 +95,7 @@ def series() -> None:
         b = lab.namespace(f"cap-t{token}-b")
         lab.link(a, b, addresses=("10.69.0.1/24", "10.69.0.2/24"), rate="20mbit")
         result = lab.throughput(a, "10.69.0.2", seconds=3, sample=0.1)
+        assert isinstance(result, Sampled)
         print(f"sampled: {result}, {len(result.sockets)} samples")
         print("   t s   Mbit/s  cwnd  rtt ms  retrans  tbf drops")
         drops = {round(q.t, 3): q.dropped for q in result.qdiscs if q.kind == "tbf"}

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -75,8 +76,8 @@ def bridge_lab(n: int, fault: str = "valid") -> dict[str, object]:
 
 def hub_lab(n: int, fault: str = "valid") -> dict[str, object]:
     spell = "rde" if fault == "names" else "red"
-    nets = ipaddress.ip_network("10.0.0.0/9").subnets(new_prefix=30)
-    behind = ipaddress.ip_network("10.128.0.0/9").subnets(new_prefix=24)
+    nets = ipaddress.IPv4Network("10.0.0.0/9").subnets(new_prefix=30)
+    behind = ipaddress.IPv4Network("10.128.0.0/9").subnets(new_prefix=24)
     links, routes = [], []
     for i, net, far in zip(range(n), nets, behind, strict=False):
         near, end = list(net.hosts())
@@ -171,12 +172,10 @@ def main() -> None:
                     data = layouts[name](n, fault)
                     path = Path(scratch) / f"{name}-{n}-{fault}.toml"
                     path.write_text(toml_text(data))
-                    check, problems, length = timed(
-                        lambda d=data: topology.from_dict(d), args.repeat
-                    )
+                    check, problems, length = timed(partial(topology.from_dict, data), args.repeat)
                     load = float("nan")
                     if not args.no_load:
-                        load, _, _ = timed(lambda p=path: topology.load(p), args.repeat)
+                        load, _, _ = timed(partial(topology.load, path), args.repeat)
                     row = f"{name:8}{fault:12}{n:>6}{check:>9.3f}{load:>9.3f}"
                     print(f"{row}{problems:>10}{length:>8}", flush=True)
 

@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from netns_kit import Lab, ShellExecutor, spec
@@ -78,6 +79,11 @@ def flush(names: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def _same_side(index: dict[str, int], ns: str, upper: bool, other: str) -> bool:
+    """Whether ``other`` is on ``ns``'s upper (or lower) side of the pair matrix."""
+    return (index[other] > index[ns]) == upper
+
+
 class Methods:
     """The ways to probe one lab (see the module docstring)."""
 
@@ -115,9 +121,7 @@ class Methods:
         took = ok = total = 0.0
         for upper in (True, False):
             jobs = [
-                self._job(
-                    ns, intro=False, keep=lambda o, ns=ns, up=upper: (index[o] > index[ns]) == up
-                )
+                self._job(ns, intro=False, keep=partial(_same_side, index, ns, upper))
                 for ns in self.names
             ]
             part = self._probe(jobs)

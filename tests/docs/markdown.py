@@ -34,7 +34,7 @@ class Example:
         their ``> `` continuation lines); any other block as it stands."""
         if self.runner != "console":
             return self.code
-        lines = []
+        lines: list[str] = []
         for line in self.code.splitlines():
             if line.startswith("$ ") or (line.startswith("> ") and lines):
                 lines.append(line[2:])

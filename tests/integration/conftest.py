@@ -197,7 +197,13 @@ def host_diff(before: dict[str, list[str]], after: dict[str, list[str]]) -> str:
 @pytest.fixture(scope="session", autouse=True)
 def host_safety(kernel: Kernel) -> Iterator[None]:
     """Fail the run if the root namespace differs after the integration tests."""
-    if SKIP_REASON or os.environ.get("NETNS_KIT_SKIP_HOST_CHECK") == "1":
+    skip_check = os.environ.get("NETNS_KIT_SKIP_HOST_CHECK") == "1"
+    if skip_check and os.environ.get("CI") == "true":
+        pytest.fail(
+            "NETNS_KIT_SKIP_HOST_CHECK=1 turns the host-safety check off; CI (CI=true) refuses it",
+            pytrace=False,
+        )
+    if SKIP_REASON or skip_check:
         yield
         return
     before = host_snapshot(kernel)

@@ -11,6 +11,7 @@ import pytest
 from netns_kit import Lab
 from netns_kit.capture import pcap
 from netns_kit.capture.capture import packets_of
+from netns_kit.objects.link import VethPair
 
 from .nobody import Nobody
 
@@ -20,6 +21,7 @@ def test_a_rootless_lab_captures_a_link_end(uid: str, tmp_path: Path) -> None:
         red = lab.namespace("red")
         blue = lab.namespace("blue")
         pair = lab.link(red, blue, addresses=("10.73.0.1/24", "10.73.0.2/24"))
+        assert isinstance(pair, VethPair)
         red.run(["ip", "neigh", "flush", "all"])  # the ping starts with ARP
         arp_only = lab.capture(pair.end, filter="arp", file=tmp_path / "arp.pcap")
         with lab.capture(pair.end, file=tmp_path / "red.pcap") as capture:

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,7 @@ def wait_for(what: str, condition: object, bound: float = BOUND) -> float:
     raise AssertionError(f"{what}: not within {bound} s")
 
 
-def ip_json(ns: str, *args: str) -> list[dict[str, object]]:
+def ip_json(ns: str, *args: str) -> list[dict[str, Any]]:
     out = subprocess.run(["ip", "-n", ns, "-j", *args], capture_output=True, text=True)
     return json.loads(out.stdout) if out.stdout.strip() else []
 
@@ -94,7 +95,7 @@ def test_triangle_converges_and_every_loopback_answers(suite: str, name: str, st
             others = {f"10.255.0.{i}" for i in (1, 2, 3)} - {
                 a["local"]
                 for link in ip_json(router.name, "addr", "show", "dev", "lo")
-                for a in link["addr_info"]  # type: ignore[union-attr]
+                for a in link["addr_info"]
             }
             assert others <= routes, (router.name, routes)
         for src in r:
@@ -122,7 +123,7 @@ def test_cut_link_traffic_goes_through_the_third_router(suite: str, name: str, s
         (link,) = [
             a["ifname"]
             for a in ip_json(r1.name, "addr", "show")
-            if any(i.get("local") == "10.0.12.1" for i in a["addr_info"])  # type: ignore[union-attr]
+            if any(i.get("local") == "10.0.12.1" for i in a["addr_info"])
         ]
         before = subprocess.run(
             ["ip", "-n", r1.name, "-j", "route", "get", "10.255.0.2"],

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from narrow import veth
 
 from netns_kit import Lab, Namespace, recover
 
@@ -304,7 +305,7 @@ def test_switch_ends_of_a_link_between_two_switch_namespaces_get_distinct_indexe
     with Lab(f"ix-{uid}", isolated=True, state_dir=clean) as lab:
         one = lab.bridge("br0", namespace=lab.namespace(f"s1-{uid}"))
         two = lab.bridge("br0", namespace=lab.namespace(f"s2-{uid}"))
-        pair = lab.link(one, two)
+        pair = veth(lab.link(one, two))
         first = kernel.links(pair.namespace)[pair.name]
         second = kernel.links(pair.peer_namespace)[pair.peer]
         assert first["ifindex"] != second["ifindex"]

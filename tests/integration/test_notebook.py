@@ -58,6 +58,7 @@ def test_notebook_is_stored_clean() -> None:
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
+@pytest.mark.timeout(900)  # CELL_TIMEOUT bounds each cell; the whole run takes longer
 def test_notebook_runs(kernel: Kernel, uid: str, monkeypatch: pytest.MonkeyPatch) -> None:
     suffix = uid
     prefix = f"nb-{suffix}"

@@ -23,9 +23,12 @@ import pytest
 
 from netns_kit import Lab, ShellExecutor
 from netns_kit.check import neighbours
-from netns_kit.executors import Executor
+from netns_kit.command import Command
+from netns_kit.executors import Executor, Process
+from netns_kit.executors.batch import Batch
 from netns_kit.readback import reader as state
 from netns_kit.record.registry import Registry
+from netns_kit.result import Result
 
 from .conftest import Kernel, sh
 
@@ -261,13 +264,13 @@ class NoProbe:
         self.inner = inner
         self.parallel = getattr(inner, "parallel", 1)
 
-    def execute(self, command, timeout=None):  # type: ignore[no-untyped-def]
+    def execute(self, command: Command, timeout: float | None = None) -> Result:
         return self.inner.execute(command, timeout)
 
-    def execute_batch(self, batch):  # type: ignore[no-untyped-def]
+    def execute_batch(self, batch: Batch) -> Result:
         return self.inner.execute_batch(batch)
 
-    def start(self, command):  # type: ignore[no-untyped-def]
+    def start(self, command: Command) -> Process:
         return self.inner.start(command)
 
 
@@ -275,7 +278,7 @@ class NoProbe:
     shutil.which("fping") is None, reason="fping is not installed: apt-get install fping"
 )
 def test_the_fping_fallback(prefix: str, neighbour_limits: dict[str, str], tmp_path: Path) -> None:
-    with Lab(prefix, isolated=True, state_dir=tmp_path, executor=NoProbe(ShellExecutor())) as lab:  # type: ignore[arg-type]
+    with Lab(prefix, isolated=True, state_dir=tmp_path, executor=NoProbe(ShellExecutor())) as lab:
         bridge_lab(lab, 6, six=2)
         result = lab.reachability()
         assert result.method == "fping"

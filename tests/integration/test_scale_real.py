@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def lab_name(uid: str, kernel: Kernel) -> str:
+def lab_name(uid: str, kernel: Kernel) -> Iterator[str]:
     """A lab name ``sc<token>``; afterwards no namespace of it may be left."""
     name = f"sc{uid}"
-    yield name  # type: ignore[misc]
+    yield name
     left = [ns for ns in kernel.namespaces() if ns.startswith(name)]
     for ns in left:
         sh("ip", "netns", "delete", ns, check=False)

@@ -17,8 +17,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from ci_require import feature_skip
+from narrow import veth
 
-from netns_kit import KernelFeatureMissingError, Lab, VethPair
+from netns_kit import CommandError, KernelFeatureMissingError, Lab, VethPair
 
 from .conftest import Kernel, sh
 
@@ -34,7 +36,7 @@ def netem_missing() -> str | None:
     done = subprocess.run(probe, capture_output=True, text=True, timeout=30)
     if done.returncode == 0:
         return None
-    return f"this kernel has no netem qdisc (sch_netem): {done.stderr.strip()}"
+    return feature_skip("netem", f"is missing (no sch_netem qdisc): {done.stderr.strip()}")
 
 
 NETEM_MISSING = netem_missing() if shutil.which("unshare") else "no unshare to probe netem"
@@ -64,7 +66,7 @@ def pair_lab(prefix: str) -> Iterator[tuple[Lab, VethPair]]:
     with Lab(prefix, isolated=True) as lab:
         red = lab.namespace(f"{prefix}-red")
         blue = lab.namespace(f"{prefix}-blue")
-        pair = lab.link(red, blue, addresses=(f"{RED}/24", f"{BLUE}/24"), names=("r0", "b0"))
+        pair = veth(lab.link(red, blue, addresses=(f"{RED}/24", f"{BLUE}/24"), names=("r0", "b0")))
         yield lab, pair
 
 
@@ -74,7 +76,7 @@ def test_rate_change_and_unshape(prefix: str, kernel: Kernel) -> None:
     with Lab(prefix, isolated=True) as lab:
         lab.namespace(red)
         lab.namespace(blue)
-        pair = lab.link(red, blue, addresses=(f"{RED}/24", f"{BLUE}/24"), rate="20mbit")
+        pair = veth(lab.link(red, blue, addresses=(f"{RED}/24", f"{BLUE}/24"), rate="20mbit"))
         for where, dev in ((red, pair.name), (blue, pair.peer)):
             found = qdiscs(where)
             assert list(found) == [dev]
@@ -136,7 +138,7 @@ def test_down_stops_pings_and_up_restores_them(pair_lab: tuple[Lab, VethPair]) -
     pair.down()  # both ends: the kernel drops red's routes through its end
     kernel_routes = sh("ip", "-n", red.name, "-j", "route", "show")
     assert "10.88.0.0/16" not in kernel_routes
-    with pytest.raises(Exception, match="unreachable"):
+    with pytest.raises(CommandError, match="unreachable"):
         red.ping(BLUE, count=1, timeout=0.5)
     pair.up()
     assert red.ping(BLUE, count=3, interval=0.2, timeout=2)
@@ -146,7 +148,10 @@ def test_down_stops_pings_and_up_restores_them(pair_lab: tuple[Lab, VethPair]) -
     ]  # put back by up()
 
 
-@pytest.mark.skipif(NETEM_MISSING is None, reason="this kernel has netem: the error path is moot")
+@pytest.mark.skipif(
+    NETEM_MISSING is None,
+    reason=feature_skip("netem", "is present: the error path for a missing netem is moot"),
+)
 def test_missing_netem_leaves_the_lab_as_it_was(pair_lab: tuple[Lab, VethPair]) -> None:
     lab, pair = pair_lab
     pair.shape(rate="20mbit")

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SOAK = Path(__file__).resolve().parents[2] / "scripts" / "soak.py"
 
 #: What the summary line says when nothing failed: (part, pattern, its figures agree).
@@ -60,6 +62,7 @@ def test_failed_parts_reads_the_summary_line() -> None:
     ]
 
 
+@pytest.mark.timeout(900)  # its soak may take 600 s (the subprocess bound) on a busy machine
 def test_a_short_soak_finds_nothing(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(SOAK), "--short", "--tmp-dir", str(tmp_path)],

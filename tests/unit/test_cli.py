@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,6 +19,8 @@ from netns_kit.engine.runner import Runner
 from netns_kit.engine.step import Entry
 from netns_kit.record.registry import Record, Registry
 from netns_kit.spec import BridgeSpec, LinkSpec, RouteSpec
+
+from .conftest import ctrl_c
 
 ROOT = Path(__file__).resolve().parents[2]
 LABS = ROOT / "scripts" / "labs"
@@ -247,10 +248,11 @@ class InterruptedWhilePrinting(io.StringIO):
 
     def write(self, text: str) -> int:
         if "NAMESPACE" in text:
-            os.kill(os.getpid(), signal.SIGINT)
+            ctrl_c()
         return super().write(text)
 
 
+@pytest.mark.usefixtures("interruptible")
 def test_a_ctrl_c_while_up_prints_its_table_still_finishes_up(state: Path) -> None:
     """Issue 9: it used to exit 130 ("interrupted") and leave the lab standing."""
     ex, out, err = RecordingExecutor(), InterruptedWhilePrinting(), io.StringIO()
@@ -262,6 +264,7 @@ def test_a_ctrl_c_while_up_prints_its_table_still_finishes_up(state: Path) -> No
     assert record is not None and record.state == "kept"
 
 
+@pytest.mark.real_executor  # the default executor's own behaviour
 def test_the_command_releases_its_executors_threads_before_exit(
     mocker: MockerFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -281,7 +284,7 @@ def test_up_of_a_lab_across_machines_reaches_them_over_ssh(
     class Stop(Exception):
         pass
 
-    built = mocker.patch.object(cli.Lab, "from_topology", side_effect=Stop)
+    built = mocker.patch("netns_kit.cli.Lab.from_topology", side_effect=Stop)
     with pytest.raises(Stop):
         cli.main(["--state-dir", str(state), "up", str(LABS / "two-machines.toml")])
     options = built.call_args.kwargs

@@ -46,8 +46,10 @@ def lab(tmp_path: Path) -> Any:
     lab = Lab("t", executor=ex, state_dir=tmp_path / "state")
     lab.open()
     red, blue = lab.namespace("red"), lab.namespace("blue")
-    lab.pair = lab.link(red, blue, addresses=("10.0.0.1/24", "10.0.0.2/24"), names=("vr", "vb"))
-    lab.br = lab.bridge("br0", namespace="blue")
+    lab.pair = lab.link(  # type: ignore[attr-defined]
+        red, blue, addresses=("10.0.0.1/24", "10.0.0.2/24"), names=("vr", "vb")
+    )
+    lab.br = lab.bridge("br0", namespace="blue")  # type: ignore[attr-defined]
     yield lab
     lab.close()
 

@@ -21,6 +21,7 @@ from netns_kit import Lab, RecordingExecutor, ScriptExecutor, ValidationError, c
 from netns_kit.check.neighbours import KEYS
 from netns_kit.command import Command
 from netns_kit.engine.step import Entry
+from netns_kit.errors import NetnsKitError
 from netns_kit.executors.probes import ProbeAnswer, ProbeJob
 from netns_kit.lab.kept import KeptLab
 from netns_kit.record.registry import Record, Registry, check_lease
@@ -219,10 +220,10 @@ def test_arguments_are_checked_before_anything_runs(state: Path) -> None:
     assert not any(line.startswith(("sysctl", "<probe>")) for line in lines(ex)[start:])
     narrowed = lab.reachability(sources="blue", targets=["192.168.15.1"])
     assert list(narrowed) == [("blue", "192.168.15.1")]
-    with lab.batch(), pytest.raises(Exception, match="once built"):
+    with lab.batch(), pytest.raises(NetnsKitError, match="once built"):
         lab.reachability()
     lab.close()
-    with pytest.raises(Exception, match="closed"):
+    with pytest.raises(NetnsKitError, match="closed"):
         lab.reachability()
 
 
@@ -299,7 +300,7 @@ def test_a_check_that_died_is_undone_by_recover(state: Path) -> None:
 def test_a_kept_lab_with_missing_namespaces_is_not_checked(state: Path) -> None:
     ex = kept_executor(state)
     ex.answer(["ip", "-j", "netns", "list"], stdout=json.dumps([{"name": "kl-host"}]))
-    with pytest.raises(Exception, match="missing namespaces: kl-red, kl-blue"):
+    with pytest.raises(NetnsKitError, match="missing namespaces: kl-red, kl-blue"):
         kept(state).check(ex)
 
 

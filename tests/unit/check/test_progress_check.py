@@ -6,7 +6,8 @@ from pathlib import Path
 
 from netns_kit.engine.progress import ProgressEvent, reporting
 
-from .test_check import Prober, build
+from ..lab.test_lab_views import build
+from .test_check import Prober
 
 
 def test_check_reports_reading_and_probing(state: Path) -> None:

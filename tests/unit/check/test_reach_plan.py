@@ -16,6 +16,7 @@ import pytest
 from netns_kit import RecordingExecutor, Target, ValidationError
 from netns_kit.check import fping
 from netns_kit.check import probe_plan as reach_plan
+from netns_kit.errors import CommandError
 from netns_kit.executors import probes
 from netns_kit.executors.probes import Introduction, ProbeJob
 from netns_kit.readback.reader import Snapshot
@@ -239,9 +240,9 @@ def test_fping_output_parsed_best_of_count() -> None:
 
 
 def test_fping_failing_itself_is_an_error() -> None:
-    with pytest.raises(Exception, match="fping"):
+    with pytest.raises(CommandError, match="fping"):
         fping.parse(JOB, Result(("fping",), 3, "", "fping: bad option"))
-    with pytest.raises(Exception, match="Cannot open"):
+    with pytest.raises(CommandError, match="Cannot open"):
         fping.parse(JOB, Result(("fping",), 1, "", 'Cannot open network namespace "rc-a"'))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ TARGETS = (
 )
 
 
-def result(failed: set[tuple[str, str]] = frozenset(), **options: object) -> Reachability:
+def result(failed: AbstractSet[tuple[str, str]] = frozenset(), **options: object) -> Reachability:
     """Every namespace to every other's addresses; ``failed`` pairs got no reply."""
     rtts: dict[tuple[str, str], float | None] = {}
     for source in (A, B, C):
@@ -131,35 +132,48 @@ def cells(html: str) -> list[ET.Element]:
     return [td for td in root.iter("td")]
 
 
+def background(td: ET.Element) -> str:
+    """A heat-map cell's colour, from its style."""
+    found = re.search(r"background:(#\w+)", td.get("style", ""))
+    assert found is not None, td.attrib
+    return found.group(1)
+
+
 def test_heat_map_one_cell_per_pair_grouped_by_namespace() -> None:
     html = result({(A, "10.0.0.3")})._repr_html_()
     root = ET.fromstring(html)
-    heads = [th.text for th in root.find(".//thead").findall("tr")[0].findall("th")]
+    head = root.find(".//thead")
+    assert head is not None
+    heads = [th.text for th in head.findall("tr")[0].findall("th")]
     assert heads == [None, A, B, C]
-    spans = [th.get("colspan") for th in root.find(".//thead").findall("tr")[0].findall("th")[1:]]
+    spans = [th.get("colspan") for th in head.findall("tr")[0].findall("th")[1:]]
     assert spans == ["1", "2", "1"]  # B holds two addresses
     tds = cells(html)
     assert len(tds) == 3 * 4
-    colours = [re.search(r"background:(#\w+)", td.get("style", "")).group(1) for td in tds]
+    colours = [background(td) for td in tds]
     assert colours.count(heatmap.RED) == 1
     assert colours.count(heatmap.GREY) == 1 + 2 + 1  # A's own, B's two, C's own
     assert colours.count(heatmap.GREEN) == 12 - 1 - 4
     titles = [td.get("title") for td in tds]
     assert "rc-a -> 10.0.0.3 (rc-c): no reply" in titles
     assert "rc-b -> 10.0.0.1 (rc-a): 0.050 ms" in titles
-    assert root.find(".//caption").text.startswith("FAILED: 7/8")
+    caption = root.find(".//caption")
+    assert caption is not None and caption.text is not None
+    assert caption.text.startswith("FAILED: 7/8")
 
 
 def test_heat_map_of_many_addresses_has_a_cell_per_namespace() -> None:
     names = [f"n{i}" for i in range(40)]
     targets = tuple(Target(n, f"10.0.{k}.{i + 1}") for i, n in enumerate(names) for k in range(2))
-    rtts = {(s, t.address): 1.0 for s in names for t in targets if t.namespace != s}
+    rtts: dict[tuple[str, str], float | None] = {
+        (s, t.address): 1.0 for s in names for t in targets if t.namespace != s
+    }
     rtts[("n0", "10.0.0.2")] = None  # half of n1 from n0
     rtts.update({("n0", t.address): None for t in targets if t.namespace == "n2"})
     html = Reachability(tuple(names), targets, rtts)._repr_html_()
     tds = cells(html)
     assert len(tds) == 40 * 40
-    first_row = [re.search(r"background:(#\w+)", td.get("style", "")).group(1) for td in tds[:3]]
+    first_row = [background(td) for td in tds[:3]]
     assert first_row == [heatmap.GREY, heatmap.ORANGE, heatmap.RED]
 
 

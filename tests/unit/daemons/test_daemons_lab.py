@@ -190,7 +190,7 @@ def test_bgp_neighbour_without_a_link_is_refused(state: Path) -> None:
 def test_rootless_refuses_frr_and_names_bird(state: Path) -> None:
     ex = fresh()
     with Lab("t", executor=ex, state_dir=state) as lab:
-        lab.sandbox = object()  # as a rootless lab has: its sandbox
+        lab.sandbox = object()  # type: ignore[assignment]  # as a rootless lab has: its sandbox
         try:
             r1 = lab.router("r1", loopback="10.255.0.1/32")
             lab.ospf([r1])

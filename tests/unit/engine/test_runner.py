@@ -20,6 +20,7 @@ from netns_kit import (
 )
 from netns_kit.command import Command, ip
 from netns_kit.engine.runner import act, apply_steps
+from netns_kit.errors import CommandError
 from netns_kit.executors.batch import Batch
 
 ADD = [ip("netns", "add", n) for n in "abcd"]
@@ -140,7 +141,7 @@ def test_steps_outside_a_lab_are_undone_when_one_fails(ex: RecordingExecutor) ->
     made = Step(ip("netns", "add", "a"), (ip("netns", "delete", "a"),), phase=Phase.NAMESPACE)
     fails = Step(ip("link", "set", "dev", "lo", "up", namespace="a"))
     ex.fail_at(1)
-    with pytest.raises(Exception, match="injected failure"):
+    with pytest.raises(CommandError, match="injected failure"):
         apply_steps(ex, [made, fails])
     assert ex.commands[-1] == ("ip", "netns", "delete", "a")
     assert apply_steps(RecordingExecutor(), [made]) == [made]

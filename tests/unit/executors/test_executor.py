@@ -261,6 +261,7 @@ def test_script_is_valid_bash(tmp_path: Path) -> None:
 
 
 # -- the default executor ---------------------------------------------------------------
+@pytest.mark.real_executor  # the default executor's own behaviour
 def test_default_executor_is_a_shell() -> None:
     assert isinstance(default_executor(), ShellExecutor)
 

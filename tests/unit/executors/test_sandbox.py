@@ -32,7 +32,7 @@ from netns_kit import (
 )
 from netns_kit.command import in_namespace, ip
 from netns_kit.engine.step import Entry
-from netns_kit.errors import command_error
+from netns_kit.errors import LabBusyError, NetnsKitError, command_error
 from netns_kit.executors import sandbox
 from netns_kit.executors.batch import Batch
 from netns_kit.executors.sandbox import (
@@ -123,7 +123,7 @@ def test_the_executor_enters_a_namespace_directly_when_the_command_allows(
 
 
 def test_the_executor_refuses_before_its_sandbox_runs() -> None:
-    with pytest.raises(Exception, match="sandbox is not running"):
+    with pytest.raises(NetnsKitError, match="sandbox is not running"):
         SandboxExecutor().argv(ip("link"))
 
 
@@ -158,6 +158,7 @@ def test_root_keeps_the_machines_namespaces(mocker: MockerFixture) -> None:
     assert Lab("x").rootless is False
 
 
+@pytest.mark.real_executor  # the default executor's own behaviour
 def test_a_user_gets_a_sandbox_and_one_info_line(
     mocker: MockerFixture, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -258,7 +259,7 @@ def test_a_kept_rootless_lab_keeps_its_sandbox(tmp_path: Path) -> None:
 def test_a_failed_open_ends_the_sandbox(tmp_path: Path) -> None:
     Registry(tmp_path).write(Record("t", 1, state="kept"))
     lab, fake, _ = sandboxed(tmp_path)
-    with pytest.raises(Exception, match="kept up"):
+    with pytest.raises(LabBusyError, match="kept up"):
         lab.open()
     assert fake.calls == ["start", "stop"]
 
@@ -358,7 +359,7 @@ def test_a_user_keeps_records_in_a_private_directory_of_their_own(
 def test_a_private_directory_open_to_others_is_refused(user_registry: Registry) -> None:
     user_registry.directory.mkdir()
     os.chmod(user_registry.directory, 0o755)  # made by someone else, or left open
-    with pytest.raises(Exception, match="closed to others"):
+    with pytest.raises(NetnsKitError, match="closed to others"):
         user_registry.write(Record("a", 1))
     assert not user_registry.record_path("a").exists()
 
@@ -397,7 +398,8 @@ def test_a_refusing_setting_is_named_with_the_fix(setting: str, value: str, allo
 
 
 def test_no_refusing_setting_still_says_what_failed() -> None:
-    error = userns_refusal({}.get)
+    nothing: dict[str, str] = {}
+    error = userns_refusal(nothing.get)
     assert error.setting is None and "user namespace" in str(error)
 
 
@@ -426,7 +428,7 @@ def test_a_holder_that_never_says_ready_is_ended(mocker: MockerFixture) -> None:
     mocker.patch("netns_kit.executors.sandbox.holder_argv", return_value=("sleep", "30"))
     made = Sandbox()
     started = time.monotonic()
-    with pytest.raises(Exception, match=r"not ready after 0\.2 s"):
+    with pytest.raises(NetnsKitError, match=r"not ready after 0\.2 s"):
         made.start()
     assert time.monotonic() - started < 5 and made.ref is None
 

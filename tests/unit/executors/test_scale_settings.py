@@ -90,13 +90,15 @@ def test_the_shell_executor_writes_proc_sys_without_a_process(
     def opened(path: str, flags: int, *rest: int) -> int:
         return real_open(path.replace("/proc/sys", str(tmp_path)), flags, *rest)
 
-    monkeypatch.setattr(shell.os, "open", opened)
+    monkeypatch.setattr("netns_kit.executors.shell.os.open", opened)
     setns = shell._Setns.__new__(shell._Setns)
     monkeypatch.setattr(setns, "entered", _nowhere)
     ex = shell.ShellExecutor()
     ex._setns = setns
     monkeypatch.setattr(ex, "_can_setns", lambda: True)
-    monkeypatch.setattr(shell.subprocess, "run", None)  # any process start would fail
+    monkeypatch.setattr(
+        "netns_kit.executors.shell.subprocess.run", None
+    )  # any process start would fail
     ok = ex.execute(sysctl_command([("net.ipv4.ip_forward", "1")], "r1"))
     assert ok.returncode == 0 and ok.argv[:4] == ("ip", "netns", "exec", "r1")
     assert (tmp_path / "net" / "ipv4" / "ip_forward").read_text().startswith("1")

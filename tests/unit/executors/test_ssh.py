@@ -70,7 +70,8 @@ class FakeSsh:
         """The calls that ran a remote command (not the master, not -O)."""
         return [c["argv"] for c in self.calls if _kind(c["argv"]) == "command"]
 
-    def __call__(self, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    def __call__(self, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+        """Like ``subprocess.run``: text or bytes, as the caller asked."""
         self.calls.append({"argv": list(argv), **kwargs})
         kind = _kind(argv)
         if kind == "master":

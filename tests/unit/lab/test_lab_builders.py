@@ -446,9 +446,11 @@ def test_resources_in_creation_order(state: Path) -> None:
 
 
 # -- IPv6 link-local addresses -------------------------------------------------------------
-def build(tmp_path: Path, addresses: tuple[str | None, str | None], **options: bool) -> list[str]:
+def build(
+    tmp_path: Path, addresses: tuple[str | None, str | None], ipv6_link_local: bool = False
+) -> list[str]:
     ex = RecordingExecutor()
-    with Lab("ll", executor=ex, state_dir=tmp_path, **options) as lab:
+    with Lab("ll", executor=ex, state_dir=tmp_path, ipv6_link_local=ipv6_link_local) as lab:
         lab.link(lab.namespace("a"), lab.namespace("b"), addresses=addresses)
     return [
         " ".join(argv)

@@ -3,7 +3,6 @@ ownership.  No root needed."""
 
 from __future__ import annotations
 
-import os
 import signal
 import traceback
 from pathlib import Path
@@ -23,9 +22,10 @@ from netns_kit import (
     ValidationError,
 )
 from netns_kit.command import Command
+from netns_kit.errors import NetnsKitError
 from netns_kit.record.journal import shielded
 
-from ..conftest import TAG, fresh, lines, make_lab
+from ..conftest import TAG, ctrl_c, fresh, lines, make_lab
 
 
 # -- life cycle -------------------------------------------------------------------------
@@ -62,7 +62,7 @@ def test_close_twice_is_harmless_and_a_closed_lab_refuses_builders(state: Path) 
     count = len(ex.commands)
     lab.close()
     assert len(ex.commands) == count
-    with pytest.raises(Exception, match="closed"):
+    with pytest.raises(NetnsKitError, match="closed"):
         lab.namespace("blue")
     assert len(ex.commands) == count
 
@@ -114,13 +114,14 @@ def test_keyboard_interrupt_in_the_block_tears_down(state: Path) -> None:
 
 
 # -- signals held while a step runs --------------------------------------------------------
+@pytest.mark.usefixtures("interruptible")
 def test_ctrl_c_during_a_step_lands_after_it_and_the_step_is_undone(state: Path) -> None:
     class InterruptedExecutor(RecordingExecutor):
         """Ctrl-C arrives while the veth is being made."""
 
         def _record(self, command: Command) -> Result:
             if command.argv[1:3] == ("link", "add"):
-                os.kill(os.getpid(), signal.SIGINT)
+                ctrl_c()
             return super()._record(command)
 
     ex = InterruptedExecutor()
@@ -142,12 +143,13 @@ def test_ctrl_c_during_a_step_lands_after_it_and_the_step_is_undone(state: Path)
     assert list(state.iterdir()) == []
 
 
+@pytest.mark.usefixtures("interruptible")
 def test_a_held_signal_is_delivered_once_at_the_end_of_the_outer_shield() -> None:
     reached = []
     with pytest.raises(KeyboardInterrupt):
         with shielded():
             with shielded():
-                os.kill(os.getpid(), signal.SIGINT)
+                ctrl_c()
                 reached.append("inner")
             reached.append("outer")  # the inner shield does not deliver it
         reached.append("after")
@@ -159,7 +161,7 @@ def test_a_held_signal_that_is_ignored_stays_ignored() -> None:
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         with shielded():
-            os.kill(os.getpid(), signal.SIGINT)
+            ctrl_c()
     finally:
         signal.signal(signal.SIGINT, old)
     assert not signal.sigpending() & {signal.SIGINT}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from narrow import veth
 
 from netns_kit import Bridge, Lab, PortForward, RecordingExecutor, ValidationError, VethPair
 from netns_kit.objects.hostsfiles import HostsFiles
@@ -94,7 +95,7 @@ def test_switch_to_switch_across_namespaces(state: Path) -> None:
         # both ends are ports, attached before anything comes up: two waves, ports first
         assert [r.namespace for r in ex.runs[-3:]] == [None, "s1", "s2"]
         assert lab.topology().links[-1] == LinkSpec("br1", "br2", ("s1-s2", "s2-s1"))
-        second = lab.link("br1", "br2")  # a second link between the same switches
+        second = veth(lab.link("br1", "br2"))  # a second link between the same switches
         assert (second.name, second.peer, second.index) == ("s1-s2-2", "s2-s1-2", 1_000_002)
 
 

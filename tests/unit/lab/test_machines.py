@@ -24,7 +24,7 @@ from netns_kit import (
 from netns_kit.command import Command, ip
 from netns_kit.engine.plan import in_order, schedule
 from netns_kit.engine.runner import Runner
-from netns_kit.engine.step import Step, on_machine
+from netns_kit.engine.step import Phase, Step, on_machine
 from netns_kit.executors.batch import Batch
 from netns_kit.executors.dispatch import RoutingExecutor
 from netns_kit.lab.machines import underlay_command, vni_start
@@ -375,7 +375,7 @@ def test_a_remote_machine_takes_a_waves_lanes_in_one_call_per_session() -> None:
     steps = [
         Step(ip("link", "set", "dev", "lo", "up", namespace=f"n{i}"), phase=p)
         for i in range(6)
-        for p in (2,)
+        for p in (Phase.CONFIGURE,)
     ]
     report = Runner(ex).run_steps(steps)
     assert report.ok
@@ -389,7 +389,7 @@ def test_execute_many_frames_each_command_and_stops_at_the_first_failure(
 ) -> None:
     scripts: list[str] = []
 
-    def ssh(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    def ssh(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
         if "-N" in argv:  # the master: make its socket
             Path(argv[argv.index("-S") + 1]).touch()
             return subprocess.CompletedProcess(argv, 0)

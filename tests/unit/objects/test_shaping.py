@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from narrow import veth
 
 from netns_kit import (
     KernelFeatureMissingError,
@@ -218,7 +219,7 @@ def test_nothing_given_is_no_shape() -> None:
 )
 def test_impossible_shapings(options: dict[str, object], field: str, reason: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(reason)) as raised:
-        shaping.given(**options)  # type: ignore[arg-type]
+        shaping.given(**options)
     assert raised.value.field == field
 
 
@@ -226,7 +227,9 @@ def test_impossible_shapings(options: dict[str, object], field: str, reason: str
 def test_link_with_a_rate_probes_then_shapes_both_ends(ex: RecordingExecutor, state: Path) -> None:
     with pair_lab(ex, state) as lab:
         start, runs = len(ex.commands), len(ex.runs)
-        pair = lab.link("red", "blue", addresses=("10.0.0.1/24", "10.0.0.2/24"), rate="10mbit")
+        pair = veth(
+            lab.link("red", "blue", addresses=("10.0.0.1/24", "10.0.0.2/24"), rate="10mbit")
+        )
         assert since(ex, start) == [
             TBF_PROBE,  # first: does the kernel have tbf?
             "ip link add name veth-red netns red type veth peer name veth-blue netns blue",
@@ -296,7 +299,7 @@ def test_one_way_shaping_to_a_bridge(
     with pair_lab(ex, state) as lab:
         lab.bridge("br0")
         start = len(ex.commands)
-        pair = lab.link(a, b, rate="5mbit", direction=direction)
+        pair = veth(lab.link(a, b, rate="5mbit", direction=direction))
         tc = [c for c in since(ex, start) if c.startswith("tc")]
         assert tc == [f"{shaped} tbf rate 5mbit burst 3028 latency 50ms"]
         # the pair's own words: a is its first end, red's
@@ -350,7 +353,7 @@ def test_a_qdisc_the_probe_missed_rolls_the_link_back(ex: RecordingExecutor, sta
 # -- changing it while the lab runs --------------------------------------------------------
 def test_shape_replaces_and_unshape_deletes(ex: RecordingExecutor, state: Path) -> None:
     with pair_lab(ex, state) as lab:
-        pair = lab.link("red", "blue", rate="20mbit")
+        pair = veth(lab.link("red", "blue", rate="20mbit"))
         start = len(ex.commands)
         pair.shape(rate="5mbit")
         assert since(ex, start) == [

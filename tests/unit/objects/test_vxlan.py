@@ -14,6 +14,7 @@ from netns_kit import (
 )
 from netns_kit.engine.plan import schedule
 from netns_kit.engine.step import Entry, Phase
+from netns_kit.errors import CommandError
 
 from ..conftest import lines
 
@@ -188,7 +189,7 @@ def test_create_runs_two_batches(ex: RecordingExecutor) -> None:
 
 def test_create_failing_half_way_deletes_the_device(ex: RecordingExecutor) -> None:
     ex.fail_at(2, stderr="Error: something\n")  # the address
-    with pytest.raises(Exception, match="something"):
+    with pytest.raises(CommandError, match="something"):
         tunnel(executor=ex).create(addresses=["192.168.5.1/24"], tag=TAG)
     assert ex.commands[-1] == ("ip", "-n", "red", "link", "delete", "dev", "vx0")
 

@@ -262,13 +262,33 @@ def test_an_observer_never_makes_an_opener_fail(registry: Registry) -> None:
     path.touch()
     observer = os.open(path, os.O_RDONLY)
     fcntl.flock(observer, fcntl.LOCK_SH)  # what is_live() holds for an instant
-    timer = threading.Timer(0.2, os.close, (observer,))
+    looked_away = threading.Event()
+
+    def look_away() -> None:
+        os.close(observer)  # drops the shared lock
+        looked_away.set()
+
+    timer = threading.Timer(0.2, look_away)
     timer.start()
     try:
         fd = registry.acquire("lab")
     finally:
         timer.join()
-    registry.release(fd)
+    try:
+        # it waited: it could only take the lock once the observer had let go
+        assert looked_away.is_set()
+        # and the lock it returns is the lab's, held exclusively
+        assert os.fstat(fd).st_ino == os.stat(path).st_ino
+        other = os.open(path, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            assert registry.is_live("lab")
+        finally:
+            os.close(other)
+    finally:
+        registry.release(fd)
+    assert not registry.is_live("lab")  # released: free again
 
 
 def test_many_observers_and_one_reopener_never_collide(registry: Registry) -> None:

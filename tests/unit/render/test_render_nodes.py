@@ -84,7 +84,7 @@ def test_the_nat_and_switch_lines_have_their_own_colours() -> None:
 def test_a_switch_port_tab_has_the_bridge_colour() -> None:
     root = ET.fromstring(render.to_svg(home()))
     rects = list(root.iter(f"{SVG}rect"))
-    tab_of = {}
+    tab_of: dict[str, str | None] = {}
     texts_ = list(root.iter(f"{SVG}text"))
     for text in texts_:
         content = "".join(text.itertext())

@@ -45,6 +45,7 @@ def test_plugin_gives_a_fresh_recording_executor(pytester: pytest.Pytester) -> N
     result.assert_outcomes(passed=2)
 
 
+@pytest.mark.real_executor  # the default executor's own behaviour
 def test_plugin_lab_is_rootless_without_root_and_skips_where_the_kernel_refuses(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

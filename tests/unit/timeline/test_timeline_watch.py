@@ -9,6 +9,7 @@ import pytest
 
 from netns_kit import Lab, RecordingExecutor, ValidationError
 from netns_kit.executors.probes import ProbeJob
+from netns_kit.objects.link import VethPair
 from netns_kit.timeline import actions, fping_loop
 from netns_kit.timeline.run import Happened, Run
 
@@ -244,6 +245,7 @@ def test_the_action_registry_takes_new_actions(ex: RecordingExecutor, state: Pat
 def test_a_link_method_is_labelled_like_a_named_action(ex: RecordingExecutor, state: Path) -> None:
     with chain(ex, state) as lab:
         pair = lab.link("h1", "h2", addresses=["10.3.0.1/24", "10.3.0.2/24"])
+        assert isinstance(pair, VethPair)
         t = lab.timeline()
         assert t.at(0, pair.down).label == "h1--h2 down"
         assert t.at(0, print).label == "print"

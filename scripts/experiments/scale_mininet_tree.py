@@ -4,7 +4,7 @@ the root and FANOUT hosts under each (1 + F + F*F namespaces; F=31 gives 993), e
 name starting with PREFIX.  Prints the TOML; used for the progress transcript of
 issue 24:
 
-    .venv/bin/python scripts/experiments/scale_tree.py --fanout 31 > /tmp/tree.toml
+    .venv/bin/python scripts/experiments/scale_mininet_tree.py --fanout 31 > /tmp/tree.toml
     script -q -c "netns-kit up /tmp/tree.toml" /tmp/typescript
 """
 
