@@ -8,14 +8,22 @@ work the same as Ethernet).  Without it the summary is what
 
 from __future__ import annotations
 
+import functools
+import importlib
+import importlib.util
 from typing import Any
 
 from netns_kit.capture.pcap import Basic, network
 
-try:  # the capture extra
-    import dpkt
-except ImportError:  # pragma: no cover - depends on the installation
-    dpkt = None
+
+@functools.cache
+def _dpkt() -> Any:
+    """``dpkt`` (the capture extra), imported on first use: it takes 60 ms, which
+    ``import netns_kit`` should not pay; ``None`` when it is not installed."""
+    if importlib.util.find_spec("dpkt") is None:
+        return None
+    return importlib.import_module("dpkt")
+
 
 _ICMP = {0: "echo reply", 3: "unreachable", 8: "echo request", 11: "time exceeded"}
 _ICMP6 = {
@@ -30,7 +38,7 @@ _TCP_FLAGS = (("F", 0x01), ("S", 0x02), ("R", 0x04), ("P", 0x08), (".", 0x10))
 
 def available() -> bool:
     """Whether ``dpkt`` is installed (``pip install netns-kit[capture]``)."""
-    return dpkt is not None
+    return _dpkt() is not None
 
 
 def basic_summary(basic: Basic) -> str:
@@ -42,6 +50,7 @@ def basic_summary(basic: Basic) -> str:
 
 def summary(linktype: int, data: bytes, basic: Basic) -> str:
     """A tcpdump-like line for one packet (``dpkt`` when installed)."""
+    dpkt = _dpkt()
     if dpkt is None:
         return basic_summary(basic)
     found = network(linktype, data)
@@ -55,6 +64,7 @@ def summary(linktype: int, data: bytes, basic: Basic) -> str:
 
 
 def _decoded(kind: int, body: bytes, basic: Basic) -> str | None:
+    dpkt = _dpkt()
     if kind == 0x0806:
         arp: Any = dpkt.arp.ARP(body)
         if arp.op == dpkt.arp.ARP_OP_REQUEST:

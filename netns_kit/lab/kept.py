@@ -22,7 +22,6 @@ from netns_kit.readback.reader import Snapshot
 from netns_kit.readback.snapshot import snapshot
 from netns_kit.record.registry import Record, Registry, tag_for
 from netns_kit.spec import Topology
-from netns_kit.topology.observed import topology_of
 
 
 @attrs.frozen
@@ -147,6 +146,8 @@ class KeptLab:
         """Its topology as the kernel holds it now."""
         snap, _ = self.snapshot(executor)
         record = self.record
+        from netns_kit.topology.observed import topology_of  # files load on first use
+
         return topology_of(
             snap, name=record.name, isolated=record.isolated, host_side=record.host_side
         )

@@ -11,12 +11,9 @@ from __future__ import annotations
 import html
 import os
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from netns_kit import render, topology, validate
-from netns_kit.capture.capture import Capture
-from netns_kit.capture.capture import start as start_capture
-from netns_kit.capture.telemetry import sampled
 from netns_kit.check.result import Reachability
 from netns_kit.daemons.builders import RoutingBuilders
 from netns_kit.lab import measure, views
@@ -24,8 +21,11 @@ from netns_kit.lab.machines import reach
 from netns_kit.objects.namespace import Namespace
 from netns_kit.readback.reader import Snapshot
 from netns_kit.spec import Topology
-from netns_kit.timeline.events import Timeline
-from netns_kit.timeline.watch import Watch, watch
+
+if TYPE_CHECKING:  # features load on first use: `import netns_kit` stays quick
+    from netns_kit.capture.capture import Capture
+    from netns_kit.timeline.events import Timeline
+    from netns_kit.timeline.watch import Watch
 
 
 class Lab(RoutingBuilders):
@@ -174,6 +174,8 @@ class Lab(RoutingBuilders):
         ``sample=0.1`` also samples the sender's TCP socket and qdiscs every 0.1 s
         (:mod:`netns_kit.capture.telemetry`); the result then has ``plot()``."""
         if sample is not None:
+            from netns_kit.capture.telemetry import sampled
+
             return sampled(self, src, dst_address, seconds=seconds, sample=sample, **options)
         return measure.in_lab(self, src, dst_address, seconds=seconds, **options)
 
@@ -189,15 +191,21 @@ class Lab(RoutingBuilders):
     ) -> Capture:
         """tcpdump on ``where`` (a link end, a link, a bridge, a namespace, ``"ns:if"``)
         until ``.stop()``; returns once it listens.  See :mod:`netns_kit.capture`."""
-        return start_capture(self, where, filter=filter, file=file, snaplen=snaplen, count=count)
+        from netns_kit.capture.capture import start
+
+        return start(self, where, filter=filter, file=file, snaplen=snaplen, count=count)
 
     # -- over time ------------------------------------------------------------------
     def watch(self, pairs: Any, *, interval: Any = 0.01, timeout: Any = 0.1) -> Watch:
         """Probe ``pairs`` (source, target) every ``interval`` seconds while a ``with``
         block runs, keeping every probe (:mod:`netns_kit.timeline.watch`)."""
+        from netns_kit.timeline.watch import watch
+
         return watch(self, pairs, interval=interval, timeout=timeout)
 
     def timeline(self) -> Timeline:
         """Events at set times while pairs are probed: ``t.at("2s", pair.down)``, then
         ``t.run(watch=[...])`` (:mod:`netns_kit.timeline.events`)."""
+        from netns_kit.timeline.events import Timeline
+
         return Timeline(self)

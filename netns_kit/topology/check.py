@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from netns_kit import validate
-from netns_kit.daemons import files as routing_files
 from netns_kit.objects.link import (
     MAX_BRIDGE_PORTS,
     MAX_BROADCAST_LINKS,
@@ -22,7 +21,6 @@ from netns_kit.objects.link import (
 )
 from netns_kit.spec import BridgeSpec, LinkSpec, Topology
 from netns_kit.spec.keys import TOP
-from netns_kit.timeline.files import check_sections
 from netns_kit.topology import shaped
 from netns_kit.topology.base import TOP_KEYS, at, given, kind, where_text
 from netns_kit.topology.in_namespaces import RuleChecks
@@ -93,6 +91,10 @@ class Checker(RuleChecks, MachineChecks):
         bridges = [b for b in map(self.read_bridge, self.array(data, "bridges")) if b]
         links = [link for link in map(self.read_link, self.array(data, "links")) if link]
         self.check_ends(links)
+        # the timeline and routing sections load with their first file, not with netns_kit
+        from netns_kit.daemons import files as routing_files
+        from netns_kit.timeline.files import check_sections
+
         self.run_plan = check_sections(data, namespaces, [(s.a, s.b) for _, s in links], self.add)
         routes = self.check_routes(self.array(data, "routes"))
         sysctls = self.check_sysctls(self.array(data, "sysctls"))
