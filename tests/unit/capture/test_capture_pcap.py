@@ -56,7 +56,7 @@ def test_summaries_through_dpkt() -> None:
 
 
 def test_summaries_without_dpkt(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(decode, "dpkt", None)
+    monkeypatch.setattr(decode, "_dpkt", lambda: None)
     lines = [p.summary for p in packets_of(HERE / "ping.pcap")]
     assert lines[2] == "10.9.0.1 > 10.9.0.2: ICMP"
 
