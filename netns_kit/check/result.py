@@ -17,7 +17,6 @@ from typing import Any
 import attrs
 
 from netns_kit.executors.probes import family_of
-from netns_kit.render.heatmap import reachability_html, reachability_text
 
 Pair = tuple[str, str]  # (source namespace, target address)
 
@@ -163,6 +162,8 @@ class Reachability:
     def to_text(self, *, compact: bool | None = None) -> str:
         """A matrix of namespaces (``compact``: a summary and the failures only; by
         default compact above 12 namespaces)."""
+        from netns_kit.render.heatmap import reachability_text  # drawing loads when asked
+
         return reachability_text(self, compact=compact)
 
     def __str__(self) -> str:
@@ -170,6 +171,8 @@ class Reachability:
 
     def _repr_html_(self) -> str:
         """Jupyter: a heat map, green where a pair answered, red where it did not."""
+        from netns_kit.render.heatmap import reachability_html  # drawing loads when asked
+
         return reachability_html(self)
 
     def to_dict(self) -> dict[str, Any]:
