@@ -439,6 +439,29 @@ class RoutingBuilders(Builders):
                 return failed
         return None
 
+    def stop_router(self, router: Namespace | str) -> None:
+        """Stop a router's daemons now (a routing failure, for a timeline): protocol
+        daemons, then zebra, then its nexthops.  Its links stay up; :meth:`start_router`
+        starts it again."""
+        name = self._running_router(router)
+        self._stop_router(name)
+        self.routing.written.pop(name, None)  # its files are written again at start
+
+    def start_router(self, router: Namespace | str) -> None:
+        """Start a router stopped by :meth:`stop_router` again (it converges by itself;
+        :meth:`converge` waits for it)."""
+        name = getattr(router, "name", router)
+        if name not in self.routing.routers:
+            raise ValidationError("router", router, "is not a router of this lab")
+        self.routing.pending = True
+        self.start_routing()
+
+    def _running_router(self, router: Namespace | str) -> str:
+        name = getattr(router, "name", router)
+        if not isinstance(name, str) or name not in self.routing.running:
+            raise ValidationError("router", router, "is not a router whose daemons run")
+        return name
+
     def _stop_router(self, name: str) -> None:
         """Stop a router's daemons: protocol daemons, then zebra, then its nexthops."""
         daemons = self.routing.running.pop(name, [])

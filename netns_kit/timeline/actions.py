@@ -282,3 +282,20 @@ register("isolate", Action("namespace", lambda lab, ns, _: _all_down(_of_namespa
 register("rejoin", Action("namespace", lambda lab, ns, _: _all_up(lab, _of_namespace(lab, ns))))
 register("partition", Action("links", lambda lab, links, _: _all_down(links)))
 register("heal", Action("links", lambda lab, links, _: _all_up(lab, links)))
+
+
+def _routing(stop: bool) -> Callable[[LabCore, Any, Mapping[str, Any]], None]:
+    """``stop``/``start`` of a namespace's routing daemons (:mod:`netns_kit.daemons`):
+    a router that fails while its links stay up, and comes back."""
+
+    def act(lab: LabCore, namespace: Any, arguments: Mapping[str, Any]) -> None:
+        method = getattr(lab, "stop_router" if stop else "start_router", None)
+        if method is None:
+            raise NetnsKitError("stop and start act on routing daemons: this lab has none")
+        method(namespace)
+
+    return act
+
+
+register("stop", Action("namespace", _routing(True)))
+register("start", Action("namespace", _routing(False)))

@@ -270,3 +270,33 @@ def test_a_router_reconfigured_later_is_restarted_and_its_nexthops_flushed(state
             e.name for e in record.resources if e.kind == "daemon" and e.namespace == "r1"
         )
         assert mine == ["r1/bgpd", "r1/ospfd", "r1/zebra"]  # the stopped ones forgotten
+
+
+def test_a_router_stopped_and_started_again_as_timeline_actions(state: Path) -> None:
+    """``stop``/``start`` are named actions of a timeline (and of files): the router's
+    daemons end, its nexthops are flushed and its record entries go; started again,
+    zebra and ospfd run anew and are recorded."""
+    from netns_kit.timeline import actions
+
+    ex = routed_executor(TRIANGLE)
+    with Lab("t", executor=ex, state_dir=state) as lab:
+        examples.triangle(lab, "")
+        before = len(ex.started)
+        stop, start = actions.named("stop"), actions.named("start")
+        stop.run(lab, actions.target(lab, stop, "r2"), {})
+        assert ("ip", "-n", "r2", "nexthop", "flush") in ex.commands
+        record = Record.from_json((state / "t.json").read_text())
+        assert not [e for e in record.resources if e.kind == "daemon" and e.namespace == "r2"]
+        with pytest.raises(ValidationError, match="whose daemons run"):
+            lab.stop_router("r2")  # already stopped
+        start.run(lab, actions.target(lab, start, "r2"), {})
+        again = [p.command.argv[10] for p in ex.started[before:]]
+        assert again == ["/usr/lib/frr/zebra", "/usr/lib/frr/ospfd"]
+        assert all(p.command.argv[3] == "r2" for p in ex.started[before:])
+        record = Record.from_json((state / "t.json").read_text())
+        mine = sorted(
+            e.name for e in record.resources if e.kind == "daemon" and e.namespace == "r2"
+        )
+        assert mine == ["r2/ospfd", "r2/zebra"]
+    with pytest.raises(ValidationError, match="not a router"):
+        Lab("u", executor=fresh(), state_dir=state).start_router("nobody")
