@@ -43,7 +43,10 @@ def _suite(pytester: pytest.Pytester, body: str) -> None:
 
 
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:timeout", *args)
+    # importlib: the inner "integration" package must not meet the outer suite's
+    return pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "-p", "no:timeout", "--import-mode=importlib", *args
+    )
 
 
 @pytest.fixture
