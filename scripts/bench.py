@@ -962,15 +962,48 @@ def print_report(summary: dict[str, Any], sizes: Sequence[int]) -> None:
 
 
 def settle(n: int, extra: float = 0.0) -> None:
-    """Let the kernel finish freeing the last lab's namespaces (it does so in the
-    background, ~0.5 ms each) so that work is not billed to the next method.
+    """Let the kernel finish freeing the last lab's namespaces so that work is not
+    billed to the next run.
+
+    The kernel frees deleted namespaces in the background, one at a time (about
+    5 ms each here: most of a minute after a 10,000-namespace teardown), and no
+    file counts them (the slab counters keep freed objects cached per CPU).  So wait
+    until the machine is idle (bounded), as it was before the run.
 
     ``extra`` waits longer: when /run/netns is on a disk filesystem such as ext4
     rather than tmpfs, creating a namespace's mount-point file gets slower for ~30 s
     after many were deleted (ext4's inode allocator skips recently deleted inodes),
     which inflates the next run, the more so the bigger N was.
     """
-    time.sleep(0.2 + 0.0015 * n + extra)
+    deadline = time.monotonic() + 5 + 0.01 * n
+    while time.monotonic() < deadline and busy_share(1.0) > IDLE_BELOW:
+        pass
+    time.sleep(0.2 + extra)
+
+
+#: The machine counts as idle when less than this share of its CPU time is busy.
+IDLE_BELOW = 0.15
+
+
+def busy_share(window: float) -> float:
+    """The share of all CPUs' time spent busy over the next ``window`` seconds,
+    from /proc/stat (0.0 when it cannot be read)."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(window)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        time.sleep(window)
+        return 0.0
+    spent = total1 - total0
+    return 0.0 if spent <= 0 else 1.0 - (idle1 - idle0) / spent
 
 
 def netns_fstype() -> str:

@@ -177,10 +177,29 @@ def host_snapshot(kernel: Kernel) -> dict[str, list[str]]:
             Path("/proc/sys/net/ipv6/conf/all/forwarding").read_text().strip()
         ],
     }
+    snapshot["/etc/netns (hosts files)"] = etc_netns_listing()
     for tool in _SAVERS:
         if shutil.which(tool):
             snapshot[tool] = _rules(tool)
     return snapshot
+
+
+def etc_netns_listing() -> list[str]:
+    """What /etc/netns holds, one level deep; ``["(absent)"]`` when there is none.
+
+    A lab's hosts files live there, and a lab that made the directory removes it when
+    it goes: an empty /etc/netns left behind is a leak too.
+    """
+    top = Path("/etc/netns")
+    if not top.is_dir():
+        return ["(absent)"]
+    return sorted(
+        str(path.relative_to(top)) for entry in top.iterdir() for path in (entry, *_children(entry))
+    ) or ["(empty)"]
+
+
+def _children(entry: Path) -> list[Path]:
+    return list(entry.iterdir()) if entry.is_dir() else []
 
 
 def host_diff(before: dict[str, list[str]], after: dict[str, list[str]]) -> str:
@@ -194,10 +213,27 @@ def host_diff(before: dict[str, list[str]], after: dict[str, list[str]]) -> str:
     return "\n".join(parts)
 
 
+def _host_check_off() -> bool:
+    return os.environ.get("NETNS_KIT_SKIP_HOST_CHECK") == "1"
+
+
+@pytest.fixture(autouse=True)
+def etc_netns_as_found() -> Iterator[None]:
+    """Each test leaves /etc/netns as it found it (the session check below would
+    only say that some test did not)."""
+    if SKIP_REASON or _host_check_off():
+        yield
+        return
+    before = etc_netns_listing()
+    yield
+    after = etc_netns_listing()
+    assert after == before, f"/etc/netns changed: {before} -> {after}"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def host_safety(kernel: Kernel) -> Iterator[None]:
     """Fail the run if the root namespace differs after the integration tests."""
-    skip_check = os.environ.get("NETNS_KIT_SKIP_HOST_CHECK") == "1"
+    skip_check = _host_check_off()
     if skip_check and os.environ.get("CI") == "true":
         pytest.fail(
             "NETNS_KIT_SKIP_HOST_CHECK=1 turns the host-safety check off; CI (CI=true) refuses it",
