@@ -108,7 +108,12 @@ def interface(value: object, field: str = "address") -> IPInterface:
     return _unscoped(parsed, field, value)
 
 
-@functools.lru_cache(maxsize=4096)
+#: Texts parsed once and kept: more than a 10,000-namespace lab's addresses (its
+#: checks meet each address at several places, far apart), a few MB at most.
+PARSED_KEPT = 1 << 16
+
+
+@functools.lru_cache(maxsize=PARSED_KEPT)
 def _parsed_interface(text: str) -> IPInterface | None:
     """``ipaddress`` is slow (about 20 us an address), and a lab checks each address at
     several places (the file, the builder, the step): parse each text once."""
@@ -124,11 +129,19 @@ def address(value: object, field: str = "address") -> IPAddress:
         return _unscoped(value, field, value)
     if not isinstance(value, str):
         raise ValidationError(field, value, "is not an IP address (a string)")
-    try:
-        parsed = ipaddress.ip_address(value)
-    except ValueError:
-        raise ValidationError(field, value, "is not an IPv4 or IPv6 address") from None
+    parsed = _parsed_address(value)
+    if parsed is None:
+        raise ValidationError(field, value, "is not an IPv4 or IPv6 address")
     return _unscoped(parsed, field, value)
+
+
+@functools.lru_cache(maxsize=PARSED_KEPT)
+def _parsed_address(text: str) -> IPAddress | None:
+    """As :func:`_parsed_interface`, for bare addresses (gateways)."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
 
 
 def network(value: object, field: str = "network") -> IPNetwork:

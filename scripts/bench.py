@@ -34,6 +34,8 @@ holds ``eth0`` with 10.77.x.y/16 (x.y = i + 2), a veth to ``v<i>``, a port of
                          per edge switch), joined by a router; the last host pings
                          the first; for 5,000 and 10,000 namespaces (one switched
                          network that big is refused: docs/scale.md)
+  netns_kit-segments-ip  the same, with every namespace's batch run by `ip` (the
+                         shell executor's rtnetlink path off): its A/B
   netns_kit-2machines    the bridge lab spread over 2 fake machines (namespaces with
                          their own sshd, reached over ssh; netns_kit.testing.fakemachines): half
                          the namespaces on each, on a bridge on each machine, the two
@@ -116,6 +118,7 @@ METHODS = (
     "pyroute2",
     "netns_kit-tree",
     "netns_kit-segments",
+    "netns_kit-segments-ip",
     "netns_kit-2machines",
     "netns_kit-1machine",
 )
@@ -399,6 +402,17 @@ class NetnsKitSegments(_NetnsKitMethod):
         return ping(self.last, first)
 
 
+class NetnsKitSegmentsIp(NetnsKitSegments):
+    """The scale example with the shell executor's rtnetlink path off: every
+    namespace's batch starts ``ip``, as before that path existed."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        from netns_kit import ShellExecutor
+
+        ShellExecutor.NETLINK = False
+
+
 class NetnsKitRootless(NetnsKit):
     """The declarative path in a rootless sandbox; its namespaces exist only there."""
 
@@ -580,6 +594,7 @@ METHOD_CLASSES: dict[str, Callable[[str, int, str], Method]] = {
     "pyroute2": Pyroute2,
     "netns_kit-tree": NetnsKitTree,
     "netns_kit-segments": NetnsKitSegments,
+    "netns_kit-segments-ip": NetnsKitSegmentsIp,
     "netns_kit-2machines": NetnsKitMachines,
     "netns_kit-1machine": NetnsKitOneMachine,
 }

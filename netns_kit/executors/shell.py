@@ -31,6 +31,7 @@ import sh
 
 from netns_kit.command import Command
 from netns_kit.errors import CommandTimeoutError, NetnsKitError, ToolMissingError
+from netns_kit.executors import nsfiles, rtnl
 from netns_kit.executors.attached import run_attached
 from netns_kit.executors.base import (
     HELD_SIGNALS,
@@ -175,6 +176,24 @@ class _Setns:
             return Result(argv, 1, "", error.strerror)
         return Result(argv, 0)
 
+    def send(
+        self,
+        namespace: str,
+        requests: Sequence[rtnl.Request],
+        force: bool,
+        argv: tuple[str, ...],
+    ) -> Result:
+        """A batch's rtnetlink requests, from a thread inside ``namespace``: the
+        result ``ip -batch`` would give, without its process."""
+        try:
+            with self.entered(namespace):
+                code, said = rtnl.run_batch(requests, force)
+        except OSError as error:
+            if error.strerror is None or not error.strerror.startswith("Cannot open"):
+                raise
+            return Result(argv, 1, "", error.strerror)
+        return Result(argv, code, "", said)
+
     def set_gro(self, namespace: str, device: str, argv: tuple[str, ...]) -> Result:
         """GRO on for ``device``, from a thread inside ``namespace`` (no process)."""
         try:
@@ -186,6 +205,9 @@ class _Setns:
             return Result(argv, 1, "", error.strerror)
         return Result(argv, 1 if said else 0, "", said or "")
 
+
+#: The batches (``Command.inside``) the rtnetlink path may take over.
+_IP_BATCHES = (("ip", "-batch", "-"), ("ip", "-force", "-batch", "-"))
 
 #: ethtool's ioctl and its "set GRO" command (linux/sockios.h, linux/ethtool.h).
 _SIOCETHTOOL = 0x8946
@@ -288,6 +310,30 @@ class ShellExecutor:
             self._setns = _Setns()
         return self._setns.run(command.namespace, command.inside, command.stdin, timeout)
 
+    #: Whether a namespace's ``ip -batch`` of the commonest line shapes is sent as
+    #: rtnetlink requests from the setns thread instead of starting ``ip`` (see
+    #: :mod:`netns_kit.executors.rtnl`), and a root batch of ``netns add``/``delete``
+    #: lines done by a thread (:mod:`netns_kit.executors.nsfiles`); False runs ``ip``
+    #: for every batch.
+    NETLINK = True
+
+    def _netlink_requests(self, command: Command) -> list[rtnl.Request] | None:
+        """The requests of an ``ip -batch`` inside a namespace, if every line is a
+        shape :mod:`~netns_kit.executors.rtnl` knows."""
+        if not self.NETLINK or command.inside not in _IP_BATCHES or not command.stdin:
+            return None
+        return rtnl.parse_all([line for line in command.stdin.splitlines() if line.strip()])
+
+    def _namespace_files(self, command: Command) -> list[tuple[str, str]] | None:
+        """The ``netns add``/``delete`` lines of a root ``ip -batch``, when the whole
+        batch is made of them and a thread of ours may do them (see
+        :mod:`netns_kit.executors.nsfiles`)."""
+        if command.namespace is not None or command.argv not in _IP_BATCHES or not command.stdin:
+            return None
+        if not self.NETLINK or not self._can_setns():
+            return None
+        return nsfiles.parse([line for line in command.stdin.splitlines() if line.strip()])
+
     def execute_batch(self, batch: Batch) -> Result:
         return self.execute(batch.process())
 
@@ -350,7 +396,17 @@ class ShellExecutor:
             if self._setns is None:
                 self._setns = _Setns()
             return self._setns.set_gro(command.namespace, command.gro, command.argv)
+        named = self._namespace_files(command)
+        if named is not None:
+            code, said = nsfiles.run_batch(named, command.argv[1] == "-force")
+            return Result(command.argv, code, "", said)
         if command.namespace is not None and command.inside is not None and self._can_setns():
+            requests = self._netlink_requests(command)
+            if requests is not None:
+                if self._setns is None:
+                    self._setns = _Setns()
+                force = command.inside[1] == "-force"
+                return self._setns.send(command.namespace, requests, force, command.argv)
             inside = self._inside(command, timeout)
             if inside.returncode == -9:
                 raise CommandTimeoutError(command.argv, -9, "", inside.stderr)
