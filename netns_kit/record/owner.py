@@ -5,12 +5,21 @@ short-lived program the owner starts (see :mod:`netns_kit.record.registry`), so 
 ``kill -9`` an orphaned ``ip -batch`` keeps it held for a while: a held lock alone does
 not mean a live lab.  The owner's PID does, if it is still the same process: its start
 time (field 22 of ``/proc/PID/stat``, clock ticks after boot) tells it from a process
-that got the PID later, and a zombie (killed, not yet reaped) is dead.
+that got the PID later, and a zombie (killed, not yet reaped) is dead.  A PID is
+only meaningful in its own PID namespace, which the record notes too.
 """
 
 from __future__ import annotations
 
 import os
+
+
+def pid_namespace() -> str | None:
+    """This process's PID namespace, as ``/proc/self/ns/pid`` names it; None if unknown."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
 
 
 def started(pid: int) -> int | None:

@@ -122,6 +122,14 @@ class Record:
             takes_self=True,
         )
     )
+    #: The owner's PID namespace (``pid:[INODE]``): its PID means nothing from
+    #: another one (a container, a sandbox), where the owner would look dead.
+    owner_pidns: str | None = attrs.field(
+        default=attrs.Factory(
+            lambda self: owners.pid_namespace() if self.pid == os.getpid() else None,
+            takes_self=True,
+        )
+    )
 
     def namespaces(self) -> list[str]:
         """The namespaces the lab made, its host side first (the record's order)."""
@@ -150,6 +158,7 @@ class Record:
                 data[new] = data.pop(old)
         fields = {f.name: data[f.name] for f in attrs.fields(cls) if f.name in data}
         fields.setdefault("owner_started", None)  # an older record: the PID alone
+        fields.setdefault("owner_pidns", None)
         fields["resources"] = [Entry.from_dict(e) for e in fields.get("resources", [])]
         if fields.get("sandbox") is not None:
             fields["sandbox"] = HolderRef.from_dict(fields["sandbox"])
@@ -293,7 +302,13 @@ class Registry:
 
     @staticmethod
     def owner_alive(record: Record) -> bool:
-        """Whether the process that wrote ``record`` still runs (the same process)."""
+        """Whether the process that wrote ``record`` still runs (the same process).
+
+        An owner in another PID namespace cannot be looked up from here: it counts as
+        alive, so that a held lock keeps its lab live (never recovered under a
+        running owner); a lab whose lock nobody holds is stale all the same."""
+        if record.owner_pidns is not None and record.owner_pidns != owners.pid_namespace():
+            return True
         return owners.alive(record.pid, record.owner_started)
 
     def condition(self, record: Record) -> str:

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 from netns_kit import RecordingExecutor, cli, stale_labs
@@ -179,6 +180,23 @@ def test_a_held_lab_whose_pid_was_reused_is_dying(registry: Registry, orphan: Ma
     registry.write(record)
     orphan("lab")
     assert registry.condition(record) == "dying"
+
+
+def test_a_held_lab_whose_owner_is_in_another_pid_namespace_is_live(
+    registry: Registry, orphan: MakeOrphan
+) -> None:
+    """From a container or a sandbox, the owner's PID names another process (or none):
+    the lab must not look dying, or cleanup would take it from under its owner."""
+    mine = Record("mine", os.getpid())
+    assert mine.owner_pidns == owner.pid_namespace() and mine.owner_pidns is not None
+    record = Record("lab", _dead_pid(), owner_pidns="pid:[1]")
+    registry.write(record)
+    assert registry.read("lab") == record  # the namespace is kept in the record
+    orphan("lab")
+    assert registry.condition(record) == "live"
+    assert stale_labs(registry.directory) == []
+    same = attrs.evolve(record, owner_pidns=owner.pid_namespace())
+    assert registry.condition(same) == "dying"  # same namespace: judged by the PID
 
 
 def test_a_kept_lab_being_taken_down_is_not_dying(registry: Registry, orphan: MakeOrphan) -> None:
