@@ -80,3 +80,36 @@ def grid(lab: Lab, prefix: str, rows: int, cols: int, *, suite: str = "frr") -> 
                 k += 1
         lab.ospf(suite=suite)
     return list(r.values())
+
+
+def dual_stack_triangle(lab: Lab, prefix: str, *, suite: str = "frr") -> list[Namespace]:
+    """The triangle, dual-stack: loopbacks 10.255.0.N/32 and fd00:255::N/128, and
+    between each two routers an IPv4 link (10.0.XY.0/24, OSPFv2) and an IPv6 link
+    (fd00:XY::/64, OSPFv3; a link holds one address an end)."""
+    with lab.batch():
+        r = [
+            lab.router(f"{prefix}r{i}", loopback=(f"10.255.0.{i}/32", f"fd00:255::{i}/128"))
+            for i in (1, 2, 3)
+        ]
+        for x, y in ((1, 2), (2, 3), (1, 3)):
+            a, b = r[x - 1], r[y - 1]
+            lab.link(a, b, addresses=(f"10.0.{x}{y}.{x}/24", f"10.0.{x}{y}.{y}/24"))
+            lab.link(a, b, addresses=(f"fd00:{x}{y}::{x}/64", f"fd00:{x}{y}::{y}/64"))
+        lab.ospf(suite=suite)
+    return r
+
+
+def ebgp6(lab: Lab, prefix: str, *, suite: str = "frr") -> dict[str, Namespace]:
+    """IPv6 only: r1 (AS 65001, loopback fd00:255::1) and r2 (AS 65002) speak eBGP
+    over fd00:12::/64; host h1 (fd00:1::10) behind r1, h2 (fd00:2::10) behind r2."""
+    n: dict[str, Namespace] = {}
+    with lab.batch():
+        for i in (1, 2):
+            n[f"r{i}"] = lab.router(f"{prefix}r{i}", loopback=f"fd00:255::{i}/128")
+            n[f"h{i}"] = lab.namespace(f"{prefix}h{i}")
+            lab.link(n[f"r{i}"], n[f"h{i}"], addresses=(f"fd00:{i}::1/64", f"fd00:{i}::10/64"))
+            lab.route("default", via=f"fd00:{i}::1", namespace=n[f"h{i}"])
+        lab.link(n["r1"], n["r2"], addresses=("fd00:12::1/64", "fd00:12::2/64"))
+        lab.bgp(n["r1"], asn=65001, neighbors=[n["r2"]], suite=suite)
+        lab.bgp(n["r2"], asn=65002, neighbors=[n["r1"]], suite=suite)
+    return n
