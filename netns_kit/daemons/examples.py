@@ -24,15 +24,27 @@ def triangle(
     return r
 
 
-def two_as(lab: Lab, prefix: str, *, suite: str = "frr") -> dict[str, Namespace]:
+def two_as(
+    lab: Lab, prefix: str, *, suite: str = "frr", ipv6: bool = False
+) -> dict[str, Namespace]:
     """AS 65001: a1, a2, a3 (OSPF, iBGP between loopbacks), host h1 behind a3.
-    AS 65002: b1, b2 (the same), host h2 behind b2.  eBGP between a1 and b1."""
+    AS 65002: b1, b2 (the same), host h2 behind b2.  eBGP between a1 and b1.
+
+    ``ipv6=True``: dual-stack, with IPv6 loopbacks fd00:255:AS::N/128 beside the IPv4
+    ones, and beside each link an IPv6 one (fd00:X:YZ::/64, the hosts' fd00:1::/64
+    and fd00:2::/64): OSPFv3, iBGP between the IPv6 loopbacks, eBGP over fd00:12::/64.
+    """
     n: dict[str, Namespace] = {}
+
+    def loop(side: int, i: int) -> str | tuple[str, str]:
+        four = f"10.255.{side}.{i}/32"
+        return (four, f"fd00:255:{side}::{i}/128") if ipv6 else four
+
     with lab.batch():
         for i, name in enumerate(("a1", "a2", "a3"), 1):
-            n[name] = lab.router(f"{prefix}{name}", loopback=f"10.255.1.{i}/32")
+            n[name] = lab.router(f"{prefix}{name}", loopback=loop(1, i))
         for i, name in enumerate(("b1", "b2"), 1):
-            n[name] = lab.router(f"{prefix}{name}", loopback=f"10.255.2.{i}/32")
+            n[name] = lab.router(f"{prefix}{name}", loopback=loop(2, i))
         n["h1"] = lab.namespace(f"{prefix}h1")
         n["h2"] = lab.namespace(f"{prefix}h2")
         lab.link(n["a1"], n["a2"], addresses=("10.1.12.1/24", "10.1.12.2/24"))
@@ -44,6 +56,19 @@ def two_as(lab: Lab, prefix: str, *, suite: str = "frr") -> dict[str, Namespace]
         lab.link(n["b2"], n["h2"], addresses=("192.168.2.1/24", "192.168.2.10/24"))
         lab.route("default", via="192.168.1.1", namespace=n["h1"])
         lab.route("default", via="192.168.2.1", namespace=n["h2"])
+        if ipv6:
+            for x, y, net, ends in (
+                ("a1", "a2", "fd00:1:12", "12"),
+                ("a2", "a3", "fd00:1:23", "23"),
+                ("a3", "a1", "fd00:1:13", "31"),
+                ("b1", "b2", "fd00:2:12", "12"),
+                ("a1", "b1", "fd00:12", "12"),
+            ):
+                lab.link(n[x], n[y], addresses=(f"{net}::{ends[0]}/64", f"{net}::{ends[1]}/64"))
+            lab.link(n["a3"], n["h1"], addresses=("fd00:1::1/64", "fd00:1::10/64"))
+            lab.link(n["b2"], n["h2"], addresses=("fd00:2::1/64", "fd00:2::10/64"))
+            lab.route("default", via="fd00:1::1", namespace=n["h1"])
+            lab.route("default", via="fd00:2::1", namespace=n["h2"])
         a = [n["a1"], n["a2"], n["a3"]]
         b = [n["b1"], n["b2"]]
         lab.ospf(a, suite=suite)

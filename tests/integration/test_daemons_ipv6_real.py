@@ -161,3 +161,24 @@ def test_ospfv3_over_link_local_only_links(suite: str, name: str, state: Path) -
             for j in {1, 2, 3} - {i}:
                 assert ping6(router.name, f"fd00:255::{j}", source=f"fd00:255::{i}")
     assert not _namespaces(name)
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_dual_stack_two_as_ibgp_between_ipv6_loopbacks(suite: str, name: str, state: Path) -> None:
+    """iBGP between the IPv6 loopbacks (over OSPFv3) and eBGP over IPv6 carry each
+    side's IPv6 host subnet to the other; IPv4 works as before."""
+    with Lab(name) as lab:
+        n = examples.two_as(lab, name, suite=suite, ipv6=True)
+        got = ip_json(n["a2"].name, "-6", "route", "show", "fd00:2::/64")
+        assert got and got[0]["protocol"] in ("bgp", "bird"), got  # learned over iBGP
+        assert ping6(n["h1"].name, "fd00:2::10")
+        assert ping6(n["h2"].name, "fd00:1::10")
+        assert ping(n["h1"].name, "192.168.2.10")
+        if suite == "frr":
+            said = lab.vtysh(n["a2"], "show bgp ipv6 unicast summary")
+            assert "fd00:255:1::1" in said, said
+        else:
+            said = lab.birdc(n["a2"], "show", "protocols")
+            up = [ln for ln in said.splitlines() if ln.startswith("bgp6_") and "Established" in ln]
+            assert len(up) == 2, said  # a1 and a3, between the IPv6 loopbacks
+    assert not _namespaces(name)
