@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,7 @@ def test_kill_9_then_recover_leaves_no_daemon(suite: str, name: str, state: Path
 
 #: The examples whose files the suites' own checkers read; the IPv6 ones are
 #: helper h2's (issue 20: OSPFv3 and IPv6 BGP), their labs named qb...
-CHECKED = {
+CHECKED: dict[str, Callable[[Lab, str, str], object]] = {
     "two-as": lambda lab, prefix, suite: examples.two_as(lab, prefix, suite=suite),
     "two-as-dual-stack": lambda lab, prefix, suite: examples.two_as(
         lab, prefix, suite=suite, ipv6=True
