@@ -5,6 +5,7 @@ checks made before anything runs.  No root needed."""
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import attrs
 import pytest
 
 from netns_kit import Lab, RecordingExecutor, ValidationError
-from netns_kit.daemons import bird, builders, examples, frr, model, wiring
+from netns_kit.daemons import bird, builders, cli, examples, frr, model, wiring
 from netns_kit.daemons.converge import NotConvergedError, present
 from netns_kit.daemons.model import Ospf, area, asn
+from netns_kit.engine.runner import Runner
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "routing"
 EXAMPLES: dict[str, Callable[..., object]] = {
@@ -313,3 +315,24 @@ def test_link_local_links_carry_ospfv3(tmp_path: Path, monkeypatch: pytest.Monke
     assert not {n for n in want["r3"] if ":" in n}
     assert "protocol ospf v3 ospf6 {" in bird.render(configs["r2"])
     assert 'interface "c" { type ptp; hello 1; dead 3; };' in bird.render(configs["r2"])
+
+
+def test_show_lists_ospfv3_neighbours_and_ipv6_bgp_peers() -> None:
+    """``netns-kit show``'s rows for an FRR router with ospf6d and IPv6 sessions, from
+    the daemons' JSON as FRR 8.4 answers it (fields seen on a real lab)."""
+    ex = RecordingExecutor()
+    ask = ("ip", "netns", "exec", "r1", "vtysh", "--vty_socket", "/d", "-c")
+    ex.answer((*ask, "show ip ospf neighbor json"), stdout='{"neighbors": {}}')
+    six = {"neighborId": "10.255.1.2", "state": "Full", "interfaceName": "r1-r2"}
+    ex.answer((*ask, "show ipv6 ospf6 neighbor json"), stdout=json.dumps({"neighbors": [six]}))
+    peers = {
+        "ipv4Unicast": {"peers": {"10.12.0.2": {"desc": "b1", "state": "Established"}}},
+        "ipv6Unicast": {"peers": {"fd00:12::2": {"desc": "b1", "state": "Connect"}}},
+    }
+    ex.answer((*ask, "show bgp summary json"), stdout=json.dumps(peers))
+    router = cli.RouterDaemons("r1", "frr", "/d", ("zebra", "ospfd", "ospf6d", "bgpd"))
+    assert cli.neighbours(Runner(ex), router) == [
+        ("ospf6", "10.255.1.2 (r1-r2)", "Full"),
+        ("bgp", "10.12.0.2 (b1)", "Established"),
+        ("bgp", "fd00:12::2 (b1)", "Connect"),
+    ]
