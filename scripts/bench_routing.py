@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark routing daemons (issue 20): FRR and BIRD in lab namespaces.
 
-For each suite and topology (the OSPF triangle, grids of routers):
+For each suite and topology (the OSPF triangle, the dual-stack triangle ``dual``:
+OSPFv2 and OSPFv3, grids of routers):
 
   start      seconds to make the routers' directories, write their configurations
              and start their daemons (``lab.start_routing()``), once the links exist
@@ -52,13 +53,16 @@ def build(kind: str, lab: Lab, prefix: str, suite: str) -> int:
     if kind == "triangle":
         examples.triangle(lab, prefix, suite=suite, hello=HELLO, dead=DEAD)
         return 3
+    if kind == "dual":  # converged: the IPv4 and the IPv6 tables complete
+        examples.dual_stack_triangle(lab, prefix, suite=suite)
+        return 3
     rows, cols = {"grid20": (4, 5), "grid50": (5, 10)}[kind]
     examples.grid(lab, prefix, rows, cols, suite=suite)
     return rows * cols
 
 
 def one_run(kind: str, suite: str, outage: bool) -> dict[str, float]:
-    name = f"rt{secrets.token_hex(2)}"
+    name = f"{PREFIX}{secrets.token_hex(2)}"
     lab = Lab(name)
     built = lab._routing_built
     lab._routing_built = lambda: None  # type: ignore[method-assign]
@@ -113,6 +117,8 @@ def measure_outage(lab: Lab, prefix: str) -> dict[str, float]:
 SETTLE = 6.0
 #: The triangle's OSPF timers (--hello, --dead): the lab's defaults, or e.g. 10/40.
 HELLO, DEAD = 1, 3
+#: The labs' name prefix (--prefix): namespaces are global.
+PREFIX = "rt"
 
 
 def median(runs: list[dict[str, float]], key: str) -> float:
@@ -127,9 +133,10 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=6.0, help="seconds before the cut")
     parser.add_argument("--hello", type=int, default=1, help="the triangle's OSPF hello")
     parser.add_argument("--dead", type=int, default=3, help="the triangle's OSPF dead interval")
+    parser.add_argument("--prefix", default="rt", help="the labs' name prefix")
     args = parser.parse_args()
-    global SETTLE, HELLO, DEAD
-    SETTLE, HELLO, DEAD = args.settle, args.hello, args.dead
+    global SETTLE, HELLO, DEAD, PREFIX
+    SETTLE, HELLO, DEAD, PREFIX = args.settle, args.hello, args.dead, args.prefix
     rows: list[tuple[Any, ...]] = []
     for kind in args.labs.split(","):
         for suite in args.suites.split(","):

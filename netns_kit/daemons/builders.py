@@ -20,8 +20,9 @@ import attrs
 from netns_kit import validate
 from netns_kit.command import Command, ip
 from netns_kit.daemons import bird, converge, files, frr, resources, wiring
-from netns_kit.daemons.model import Ospf, RouterConfig
+from netns_kit.daemons.model import Loopback, Ospf, RouterConfig, loopbacks
 from netns_kit.daemons.model import asn as check_asn
+from netns_kit.daemons.model import loopback as check_loopback
 from netns_kit.daemons.model import suite as check_suite
 from netns_kit.engine.step import Entry, Phase, Step
 from netns_kit.errors import NetnsKitError, ToolMissingError, ValidationError, result_error
@@ -57,7 +58,7 @@ class Hand:
 class RoutingState:
     """What the lab's routing builders were asked, and what runs."""
 
-    routers: dict[str, str | None] = attrs.field(factory=dict)
+    routers: dict[str, Loopback] = attrs.field(factory=dict)
     suites: dict[str, str] = attrs.field(factory=dict)
     ospf: dict[str, Ospf] = attrs.field(factory=dict)
     bgp: dict[str, wiring.BgpAsk] = attrs.field(factory=dict)
@@ -84,20 +85,27 @@ class RoutingBuilders(Builders):
     # -- builders -----------------------------------------------------------------------
     @validate.renamed_keywords(host="machine")
     def router(
-        self, name: str, *, loopback: str | None = None, machine: str | None = None
+        self,
+        name: str,
+        *,
+        loopback: str | Sequence[str] | None = None,
+        machine: str | None = None,
     ) -> Namespace:
-        """A namespace that forwards (IPv4 and IPv6), with ``loopback`` (a CIDR such as
-        ``10.255.0.1/32``) on its ``lo``: the router's id and the address its
-        loopback-to-loopback sessions use."""
-        cidr = None if loopback is None else str(validate.interface(loopback, "loopback"))
+        """A namespace that forwards (IPv4 and IPv6), with ``loopback`` on its ``lo``:
+        a CIDR such as ``10.255.0.1/32`` or ``fd00:255::1/128``, or both (a list of an
+        IPv4 and an IPv6 CIDR, a dual-stack router).  The IPv4 one is the router's
+        id (without one: the low 32 bits of the IPv6 one); each is the address of
+        the loopback-to-loopback sessions of its family."""
+        given = check_loopback(loopback)
         ns = self.namespace(name, machine=machine)
         self.sysctl("net.ipv4.ip_forward", 1, namespace=ns)
         self.sysctl("net.ipv6.conf.all.forwarding", 1, namespace=ns)
-        if cidr is not None:
-            phase = Phase.ADDRESS6 if ":" in cidr else Phase.CONFIGURE
-            add = ip("address", "add", cidr, "dev", "lo", namespace=ns.name)
-            self._run([Step(add, phase=phase)], self.placement.home_at(ns.name))
-        self.routing.routers[ns.name] = cidr
+        for cidr in loopbacks(given):
+            if cidr is not None:
+                phase = Phase.ADDRESS6 if ":" in cidr else Phase.CONFIGURE
+                add = ip("address", "add", cidr, "dev", "lo", namespace=ns.name)
+                self._run([Step(add, phase=phase)], self.placement.home_at(ns.name))
+        self.routing.routers[ns.name] = given
         return ns
 
     def _router_names(self, routers: Sequence[Namespace | str] | None, field: str) -> list[str]:
@@ -130,7 +138,8 @@ class RoutingBuilders(Builders):
         bfd: bool = False,
     ) -> None:
         """OSPFv2 on ``routers`` (every router of the lab by default), on every link
-        between them; links towards hosts are passive and their subnets advertised,
+        between them, and OSPFv3 too on a router with an IPv6 address, on its links
+        that carry IPv6; links towards hosts are passive and their subnets advertised,
         and so are the loopbacks.  Fast by default: point-to-point links between two
         routers, ``hello`` 1 s / ``dead`` 3 s, SPF and LSA throttles off (FRR)."""
         self.routing.instances += 1
@@ -155,7 +164,8 @@ class RoutingBuilders(Builders):
     ) -> None:
         """BGP on ``router`` in AS ``asn``, with a session to each of ``neighbors``
         (routers; the lab finds their addresses: a shared link for eBGP, the
-        loopbacks for iBGP where OSPF runs).  ``networks`` (default: the loopback
+        loopbacks for iBGP where OSPF runs; one session per address family both
+        have, each carrying its own family's routes).  ``networks`` (default: the loopback
         and the subnets towards hosts) are announced."""
         (name,) = self._router_names([router], "router")
         number = check_asn(asn)
@@ -236,7 +246,9 @@ class RoutingBuilders(Builders):
     def routing_configs(self) -> dict[str, RouterConfig]:
         """Every generated router configuration, as the daemons will get it."""
         r = self.routing
-        return wiring.configs(r.routers, self.held.links(), r.ospf, r.bgp, r.suites)
+        return wiring.configs(
+            r.routers, self.held.links(), r.ospf, r.bgp, r.suites, self.ipv6_link_local
+        )
 
     def _daemon_dir(self, router: str | None = None) -> str:
         base = daemon_base(self.name, self.registry.directory, self.sandbox is not None)

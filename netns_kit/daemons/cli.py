@@ -84,12 +84,19 @@ def neighbours(runner: Runner, router: RouterDaemons) -> list[tuple[str, str, st
                     rows.append(
                         ("ospf", f"{rid} ({s.get('ifaceName', '')})", str(s.get("nbrState", "")))
                     )
+        if "ospf6d" in router.programs:
+            ask = ["show ipv6 ospf6 neighbor json"]
+            said = _ask(runner, router, frr.vtysh_argv(router.directory, ask))
+            for s in _json(said).get("neighbors", []):
+                who = f"{s.get('neighborId', '')} ({s.get('interfaceName', '')})"
+                rows.append(("ospf6", who, str(s.get("state", ""))))
         if "bgpd" in router.programs:
             said = _ask(runner, router, frr.vtysh_argv(router.directory, ["show bgp summary json"]))
-            peers = _json(said).get("ipv4Unicast", {}).get("peers", {})
-            for address, peer in peers.items():
-                who = f"{address} ({peer['desc']})" if peer.get("desc") else address
-                rows.append(("bgp", who, str(peer.get("state", ""))))
+            answer = _json(said)  # one table per address family; a session is in one
+            for family in ("ipv4Unicast", "ipv6Unicast"):
+                for address, peer in answer.get(family, {}).get("peers", {}).items():
+                    who = f"{address} ({peer['desc']})" if peer.get("desc") else address
+                    rows.append(("bgp", who, str(peer.get("state", ""))))
         return rows
     said = _ask(runner, router, bird.birdc_argv(router.directory, ["show", "protocols"]))
     for line in said.splitlines()[2:]:

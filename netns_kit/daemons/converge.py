@@ -1,9 +1,10 @@
 """Ready means converged: every router's kernel table routes every prefix it should.
 
 The daemons' own view is not trusted (a route can be in FRR's RIB and missing from,
-or stale in, the kernel): each router's main table is read with ``ip -j route`` and
-a prefix counts once a route for exactly it is there with a nexthop whose link is
-up (not flagged ``linkdown`` or ``dead``).
+or stale in, the kernel): each router's main table is read with ``ip -j route`` (and
+``ip -6 -j route`` where it should route IPv6 prefixes) and a prefix counts once a
+route for exactly it is there with a nexthop whose link is up (not flagged
+``linkdown`` or ``dead``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ class NotConvergedError(NetnsKitError):
         )
 
 
-def routes_command(namespace: str, machine: str | None) -> Command:
-    return attrs.evolve(ip("-j", "route", "show", namespace=namespace, read=True), machine=machine)
+def routes_command(namespace: str, machine: str | None, six: bool = False) -> Command:
+    family = ("-6",) if six else ()
+    read = ip(*family, "-j", "route", "show", namespace=namespace, read=True)
+    return attrs.evolve(read, machine=machine)
 
 
 def _usable(route: Mapping[str, Any]) -> bool:
@@ -45,7 +48,8 @@ def _usable(route: Mapping[str, Any]) -> bool:
 
 
 def present(text: str) -> set[str]:
-    """The prefixes of a ``ip -j route show`` answer that have a usable route."""
+    """The prefixes of a ``ip [-6] -j route show`` answer that have a usable route
+    (a host route shows no length: /32, or /128 for IPv6)."""
     try:
         routes = json.loads(text or "[]")
     except ValueError:
@@ -55,20 +59,30 @@ def present(text: str) -> set[str]:
         dst = route.get("dst")
         if not dst or dst == "default" or not _usable(route):
             continue
-        found.add(str(ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False)))
+        host = "/128" if ":" in dst else "/32"
+        found.add(str(ipaddress.ip_network(dst if "/" in dst else dst + host, strict=False)))
     return found
 
 
 def missing(
     runner: Runner, want: Mapping[str, set[str]], host_of: Callable[[str], str | None]
 ) -> dict[str, set[str]]:
-    """What each router still lacks, from one read of each table (overlapped)."""
-    names = [r for r, nets in want.items() if nets]
-    report = runner.run_each([routes_command(r, host_of(r)) for r in names])
+    """What each router still lacks, from one read of each table it needs (IPv4,
+    IPv6), all overlapped."""
+    reads = [
+        (r, six)
+        for r, nets in want.items()
+        for six in (False, True)
+        if any((":" in n) == six for n in nets)
+    ]
+    report = runner.run_each([routes_command(r, host_of(r), six) for r, six in reads])
+    have: dict[str, set[str]] = {}
+    for (name, _), result in zip(reads, report.results, strict=True):
+        text = result.stdout if result is not None and result else ""
+        have.setdefault(name, set()).update(present(text))
     lacking: dict[str, set[str]] = {}
-    for name, result in zip(names, report.results, strict=True):
-        have = present(result.stdout if result is not None and result else "")
-        gone = want[name] - have
+    for name, nets in want.items():
+        gone = nets - have.get(name, set())
         if gone:
             lacking[name] = gone
     return lacking

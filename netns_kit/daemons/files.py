@@ -4,6 +4,7 @@ tables, checked with every other key of the file (every problem at once, each wi
 its path), and their inert descriptions.
 
     namespaces = [{ name = "r1", router = true, loopback = "10.255.0.1/32" }, "h1"]
+    # a dual-stack router: loopback = ["10.255.0.1/32", "fd00:255::1/128"]
     [ospf]
     routers = ["r1", "r2"]          # every router by default
     suite = "frr"                   # or "bird"; area, hello, dead, bfd as lab.ospf
@@ -85,10 +86,9 @@ def _routers(value: object, p: _Problems) -> list[RouterSpec]:
             if not router:
                 p.add(f"{path}.loopback", "needs router = true")
                 continue
-            cidr = p.check(f"{path}.loopback", validate.interface, loopback, "loopback")
-            if cidr is None:
+            loopback = p.check(f"{path}.loopback", model.loopback, loopback)
+            if loopback is None:
                 continue
-            loopback = str(cidr)
         if router:
             found.append(RouterSpec(item["name"], loopback))
     return found
@@ -205,7 +205,7 @@ def _paths(
     link or between loopbacks with OSPF on both; and it must have BGP itself, with
     an AS that matches what the pair says (two ends of eBGP in one AS are iBGP)."""
     by_router = {b.router: (i, b) for i, b in enumerate(bgp)}
-    loops = {r.name: r.loopback for r in routers}
+    loops = {r.name: model.loopbacks(r.loopback) for r in routers}
     in_ospf = set()
     for o in ospf:
         in_ospf |= set(o.routers if o.routers is not None else loops)
@@ -224,9 +224,9 @@ def _paths(
                 p.add(path, f"{peer!r} does not name {b.router!r} among its neighbors")
             internal = theirs.asn == b.asn
             linked = (b.router, peer) in direct
-            looped = (
-                internal and {b.router, peer} <= in_ospf and loops.get(b.router) and loops.get(peer)
-            )
+            here, there = loops.get(b.router, (None, None)), loops.get(peer, (None, None))
+            same_family = any(here[f] and there[f] for f in (0, 1))
+            looped = internal and {b.router, peer} <= in_ospf and same_family
             if not linked and not looped:
                 how = "a link" if not internal else "a link, or loopbacks and OSPF on both"
                 p.add(path, f"{peer!r} has no path from {b.router!r}: BGP needs {how}")

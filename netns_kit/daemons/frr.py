@@ -1,7 +1,7 @@
 """FRR: configuration files and command lines for one router (pure).
 
-Each daemon gets its own file (``zebra.conf``, ``ospfd.conf``, ``bgpd.conf``,
-``bfdd.conf``) and explicit paths for everything it writes (pid file, zebra's API
+Each daemon gets its own file (``zebra.conf``, ``ospfd.conf``, ``ospf6d.conf``,
+``bgpd.conf``, ``bfdd.conf``) and explicit paths for everything it writes (pid file, zebra's API
 socket, the vty sockets), all in the router's own directory.  FRR drops to user
 ``frr`` at start: the directory belongs to ``frr`` and the files are readable by it
 (a root-only file is ignored without a word).  ``ospfd`` writes
@@ -25,6 +25,11 @@ THROTTLE = (
     " timers throttle lsa all 0",
     " timers lsa min-arrival 0",
 )
+#: The same for ospf6d, which has no ``timers throttle lsa`` (8.4).
+THROTTLE6 = (
+    " timers throttle spf 0 50 500",
+    " timers lsa min-arrival 0",
+)
 
 #: Binds the router's directory over /var/run/frr, then runs the daemon with its
 #: output in a log file of the router's directory (a pipe to the lab's process would
@@ -38,20 +43,34 @@ def daemons(config: RouterConfig) -> list[str]:
     found = ["zebra"]
     if config.ospf is not None and config.ospf.bfd:
         found.append("bfdd")
-    if config.ospf is not None:
+    if _ospf4(config):
         found.append("ospfd")
+    if _ospf6(config):
+        found.append("ospf6d")
     if config.bgp is not None:
         found.append("bgpd")
     return found
 
 
+def _ospf4(config: RouterConfig) -> bool:
+    """OSPFv2 runs unless the router has IPv6 addresses only."""
+    return config.ospf is not None and (config.ipv4 or not config.ipv6)
+
+
+def _ospf6(config: RouterConfig) -> bool:
+    """OSPFv3 runs where the router has an IPv6 address of its own."""
+    return config.ospf is not None and config.ipv6
+
+
 def render(config: RouterConfig) -> dict[str, str]:
     """Each daemon's configuration file, by file name."""
     files = {"zebra.conf": _head(config, "zebra")}
-    if config.ospf is not None:
+    if _ospf4(config):
         files["ospfd.conf"] = ospfd(config)
-        if config.ospf.bfd:
-            files["bfdd.conf"] = _head(config, "bfdd") + "bfd\nexit\n!\n"
+    if _ospf6(config):
+        files["ospf6d.conf"] = ospf6d(config)
+    if config.ospf is not None and config.ospf.bfd:
+        files["bfdd.conf"] = _head(config, "bfdd") + "bfd\nexit\n!\n"
     if config.bgp is not None:
         files["bgpd.conf"] = bgpd(config)
     return files
@@ -90,6 +109,36 @@ def ospfd(config: RouterConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ospf6d(config: RouterConfig) -> str:
+    """OSPFv3 on the links that carry IPv6 (their link-local addresses are the
+    neighbours' and the routes' next hops), passive towards hosts, and the IPv6
+    loopback."""
+    ospf = config.ospf
+    assert ospf is not None
+    lines = [_head(config, "ospf6d").rstrip("\n")]
+    for iface in config.interfaces:
+        if not iface.ipv6:
+            continue
+        lines += [f"interface {iface.name}", f" ipv6 ospf6 area {ospf.area}"]
+        if iface.active:
+            if iface.p2p:
+                lines.append(" ipv6 ospf6 network point-to-point")
+            lines += [
+                f" ipv6 ospf6 hello-interval {ospf.hello}",
+                f" ipv6 ospf6 dead-interval {ospf.dead}",
+            ]
+            if ospf.bfd:
+                lines.append(" ipv6 ospf6 bfd")
+        else:
+            lines.append(" ipv6 ospf6 passive")
+        lines += ["exit", "!"]
+    if config.loopback6 is not None:
+        lines += ["interface lo", f" ipv6 ospf6 area {ospf.area}", " ipv6 ospf6 passive"]
+        lines += ["exit", "!"]
+    lines += ["router ospf6", f" ospf6 router-id {config.router_id}", *THROTTLE6, "exit", "!"]
+    return "\n".join(lines) + "\n"
+
+
 def bgpd(config: RouterConfig) -> str:
     bgp = config.bgp
     assert bgp is not None
@@ -112,10 +161,22 @@ def bgpd(config: RouterConfig) -> str:
             lines.append(f" neighbor {n.address} update-source {n.source}")
         if n.multihop and not n.internal:
             lines.append(f" neighbor {n.address} ebgp-multihop 2")
+    # an IPv4 session carries IPv4 only, an IPv6 session IPv6 only
+    four = [n for n in bgp.neighbors if not n.ipv6]
+    six = [n for n in bgp.neighbors if n.ipv6]
     lines.append(" address-family ipv4 unicast")
     lines += [f"  network {net}" for net in bgp.networks if ":" not in net]
-    lines += [f"  neighbor {n.address} next-hop-self" for n in bgp.neighbors if n.internal]
-    lines += [" exit-address-family", "exit", "!"]
+    lines += [f"  no neighbor {n.address} activate" for n in six]
+    lines += [f"  neighbor {n.address} next-hop-self" for n in four if n.internal]
+    lines.append(" exit-address-family")
+    nets6 = [net for net in bgp.networks if ":" in net]
+    if six or nets6:
+        lines.append(" address-family ipv6 unicast")
+        lines += [f"  network {net}" for net in nets6]
+        lines += [f"  neighbor {n.address} activate" for n in six]
+        lines += [f"  neighbor {n.address} next-hop-self" for n in six if n.internal]
+        lines.append(" exit-address-family")
+    lines += ["exit", "!"]
     return "\n".join(lines) + "\n"
 
 

@@ -8,9 +8,11 @@ only a choice of output.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 
 import attrs
 
+from netns_kit import validate
 from netns_kit.errors import ValidationError
 from netns_kit.spec import OSPF_DEAD, OSPF_HELLO
 
@@ -53,6 +55,40 @@ def seconds(value: object, field: str, maximum: int = 65535) -> int:
     return value
 
 
+#: A router's loopback as the lab holds it: one CIDR, or an IPv4 and an IPv6 one.
+Loopback = str | tuple[str, str] | None
+
+
+def loopback(value: object) -> Loopback:
+    """A router's loopback: a CIDR (IPv4 or IPv6), or a pair of them, one of each
+    family (a dual-stack router), given as a list or tuple in any order.  Kept as one
+    string when there is one, else as ``(IPv4, IPv6)``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return str(validate.interface(value, "loopback"))
+    if isinstance(value, Sequence) and 1 <= len(value) <= 2:
+        cidrs = [validate.interface(v, "loopback") for v in value]
+        if len(cidrs) == 1:
+            return str(cidrs[0])
+        four = [str(c) for c in cidrs if c.version == 4]
+        six = [str(c) for c in cidrs if c.version == 6]
+        if len(four) == 1 and len(six) == 1:
+            return (four[0], six[0])
+    raise ValidationError(
+        "loopback", value, "must be a CIDR, or an IPv4 and an IPv6 CIDR (a dual-stack router)"
+    )
+
+
+def loopbacks(value: Loopback) -> tuple[str | None, str | None]:
+    """A loopback's (IPv4, IPv6) CIDRs, ``None`` for a family it lacks."""
+    if value is None:
+        return None, None
+    if isinstance(value, tuple):
+        return value
+    return (None, value) if ":" in value else (value, None)
+
+
 @attrs.frozen
 class Ospf:
     """OSPFv2 on a router: its area, timers, BFD, and the suite that runs it."""
@@ -81,12 +117,17 @@ class Interface:
     ``active``: another router is on it (OSPF forms an adjacency); otherwise it is
     passive and only its subnet is advertised (towards hosts).  ``p2p``: exactly
     one other router on it (a veth between routers), which skips the DR election.
+    ``ipv6``: the link carries IPv6 (an IPv6 address on it, or the lab gives every
+    link a link-local address), so OSPFv3 may run on it; ``peers``: the namespaces at
+    its far end.
     """
 
     name: str
     address: str | None
     active: bool = False
     p2p: bool = False
+    ipv6: bool = False
+    peers: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -100,6 +141,11 @@ class Neighbor:
     internal: bool
     multihop: bool = False
     source: str | None = None  # our own address for a session between loopbacks
+
+    @property
+    def ipv6(self) -> bool:
+        """An IPv6 session: it carries IPv6 routes only (an IPv4 one, IPv4 only)."""
+        return ":" in self.address
 
 
 @attrs.frozen
@@ -120,6 +166,23 @@ class RouterConfig:
     interfaces: tuple[Interface, ...] = ()
     ospf: Ospf | None = None
     bgp: Bgp | None = None
+    #: The IPv6 loopback (``loopback`` is the IPv4 one).
+    loopback6: str | None = None
+
+    @property
+    def ipv4(self) -> bool:
+        """Whether the router has an IPv4 address (OSPFv2 runs then)."""
+        return self.loopback is not None or any(
+            i.address is not None and ":" not in i.address for i in self.interfaces
+        )
+
+    @property
+    def ipv6(self) -> bool:
+        """Whether the router has an IPv6 address of its own, on ``lo`` or a link
+        (OSPFv3 runs then, on its links that carry IPv6)."""
+        return self.loopback6 is not None or any(
+            i.address is not None and ":" in i.address for i in self.interfaces
+        )
 
     @property
     def protocols(self) -> tuple[str, ...]:

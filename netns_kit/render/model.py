@@ -313,7 +313,8 @@ def routing_notes(spec: RoutingSpec | None) -> list[tuple[str | None, str]]:
     found: list[tuple[str | None, str]] = []
     everyone = [r.name for r in spec.routers]
     for r in spec.routers:
-        found.append((r.name, f"router lo {r.loopback}" if r.loopback else "router"))
+        loop = r.loopback if isinstance(r.loopback, str) else " ".join(r.loopback or ())
+        found.append((r.name, f"router lo {loop}" if loop else "router"))
     for o in spec.ospf:
         for name in o.routers if o.routers is not None else everyone:
             found.append((name, f"ospf area {o.area} ({o.suite})"))

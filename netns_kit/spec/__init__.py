@@ -135,10 +135,11 @@ OSPF_DEAD = 3
 
 @attrs.frozen
 class RouterSpec:
-    """A router of a topology: a namespace that forwards, with its loopback."""
+    """A router of a topology: a namespace that forwards, with its loopback (a CIDR,
+    or an IPv4 and an IPv6 CIDR for a dual-stack router)."""
 
     name: str
-    loopback: str | None = None
+    loopback: str | tuple[str, str] | None = None
 
 
 @attrs.frozen

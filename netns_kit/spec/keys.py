@@ -87,7 +87,13 @@ NAMESPACE = Table(
         Key("name", _NAME, "The namespace's name.", "red", required=True),
         Key("machine", _NAME, "The machine of [machines] it lives on.", "a"),
         Key("router", _BOOL, "A router: forwarding on, routing daemons when asked.", True),
-        Key("loopback", _STRING, "A router's loopback address (its id).", "10.255.0.1/32"),
+        Key(
+            "loopback",
+            {"anyOf": [_STRING, {"type": "array", "items": _STRING, "minItems": 1, "maxItems": 2}]},
+            "A router's loopback: a CIDR (IPv4 or IPv6), or an IPv4 and an IPv6 CIDR "
+            "(dual-stack). The IPv4 one is its id.",
+            "10.255.0.1/32",
+        ),
     ),
 )
 

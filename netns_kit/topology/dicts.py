@@ -101,7 +101,8 @@ def _namespace_dict(
     if router is not None:
         item["router"] = True
         if router.loopback is not None:
-            item["loopback"] = router.loopback
+            loop = router.loopback
+            item["loopback"] = loop if isinstance(loop, str) else list(loop)
     return item
 
 

@@ -144,3 +144,61 @@ def test_a_file_builds_routers_and_asks_for_routing(
         assert lab.routing.bgp["b1"].neighbors == ("b2", "a1")
         # what the lab built reads back as the same routing
         assert lab.topology().routing == load(TWO_AS).routing
+
+
+def test_a_dual_stack_loopback_reads_writes_back_and_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = base(ospf={})
+    data["namespaces"][0]["loopback"] = ["fd00:255::1/128", "10.255.0.1/32"]
+    data["namespaces"][1]["loopback"] = "fd00:255::2/128"  # IPv6 only
+    topo = from_dict(data)
+    assert topo.routing is not None
+    assert [r.loopback for r in topo.routing.routers] == [
+        ("10.255.0.1/32", "fd00:255::1/128"),
+        "fd00:255::2/128",
+    ]
+    written: Any = to_dict(topo)
+    assert written["namespaces"][0]["loopback"] == ["10.255.0.1/32", "fd00:255::1/128"]
+    assert from_dict(written) == topo
+    assert "router lo 10.255.0.1/32 fd00:255::1/128" in to_mermaid(topo)
+    monkeypatch.setattr(builders.RoutingBuilders, "_routing_built", lambda self: None)
+    ex = fresh()
+    with Lab.from_topology(topo, executor=ex, state_dir=tmp_path) as lab:
+        assert lab.routing.routers["r1"] == ("10.255.0.1/32", "fd00:255::1/128")
+    added = [c for c in ex.commands if c[:3] == ("ip", "-n", "r1") and "lo" in c]
+    assert ("ip", "-n", "r1", "address", "add", "10.255.0.1/32", "dev", "lo") in added
+    assert ("ip", "-n", "r1", "address", "add", "fd00:255::1/128", "dev", "lo") in added
+
+
+@pytest.mark.parametrize(
+    "loopback",
+    [["10.255.0.1/32", "10.255.0.9/32"], ["fd00::1/128", "10.255.0.1/32", "10.0.0.1/32"], []],
+)
+def test_a_bad_loopback_list_is_a_problem_with_its_path(loopback: list[str]) -> None:
+    data = base()
+    data["namespaces"][0]["loopback"] = loopback
+    found = problems(data)
+    assert any(p.startswith("namespaces[0].loopback:") and "IPv6" in p for p in found), found
+
+
+def test_ibgp_between_ipv6_loopbacks_is_a_path() -> None:
+    data = base(
+        ospf={},
+        bgp=[
+            {"router": "r1", "asn": 65001, "neighbors": ["r3"]},
+            {"router": "r3", "asn": 65001, "neighbors": ["r1"]},
+        ],
+    )
+    data["namespaces"] = [
+        {"name": "r1", "router": True, "loopback": "fd00:255::1/128"},
+        {"name": "r2", "router": True, "loopback": "fd00:255::2/128"},
+        {"name": "r3", "router": True, "loopback": "fd00:255::3/128"},
+    ]
+    data["links"] = [
+        {"a": "r1", "b": "r2", "addresses": ["fd00:12::1/64", "fd00:12::2/64"]},
+        {"a": "r2", "b": "r3", "addresses": ["fd00:23::2/64", "fd00:23::3/64"]},
+    ]
+    assert from_dict(data).routing is not None
+    data["namespaces"][2]["loopback"] = "10.255.0.3/32"  # no common family: no path
+    assert any("no path from 'r1'" in p for p in problems(data))

@@ -300,3 +300,43 @@ def test_a_router_stopped_and_started_again_as_timeline_actions(state: Path) -> 
         assert mine == ["r2/ospfd", "r2/zebra"]
     with pytest.raises(ValidationError, match="not a router"):
         Lab("u", executor=fresh(), state_dir=state).start_router("nobody")
+
+
+def test_a_dual_stack_build_waits_for_the_ipv6_tables_too(state: Path) -> None:
+    """Routers that should route IPv6 prefixes have their IPv6 table read as well
+    (``ip -6 -j route``); what is missing is named with its family's prefix."""
+    ex = routed_executor(TRIANGLE)
+    six = {
+        "r1": ["fd00:255::2", "fd00:255::3"],
+        "r2": ["fd00:255::1", "fd00:255::3"],
+        "r3": ["fd00:255::1"],  # lacks r2's loopback
+    }
+    for router, prefixes in six.items():
+        table = json.dumps([{"dst": p, "gateway": "fe80::1", "flags": []} for p in prefixes])
+        ex.answer(("ip", "-n", router, "-6", "-j", "route", "show"), stdout=table)
+    lab = Lab("t", executor=ex, state_dir=state)
+    with pytest.raises(NotConvergedError) as caught, lab, lab.batch():
+        r = [
+            lab.router(f"r{i}", loopback=[f"10.255.0.{i}/32", f"fd00:255::{i}/128"])
+            for i in (1, 2, 3)
+        ]
+        lab.link(r[0], r[1], addresses=("10.0.12.1/24", "10.0.12.2/24"))
+        lab.link(r[1], r[2], addresses=("10.0.23.2/24", "10.0.23.3/24"))
+        lab.link(r[2], r[0], addresses=("10.0.13.3/24", "10.0.13.1/24"))
+        for x, y in ((0, 1), (1, 2), (2, 0)):  # IPv6 links: OSPFv3, no subnets to route
+            lab.link(r[x], r[y], addresses=(f"fe80::{x + 1}/64", f"fe80::{y + 1}/64"))
+        lab.ospf()
+        builders_timeout(0.2)
+    assert caught.value.missing == {"r3": ["fd00:255::2/128"]}
+    reads = {c for c in ex.commands if c[3:] == ("-6", "-j", "route", "show")}
+    assert reads == {("ip", "-n", r, "-6", "-j", "route", "show") for r in ("r1", "r2", "r3")}
+    started = [p.command.argv for p in ex.started]
+    assert sum(1 for argv in started if f"{frr.BIN}/ospf6d" in argv) == 3
+
+
+def test_an_ipv4_lab_never_reads_ipv6_tables(state: Path) -> None:
+    ex = routed_executor(TRIANGLE)
+    with Lab("t", executor=ex, state_dir=state) as lab:
+        examples.triangle(lab, "")
+    assert not [c for c in ex.commands if "-6" in c]
+    assert not [p for p in ex.started if f"{frr.BIN}/ospf6d" in p.command.argv]
