@@ -42,14 +42,19 @@ def ip_json(ns: str, *args: str) -> list[dict[str, Any]]:
     return json.loads(out.stdout) if out.stdout.strip() else []
 
 
+#: How long one ping waits for its one reply: the first packet must get through (the
+#: lab is converged), but a loaded machine may take more than a second to answer it.
+REPLY_WAIT = 5
+
+
 def ping6(ns: str, address: str, source: str | None = None) -> bool:
-    argv = ["ip", "netns", "exec", ns, "ping", "-6", "-c1", "-W1"]
+    argv = ["ip", "netns", "exec", ns, "ping", "-6", "-c1", f"-W{REPLY_WAIT}"]
     argv += ["-I", source] if source else []
     return subprocess.run([*argv, address], capture_output=True).returncode == 0
 
 
 def ping(ns: str, address: str) -> bool:
-    argv = ["ip", "netns", "exec", ns, "ping", "-c1", "-W1", address]
+    argv = ["ip", "netns", "exec", ns, "ping", "-c1", f"-W{REPLY_WAIT}", address]
     return subprocess.run(argv, capture_output=True).returncode == 0
 
 

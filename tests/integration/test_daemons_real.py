@@ -54,8 +54,13 @@ def ip_json(ns: str, *args: str) -> list[dict[str, Any]]:
     return json.loads(out.stdout) if out.stdout.strip() else []
 
 
+#: How long one ping waits for its one reply: the first packet must get through (the
+#: lab is converged), but a loaded machine may take more than a second to answer it.
+REPLY_WAIT = 5
+
+
 def ping(ns: str, address: str) -> bool:
-    argv = ["ip", "netns", "exec", ns, "ping", "-c1", "-W1", address]
+    argv = ["ip", "netns", "exec", ns, "ping", "-c1", f"-W{REPLY_WAIT}", address]
     return subprocess.run(argv, capture_output=True).returncode == 0
 
 
