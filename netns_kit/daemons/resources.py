@@ -7,11 +7,15 @@ only through the executor's ``start`` (in the foreground, so the PID is the
 daemon's own), and each one's PID and start time (``/proc/PID/stat``, field 22) go
 into the record as a ``daemon`` entry, so that recovery after a crash kills exactly
 that process and no other that got its PID later.
+
+Many daemons start at once through the executor's ``start_detached`` (one launcher
+a machine, see :mod:`netns_kit.executors.detached`), which learns each one's PID and
+start time as it starts it: their entries are written before anything else runs,
+and one ``cat /proc/PID/stat ...`` a machine then tells that they still run.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 
@@ -108,14 +112,15 @@ def start_times(text: str) -> dict[int, str]:
     return found
 
 
-def started(
-    ex: Executor, router: str, program: str, command: Command, machine: str | None
-) -> tuple[Process, Entry]:
-    """Start one daemon; its record entry (PID, start time) is made by :func:`stamp`."""
-    process = ex.start(command)
-    undo = ("kill", "-KILL", str(process.pid))
-    entry = Entry("daemon", f"{router}/{program}", router, undo=undo, machine=machine)
-    return process, entry
+def entry(router: str, program: str, process: Process, machine: str | None) -> Entry:
+    """A started daemon's record entry: killed by its PID on its machine, and only
+    while that PID has the start time the entry holds (``PID STARTTIME``, when the
+    executor knows it already; else :func:`stamp` completes it)."""
+    pid = process.machine_pid
+    known = process.started_at
+    value = None if known is None else f"{pid} {known}"
+    undo = ("kill", "-KILL", str(pid))
+    return Entry("daemon", f"{router}/{program}", router, undo=undo, value=value, machine=machine)
 
 
 def stamp(
@@ -124,48 +129,71 @@ def stamp(
     machine: str | None,
     logs: Mapping[int, str],
 ) -> list[Daemon]:
-    """Read the start time of each process and complete its entry.  A daemon that has
-    already ended (a configuration it refused) raises with what it said."""
+    """Check that each process still runs (one read of their ``/proc/PID/stat`` on
+    ``machine``), and complete the entries whose start time was not known yet.  A
+    daemon that has already ended (a configuration it refused), or never started,
+    raises with what it said.  ``logs``: each process's log, by its machine PID."""
     if not processes:
         return []
-    pids = [p.pid for p, _ in processes]
-    times = start_times(Runner(ex).run(stat_command(pids, machine), check=False).stdout)
+    pids = [p.machine_pid for p, _ in processes if p.machine_pid > 0]
+    said = Runner(ex).run(stat_command(pids, machine), check=False).stdout if pids else ""
+    times = start_times(said)
     out = []
     for process, entry in processes:
-        when = times.get(process.pid)
-        if when is None:  # gone, or a zombie: it refused to run
-            said = ""
-            log = logs.get(process.pid)
-            if log is not None:
-                read = Command(("tail", "-c", "2000", "--", log), read=True, machine=machine)
-                said = Runner(ex).run(read, check=False).stdout.strip()
-            raise NetnsKitError(
-                f"daemon {entry.name} ended at once: {said or 'no output'} "
-                f"(command: {process.command})"
-            )
+        pid = process.machine_pid
+        when = times.get(pid)
+        if when is None or (process.started_at not in (None, when)):
+            _ended(ex, process, entry, machine, logs.get(pid))
+        assert when is not None
         router, program = entry.name.split("/", 1)
-        entry = attrs.evolve(entry, value=f"{process.pid} {when}")
+        if entry.value != f"{pid} {when}":  # else the very entry the record holds
+            entry = attrs.evolve(entry, value=f"{pid} {when}")
         out.append(Daemon(router, program, process, when, entry))
     return out
+
+
+def _ended(
+    ex: Executor, process: Process, entry: Entry, machine: str | None, log: str | None
+) -> None:
+    """Raise for a daemon that is gone, or a zombie (it refused to run), or that
+    never started (the launcher's words), with what its log says."""
+    said = "" if process.machine_pid > 0 else process.said()[1].strip()
+    if log is not None and not said:
+        read = Command(("tail", "-c", "2000", "--", log), read=True, machine=machine)
+        said = Runner(ex).run(read, check=False).stdout.strip()
+    raise NetnsKitError(
+        f"daemon {entry.name} ended at once: {said or 'no output'} (command: {process.command})"
+    )
+
+
+#: Waits on the machine until every path exists, looking every 10 ms, at most ``$1``
+#: times; prints the paths still missing then: ``TRIES PATH ...``.
+_WAIT = (
+    'tries=$1; shift; while [ "$tries" -gt 0 ]; do all=1; '
+    'for f; do [ -e "$f" ] || { all=; break; }; done; '
+    '[ -n "$all" ] && exit 0; tries=$((tries - 1)); sleep 0.01; done; '
+    'for f; do [ -e "$f" ] || printf "%s\\n" "$f"; done'
+)
+
+
+def wait_command(paths: Sequence[str], machine: str | None, timeout: float) -> Command:
+    """One process that waits on ``machine`` until every path exists (a socket a
+    daemon makes when ready), at most about ``timeout`` seconds, and prints the
+    paths still missing then: no round trip per look, no process per look here."""
+    tries = max(1, int(timeout / 0.01))
+    return Command(("sh", "-c", _WAIT, "sh", str(tries), *paths), read=True, machine=machine)
 
 
 def wait_for_files(
     runner: Runner, paths: Sequence[str], machine: str | None, timeout: float = 10.0
 ) -> list[str]:
-    """Wait until every path exists (a socket a daemon makes when it is ready); the
-    ones still missing after ``timeout`` seconds."""
-    missing = list(paths)
-    end = time.monotonic() + timeout
-    while missing:
-        found = runner.run(
-            Command(("ls", "-1d", "--", *missing), read=True, machine=machine), check=False
-        )
-        there = set(found.stdout.split())
-        missing = [p for p in missing if p not in there]
-        if not missing or time.monotonic() > end:
-            break
-        time.sleep(0.01)
-    return missing
+    """Wait until every path exists; the ones still missing after about ``timeout``
+    seconds (see :func:`wait_command`)."""
+    if not paths:
+        return []
+    found = runner.run(wait_command(paths, machine, timeout), check=False, timeout=timeout * 3 + 10)
+    missing = set(found.stdout.splitlines()) if found else set(paths)
+    return [p for p in paths if p in missing]
 
 
 def flush_nexthops(namespace: str, machine: str | None) -> Command:

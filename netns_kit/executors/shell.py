@@ -31,6 +31,7 @@ import sh
 
 from netns_kit.command import Command
 from netns_kit.errors import CommandTimeoutError, NetnsKitError, ToolMissingError
+from netns_kit.executors import detached
 from netns_kit.executors.attached import run_attached
 from netns_kit.executors.base import (
     HELD_SIGNALS,
@@ -411,6 +412,20 @@ class ShellExecutor:
                 raise ToolMissingError(argv[0]) from None
             files.pop_all()
         return Process(command, SpawnedProcess(command.argv, popen, out, err))
+
+    def start_detached(self, commands: Sequence[Command], logs: Sequence[str]) -> list[Process]:
+        """Start every command in the background, each one's output appended to its
+        log, through one launcher process (see :mod:`netns_kit.executors.detached`):
+        a daemon then costs a fork of a small shell, not of this process."""
+        launcher = Command(detached.launch_argv(commands, logs))
+        log.debug("start detached: %d programs", len(commands))
+        done = detached.run_launcher(self.argv(launcher))
+        if not self.sudo:
+            return detached.processes(commands, done)
+        return detached.processes(commands, done, kill=self._sudo_kill)
+
+    def _sudo_kill(self, pid: int, signum: int) -> None:
+        self.execute(Command(("kill", f"-{int(signum)}", str(pid))))
 
     def interact(self, command: Command, *, tty: bool = False) -> int:
         """Run ``command`` on the caller's terminal (``ip netns exec`` keeps it: the

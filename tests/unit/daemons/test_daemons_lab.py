@@ -14,6 +14,7 @@ from netns_kit.daemons import bird, examples, frr, resources
 from netns_kit.daemons.builders import daemon_base
 from netns_kit.daemons.converge import NotConvergedError
 from netns_kit.engine.step import Entry
+from netns_kit.executors.detached import launch_argv
 from netns_kit.record.registry import Record, Registry
 
 from ..conftest import fresh
@@ -27,13 +28,12 @@ def stat_line(pid: int, start: str = START, state: str = "S") -> str:
 
 
 def routed_executor(routes: dict[str, list[str]]) -> RecordingExecutor:
-    """A fake machine whose daemons run (their /proc/PID/stat is there), whose
-    sockets appear, and whose routers' tables hold ``routes``."""
+    """A fake machine whose daemons run (their /proc/PID/stat is there, with the
+    start time the launcher said), whose sockets appear (the wait prints no missing
+    path), and whose routers' tables hold ``routes``."""
     ex = fresh()
+    ex.start_time = START
     ex.answer(("cat",), stdout="".join(stat_line(100_000 + i) for i in range(20)))
-    ex.answer(("ls", "-1d", "--"), stdout="\n".join(
-        f"{daemon_base('t', Path('/x'), False)}/{r}/zserv.api" for r in routes
-    ) + "\n")  # fmt: skip
     for router, prefixes in routes.items():
         table = json.dumps([{"dst": p, "gateway": "10.0.0.1", "flags": []} for p in prefixes])
         ex.answer(("ip", "-n", router, "-j", "route", "show"), stdout=table)
@@ -73,7 +73,19 @@ def test_triangle_starts_zebra_then_ospfd_records_and_stops_them(state: Path) ->
     assert sorted(files) == sorted(
         f"{base}/r{i}/{f}" for i in (1, 2, 3) for f in ("zebra.conf", "ospfd.conf")
     )
-    assert ex.calls.index(write) < ex.calls.index(ex.started[0].command)
+    # one launcher a wave: the three zebras, then (their sockets there) the ospfds
+    launchers = [
+        c for c in ex.calls if c.argv[:2] == ("sh", "-c") and c.argv[2].startswith("exec 3")
+    ]
+    logs = [[f"{base}/r{i}/{p}.log" for i in (1, 2, 3)] for p in ("zebra", "ospfd")]
+    assert [c.argv for c in launchers] == [
+        launch_argv([p.command for p in ex.started[:3]], logs[0]),
+        launch_argv([p.command for p in ex.started[3:]], logs[1]),
+    ]
+    (wait,) = [c for c in ex.calls if c.argv[:3] == ("sh", "-c", resources._WAIT)]
+    assert wait.argv[3:] == ("sh", "1000", *(f"{base}/r{i}/zserv.api" for i in (1, 2, 3)))
+    assert ex.calls.index(write) < ex.calls.index(launchers[0])
+    assert ex.calls.index(launchers[0]) < ex.calls.index(wait) < ex.calls.index(launchers[1])
     daemons = [e for e in record.resources if e.kind == "daemon"]
     assert [(e.name, e.value, e.undo) for e in daemons[:1]] == [
         ("r1/zebra", f"100000 {START}", ("kill", "-KILL", "100000"))

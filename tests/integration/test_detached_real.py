@@ -1,0 +1,90 @@
+"""Programs started detached (executors/detached.py) on the real kernel: inside a
+namespace of ours, not our children, in a session of their own, their output in their
+logs, known by PID and start time, stopped by PID.  Read back from /proc."""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from netns_kit import ShellExecutor
+from netns_kit.command import in_namespace
+from netns_kit.executors import start_detached
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    name = f"qa{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+def stat_fields(pid: int) -> list[str]:
+    """Fields 3 on of /proc/PID/stat (after the program name)."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
+def runs_sleep(pid: int) -> bool:
+    return Path(f"/proc/{pid}/comm").read_text() == "sleep\n"
+
+
+def gone(pid: int) -> bool:
+    try:
+        return stat_fields(pid)[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_detached_programs_run_in_the_namespace_and_write_to_their_logs(
+    namespace: str, tmp_path: Path
+) -> None:
+    ex = ShellExecutor()
+    logs = [str(tmp_path / "a.log"), str(tmp_path / "b.log"), str(tmp_path / "none/c.log")]
+    commands = [
+        in_namespace(("sh", "-c", "echo out-a; echo err-a >&2; exec sleep 60"), namespace),
+        in_namespace(("sleep", "61"), namespace),
+        in_namespace(("sleep", "62"), namespace),  # its log's directory is missing
+    ]
+    started = start_detached(ex, commands, logs)
+    try:
+        a, b, c = started
+        assert c.pid == 0 and not c.running and "none/c.log" in c.said()[1]
+        theirs = os.stat(f"/run/netns/{namespace}").st_ino
+        for p in (a, b):  # the launcher's subshell, until it becomes the program
+            assert until(functools.partial(runs_sleep, p.pid))
+            assert p.running
+            fields = stat_fields(p.pid)
+            assert fields[19] == p.started_at  # the start time the launcher said
+            assert int(fields[1]) != os.getpid()  # not our child
+            assert os.getsid(p.pid) != os.getsid(0)  # a Ctrl-C here never reaches it
+            assert os.stat(f"/proc/{p.pid}/ns/net").st_ino == theirs  # never the root's
+        said = Path(logs[0]).read_text()
+        assert "out-a" in said and "err-a" in said
+        assert Path(f"/proc/{b.pid}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", b"61"]
+    finally:
+        for p in started:
+            p.stop(5)
+    for p in (a, b):
+        assert not p.running
+        assert until(functools.partial(gone, p.pid))
