@@ -45,11 +45,16 @@ def directory_step(path: str) -> Step:
 
 #: Makes directories (each with its owner, or "") and writes files, all in one
 #: process: ``DIR OWNER ... -- PATH TEXT ...``.  The files' text travels as argv
-#: elements, never as part of the script, and the script takes no user text.
+#: elements, never as part of the script, and the script takes no user text: it
+#: lists the directories as references to its arguments (``"${7}"``), so that one
+#: ``mkdir`` and one ``chown`` make them all (a process each cost 3-6 ms: 0.3 s for
+#: 50 routers on a loaded machine).  Every owned directory gets the same owner.
 _WRITE = (
-    "set -e; "
-    'while [ "$1" != -- ]; do mkdir -p -- "$1"; '
-    'if [ -n "$2" ]; then chown -- "$2" "$1"; fi; shift 2; done; shift; '
+    "set -e; i=0; mk=; own=; who=; "
+    r'for a; do i=$((i + 1)); if [ $((i % 2)) = 1 ]; then [ "$a" = -- ] && break; '
+    r'mk="$mk \"\${$i}\""; elif [ -n "$a" ]; then own="$own \"\${$((i - 1))}\""; who=$i; fi; '
+    r'done; [ -z "$mk" ] || eval "mkdir -p -- $mk"; '
+    r'[ -z "$own" ] || eval "chown -- \"\${$who}\" $own"; shift "$i"; '
     'while [ $# -gt 0 ]; do printf %s "$2" > "$1"; shift 2; done'
 )
 
@@ -60,6 +65,8 @@ def write_step(
     """Make the routers' directories (FRR's owned by its user) and write their files
     (readable by all, so that FRR's user can read them) in one process: one a
     machine, however many routers.  They go with the lab's directory."""
+    if len({owner for _, owner in directories if owner}) > 1:
+        raise ValueError("the routers' directories of one machine have one owner (FRR's)")
     argv: list[str] = ["sh", "-c", _WRITE, "sh"]
     for path, owner in directories:
         argv += [path, owner or ""]
@@ -166,22 +173,25 @@ def _ended(
     )
 
 
-#: Waits on the machine until every path exists, looking every 10 ms, at most ``$1``
-#: times; prints the paths still missing then: ``TRIES PATH ...``.
+#: Waits on the machine until every path exists, for about ``$1`` ms, looking 10 ms
+#: apart at first, then up to 50 ms apart (each pause is a ``sleep`` process, whose
+#: CPU the starting daemons need); prints the paths still missing then:
+#: ``MILLISECONDS PATH ...``.
 _WAIT = (
-    'tries=$1; shift; while [ "$tries" -gt 0 ]; do all=1; '
+    "left=$1; step=10; shift; while :; do all=1; "
     'for f; do [ -e "$f" ] || { all=; break; }; done; '
-    '[ -n "$all" ] && exit 0; tries=$((tries - 1)); sleep 0.01; done; '
+    '[ -n "$all" ] && exit 0; [ "$left" -le 0 ] && break; sleep "0.0$step"; '
+    'left=$((left - step)); [ "$step" -lt 50 ] && step=$((step + 10)); done; '
     'for f; do [ -e "$f" ] || printf "%s\\n" "$f"; done'
 )
 
 
 def wait_command(paths: Sequence[str], machine: str | None, timeout: float) -> Command:
     """One process that waits on ``machine`` until every path exists (a socket a
-    daemon makes when ready), at most about ``timeout`` seconds, and prints the
-    paths still missing then: no round trip per look, no process per look here."""
-    tries = max(1, int(timeout / 0.01))
-    return Command(("sh", "-c", _WAIT, "sh", str(tries), *paths), read=True, machine=machine)
+    daemon makes when ready), about ``timeout`` seconds at most, and prints the
+    paths still missing then: no round trip and no process of ours per look."""
+    budget = max(1, int(timeout * 1000))
+    return Command(("sh", "-c", _WAIT, "sh", str(budget), *paths), read=True, machine=machine)
 
 
 def wait_for_files(

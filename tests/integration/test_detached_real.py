@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import ShellExecutor
+from netns_kit import FakeMachines, Namespace, ShellExecutor
 from netns_kit.command import in_namespace
 from netns_kit.executors import start_detached
 
@@ -88,3 +88,43 @@ def test_detached_programs_run_in_the_namespace_and_write_to_their_logs(
     for p in (a, b):
         assert not p.running
         assert until(functools.partial(gone, p.pid))
+
+
+@pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="fake machines need sshd")
+def test_over_ssh_the_machine_starts_them_and_they_are_stopped_there(
+    fake_machines: Callable[..., FakeMachines],
+) -> None:
+    """A fake machine shares this machine's PIDs: what the launcher said is read back
+    from /proc here; the program runs in the machine's namespace, its output in its
+    log on the machine."""
+    (machine,) = fake_machines(1, prefix="qa")
+    assert machine.sshd is not None
+    ex = machine.executor()
+    name = f"qa{secrets.token_hex(3)}"
+    ns = Namespace(name, executor=ex).create()
+    log = f"/tmp/{name}.log"
+    try:
+        command = in_namespace(("sh", "-c", "echo said-it; exec sleep 30"), name)
+        (process,) = start_detached(ex, [command], [log])
+        try:
+            assert until(functools.partial(runs_sleep, process.pid))
+            assert process.running and process.machine_pid == process.pid
+            assert stat_fields(process.pid)[19] == process.started_at
+            on = ("nsenter", "--target", str(machine.sshd.pid), "--mount", "--net", "--")
+            inode = subprocess.run(
+                [*on, "stat", "-L", "-c", "%i", f"/run/netns/{name}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            assert os.stat(f"/proc/{process.pid}/ns/net").st_ino == int(inode)
+            said = subprocess.run([*on, "cat", log], capture_output=True, text=True, check=True)
+            assert "said-it" in said.stdout
+        finally:
+            process.stop(5)
+        assert not process.running
+        assert until(functools.partial(gone, process.pid))
+    finally:
+        ns.delete()
+        mount = ("nsenter", "--target", str(machine.sshd.pid), "--mount", "--")
+        subprocess.run([*mount, "rm", "-f", log], check=False)

@@ -83,7 +83,7 @@ def test_triangle_starts_zebra_then_ospfd_records_and_stops_them(state: Path) ->
         launch_argv([p.command for p in ex.started[3:]], logs[1]),
     ]
     (wait,) = [c for c in ex.calls if c.argv[:3] == ("sh", "-c", resources._WAIT)]
-    assert wait.argv[3:] == ("sh", "1000", *(f"{base}/r{i}/zserv.api" for i in (1, 2, 3)))
+    assert wait.argv[3:] == ("sh", "10000", *(f"{base}/r{i}/zserv.api" for i in (1, 2, 3)))
     assert ex.calls.index(write) < ex.calls.index(launchers[0])
     assert ex.calls.index(launchers[0]) < ex.calls.index(wait) < ex.calls.index(launchers[1])
     daemons = [e for e in record.resources if e.kind == "daemon"]
@@ -312,3 +312,11 @@ def test_a_router_stopped_and_started_again_as_timeline_actions(state: Path) -> 
         assert mine == ["r2/ospfd", "r2/zebra"]
     with pytest.raises(ValidationError, match="not a router"):
         Lab("u", executor=fresh(), state_dir=state).start_router("nobody")
+
+
+def test_the_directories_of_one_machine_have_one_owner() -> None:
+    """One ``chown`` makes every owned directory FRR's: two owners are refused."""
+    with pytest.raises(ValueError, match="one owner"):
+        resources.write_step([("/a", "frr:frr"), ("/b", "bird:bird")], [])
+    step = resources.write_step([("/a", "frr:frr"), ("/b", None)], [("/a/f", "x")])
+    assert step.command.argv[3:] == ("sh", "/a", "frr:frr", "/b", "", "--", "/a/f", "x")
