@@ -24,6 +24,7 @@ from typing import Any
 from netns_kit.command import Command
 from netns_kit.errors import NetnsKitError
 from netns_kit.executors import Executor, Process, ShellExecutor, detached, interact, quiet_thread
+from netns_kit.executors.base import FinishedProcess
 from netns_kit.executors.batch import Batch
 from netns_kit.executors.ssh import SSHExecutor
 from netns_kit.result import Result
@@ -67,16 +68,22 @@ class RoutingExecutor:
 
     def start_detached(self, commands: Sequence[Command], logs: Sequence[str]) -> list[Process]:
         """Each machine's programs through its own executor, the machines side by side
-        (one launcher a machine where it has ``start_detached``); in the given order."""
+        (one launcher a machine where it has ``start_detached``); in the given order.
+        A machine that fails (unreachable) does not lose the others' programs: its own
+        come back as never started, with the error's words."""
         groups: dict[str | None, list[int]] = {}
         for index, command in enumerate(commands):
             groups.setdefault(command.machine, []).append(index)
 
         def one(machine: str | None) -> list[Process]:
-            mine = groups[machine]
-            return detached.start_detached(
-                self.route(machine), [commands[i] for i in mine], [logs[i] for i in mine]
-            )
+            mine = [commands[i] for i in groups[machine]]
+            try:
+                return detached.start_detached(
+                    self.route(machine), mine, [logs[i] for i in groups[machine]]
+                )
+            except NetnsKitError as error:
+                said = Result((), 1, "", str(error))
+                return [Process(c, FinishedProcess(said, pid=0)) for c in mine]
 
         with ThreadPoolExecutor(max(1, len(groups)), initializer=quiet_thread) as pool:
             done = dict(zip(groups, pool.map(one, groups), strict=True))

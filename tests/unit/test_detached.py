@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import signal
 
-from netns_kit import RecordingExecutor, RoutingExecutor, ScriptExecutor
+from netns_kit import MachineUnreachableError, RecordingExecutor, RoutingExecutor, ScriptExecutor
 from netns_kit.command import Command
-from netns_kit.executors import start_detached
+from netns_kit.executors import Process, start_detached
 from netns_kit.executors.detached import (
     MARK,
     DetachedProcess,
@@ -110,3 +110,16 @@ def test_an_executor_without_a_detached_start_starts_each_program_itself() -> No
     assert [p.command for p in started] == [RED, BLUE]
     assert script.lines == [RED.shell() + " &", BLUE.shell() + " &"]
     assert start_detached(script, [], []) == []
+
+
+def test_a_machine_that_fails_leaves_the_others_programs_known() -> None:
+    class Gone(RecordingExecutor):
+        def start_detached(self, commands: object, logs: object) -> list[Process]:
+            raise MachineUnreachableError("b", "ssh: connect to host b: No route to host")
+
+    a = RecordingExecutor()
+    on_a, on_b = Command(RED.argv, machine="a"), Command(BLUE.argv, machine="b")
+    started = start_detached(RoutingExecutor({"a": a, "b": Gone()}), [on_a, on_b], ["/1", "/2"])
+    assert started[0].pid == 100_000 and started[0].started_at == "1"
+    assert (started[1].pid, started[1].running) == (0, False)
+    assert "No route to host" in started[1].said()[1]
