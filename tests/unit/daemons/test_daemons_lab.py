@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 from netns_kit import Lab, NetnsKitError, RecordingExecutor, ValidationError, recover
+from netns_kit.command import Command
 from netns_kit.daemons import bird, examples, frr, resources
 from netns_kit.daemons.builders import daemon_base
 from netns_kit.daemons.converge import NotConvergedError
 from netns_kit.engine.step import Entry
 from netns_kit.executors.detached import launch_argv
 from netns_kit.record.registry import Record, Registry
+from netns_kit.result import Result
 
 from ..conftest import fresh
 
@@ -320,3 +322,24 @@ def test_the_directories_of_one_machine_have_one_owner() -> None:
         resources.write_step([("/a", "frr:frr"), ("/b", "bird:bird")], [])
     step = resources.write_step([("/a", "frr:frr"), ("/b", None)], [("/a/f", "x")])
     assert step.command.argv[3:] == ("sh", "/a", "frr:frr", "/b", "", "--", "/a/f", "x")
+
+
+def test_the_record_holds_each_pid_and_start_time_before_anything_else_runs(
+    state: Path,
+) -> None:
+    """The launcher's answer (PID, start time) is in the record on disk before the
+    next command runs: a crash right after a start still lets recovery kill it."""
+    seen: list[list[str | None]] = []
+    ex = routed_executor(TRIANGLE)
+    execute = ex.execute
+
+    def watching(command: Command, timeout: float | None = None) -> Result:
+        if command.argv[0] == "cat" and command.argv[1].startswith("/proc/"):
+            record = Record.from_json((state / "t.json").read_text())
+            seen.append([e.value for e in record.resources if e.kind == "daemon"])
+        return execute(command, timeout)
+
+    setattr(ex, "execute", watching)  # noqa: B010  (a method of this one fake)
+    with Lab("t", executor=ex, state_dir=state) as lab:
+        examples.triangle(lab, "", suite="bird")
+    assert seen[0] == [f"{100_000 + i} {START}" for i in range(3)]
