@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import os
 import secrets
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ import pytest
 from netns_kit import FakeMachines, Namespace, ShellExecutor
 from netns_kit.command import in_namespace
 from netns_kit.executors import start_detached
+from netns_kit.record.journal import shielded
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -34,6 +36,14 @@ def namespace() -> Iterator[str]:
 def stat_fields(pid: int) -> list[str]:
     """Fields 3 on of /proc/PID/stat (after the program name)."""
     return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
+def blocked(pid: int) -> int:
+    """The signals a process blocks (``SigBlk`` of /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigBlk:"):
+            return int(line.split()[1], 16)
+    raise AssertionError(f"no SigBlk for {pid}")
 
 
 def runs_sleep(pid: int) -> bool:
@@ -66,7 +76,8 @@ def test_detached_programs_run_in_the_namespace_and_write_to_their_logs(
         in_namespace(("sleep", "61"), namespace),
         in_namespace(("sleep", "62"), namespace),  # its log's directory is missing
     ]
-    started = start_detached(ex, commands, logs)
+    with shielded():  # as the lab starts them: Ctrl-C and SIGTERM held meanwhile
+        started = start_detached(ex, commands, logs)
     try:
         a, b, c = started
         assert c.pid == 0 and not c.running and "none/c.log" in c.said()[1]
@@ -79,6 +90,7 @@ def test_detached_programs_run_in_the_namespace_and_write_to_their_logs(
             assert int(fields[1]) != os.getpid()  # not our child
             assert os.getsid(p.pid) != os.getsid(0)  # a Ctrl-C here never reaches it
             assert os.stat(f"/proc/{p.pid}/ns/net").st_ino == theirs  # never the root's
+            assert not blocked(p.pid) & (1 << (signal.SIGTERM - 1) | 1 << (signal.SIGINT - 1))
         said = Path(logs[0]).read_text()
         assert "out-a" in said and "err-a" in said
         assert Path(f"/proc/{b.pid}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", b"61"]
