@@ -371,12 +371,18 @@ class ShellExecutor:
             pass  # a non-zero exit code is a result
         return _finished(command.argv, running)
 
-    def _sh_start(self, command: Command, fds: tuple[int, ...]) -> sh.RunningCommand:
+    def _sh_start(
+        self, command: Command, fds: tuple[int, ...], *, unblock: bool = False
+    ) -> sh.RunningCommand:
         """Start through ``sh``, in the background, with signals held while it forks;
-        ``fds`` are handed to the program."""
+        ``fds`` are handed to the program.  The program gets the calling thread's
+        mask (a worker's holds Ctrl-C and SIGTERM: a batch is never cut in half), or,
+        ``unblock``, that mask without them: a background program must end when
+        signalled."""
         argv = self.argv(command)
         program = self._program(argv[0])
-        with _forking() as mask:
+        with _forking() as held:
+            mask = held - HELD_SIGNALS if unblock else held
             return program(
                 *argv[1:],
                 _bg=True,
@@ -401,7 +407,8 @@ class ShellExecutor:
         log.debug("start: %s", command)
         held = signal.pthread_sigmask(signal.SIG_BLOCK, set()) & HELD_SIGNALS
         if held or command.stdin is not None:
-            return Process(command, _ShProcess(command.argv, self._sh_start(command, ())))
+            running = self._sh_start(command, (), unblock=True)
+            return Process(command, _ShProcess(command.argv, running))
         argv = self.argv(command)
         with contextlib.ExitStack() as files:
             out = files.enter_context(tempfile.TemporaryFile())

@@ -11,13 +11,14 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from netns_kit import FakeMachines, Namespace, ShellExecutor
 from netns_kit.command import in_namespace
-from netns_kit.executors import start_detached
+from netns_kit.executors import quiet_thread, start_detached
 from netns_kit.record.journal import shielded
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
@@ -140,3 +141,18 @@ def test_over_ssh_the_machine_starts_them_and_they_are_stopped_there(
         ns.delete()
         mount = ("nsenter", "--target", str(machine.sshd.pid), "--mount", "--")
         subprocess.run([*mount, "rm", "-f", log], check=False)
+
+
+def test_a_program_started_from_a_worker_thread_does_not_block_sigterm(namespace: str) -> None:
+    """A worker holds Ctrl-C and SIGTERM (quiet_thread); a background program it starts
+    must not: else SIGTERM does not stop it, and ``stop`` waits, then kills."""
+    ex = ShellExecutor()
+    with ThreadPoolExecutor(1, initializer=quiet_thread) as pool:
+        process = pool.submit(ex.start, in_namespace(("sleep", "60"), namespace)).result()
+    try:
+        assert until(functools.partial(runs_sleep, process.pid))
+        assert not blocked(process.pid) & (1 << (signal.SIGTERM - 1) | 1 << (signal.SIGINT - 1))
+        process.send_signal(signal.SIGTERM)
+        assert until(lambda: not process.running)  # SIGTERM ended it
+    finally:
+        process.stop(5)
