@@ -12,6 +12,9 @@ OSPFv2 and OSPFv3, grids of routers):
   pss        memory per router: the proportional set size of its daemons
              (/proc/PID/smaps_rollup), MiB
   procs      daemons per router
+  cpu        CPU seconds of this process and the children it reaped during
+             ``lab.start_routing()`` (the daemons' own time is not in it): the
+             start's cost when the machine is shared and wall time is noisy
 
 and, for the triangle, the outage when r1's link to r2 goes down: ``fping -l -p 10``
 from r1 to r2's loopback (one probe every 10 ms) counts the probes lost, and the
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import resource
 import secrets
 import statistics
 import time
@@ -61,6 +65,12 @@ def build(kind: str, lab: Lab, prefix: str, suite: str) -> int:
     return rows * cols
 
 
+def cpu_seconds() -> float:
+    """User and system time of this process and its reaped children."""
+    me, children = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
 def one_run(kind: str, suite: str, outage: bool) -> dict[str, float]:
     name = f"{PREFIX}{secrets.token_hex(2)}"
     lab = Lab(name)
@@ -71,9 +81,10 @@ def one_run(kind: str, suite: str, outage: bool) -> dict[str, float]:
         lab.open()
         routers = build(kind, lab, name, suite)
         lab._routing_built = built  # type: ignore[method-assign]
-        start = time.monotonic()
+        start, cpu = time.monotonic(), cpu_seconds()
         lab.start_routing()
         out["start"] = time.monotonic() - start
+        out["cpu"] = cpu_seconds() - cpu
         out["converge"] = lab.converge(120)
         pids = [d.process.pid for ds in lab.routing.running.values() for d in ds]
         out["pss"] = pss_mib(pids) / routers
@@ -115,6 +126,8 @@ def measure_outage(lab: Lab, prefix: str) -> dict[str, float]:
 
 #: Seconds between convergence and the cut (see measure_outage); --settle.
 SETTLE = 6.0
+#: The first letters of every lab's name (--prefix).
+PREFIX = "rt"
 #: The triangle's OSPF timers (--hello, --dead): the lab's defaults, or e.g. 10/40.
 HELLO, DEAD = 1, 3
 #: The labs' name prefix (--prefix): namespaces are global.
@@ -133,7 +146,7 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=6.0, help="seconds before the cut")
     parser.add_argument("--hello", type=int, default=1, help="the triangle's OSPF hello")
     parser.add_argument("--dead", type=int, default=3, help="the triangle's OSPF dead interval")
-    parser.add_argument("--prefix", default="rt", help="the labs' name prefix")
+    parser.add_argument("--prefix", default="rt", help="the first letters of the labs' names")
     args = parser.parse_args()
     global SETTLE, HELLO, DEAD, PREFIX
     SETTLE, HELLO, DEAD, PREFIX = args.settle, args.hello, args.dead, args.prefix
@@ -142,7 +155,7 @@ def main() -> None:
         for suite in args.suites.split(","):
             runs = [one_run(kind, suite, kind == "triangle") for _ in range(args.runs)]
             row: list[Any] = [kind, suite]
-            keys = ["start", "converge", "pss", "procs", "reroute", "outage"]
+            keys = ["start", "cpu", "converge", "pss", "procs", "reroute", "outage"]
             row += [median(runs, k) if any(k in r for r in runs) else None for k in keys]
             rows.append(tuple(row))
             print(_line(row), flush=True)
@@ -155,7 +168,7 @@ def _line(row: list[Any]) -> str:
     return "  ".join(f"{cell(v):>9}" for v in row)
 
 
-HEADER = ("lab", "suite", "start", "converge", "pss/MiB", "procs", "reroute", "outage")
+HEADER = ("lab", "suite", "start", "cpu", "converge", "pss/MiB", "procs", "reroute", "outage")
 
 if __name__ == "__main__":
     print("  ".join(f"{h:>9}" for h in HEADER), flush=True)

@@ -26,9 +26,10 @@ from netns_kit.daemons.model import loopback as check_loopback
 from netns_kit.daemons.model import suite as check_suite
 from netns_kit.engine.step import Entry, Phase, Step
 from netns_kit.errors import NetnsKitError, ToolMissingError, ValidationError, result_error
-from netns_kit.executors import Executor, Process, quiet_thread
+from netns_kit.executors import Process, quiet_thread, start_detached
 from netns_kit.lab.builders import Builders
 from netns_kit.objects.namespace import Namespace
+from netns_kit.record.journal import shielded
 from netns_kit.spec import Topology
 
 #: How long a build waits for routing to converge before it fails.
@@ -344,67 +345,76 @@ class RoutingBuilders(Builders):
     def _start(self, plans: dict[str, tuple[str, dict[str, str], tuple[str, ...]]]) -> None:
         """zebra (or bird) everywhere first, then, once each zebra's socket is there,
         the protocol daemons; the PIDs and start times go into the record."""
-        ex = self.ex
-        runner = self.journal.runner
-        first = self._start_all(ex, [(n, p[0], p[2][0]) for n, p in plans.items()])
-        self._stamp(first)
+        self._stamp(self._start_all([(n, p[0], p[2][0]) for n, p in plans.items()]))
         by_machine: dict[str | None, list[str]] = {}
         for name, (suite, _, _) in plans.items():
             if suite == "frr":
                 by_machine.setdefault(self.placement.home_at(name), []).append(
                     f"{self._daemon_dir(name)}/zserv.api"
                 )
-        for machine, paths in by_machine.items():
-            late = resources.wait_for_files(runner, paths, machine)
-            if late:
-                raise NetnsKitError(f"zebra did not open its socket within 10 s: {', '.join(late)}")
+        late = self._wait_everywhere(by_machine)
+        if late:
+            raise NetnsKitError(f"zebra did not open its socket within 10 s: {', '.join(late)}")
         later = [(n, p[0], program) for n, p in plans.items() for program in p[2][1:]]
-        self._stamp(self._start_all(ex, later))
+        self._stamp(self._start_all(later))
         for name, (_, _, _) in plans.items():
             hand = self.routing.hand.get(name)
             if hand is not None and hand.suite == "frr":
                 self._load_hand(name, hand)
 
-    #: Daemons started side by side: a start through the shell executor costs a fork of
-    #: this (large) process and three threads; overlapped, 20 routers start in about
-    #: half the time.
-    STARTERS = 4
+    def _wait_everywhere(self, paths: dict[str | None, list[str]]) -> list[str]:
+        """Wait for each machine's files, the machines side by side (one waiting
+        process each); the paths still missing."""
+        runner = self.journal.runner
+        if len(paths) <= 1:
+            return [p for m, ps in paths.items() for p in resources.wait_for_files(runner, ps, m)]
+        with ThreadPoolExecutor(len(paths), initializer=quiet_thread) as pool:
+            done = pool.map(lambda m: resources.wait_for_files(runner, paths[m], m), paths)
+            return [p for late in done for p in late]
 
     def _start_all(
-        self, ex: Executor, todo: list[tuple[str, str, str]]
+        self, todo: list[tuple[str, str, str]]
     ) -> list[tuple[str, str, tuple[Process, Entry]]]:
-        """Start each (router, suite, program); in order of ``todo``."""
-        if len(todo) <= 1 or int(getattr(ex, "parallel", 1)) <= 1:
-            return [(n, prog, self._start_one(ex, n, suite, prog)) for n, suite, prog in todo]
-        with ThreadPoolExecutor(self.STARTERS, initializer=quiet_thread) as pool:
-            futures = [
-                (n, prog, pool.submit(self._start_one, ex, n, suite, prog))
-                for n, suite, prog in todo
+        """Start each (router, suite, program), in order of ``todo``, all at once: one
+        launcher a machine (``start_detached``: a daemon costs a small shell's fork,
+        not this large process's), output to each daemon's log.  Held Ctrl-C and
+        SIGTERM wait until the record holds every started daemon's PID and start time,
+        so that recovery can kill each one (and only it) whatever comes next."""
+        if not todo:
+            return []
+        commands, logs = [], []
+        for name, suite, program in todo:
+            path = self._daemon_dir(name)
+            argv = frr.daemon_argv(program, path) if suite == "frr" else bird.daemon_argv(path)
+            commands.append(resources.start_command(name, argv, self.placement.home_at(name)))
+            logs.append(self._log_of(f"{name}/{program}"))
+        with shielded():
+            processes = start_detached(self.ex, commands, logs)
+            started = [
+                (name, program, (p, resources.entry(name, program, p, c.machine)))
+                for (name, _, program), p, c in zip(todo, processes, commands, strict=True)
             ]
-        return [(n, prog, future.result()) for n, prog, future in futures]
-
-    def _start_one(
-        self, ex: Executor, name: str, suite: str, program: str
-    ) -> tuple[Process, Entry]:
-        path = self._daemon_dir(name)
-        argv = frr.daemon_argv(program, path) if suite == "frr" else bird.daemon_argv(path)
-        machine = self.placement.home_at(name)
-        command = resources.start_command(name, argv, machine)
-        return resources.started(ex, name, program, command, machine)
+            self.processes.extend(p for p in processes if p.machine_pid > 0)
+            self.journal.remember(*(e for _, _, (p, e) in started if e.value is not None))
+        return started
 
     def _stamp(self, started: list[tuple[str, str, tuple[Process, Entry]]]) -> None:
+        """Check that the daemons still run (one read a machine) and complete the
+        entries whose start time the executor did not tell (one that started them
+        one by one)."""
         by_machine: dict[str | None, list[tuple[Process, Entry]]] = {}
         for name, _, pair in started:
             by_machine.setdefault(self.placement.home_at(name), []).append(pair)
-            self.processes.append(pair[0])
         for machine, pairs in by_machine.items():
+            late = [e for p, e in pairs if e.value is None and p.machine_pid > 0]
             try:
-                logs = {p.pid: self._log_of(e.name) for p, e in pairs}
+                logs = {p.machine_pid: self._log_of(e.name) for p, e in pairs}
                 daemons = resources.stamp(self.ex, pairs, machine, logs)
             except NetnsKitError:
-                self.journal.remember(*(e for _, e in pairs))  # still recorded: stopped at close
+                self.journal.remember(*late)  # still recorded: stopped at close
                 raise
-            self.journal.remember(*(d.entry for d in daemons))
+            completed = {e.name for e in late}
+            self.journal.remember(*(d.entry for d in daemons if d.entry.name in completed))
             for d in daemons:
                 self.routing.running.setdefault(d.router, []).append(d)
 

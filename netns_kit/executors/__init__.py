@@ -12,9 +12,10 @@ Objects build :class:`~netns_kit.command.Command` values; the runner
 - :class:`RoutingExecutor` (``dispatch``): a lab on several machines, each command to
   its machine's executor.
 
-``batch`` writes batch text and splits batch output, ``probes`` and ``pinger`` are the
-ICMP probes an executor may send itself.  Nothing outside this package imports ``sh``
-or ``subprocess``.
+``detached`` starts many background programs at once, one launcher a machine
+(:func:`start_detached`: routing daemons).  ``batch`` writes batch text and splits
+batch output, ``probes`` and ``pinger`` are the ICMP probes an executor may send
+itself.  Nothing outside this package imports ``sh`` or ``subprocess``.
 """
 
 from netns_kit.executors.attached import run_attached
@@ -29,6 +30,7 @@ from netns_kit.executors.base import (
     stop_inheriting,
 )
 from netns_kit.executors.default import default_executor, use_executor
+from netns_kit.executors.detached import start_detached
 from netns_kit.executors.dry import RecordingExecutor, ScriptExecutor
 from netns_kit.executors.shell import ShellExecutor
 
@@ -45,6 +47,7 @@ __all__ = [
     "interact",
     "quiet_thread",
     "run_attached",
+    "start_detached",
     "stop_inheriting",
     "use_executor",
 ]

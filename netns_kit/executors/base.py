@@ -161,6 +161,14 @@ class Process:
         return self._handle.alive()
 
     @property
+    def started_at(self) -> str | None:
+        """Its start time (clock ticks after boot, field 22 of ``/proc/PID/stat``) when
+        the executor learnt it as it started the program (a detached start), else
+        ``None``."""
+        found = getattr(self._handle, "started", None)
+        return found if isinstance(found, str) else None
+
+    @property
     def machine_pid(self) -> int:
         """Its PID on the machine it runs on: a remote program's own, not the local
         ssh client's (what a lab's record keeps, and what recovery signals)."""

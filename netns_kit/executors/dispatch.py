@@ -17,12 +17,14 @@ executor cannot be made again from a record: recovery is then given the machines
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from netns_kit.command import Command
 from netns_kit.errors import NetnsKitError
-from netns_kit.executors import Executor, Process, ShellExecutor, interact
+from netns_kit.executors import Executor, Process, ShellExecutor, detached, interact, quiet_thread
+from netns_kit.executors.base import FinishedProcess
 from netns_kit.executors.batch import Batch
 from netns_kit.executors.ssh import SSHExecutor
 from netns_kit.result import Result
@@ -63,6 +65,33 @@ class RoutingExecutor:
 
     def interact(self, command: Command, *, tty: bool = False) -> int:
         return interact(self.route(command.machine), command, tty=tty)
+
+    def start_detached(self, commands: Sequence[Command], logs: Sequence[str]) -> list[Process]:
+        """Each machine's programs through its own executor, the machines side by side
+        (one launcher a machine where it has ``start_detached``); in the given order.
+        A machine that fails (unreachable) does not lose the others' programs: its own
+        come back as never started, with the error's words."""
+        groups: dict[str | None, list[int]] = {}
+        for index, command in enumerate(commands):
+            groups.setdefault(command.machine, []).append(index)
+
+        def one(machine: str | None) -> list[Process]:
+            mine = [commands[i] for i in groups[machine]]
+            try:
+                return detached.start_detached(
+                    self.route(machine), mine, [logs[i] for i in groups[machine]]
+                )
+            except NetnsKitError as error:
+                said = Result((), 1, "", str(error))
+                return [Process(c, FinishedProcess(said, pid=0)) for c in mine]
+
+        with ThreadPoolExecutor(max(1, len(groups)), initializer=quiet_thread) as pool:
+            done = dict(zip(groups, pool.map(one, groups), strict=True))
+        out: list[Process | None] = [None] * len(commands)
+        for machine, indexes in groups.items():
+            for index, process in zip(indexes, done[machine], strict=True):
+                out[index] = process
+        return [p for p in out if p is not None]
 
 
 def describe(executor: Executor) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import attrs
 from netns_kit.command import Command
 from netns_kit.executors.base import FinishedProcess, Process, Watching
 from netns_kit.executors.batch import Batch
+from netns_kit.executors.detached import MARK, launch_argv, processes
 from netns_kit.executors.probes import Probe, ProbeJob
 from netns_kit.result import Result
 
@@ -81,6 +82,8 @@ class RecordingExecutor:
         self.interacted: list[tuple[Command, bool]] = []
         self._answers: list[tuple[tuple[str, ...], _Answer]] = []
         self._failures: dict[int, _Answer] = {}
+        #: The start time (clock ticks) of every program started detached.
+        self.start_time = "1"
         #: Continuous probes: every watch started, and how its probes are answered.
         self.watches: list[_FakeWatch] = []
         self.watch_answer: WatchAnswer | None = None
@@ -148,6 +151,25 @@ class RecordingExecutor:
         process = Process(command, FinishedProcess(result, pid=100_000 + len(self.started)))
         self.started.append(process)
         return process
+
+    def start_detached(self, commands: Sequence[Command], logs: Sequence[str]) -> list[Process]:
+        """Records the launcher (one command, its exact argv, on the first command's
+        machine) and answers as a machine would: each program gets a PID (100000 on,
+        as :meth:`start` gives them) and :attr:`start_time`, unless an answer for the
+        launcher says otherwise.  The processes are over at once, as :meth:`start`'s."""
+        launcher = Command(launch_argv(commands, logs), machine=commands[0].machine)
+        self.runs.append(launcher)
+        result = self._record(launcher)
+        if not result.stdout and result:
+            lines = []
+            for index in range(len(commands)):
+                pid = 100_000 + len(self.started) + index
+                stat = f"{pid} (sh) R " + " ".join(["0"] * 18) + f" {self.start_time} 0 0"
+                lines.append(f"{MARK} {index} {stat}\n")
+            result = attrs.evolve(result, stdout="".join(lines))
+        made = processes(commands, result, stat=lambda pid: None, kill=lambda pid, sig: None)
+        self.started += made
+        return made
 
     def interact(self, command: Command, *, tty: bool = False) -> int:
         self.runs.append(command)

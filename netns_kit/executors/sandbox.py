@@ -46,7 +46,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
 import attrs
@@ -65,6 +65,7 @@ from netns_kit.executors import (
     Process,
     ShellExecutor,
     default_executor,
+    detached,
     inherited_fds,
     run_attached,
 )
@@ -490,6 +491,15 @@ class SandboxExecutor:
             popen = _popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, fds=())
             files.pop_all()
         return Process(command, _Inside(command.argv, popen, out, err))
+
+    def start_detached(self, commands: Sequence[Command], logs: Sequence[str]) -> list[Process]:
+        """Start every command in the sandbox in the background, each one's output
+        appended to its log, through one launcher (see
+        :mod:`netns_kit.executors.detached`).  ``/proc`` in the sandbox is the
+        machine's, so the PIDs the launcher prints are the machine's: read and
+        signalled from here."""
+        launcher = Command(detached.launch_argv(commands, logs))
+        return detached.processes(commands, detached.run_launcher(self.argv(launcher)))
 
     def interact(self, command: Command, *, tty: bool = False) -> int:
         """Run ``command`` in the sandbox on the caller's terminal; its exit code.

@@ -31,7 +31,7 @@ import sh
 
 from netns_kit.command import Command
 from netns_kit.errors import CommandTimeoutError, NetnsKitError, ToolMissingError
-from netns_kit.executors import nsfiles, rtnl
+from netns_kit.executors import detached, nsfiles, rtnl
 from netns_kit.executors.attached import run_attached
 from netns_kit.executors.base import (
     HELD_SIGNALS,
@@ -426,12 +426,18 @@ class ShellExecutor:
             pass  # a non-zero exit code is a result
         return _finished(command.argv, running)
 
-    def _sh_start(self, command: Command, fds: tuple[int, ...]) -> sh.RunningCommand:
+    def _sh_start(
+        self, command: Command, fds: tuple[int, ...], *, unblock: bool = False
+    ) -> sh.RunningCommand:
         """Start through ``sh``, in the background, with signals held while it forks;
-        ``fds`` are handed to the program."""
+        ``fds`` are handed to the program.  The program gets the calling thread's
+        mask (a worker's holds Ctrl-C and SIGTERM: a batch is never cut in half), or,
+        ``unblock``, that mask without them: a background program must end when
+        signalled."""
         argv = self.argv(command)
         program = self._program(argv[0])
-        with _forking() as mask:
+        with _forking() as held:
+            mask = held - HELD_SIGNALS if unblock else held
             return program(
                 *argv[1:],
                 _bg=True,
@@ -456,7 +462,8 @@ class ShellExecutor:
         log.debug("start: %s", command)
         held = signal.pthread_sigmask(signal.SIG_BLOCK, set()) & HELD_SIGNALS
         if held or command.stdin is not None:
-            return Process(command, _ShProcess(command.argv, self._sh_start(command, ())))
+            running = self._sh_start(command, (), unblock=True)
+            return Process(command, _ShProcess(command.argv, running))
         argv = self.argv(command)
         with contextlib.ExitStack() as files:
             out = files.enter_context(tempfile.TemporaryFile())
@@ -467,6 +474,20 @@ class ShellExecutor:
                 raise ToolMissingError(argv[0]) from None
             files.pop_all()
         return Process(command, SpawnedProcess(command.argv, popen, out, err))
+
+    def start_detached(self, commands: Sequence[Command], logs: Sequence[str]) -> list[Process]:
+        """Start every command in the background, each one's output appended to its
+        log, through one launcher process (see :mod:`netns_kit.executors.detached`):
+        a daemon then costs a fork of a small shell, not of this process."""
+        launcher = Command(detached.launch_argv(commands, logs))
+        log.debug("start detached: %d programs", len(commands))
+        done = detached.run_launcher(self.argv(launcher))
+        if not self.sudo:
+            return detached.processes(commands, done)
+        return detached.processes(commands, done, kill=self._sudo_kill)
+
+    def _sudo_kill(self, pid: int, signum: int) -> None:
+        self.execute(Command(("kill", f"-{int(signum)}", str(pid))))
 
     def interact(self, command: Command, *, tty: bool = False) -> int:
         """Run ``command`` on the caller's terminal (``ip netns exec`` keeps it: the

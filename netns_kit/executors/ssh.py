@@ -54,7 +54,7 @@ from netns_kit.errors import (
     ToolMissingError,
     ValidationError,
 )
-from netns_kit.executors import Process, inherited_fds, run_attached
+from netns_kit.executors import Process, detached, inherited_fds, run_attached
 from netns_kit.executors.batch import Batch
 from netns_kit.result import Result
 
@@ -458,6 +458,23 @@ class SSHExecutor:
         except FileNotFoundError:
             raise ToolMissingError(argv[0]) from None
         return Process(command, _RemoteProcess(self, command, popen))
+
+    def start_detached(self, commands: Sequence[Command], logs: Sequence[str]) -> list[Process]:
+        """Start every command on the machine in the background, each one's output
+        appended to its log there, in one round trip (the launcher of
+        :mod:`netns_kit.executors.detached`, through ``sudo -n`` when asked).  The PIDs
+        are the machine's; a program is read (``cat /proc/PID/stat``) and signalled
+        (``kill``) there."""
+        launcher = Command(detached.launch_argv(commands, logs))
+        done = self.execute(launcher, timeout=120)
+        return detached.processes(commands, done, self._remote_stat, self._remote_kill)
+
+    def _remote_stat(self, pid: int) -> str | None:
+        found = self.execute(Command(("cat", f"/proc/{pid}/stat"), read=True), timeout=30)
+        return found.stdout if found else None
+
+    def _remote_kill(self, pid: int, signum: int) -> None:
+        self.execute(Command(("kill", f"-{int(signum)}", str(pid))), timeout=30)
 
 
 class _RemoteProcess:

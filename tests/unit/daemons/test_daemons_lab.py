@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 
 from netns_kit import Lab, NetnsKitError, RecordingExecutor, ValidationError, recover
+from netns_kit.command import Command
 from netns_kit.daemons import bird, examples, frr, resources
 from netns_kit.daemons.builders import daemon_base
 from netns_kit.daemons.converge import NotConvergedError
 from netns_kit.engine.step import Entry
+from netns_kit.executors.detached import launch_argv
 from netns_kit.record.registry import Record, Registry
+from netns_kit.result import Result
 
 from ..conftest import fresh
 
@@ -27,13 +30,12 @@ def stat_line(pid: int, start: str = START, state: str = "S") -> str:
 
 
 def routed_executor(routes: dict[str, list[str]]) -> RecordingExecutor:
-    """A fake machine whose daemons run (their /proc/PID/stat is there), whose
-    sockets appear, and whose routers' tables hold ``routes``."""
+    """A fake machine whose daemons run (their /proc/PID/stat is there, with the
+    start time the launcher said), whose sockets appear (the wait prints no missing
+    path), and whose routers' tables hold ``routes``."""
     ex = fresh()
+    ex.start_time = START
     ex.answer(("cat",), stdout="".join(stat_line(100_000 + i) for i in range(20)))
-    ex.answer(("ls", "-1d", "--"), stdout="\n".join(
-        f"{daemon_base('t', Path('/x'), False)}/{r}/zserv.api" for r in routes
-    ) + "\n")  # fmt: skip
     for router, prefixes in routes.items():
         table = json.dumps([{"dst": p, "gateway": "10.0.0.1", "flags": []} for p in prefixes])
         ex.answer(("ip", "-n", router, "-j", "route", "show"), stdout=table)
@@ -73,7 +75,19 @@ def test_triangle_starts_zebra_then_ospfd_records_and_stops_them(state: Path) ->
     assert sorted(files) == sorted(
         f"{base}/r{i}/{f}" for i in (1, 2, 3) for f in ("zebra.conf", "ospfd.conf")
     )
-    assert ex.calls.index(write) < ex.calls.index(ex.started[0].command)
+    # one launcher a wave: the three zebras, then (their sockets there) the ospfds
+    launchers = [
+        c for c in ex.calls if c.argv[:2] == ("sh", "-c") and c.argv[2].startswith("exec 3")
+    ]
+    logs = [[f"{base}/r{i}/{p}.log" for i in (1, 2, 3)] for p in ("zebra", "ospfd")]
+    assert [c.argv for c in launchers] == [
+        launch_argv([p.command for p in ex.started[:3]], logs[0]),
+        launch_argv([p.command for p in ex.started[3:]], logs[1]),
+    ]
+    (wait,) = [c for c in ex.calls if c.argv[:3] == ("sh", "-c", resources._WAIT)]
+    assert wait.argv[3:] == ("sh", "10000", *(f"{base}/r{i}/zserv.api" for i in (1, 2, 3)))
+    assert ex.calls.index(write) < ex.calls.index(launchers[0])
+    assert ex.calls.index(launchers[0]) < ex.calls.index(wait) < ex.calls.index(launchers[1])
     daemons = [e for e in record.resources if e.kind == "daemon"]
     assert [(e.name, e.value, e.undo) for e in daemons[:1]] == [
         ("r1/zebra", f"100000 {START}", ("kill", "-KILL", "100000"))
@@ -340,3 +354,32 @@ def test_an_ipv4_lab_never_reads_ipv6_tables(state: Path) -> None:
         examples.triangle(lab, "")
     assert not [c for c in ex.commands if "-6" in c]
     assert not [p for p in ex.started if f"{frr.BIN}/ospf6d" in p.command.argv]
+
+
+def test_the_directories_of_one_machine_have_one_owner() -> None:
+    """One ``chown`` makes every owned directory FRR's: two owners are refused."""
+    with pytest.raises(ValueError, match="one owner"):
+        resources.write_step([("/a", "frr:frr"), ("/b", "bird:bird")], [])
+    step = resources.write_step([("/a", "frr:frr"), ("/b", None)], [("/a/f", "x")])
+    assert step.command.argv[3:] == ("sh", "/a", "frr:frr", "/b", "", "--", "/a/f", "x")
+
+
+def test_the_record_holds_each_pid_and_start_time_before_anything_else_runs(
+    state: Path,
+) -> None:
+    """The launcher's answer (PID, start time) is in the record on disk before the
+    next command runs: a crash right after a start still lets recovery kill it."""
+    seen: list[list[str | None]] = []
+    ex = routed_executor(TRIANGLE)
+    execute = ex.execute
+
+    def watching(command: Command, timeout: float | None = None) -> Result:
+        if command.argv[0] == "cat" and command.argv[1].startswith("/proc/"):
+            record = Record.from_json((state / "t.json").read_text())
+            seen.append([e.value for e in record.resources if e.kind == "daemon"])
+        return execute(command, timeout)
+
+    setattr(ex, "execute", watching)  # noqa: B010  (a method of this one fake)
+    with Lab("t", executor=ex, state_dir=state) as lab:
+        examples.triangle(lab, "", suite="bird")
+    assert seen[0] == [f"{100_000 + i} {START}" for i in range(3)]
