@@ -312,10 +312,13 @@ class ShellExecutor:
 
     #: Whether a namespace's ``ip -batch`` of the commonest line shapes is sent as
     #: rtnetlink requests from the setns thread instead of starting ``ip`` (see
-    #: :mod:`netns_kit.executors.rtnl`), and a root batch of ``netns add``/``delete``
-    #: lines done by a thread (:mod:`netns_kit.executors.nsfiles`); False runs ``ip``
-    #: for every batch.
+    #: :mod:`netns_kit.executors.rtnl`); False runs ``ip`` for every batch.
     NETLINK = True
+    #: Whether a root batch of ``netns add``/``delete`` lines is done by a thread
+    #: (:mod:`netns_kit.executors.nsfiles`).  Off by default: it matches ``ip`` on the
+    #: kernel, but its speed is not proven (right after a 10,000-namespace teardown a
+    #: build's namespaces took longer than with ``ip``; not yet explained).
+    NAMESPACE_FILES = False
 
     def _netlink_requests(self, command: Command) -> list[rtnl.Request] | None:
         """The requests of an ``ip -batch`` inside a namespace, if every line is a
@@ -330,7 +333,7 @@ class ShellExecutor:
         :mod:`netns_kit.executors.nsfiles`)."""
         if command.namespace is not None or command.argv not in _IP_BATCHES or not command.stdin:
             return None
-        if not self.NETLINK or not self._can_setns():
+        if not (self.NETLINK and self.NAMESPACE_FILES) or not self._can_setns():
             return None
         return nsfiles.parse([line for line in command.stdin.splitlines() if line.strip()])
 

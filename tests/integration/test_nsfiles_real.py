@@ -18,6 +18,10 @@ class ThroughIp(ShellExecutor):
     NETLINK = False
 
 
+class Threaded(ShellExecutor):
+    NAMESPACE_FILES = True
+
+
 def batch(lines: list[str], *, force: bool = False) -> Command:
     flags = ("-force", "-batch", "-") if force else ("-batch", "-")
     return Command(("ip", *flags), stdin="".join(f"{line}\n" for line in lines))
@@ -39,7 +43,7 @@ def threaded(mocker: MockerFixture) -> Callable[[Command], Result]:
 
     def run(command: Command) -> Result:
         before = [spy.call_count for spy in spies]
-        done = ShellExecutor().execute(command)
+        done = Threaded().execute(command)
         assert [spy.call_count for spy in spies] == before  # no ip, no process
         return done
 

@@ -293,6 +293,8 @@ def test_the_shell_executor_takes_root_namespace_batches_only(mocker: MockerFixt
     mocker.patch.object(ShellExecutor, "_can_setns", return_value=True)
     executor = ShellExecutor()
     root = Command(("ip", "-batch", "-"), stdin="netns add a\nnetns add b\n")
+    assert executor._namespace_files(root) is None  # off unless asked for
+    mocker.patch.object(ShellExecutor, "NAMESPACE_FILES", True)
     assert executor._namespace_files(root) == [("add", "a"), ("add", "b")]
     inside = Command(("ip", "-n", "x", "-batch", "-"), stdin="netns add a\n", namespace="x")
     assert executor._namespace_files(inside) is None
