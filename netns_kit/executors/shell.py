@@ -121,6 +121,9 @@ class _Setns:
                 raise OSError(error.errno, said) from None
             try:
                 self._enter(target)
+            except OSError as error:  # a file that is not (or no longer) a namespace
+                said = f'Cannot open network namespace "{namespace}": {error.strerror}'
+                raise OSError(error.errno, said) from None
             finally:
                 os.close(target)
             try:

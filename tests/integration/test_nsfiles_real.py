@@ -90,3 +90,23 @@ def test_failures_say_what_ip_says(
 
     missing = [f"netns delete {names[3]}"]
     assert ThroughIp().execute(batch(missing)).stderr == threaded(batch(missing)).stderr
+
+
+def test_a_namespace_file_without_a_namespace_is_a_failed_result(uid: str) -> None:
+    """What a build killed between making a namespace's file and mounting it leaves:
+    reading inside it is a failed run with the kernel's words, not an exception (the
+    recovery of that build reads every namespace's loopback)."""
+    path = f"/run/netns/nk-{uid}-empty"
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    try:
+        read = Command(
+            ("ip", "-n", f"nk-{uid}-empty", "link", "show"),
+            namespace=f"nk-{uid}-empty",
+            inside=("ip", "link", "show"),
+            read=True,
+        )
+        done = ShellExecutor().execute(read)
+        assert done.returncode == 1
+        assert done.stderr == (f'Cannot open network namespace "nk-{uid}-empty": Invalid argument')
+    finally:
+        os.unlink(path)
