@@ -157,8 +157,9 @@ class LabCore:
                 undo_record(leftover, self.ex, hosts)
             record = Record(self.name, os.getpid(), self.isolated, self.host_side, sandbox=holder)
             record.machines = self.machines.describe() if self.machines is not None else {}
-            self.journal.begin(record)
-            self._state = "open"
+            with shielded():  # a Ctrl-C here would leave a lock and no record
+                self.journal.begin(record)
+                self._state = "open"
             if self.host_side is not None:
                 side = Namespace(self.host_side).create_steps(self.tag)
                 self._run(self.placement.everywhere(side))
