@@ -8,7 +8,6 @@ every test checks the kernel apart from the library: ``ip -6 -j route``, ``ping 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import shutil
@@ -16,12 +15,13 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from netns_kit import Lab
 from netns_kit.daemons import examples, frr
+
+from .test_daemons_real import REPLY_WAIT, ip_json, ping
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="routing daemons need root")
 
@@ -37,25 +37,10 @@ SUITES = [
 ]
 
 
-def ip_json(ns: str, *args: str) -> list[dict[str, Any]]:
-    out = subprocess.run(["ip", "-n", ns, "-j", *args], capture_output=True, text=True)
-    return json.loads(out.stdout) if out.stdout.strip() else []
-
-
-#: How long one ping waits for its one reply: the first packet must get through (the
-#: lab is converged), but a loaded machine may take more than a second to answer it.
-REPLY_WAIT = 5
-
-
 def ping6(ns: str, address: str, source: str | None = None) -> bool:
     argv = ["ip", "netns", "exec", ns, "ping", "-6", "-c1", f"-W{REPLY_WAIT}"]
     argv += ["-I", source] if source else []
     return subprocess.run([*argv, address], capture_output=True).returncode == 0
-
-
-def ping(ns: str, address: str) -> bool:
-    argv = ["ip", "netns", "exec", ns, "ping", "-c1", f"-W{REPLY_WAIT}", address]
-    return subprocess.run(argv, capture_output=True).returncode == 0
 
 
 def programs(pids: list[int]) -> set[str]:
